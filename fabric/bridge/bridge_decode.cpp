@@ -1,0 +1,70 @@
+#include "fabric/bridge/bridge_decode.h"
+
+#include <linux/pci_regs.h>
+
+namespace pciesim::fabric {
+
+AddressWindow memory_window(const ConfigSpace& cs) {
+  std::uint64_t base = static_cast<std::uint64_t>(cs.get16(PCI_MEMORY_BASE) & 0xfff0) << 16;
+  std::uint64_t limit =
+      (static_cast<std::uint64_t>(cs.get16(PCI_MEMORY_LIMIT) & 0xfff0) << 16) | 0xfffff;
+  return {base <= limit, base, limit};
+}
+
+AddressWindow prefetchable_window(const ConfigSpace& cs) {
+  std::uint16_t b = cs.get16(PCI_PREF_MEMORY_BASE);
+  std::uint16_t l = cs.get16(PCI_PREF_MEMORY_LIMIT);
+  std::uint64_t base = static_cast<std::uint64_t>(b & 0xfff0) << 16;
+  std::uint64_t limit = (static_cast<std::uint64_t>(l & 0xfff0) << 16) | 0xfffff;
+  if ((b & PCI_PREF_RANGE_TYPE_MASK) == PCI_PREF_RANGE_TYPE_64) {
+    base |= static_cast<std::uint64_t>(cs.get32(PCI_PREF_BASE_UPPER32)) << 32;
+    limit |= static_cast<std::uint64_t>(cs.get32(PCI_PREF_LIMIT_UPPER32)) << 32;
+  }
+  return {base <= limit, base, limit};
+}
+
+bool windows_contain(const ConfigSpace& cs, std::uint64_t addr, std::uint64_t len) {
+  return memory_window(cs).contains(addr, len) || prefetchable_window(cs).contains(addr, len);
+}
+
+bool bus_behind(const ConfigSpace& cs, unsigned bus) {
+  unsigned sec = secondary_bus(cs);
+  return sec != 0 && bus >= sec && bus <= subordinate_bus(cs);
+}
+
+bool memory_space_enabled(const ConfigSpace& cs) {
+  return cs.get16(PCI_COMMAND) & PCI_COMMAND_MEMORY;
+}
+bool bus_master_enabled(const ConfigSpace& cs) { return cs.get16(PCI_COMMAND) & PCI_COMMAND_MASTER; }
+bool secondary_bus_reset(const ConfigSpace& cs) {
+  return cs.get16(PCI_BRIDGE_CONTROL) & PCI_BRIDGE_CTL_BUS_RESET;
+}
+
+bool ari_forwarding_enabled(const ConfigSpace& cs) {
+  std::uint16_t exp = cs.find_capability(PCI_CAP_ID_EXP);
+  return exp && (cs.get16(exp + PCI_EXP_DEVCTL2) & PCI_EXP_DEVCTL2_ARI);
+}
+
+bool rrs_software_visibility(const ConfigSpace& cs) {
+  std::uint16_t exp = cs.find_capability(PCI_CAP_ID_EXP);
+  return exp && (cs.get16(exp + PCI_EXP_RTCTL) & PCI_EXP_RTCTL_CRSSVE);
+}
+
+std::uint16_t acs_control(const ConfigSpace& cs) {
+  std::uint16_t acs = cs.find_extended_capability(PCI_EXT_CAP_ID_ACS);
+  return acs ? cs.get16(acs + PCI_ACS_CTRL) : 0;
+}
+
+ConfigRoute route_config(const ConfigSpace& bridge, unsigned bus, unsigned device,
+                         bool downstream_port) {
+  if (!bus_behind(bridge, bus)) return ConfigRoute::kNotMine;
+  if (bus != secondary_bus(bridge)) return ConfigRoute::kType1Forward;
+  // Only Device 0 exists below a PCIe downstream port unless ARI Forwarding
+  // is enabled, in which case the 8-bit function number is used (PCIe Base
+  // 7.3.1, 6.13).
+  if (downstream_port && device != 0 && !ari_forwarding_enabled(bridge))
+    return ConfigRoute::kBlockedDevice;
+  return ConfigRoute::kType0Secondary;
+}
+
+}  // namespace pciesim::fabric

@@ -1,0 +1,158 @@
+// Header and capability builders. Each writes the registers with their reset
+// values and masks into a ConfigSpace and keeps the legacy (0x34) and
+// extended (0x100) capability lists and the allocation map consistent.
+// Register names and bits come from <linux/pci_regs.h> (DESIGN.md section 5);
+// the few that file lacks are defined below with the spec's names.
+#pragma once
+
+#include <linux/pci_regs.h>
+
+#include <array>
+#include <bitset>
+#include <cstdint>
+
+#include "fabric/config_space/config_space.h"
+
+namespace pciesim::fabric {
+
+// Missing from Debian 12's pci_regs.h (PCIe Base 4.0+, section 7.5.3.15/16).
+constexpr std::uint32_t kDevCap2TenBitTagCompleter = 0x00010000;
+constexpr std::uint32_t kDevCap2TenBitTagRequester = 0x00020000;
+constexpr std::uint16_t kDevCtl2TenBitTagRequesterEnable = 0x1000;
+constexpr std::uint32_t kDevCap2CompletionTimeoutRanges = 0x0000000f;  // ranges A-D
+// SR-IOV Capabilities bit 1 (ARI Capable Hierarchy Preserved).
+constexpr std::uint32_t kSriovCapAriPreserved = 0x00000002;
+
+struct BarSpec {
+  std::uint64_t size = 0;  // 0 = BAR not implemented; else a power of two >= 16
+  bool is_64bit = true;
+  bool prefetchable = false;
+};
+using BarSpecs = std::array<BarSpec, 6>;
+
+// Writes one memory BAR (and its upper half for 64-bit) at `reg`.
+void define_memory_bar(ConfigSpace& cs, std::uint16_t reg, const BarSpec& bar);
+// Base address programmed in the BAR at `reg` (and `reg`+4 for 64-bit).
+std::uint64_t bar_address(const ConfigSpace& cs, std::uint16_t reg);
+bool bar_is_64bit(const ConfigSpace& cs, std::uint16_t reg);
+
+struct Type0Header {
+  std::uint16_t vendor_id = 0;
+  std::uint16_t device_id = 0;
+  std::uint8_t revision = 0;
+  std::uint32_t class_code = 0;  // 24 bits: base, sub, prog-if
+  std::uint16_t subsystem_vendor_id = 0;
+  std::uint16_t subsystem_id = 0;
+  bool multi_function = false;
+  std::uint8_t interrupt_pin = 0;  // 0 = no INTx
+};
+void build_type0_header(ConfigSpace& cs, const Type0Header& h, const BarSpecs& bars);
+
+struct Type1Header {
+  std::uint16_t vendor_id = 0;
+  std::uint16_t device_id = 0;
+  std::uint8_t revision = 0;
+  std::uint32_t class_code = 0x060400;  // PCI-to-PCI bridge, normal decode
+  bool multi_function = false;
+};
+void build_type1_header(ConfigSpace& cs, const Type1Header& h);
+
+struct PcieCapOptions {
+  std::uint8_t port_type = PCI_EXP_TYPE_ENDPOINT;
+  bool slot_implemented = false;
+  std::uint16_t physical_slot = 0;
+  std::uint32_t max_payload_supported = 512;  // bytes
+  bool extended_tag = true;
+  bool flr = false;
+  bool ari_forwarding = false;       // downstream ports only
+  bool rrs_sw_visibility = false;    // root ports only
+  bool ten_bit_tag_completer = false;
+  bool ten_bit_tag_requester = false;
+  int max_link_speed = 3;            // generation 1..6
+  int max_link_width = 8;
+  std::uint8_t port_number = 0;
+  bool vf = false;  // VF rules: most Device Control fields are RsvdP
+};
+std::uint16_t add_pcie_capability(ConfigSpace& cs, const PcieCapOptions& o);
+// Link Status current speed/width, as link training would leave them.
+void set_link_status(ConfigSpace& cs, int speed, int width, bool dll_active);
+
+struct PmOptions {
+  bool no_soft_reset = false;
+};
+std::uint16_t add_pm_capability(ConfigSpace& cs, const PmOptions& o);
+
+struct MsixOptions {
+  std::uint16_t table_size = 1;  // entries, 1..2048
+  std::uint8_t table_bir = 0;
+  std::uint32_t table_offset = 0;  // QWORD aligned
+  std::uint8_t pba_bir = 0;
+  std::uint32_t pba_offset = 0;
+};
+std::uint16_t add_msix_capability(ConfigSpace& cs, const MsixOptions& o);
+
+struct SriovOptions {
+  std::uint16_t total_vfs = 0;
+  std::uint16_t first_vf_offset = 1;
+  std::uint16_t vf_stride = 1;
+  std::uint16_t vf_device_id = 0;
+  std::uint32_t supported_page_sizes = 0x553;  // 4K 8K 64K 256K 1M 4M (SPEC.md C)
+  std::uint16_t function_dependency_link = 0;
+  bool ari_preserved = true;
+  BarSpecs vf_bars;  // per-VF sizes
+};
+std::uint16_t add_sriov_capability(ConfigSpace& cs, const SriovOptions& o);
+
+std::uint16_t add_ari_capability(ConfigSpace& cs, std::uint8_t next_function);
+
+// ACS: `supported` is a mask of PCI_ACS_* bits; `egress_vector_bits` > 0 adds
+// the Egress Control Vector (PCI_ACS_EC must be supported then).
+std::uint16_t add_acs_capability(ConfigSpace& cs, std::uint16_t supported,
+                                 unsigned egress_vector_bits = 0);
+
+// AER, version 2; `root_port` adds the Root Error registers.
+std::uint16_t add_aer_capability(ConfigSpace& cs, bool root_port);
+
+// Low-level list management, used by the builders above and by tests.
+class CapabilityAllocator {
+ public:
+  explicit CapabilityAllocator(ConfigSpace& cs);
+  // Appends a legacy capability of `size` bytes to the 0x34 chain.
+  std::uint16_t add(std::uint8_t id, std::uint16_t size);
+  // Appends an extended capability of `size` bytes to the 0x100 chain.
+  std::uint16_t add_extended(std::uint16_t id, std::uint8_t version, std::uint16_t size);
+
+ private:
+  std::uint16_t find_free(std::uint16_t from, std::uint16_t to, std::uint16_t size) const;
+  void mark(std::uint16_t off, std::uint16_t size);
+  void scan_existing();
+  ConfigSpace& cs_;
+  std::bitset<kConfigSpaceSize> used_;
+};
+
+// --- Error signalling shared by every model (PCIe Base 6.2) ---
+enum class ErrorKind {
+  kUnsupportedRequest,    // received a request it does not support (completer)
+  kCompleterAbort,        // signalled CA (completer)
+  kCompletionTimeout,     // requester
+  kUnexpectedCompletion,  // requester got a completion it no longer waits for
+  kAcsViolation,          // the port that blocked the request
+  kPoisonedTlp,
+  kMalformedTlp,
+};
+// Logs `kind` into the function's Device Status error bits and, when the
+// function has AER, its uncorrectable status and header log (first error
+// pointer). `header` is the offending TLP's header (4 DW) for the log.
+void record_error(ConfigSpace& cs, ErrorKind kind, const std::array<std::uint32_t, 4>& header);
+
+// Status register bits a requester sets when it receives a UR or CA
+// completion, and a completer sets when it signals CA (SPEC.md A).
+void note_received_ur(ConfigSpace& cs);
+void note_received_ca(ConfigSpace& cs);
+void note_signaled_ca(ConfigSpace& cs);
+
+// Decoded payload sizes.
+std::uint32_t max_payload_size(const ConfigSpace& cs);   // Device Control, bytes
+std::uint32_t max_read_request(const ConfigSpace& cs);   // Device Control, bytes
+
+}  // namespace pciesim::fabric

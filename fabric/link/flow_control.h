@@ -1,0 +1,102 @@
+// Flow-control credits and tags, accounted analytically in simulated time.
+//
+// In loosely-timed TLM a transmitter learns, when its call returns, when the
+// receiver took each TLP out of its buffer. A credit is therefore a slot
+// with a release time: to send at time t, a transmitter needs enough credits
+// whose release time is <= t, and otherwise waits until enough are released
+// (a stall, counted). Tags work the same way per requester.
+#pragma once
+
+#include <cstdint>
+#include <queue>
+#include <utility>
+#include <vector>
+
+#include "fabric/common/sim_time.h"
+#include "fabric/tlp/tlp.h"
+
+namespace pciesim::fabric {
+
+enum class FcClass : std::uint8_t { kPosted = 0, kNonPosted = 1, kCompletion = 2 };
+FcClass fc_class(TlpKind kind);
+const char* to_string(FcClass c);
+
+// Credits advertised by a receiver, per class: header credits (one per
+// TLP) and data credits (one per 16 bytes, PCIe Base 2.6.1). 0 = infinite.
+struct FcCredits {
+  std::uint32_t posted_header = 0;
+  std::uint32_t posted_data = 0;
+  std::uint32_t nonposted_header = 0;
+  std::uint32_t nonposted_data = 0;
+  std::uint32_t completion_header = 0;
+  std::uint32_t completion_data = 0;
+};
+
+constexpr std::uint32_t data_credits_for(std::uint32_t payload_bytes) {
+  return (payload_bytes + 15) / 16;
+}
+
+struct FcStats {
+  std::uint64_t stalls = 0;
+  Time stall_time = 0;
+};
+
+class CreditPool {
+ public:
+  CreditPool() = default;
+  CreditPool(std::uint32_t header_limit, std::uint32_t data_limit);
+
+  bool infinite() const { return header_limit_ == 0 && data_limit_ == 0; }
+  std::uint32_t header_limit() const { return header_limit_; }
+  std::uint32_t data_limit() const { return data_limit_; }
+  // Earliest time >= `ready` at which `hdr`/`data` credits are free; takes
+  // them. Must be followed by commit() with the release time.
+  Time acquire(std::uint32_t hdr, std::uint32_t data, Time ready, FcStats* stats);
+  void commit(std::uint32_t hdr, std::uint32_t data, Time release);
+  // Credits in use at time `t` (for inspection/tests).
+  std::uint32_t headers_in_use(Time t) const;
+  // Forgets all outstanding entries (link reset: the DL re-inits FC).
+  void reset();
+
+ private:
+  struct Entry {
+    Time release;
+    std::uint32_t hdr;
+    std::uint32_t data;
+    bool operator>(const Entry& o) const { return release > o.release; }
+  };
+  std::uint32_t header_limit_ = 0;
+  std::uint32_t data_limit_ = 0;
+  std::uint32_t hdr_used_ = 0;
+  std::uint32_t data_used_ = 0;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> pending_;
+};
+
+// Tags of one requester: each outstanding non-posted request holds one
+// until its completion arrives.
+class TagPool {
+ public:
+  explicit TagPool(unsigned count = 256);
+  unsigned count() const { return static_cast<unsigned>(release_.size()); }
+  void resize(unsigned count);
+  // Earliest time >= ready at which a tag is free; returns it (lowest
+  // number among the free ones, for determinism) and its availability time.
+  struct Grant {
+    std::uint16_t tag;
+    Time at;
+  };
+  Grant acquire(Time ready);
+  void release_at(std::uint16_t tag, Time when);
+  // Tags still held at time t.
+  unsigned outstanding(Time t) const;
+  // Latest release time among all tags (when everything has completed).
+  Time all_released() const;
+  void reset();
+
+ private:
+  using Slot = std::pair<Time, std::uint16_t>;  // (release time, tag)
+  std::vector<Time> release_;
+  std::priority_queue<Slot, std::vector<Slot>, std::greater<Slot>> free_;
+};
+
+}  // namespace pciesim::fabric

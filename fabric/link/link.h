@@ -1,0 +1,86 @@
+// One PCIe link: two directions, each a resource with a busy-until time,
+// the credits the receiving end advertises, and counters. Plain C++; the
+// Ports on either end drive it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "fabric/common/sim_time.h"
+#include "fabric/link/flow_control.h"
+#include "fabric/link/link_timing.h"
+
+namespace pciesim::fabric {
+
+enum class LinkDir : std::uint8_t { kDown = 0, kUp = 1 };
+inline LinkDir reverse(LinkDir d) { return d == LinkDir::kDown ? LinkDir::kUp : LinkDir::kDown; }
+const char* to_string(LinkDir d);
+
+struct LinkDirectionStats {
+  std::uint64_t tlps = 0;
+  std::uint64_t wire_bytes = 0;
+  std::uint64_t payload_bytes = 0;
+  Time busy_time = 0;
+  std::array<FcStats, 3> fc{};  // by FcClass
+};
+
+struct LinkConfig {
+  LinkSpeed speed;
+  // Signal flight time; 1 ns is ~15 cm of FR-4 trace (~6.7 ns/m).
+  Time propagation = 1 * kNs;
+  // Time from the receiver freeing a buffer to the transmitter seeing the
+  // credit: the UpdateFC DLLP's serialization and flight are added to it.
+  Time fc_update_latency = 0;
+  FcCredits downstream_rx;  // credits advertised by the downstream end's receiver
+  FcCredits upstream_rx;    // credits advertised by the upstream end's receiver
+  std::uint32_t initial_mps = 128;
+};
+
+class LinkDirection {
+ public:
+  LinkDirection(const LinkSpeed& speed, std::uint32_t mps, const FcCredits& rx_credits);
+
+  LinkTiming& timing() { return timing_; }
+  const LinkTiming& timing() const { return timing_; }
+  CreditPool& credits(FcClass c) { return credits_[static_cast<unsigned>(c)]; }
+  const LinkDirectionStats& stats() const { return stats_; }
+  LinkDirectionStats& stats() { return stats_; }
+  Time busy_until() const { return busy_until_; }
+
+  // Puts `wire` bytes on this direction no earlier than `ready`; returns the
+  // start time (the direction is then busy until start + serialization).
+  Time occupy(Time ready, std::uint32_t wire, std::uint32_t payload, unsigned tlps, Time* end);
+  void reset_flow_control();
+
+ private:
+  LinkTiming timing_;
+  std::array<CreditPool, 3> credits_;
+  Time busy_until_ = 0;
+  LinkDirectionStats stats_;
+};
+
+class Link {
+ public:
+  Link(std::string name, const LinkConfig& config);
+
+  const std::string& name() const { return name_; }
+  const LinkConfig& config() const { return config_; }
+  LinkDirection& direction(LinkDir d) { return dirs_[static_cast<unsigned>(d)]; }
+  const LinkDirection& direction(LinkDir d) const { return dirs_[static_cast<unsigned>(d)]; }
+  Time propagation() const { return config_.propagation; }
+  Time fc_update_latency() const { return config_.fc_update_latency; }
+
+  // Data Link Layer up/down (link down is a fault or Link Disable).
+  bool is_up() const { return up_; }
+  void set_up(bool up);
+  void set_mps(std::uint32_t mps);
+
+ private:
+  std::string name_;
+  LinkConfig config_;
+  std::array<LinkDirection, 2> dirs_;
+  bool up_ = true;
+};
+
+}  // namespace pciesim::fabric

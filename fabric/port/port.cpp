@@ -1,0 +1,98 @@
+#include "fabric/port/port.h"
+
+#include <algorithm>
+
+namespace pciesim::fabric {
+
+Port::Port(sc_core::sc_module_name name, PortOwner& owner, bool upstream_end, int index)
+    : sc_core::sc_module(name),
+      rx("rx"),
+      tx("tx"),
+      owner_(owner),
+      upstream_end_(upstream_end),
+      index_(index) {
+  rx.register_b_transport(this, &Port::b_transport);
+  rx.register_transport_dbg(this, &Port::transport_dbg);
+}
+
+void Port::connect(Port& upper, Port& lower, Link& link) {
+  upper.tx.bind(lower.rx);
+  lower.tx.bind(upper.rx);
+  upper.link_ = &link;
+  lower.link_ = &link;
+  upper.peer_ = &lower;
+  lower.peer_ = &upper;
+}
+
+void Port::b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
+  owner_.port_receive(*this, gp, delay);
+}
+
+unsigned Port::transport_dbg(tlm::tlm_generic_payload& gp) {
+  return owner_.port_receive_dbg(*this, gp);
+}
+
+void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
+  TlpExtension& ext = tlp_of(gp);
+  if (!link_up()) {
+    ext.status = CplStatus::kUR;
+    return;
+  }
+  const Time now = now_fs();
+  const Time ready = now + delay.value();
+  const TlpKind kind = ext.kind;
+  const bool addr64 = is_memory(kind) && gp.get_address() > 0xffffffffULL;
+  const bool carries_data = kind == TlpKind::MWr || kind == TlpKind::CfgWr0 ||
+                            kind == TlpKind::CfgWr1 || kind == TlpKind::Msg;
+  const std::uint32_t payload = carries_data ? gp.get_data_length() : 0;
+
+  LinkDirection& out = link_->direction(egress());
+  const FcClass cls = fc_class(kind);
+  const std::uint32_t data_credits = data_credits_for(payload);
+  CreditPool& pool = out.credits(cls);
+  Time t = pool.acquire(1, data_credits, ready, &out.stats().fc[static_cast<unsigned>(cls)]);
+  Time end = 0;
+  const Time start = out.occupy(t, out.timing().wire_bytes(kind, payload, addr64), payload, 1, &end);
+  const Time arrival = end + link_->propagation();
+  if (ext.first_hop_done == 0) ext.first_hop_done = end;
+  ++ext.hops;
+  ext.consumed_at = arrival;
+
+  sc_core::sc_time d = to_sc(arrival - now);
+  tx->b_transport(gp, d);
+
+  // The receiver freed the buffer at consumed_at; the credit is back once
+  // its UpdateFC DLLP crossed the link.
+  const Time consumed = std::max(ext.consumed_at, arrival);
+  pool.commit(1, data_credits,
+              consumed + link_->fc_update_latency() + out.timing().dllp_time() +
+                  link_->propagation());
+
+  Time done = now + d.value();
+  if (!is_posted(kind) && ext.status != CplStatus::kDiscarded &&
+      ext.status != CplStatus::kTimeout) {
+    // The completion(s) travel back on the reverse direction.
+    LinkDirection& back = link_->direction(reverse(egress()));
+    const bool with_data = is_read(kind) && ext.status == CplStatus::kSC;
+    const std::uint32_t len = with_data ? gp.get_data_length() : 0;
+    const unsigned n = with_data ? completion_count(gp.get_address(), len, ext.cpl_chunk) : 1;
+    const std::uint32_t per_tlp = tlp_header_bytes(TlpKind::CplD, false) +
+                                  tlp_framing_bytes(back.timing().speed().generation) +
+                                  (back.timing().speed().ecrc ? 4u : 0u);
+    const std::uint32_t wire = n * per_tlp + ((len + 3u) & ~3u);
+    Time cend = 0;
+    back.occupy(done, wire, len, n, &cend);
+    done = cend + link_->propagation();
+  }
+  // For the hop before us: the TLP left our receive buffer when it started
+  // on this link.
+  ext.consumed_at = start;
+  delay = to_sc(done - now);
+}
+
+unsigned Port::transmit_dbg(tlm::tlm_generic_payload& gp) {
+  if (!link_up()) return 0;
+  return tx->transport_dbg(gp);
+}
+
+}  // namespace pciesim::fabric

@@ -1,0 +1,75 @@
+// A link-facing port: a TLM socket pair bound to the peer port at the other
+// end of a Link, plus the per-hop timing. Requests travel as b_transport
+// calls; a non-posted request's completion is the call's return, and the
+// port that sent the request accounts the completion TLPs on the reverse
+// direction of its link. Completions therefore retrace the request's path,
+// which is exact in a PCIe tree (and with ACS P2P Completion Redirect
+// whenever Request Redirect is on); see docs/timing.md.
+#pragma once
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+
+#include "fabric/common/sim_time.h"
+#include "fabric/link/link.h"
+#include "fabric/tlp/tlp.h"
+
+namespace pciesim::fabric {
+
+class Port;
+
+// What a device implements to receive TLPs from its ports.
+class PortOwner {
+ public:
+  virtual ~PortOwner() = default;
+  virtual void port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) = 0;
+  virtual unsigned port_receive_dbg(Port& port, tlm::tlm_generic_payload& gp) = 0;
+};
+
+// Current simulated time in femtoseconds (the kernel runs at 1 fs).
+inline Time now_fs() { return sc_core::sc_time_stamp().value(); }
+inline sc_core::sc_time to_sc(Time t) { return sc_core::sc_time::from_value(t); }
+
+class Port : public sc_core::sc_module {
+ public:
+  tlm_utils::simple_target_socket_optional<Port> rx;
+  tlm_utils::simple_initiator_socket_optional<Port> tx;
+
+  // `upstream_end`: this port sits at the upstream end of its link (a root
+  // port or switch downstream port), so it transmits in the kDown direction.
+  Port(sc_core::sc_module_name name, PortOwner& owner, bool upstream_end, int index = 0);
+
+  // Binds this port and `peer` across `link` (elaboration time only).
+  static void connect(Port& upper, Port& lower, Link& link);
+
+  bool connected() const { return link_ != nullptr; }
+  bool link_up() const { return link_ && link_->is_up(); }
+  Link* link() { return link_; }
+  const Link* link() const { return link_; }
+  Port* peer() { return peer_; }
+  int index() const { return index_; }
+  bool upstream_end() const { return upstream_end_; }
+  LinkDir egress() const { return upstream_end_ ? LinkDir::kDown : LinkDir::kUp; }
+
+  // Sends a TLP to the peer. On entry `delay` is when it is ready to leave
+  // (relative to now); on return it is when the request completed from this
+  // port's point of view: for a non-posted request, when the last
+  // completion TLP arrived back here; for a posted one, when the final
+  // target consumed it. A port without a link up completes with UR.
+  void transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
+  unsigned transmit_dbg(tlm::tlm_generic_payload& gp);
+
+ private:
+  void b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
+  unsigned transport_dbg(tlm::tlm_generic_payload& gp);
+
+  PortOwner& owner_;
+  bool upstream_end_;
+  int index_;
+  Link* link_ = nullptr;
+  Port* peer_ = nullptr;
+};
+
+}  // namespace pciesim::fabric
