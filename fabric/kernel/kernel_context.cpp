@@ -9,7 +9,13 @@ namespace pciesim::fabric {
 
 namespace {
 KernelContext* g_current = nullptr;
-}
+
+// libsystemc prints its banner before sc_main() runs; the variable must be
+// set by a static initializer of every program that links the fabric.
+struct QuietBanner {
+  QuietBanner() { setenv("SC_COPYRIGHT_MESSAGE", "DISABLE", 0); }
+} g_quiet_banner;
+}  // namespace
 
 void configure_systemc_process() {
   static bool done = false;

@@ -87,6 +87,8 @@ class TagPool {
   };
   Grant acquire(Time ready);
   void release_at(std::uint16_t tag, Time when);
+  // When the next tag becomes free (kTimeMax if all are held).
+  Time next_free() const { return free_.empty() ? kTimeMax : free_.top().first; }
   // Tags still held at time t.
   unsigned outstanding(Time t) const;
   // Latest release time among all tags (when everything has completed).

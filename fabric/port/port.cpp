@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "fabric/kernel/trace.h"
+
 namespace pciesim::fabric {
 
 Port::Port(sc_core::sc_module_name name, PortOwner& owner, bool upstream_end, int index)
@@ -84,6 +86,9 @@ void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
     back.occupy(done, wire, len, n, &cend);
     done = cend + link_->propagation();
   }
+  if (TraceSink* sink = trace_sink())
+    sink->tlp({ready, done, &link_->name(), to_string(egress()), kind, ext.requester,
+               gp.get_address(), gp.get_data_length(), ext.status, ext.p2p});
   // For the hop before us: the TLP left our receive buffer when it started
   // on this link.
   ext.consumed_at = start;
@@ -93,6 +98,22 @@ void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
 unsigned Port::transmit_dbg(tlm::tlm_generic_payload& gp) {
   if (!link_up()) return 0;
   return tx->transport_dbg(gp);
+}
+
+}  // namespace pciesim::fabric
+
+namespace pciesim::fabric {
+
+void Port::signal_hot_reset() {
+  if (!connected() || !upstream_end_) return;
+  peer_->owner_.port_hot_reset(*peer_);
+}
+
+void Port::set_link_up(bool up) {
+  if (!connected() || link_->is_up() == up) return;
+  link_->set_up(up);
+  owner_.port_link_state(*this, up);
+  peer_->owner_.port_link_state(*peer_, up);
 }
 
 }  // namespace pciesim::fabric

@@ -26,6 +26,10 @@ class PortOwner {
   virtual ~PortOwner() = default;
   virtual void port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) = 0;
   virtual unsigned port_receive_dbg(Port& port, tlm::tlm_generic_payload& gp) = 0;
+  // Sideband: the port above asserted hot reset (Secondary Bus Reset) on
+  // the link, or the link went down/up. Only upstream-facing ports get these.
+  virtual void port_hot_reset(Port& port) {}
+  virtual void port_link_state(Port& port, bool up) {}
 };
 
 // Current simulated time in femtoseconds (the kernel runs at 1 fs).
@@ -60,6 +64,11 @@ class Port : public sc_core::sc_module {
   // target consumed it. A port without a link up completes with UR.
   void transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
   unsigned transmit_dbg(tlm::tlm_generic_payload& gp);
+
+  // Sideband signals towards the device below (this port must be the
+  // upstream end of its link).
+  void signal_hot_reset();
+  void set_link_up(bool up);
 
  private:
   void b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# pciesim developer entry point.
+#   ./build.sh demo    install what is missing, build, run configs/quickstart.yaml
+#   ./build.sh test    install what is missing, build, run every test (ctest)
+#   ./build.sh build   install what is missing, build
+#   ./build.sh bench   build, run the bandwidth/latency benchmark (bench/README.md)
+set -euo pipefail
+cd "$(dirname "$0")"
+what="${1:-demo}"
+
+./scripts/setup.sh
+jobs="$(nproc 2>/dev/null || echo 2)"
+if [ ! -f build/build.ninja ]; then
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=/usr/bin/python3 >/dev/null
+fi
+cmake --build build -j "$jobs" | grep -vE '^\[[0-9]+/[0-9]+\] (Building|Linking)' || true
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "build failed" >&2; exit 1; }
+
+case "$what" in
+  demo)
+    exec ./build/pciesim run configs/quickstart.yaml ;;
+  build)
+    ;;
+  bench)
+    shift || true
+    exec /usr/bin/python3 bench/run_bench.py "$@" ;;
+  test)
+    cd build
+    set +e
+    ctest --output-on-failure -j "$jobs" 2>&1 | tee ctest.log | grep -v '^Total Test time'
+    rc=${PIPESTATUS[0]}
+    # ctest prints its summary before the timing line; repeat the summary so
+    # it is the last thing printed.
+    grep -E '^[0-9]+% tests passed' ctest.log | tail -n 1
+    exit "$rc" ;;
+  *)
+    echo "usage: $0 [demo|test|build|bench]" >&2
+    exit 2 ;;
+esac

@@ -1,0 +1,158 @@
+// A PCIe endpoint device with one physical function running the DMA copy
+// engine and, optionally, SR-IOV virtual functions (DESIGN.md section 6).
+// All functions share the device's upstream port and one SystemC thread
+// that runs their engines in time order: an idle VF costs no simulation time.
+// VFs are allocated up front (TotalVFs of them); VF Enable and NumVFs switch
+// them into and out of existence.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <queue>
+#include <string>
+#include <systemc>
+#include <vector>
+
+#include "fabric/common/sim_time.h"
+#include "fabric/port/port.h"
+#include "models/dma_endpoint/dma_function.h"
+
+namespace pciesim::models {
+
+struct DmaDeviceParams {
+  std::uint16_t vendor_id = 0x5ec0;
+  std::uint16_t device_id = 0x0001;
+  std::uint16_t vf_device_id = 0x0002;
+  std::uint16_t subsystem_vendor_id = 0x5ec0;
+  std::uint16_t subsystem_id = 0x0001;
+  std::uint8_t revision = 1;
+  std::uint32_t class_code = 0x088000;  // generic system peripheral
+
+  std::uint64_t device_memory = 1 << 20;     // PF BAR2 bytes
+  std::uint64_t vf_device_memory = 64 << 10; // per-VF BAR2 bytes
+  std::uint16_t msix_vectors = 4;
+  std::uint16_t vf_msix_vectors = 2;
+
+  int max_link_speed = 3;
+  int max_link_width = 8;
+  std::uint32_t max_payload_supported = 512;
+
+  // SR-IOV (0 VFs = no SR-IOV capability).
+  std::uint16_t total_vfs = 0;
+  std::uint16_t first_vf_offset = 1;
+  std::uint16_t vf_stride = 1;
+  // Offset/stride while ARI Capable Hierarchy is clear (SPEC.md C: they may
+  // depend on it); by default the same.
+  std::uint16_t first_vf_offset_no_ari = 1;
+  std::uint16_t vf_stride_no_ari = 1;
+  bool ari = true;
+  // Device option (SPEC.md B): does the PF's BME also gate its VFs' DMA?
+  bool pf_bme_gates_vfs = false;
+  // ACS capability on the PF and VFs (PCI_ACS_* bits; 0 = none).
+  std::uint16_t acs_supported = 0;
+  bool no_soft_reset = false;  // PMCSR No_Soft_Reset
+
+  // --- engine ---
+  unsigned tags = 256;  // 8-bit tags; 768 with ten_bit_tags
+  bool ten_bit_tags = false;
+  std::uint32_t staging_bytes = 64 * 1024;
+  // On-device memory bandwidth for local (BAR2) reads/writes.
+  double local_memory_gbps = 256.0;
+
+  // --- timing (docs/timing.md) ---
+  fabric::Time config_latency = 100 * fabric::kNs;
+  fabric::Time mmio_latency = 50 * fabric::kNs;
+  fabric::Time devmem_latency = 100 * fabric::kNs;
+  // FLR must complete within 100 ms (PCIe Base 6.6.2); requests are
+  // discarded meanwhile, then RRS for flr_ready_delay.
+  fabric::Time flr_time = 10 * fabric::kMs;
+  fabric::Time flr_ready_delay = 0;
+  // After a conventional reset the device answers RRS this long (< 1 s).
+  fabric::Time reset_ready_time = 20 * fabric::kMs;
+  // After VF Enable, VFs answer RRS this long (software waits 100 ms).
+  fabric::Time vf_ready_time = 5 * fabric::kMs;
+  // D0 <-> D3hot transition time (PCI PM 1.2: 10 ms).
+  fabric::Time pm_transition_time = 10 * fabric::kMs;
+};
+
+struct IssueResult {
+  fabric::CplStatus status;
+  fabric::Time done;       // completion arrival (reads) / consumption (writes)
+  fabric::Time wire_free;  // when the device's link can take the next TLP
+};
+
+class DmaDevice : public sc_core::sc_module, public fabric::PortOwner {
+ public:
+  SC_HAS_PROCESS(DmaDevice);
+  DmaDevice(sc_core::sc_module_name name, const DmaDeviceParams& params);
+
+  const DmaDeviceParams& params() const { return params_; }
+  fabric::Port& port() { return port_; }
+  DmaFunction& pf() { return *functions_[0]; }
+  DmaFunction& vf(unsigned n) { return *functions_.at(n); }  // 1-based
+  unsigned total_vfs() const { return params_.total_vfs; }
+  unsigned enabled_vfs() const { return enabled_vfs_; }
+  std::vector<DmaFunction*> existing_functions();
+  DmaFunction* function_by_name(const std::string& name);
+  DmaFunction* function_by_rid(fabric::RoutingId rid);
+  std::uint16_t sriov_cap() const { return sriov_; }
+
+  // --- services for functions ---
+  IssueResult issue(DmaFunction& f, fabric::TlpKind kind, std::uint64_t addr,
+                    std::uint8_t* data, std::uint32_t len, std::uint16_t tag, fabric::Time t);
+  void schedule(DmaFunction& f, fabric::Time t);
+  std::uint32_t mps() const;
+  std::uint32_t mrrs() const;
+  fabric::Time completion_timeout() const;
+  bool pf_bus_master() const;
+  fabric::Time local_copy_time(std::uint32_t bytes) const;
+  // The PF's SR-IOV register side effects.
+  void sriov_control_written(std::uint16_t old_ctrl, std::uint16_t new_ctrl, fabric::Time t);
+  void sriov_page_size_written();
+  void pf_flr(fabric::Time t);
+  void pf_power_reset(fabric::Time t);
+  // VF n's routing ID (SPEC.md C) for the current offset/stride.
+  fabric::RoutingId vf_rid(unsigned n) const;
+
+  void port_receive(fabric::Port& port, tlm::tlm_generic_payload& gp,
+                    sc_core::sc_time& delay) override;
+  unsigned port_receive_dbg(fabric::Port& port, tlm::tlm_generic_payload& gp) override;
+  void port_hot_reset(fabric::Port& port) override;
+
+ private:
+  struct Decoded {
+    DmaFunction* f = nullptr;
+    int bar = -1;
+    std::uint64_t offset = 0;
+  };
+  Decoded decode_memory(std::uint64_t addr, std::uint32_t len);
+  void serve(tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext, fabric::Time t,
+             fabric::Time* done);
+  void engine_thread();
+  void enable_vfs(fabric::Time t);
+  void disable_vfs(fabric::Time t);
+  void update_vf_layout();
+  std::uint64_t vf_bar_stride(unsigned bar) const;
+  fabric::ConfigSpace build_pf_config();
+  fabric::ConfigSpace build_vf_template();
+
+  DmaDeviceParams params_;
+  fabric::Port port_;
+  std::vector<std::unique_ptr<DmaFunction>> functions_;  // [0] PF, [n] VF n
+  std::uint16_t sriov_ = 0;
+  unsigned enabled_vfs_ = 0;
+  fabric::Tlp tlp_;
+
+  struct Slot {
+    fabric::Time t;
+    std::uint64_t seq;
+    unsigned fn;
+    bool operator>(const Slot& o) const { return t != o.t ? t > o.t : seq > o.seq; }
+  };
+  std::priority_queue<Slot, std::vector<Slot>, std::greater<Slot>> queue_;
+  std::vector<fabric::Time> queued_at_;  // per function; kTimeMax = not queued
+  std::uint64_t seq_ = 0;
+  sc_core::sc_event work_;
+};
+
+}  // namespace pciesim::models

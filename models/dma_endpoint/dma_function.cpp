@@ -1,0 +1,827 @@
+#include "models/dma_endpoint/dma_function.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "fabric/config_space/capabilities.h"
+#include "models/dma_endpoint/dma_device.h"
+
+namespace pciesim::models {
+
+using namespace fabric;
+using namespace dma;
+
+namespace {
+constexpr std::uint32_t kMaxChunk = 4096;
+constexpr std::uint32_t kDescBytes = sizeof(Descriptor);
+
+bool valid_ring_size(std::uint32_t n) { return n >= 2 && n <= 65536 && (n & (n - 1)) == 0; }
+std::uint32_t to_error(CplStatus s) {
+  switch (s) {
+    case CplStatus::kUR: return kErrDmaUr;
+    case CplStatus::kCA: return kErrDmaCa;
+    default: return kErrDmaTimeout;
+  }
+}
+}  // namespace
+
+DmaFunction::DmaFunction(DmaDevice& device, std::string name, unsigned vf_number, ConfigSpace cs)
+    : dev_(device),
+      name_(std::move(name)),
+      vf_number_(vf_number),
+      cs_(std::move(cs)),
+      exists_(vf_number == 0),
+      devmem_size_(vf_number == 0 ? device.params().device_memory
+                                  : device.params().vf_device_memory) {
+  exp_ = cs_.find_capability(PCI_CAP_ID_EXP);
+  msix_ = cs_.find_capability(PCI_CAP_ID_MSIX);
+  pm_ = cs_.find_capability(PCI_CAP_ID_PM);
+  cs_.set_listener(this);
+  reset_msix();
+}
+
+std::uint32_t DmaFunction::vectors() const {
+  return msix_ ? (cs_.get16(msix_ + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_QSIZE) + 1u : 0u;
+}
+
+TagPool& DmaFunction::tags() {
+  if (!tags_) {
+    unsigned n = dev_.params().ten_bit_tags ? 768 : dev_.params().tags;
+    tags_ = std::make_unique<TagPool>(n);
+  }
+  return *tags_;
+}
+
+// ------------------------------------------------------------ life cycle
+
+void DmaFunction::create(Time t, Time ready_at) {
+  exists_ = true;
+  cs_.reset(ResetKind::kFundamental);  // a new VF: nothing survives
+  regs_ = Regs{};
+  reset_engine(t, EngineReset::kSoft);
+  if (tags_) tags_->reset();
+  reset_msix();
+  devmem_.clear();
+  power_ = PowerState::kD0;
+  reset_end_ = t;
+  ready_at_ = ready_at;
+}
+
+void DmaFunction::destroy(Time t) {
+  if (!exists_) return;
+  reset_engine(t, EngineReset::kDestroy);
+  exists_ = false;
+  regs_ = Regs{};
+  devmem_.clear();
+}
+
+void DmaFunction::flr(Time t, Time flr_end, Time ready_at) {
+  ++stats_.flrs;
+  reset_engine(t, EngineReset::kFlr);
+  cs_.reset(ResetKind::kFlr);
+  regs_ = Regs{};
+  reset_msix();
+  devmem_.clear();  // a function reset to be reassigned must not leak data
+  power_ = PowerState::kD0;
+  reset_end_ = flr_end;
+  ready_at_ = ready_at;
+}
+
+void DmaFunction::conventional_reset(Time t, Time ready_at) {
+  reset_engine(t, EngineReset::kFlr);
+  cs_.reset(ResetKind::kConventional);
+  regs_ = Regs{};
+  reset_msix();
+  devmem_.clear();
+  power_ = PowerState::kD0;
+  reset_end_ = t;
+  ready_at_ = ready_at;
+}
+
+void DmaFunction::reset_msix() {
+  msix_table_.assign(vectors() * PCI_MSIX_ENTRY_SIZE, 0);
+  for (std::uint32_t v = 0; v < vectors(); ++v)
+    msix_table_[v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL] = PCI_MSIX_ENTRY_CTRL_MASKBIT;
+  msix_pba_.assign((vectors() + 63) / 64, 0);
+  msix_resend_ = false;
+}
+
+void DmaFunction::clear_pipeline() {
+  descs_.clear();
+  chunks_.clear();
+  op_starts_.clear();
+  staging_head_ = 0;
+  staging_used_ = 0;
+  desc_offset_ = 0;
+  op_offset_ = 0;
+  ++epoch_;
+}
+
+void DmaFunction::reset_engine(Time t, EngineReset how) {
+  // Reads still on the wire complete after the reset: for FLR and a
+  // destroyed VF they are unexpected completions (SPEC.md D).
+  unsigned late = tags_ ? tags_->outstanding(t) : 0;
+  clear_pipeline();
+  finish_.clear();
+  fetch_index_ = 0;
+  fetch_ready_ = 0;
+  if (how != EngineReset::kSoft) {
+    if (late) {
+      stats_.unexpected_completions += late;
+      record_error(cs_, ErrorKind::kUnexpectedCompletion, {0, std::uint32_t{rid_.value()} << 16, 0, 0});
+    }
+    if (tags_) tags_->reset();
+  }
+}
+
+// ------------------------------------------------------------ state
+
+bool DmaFunction::bus_master_enabled() const {
+  if (!(cs_.get16(PCI_COMMAND) & PCI_COMMAND_MASTER)) return false;
+  if (is_vf() && dev_.params().pf_bme_gates_vfs && !dev_.pf_bus_master()) return false;
+  return true;
+}
+
+bool DmaFunction::memory_decode_enabled() const {
+  if (!is_vf()) return cs_.get16(PCI_COMMAND) & PCI_COMMAND_MEMORY;
+  const ConfigSpace& pf = dev_.pf().config();
+  std::uint16_t ctl = pf.get16(dev_.sriov_cap() + PCI_SRIOV_CTRL);
+  return (ctl & PCI_SRIOV_CTRL_VFE) && (ctl & PCI_SRIOV_CTRL_MSE);
+}
+
+bool DmaFunction::msix_enabled() const {
+  return msix_ && (cs_.get16(msix_ + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_ENABLE);
+}
+
+bool DmaFunction::idle() const {
+  return chunks_.empty() && finish_.empty() && descs_.empty() &&
+         (regs_.ring_size == 0 || fetch_index_ == regs_.tail) && !msix_resend_;
+}
+
+std::uint32_t DmaFunction::engine_status() const {
+  std::uint32_t s = 0;
+  if ((regs_.ctrl & kCtrlEnable) && (!idle() || regs_.head != regs_.tail)) s |= kStatusBusy;
+  if (regs_.halted) s |= kStatusHalted;
+  return s;
+}
+
+void DmaFunction::wake(Time t) { dev_.schedule(*this, t); }
+
+// ------------------------------------------------------------ config
+
+CplStatus DmaFunction::config_access(std::uint16_t reg, unsigned size, bool write,
+                                     std::uint8_t* data, Time t) {
+  if (in_reset(t)) {
+    ++stats_.discarded;
+    return CplStatus::kDiscarded;
+  }
+  if (!ready(t) || transitioning(t)) {
+    ++stats_.rrs_returned;
+    return CplStatus::kRRS;
+  }
+  access_time_ = t;
+  if (write) {
+    ++stats_.config_writes;
+    std::uint32_t v = 0;
+    for (unsigned i = 0; i < size; ++i) v |= static_cast<std::uint32_t>(data[i]) << (8 * i);
+    cs_.write(reg, size, v);
+  } else {
+    ++stats_.config_reads;
+    std::uint32_t v = cs_.read(reg, size);
+    for (unsigned i = 0; i < size; ++i) data[i] = static_cast<std::uint8_t>(v >> (8 * i));
+  }
+  return CplStatus::kSC;
+}
+
+void DmaFunction::config_before_read(ConfigSpace& cs, int watch) {
+  if (watch == kWatchDevSta)
+    cs.set_bits16(exp_ + PCI_EXP_DEVSTA, PCI_EXP_DEVSTA_TRPND, outstanding(access_time_) > 0);
+}
+
+void DmaFunction::config_written(ConfigSpace& cs, int watch, const ConfigWrite& w) {
+  const Time t = access_time_;
+  switch (watch) {
+    case kWatchCommand:
+      if (!(w.old_field(PCI_COMMAND, 2) & PCI_COMMAND_MASTER) &&
+          (w.new_field(PCI_COMMAND, 2) & PCI_COMMAND_MASTER))
+        wake(t);
+      break;
+    case kWatchDevCtl: {
+      const std::uint16_t off = static_cast<std::uint16_t>(exp_ + PCI_EXP_DEVCTL);
+      if ((w.written_field(off, 2) & PCI_EXP_DEVCTL_BCR_FLR) &&
+          (cs.get32(exp_ + PCI_EXP_DEVCAP) & PCI_EXP_DEVCAP_FLR)) {
+        // The config write completes first; then the function resets.
+        if (is_vf()) {
+          const DmaDeviceParams& p = dev_.params();
+          flr(t, t + p.flr_time, t + p.flr_time + p.flr_ready_delay);
+        } else {
+          dev_.pf_flr(t);
+        }
+        return;
+      }
+      if (!is_vf() && ((w.old_field(off, 2) ^ w.new_field(off, 2)) & PCI_EXP_DEVCTL_PAYLOAD) &&
+          dev_.port().link())
+        dev_.port().link()->set_mps(max_payload_size(cs));
+      break;
+    }
+    case kWatchMsixCtl: {
+      const std::uint16_t off = static_cast<std::uint16_t>(msix_ + PCI_MSIX_FLAGS);
+      bool was_live = (w.old_field(off, 2) & PCI_MSIX_FLAGS_ENABLE) &&
+                      !(w.old_field(off, 2) & PCI_MSIX_FLAGS_MASKALL);
+      bool live = (w.new_field(off, 2) & PCI_MSIX_FLAGS_ENABLE) &&
+                  !(w.new_field(off, 2) & PCI_MSIX_FLAGS_MASKALL);
+      if (!was_live && live) {
+        for (std::uint64_t q : msix_pba_)
+          if (q) msix_resend_ = true;
+        if (msix_resend_) wake(t);
+      }
+      break;
+    }
+    case kWatchPmcsr: {
+      const std::uint16_t off = static_cast<std::uint16_t>(pm_ + PCI_PM_CTRL);
+      unsigned from = w.old_field(off, 2) & PCI_PM_CTRL_STATE_MASK;
+      unsigned to = w.new_field(off, 2) & PCI_PM_CTRL_STATE_MASK;
+      if (to != 0 && to != 3) {
+        // D1/D2 are not supported: the write does not change the state.
+        cs.set16(off, static_cast<std::uint16_t>((cs.get16(off) & ~PCI_PM_CTRL_STATE_MASK) | from));
+        break;
+      }
+      if (from == to) break;
+      const Time done = t + dev_.params().pm_transition_time;
+      pm_busy_until_ = done;
+      if (to == 3) {
+        power_ = PowerState::kD3hot;
+      } else {
+        power_ = PowerState::kD0;
+        // D3hot -> D0 with No_Soft_Reset clear is a conventional reset of
+        // the function (PCI PM 1.2 5.6.1; SPEC.md D).
+        if (!(cs.get16(off) & PCI_PM_CTRL_NO_SOFT_RESET)) dev_.pf_power_reset(t);
+        wake(done);
+      }
+      break;
+    }
+    case kWatchSriovCtl: {
+      const std::uint16_t off = static_cast<std::uint16_t>(dev_.sriov_cap() + PCI_SRIOV_CTRL);
+      dev_.sriov_control_written(static_cast<std::uint16_t>(w.old_field(off, 2)),
+                                 static_cast<std::uint16_t>(w.new_field(off, 2)), t);
+      break;
+    }
+    case kWatchSriovPageSize: dev_.sriov_page_size_written(); break;
+    default: break;
+  }
+}
+
+// ------------------------------------------------------------ BAR0
+
+std::uint32_t DmaFunction::reg_read(std::uint32_t off) const {
+  switch (off) {
+    case kId: return kIdValue;
+    case kVersion: return kVersionValue;
+    case kCtrl: return regs_.ctrl;
+    case kStatus: return engine_status();
+    case kRingBaseLo: return static_cast<std::uint32_t>(regs_.ring_base);
+    case kRingBaseHi: return static_cast<std::uint32_t>(regs_.ring_base >> 32);
+    case kRingSize: return regs_.ring_size;
+    case kRingHead: return regs_.head;
+    case kRingTail: return regs_.tail;
+    case kCqBaseLo: return static_cast<std::uint32_t>(regs_.cq_base);
+    case kCqBaseHi: return static_cast<std::uint32_t>(regs_.cq_base >> 32);
+    case kCqTail: return regs_.cq_tail;
+    case kCompleted: return regs_.completed;
+    case kError: return regs_.error;
+    case kErrorAddrLo: return static_cast<std::uint32_t>(regs_.error_addr);
+    case kErrorAddrHi: return static_cast<std::uint32_t>(regs_.error_addr >> 32);
+    case kIrqVector: return regs_.irq_vector;
+    case kMaxReads: return regs_.max_reads;
+    case kPrefetch: return regs_.prefetch;
+    case kBytesRead: return static_cast<std::uint32_t>(regs_.bytes_read);
+    case kBytesRead + 4: return static_cast<std::uint32_t>(regs_.bytes_read >> 32);
+    case kBytesWritten: return static_cast<std::uint32_t>(regs_.bytes_written);
+    case kBytesWritten + 4: return static_cast<std::uint32_t>(regs_.bytes_written >> 32);
+    default: return 0;
+  }
+}
+
+void DmaFunction::reg_write(std::uint32_t off, std::uint32_t v, Time t) {
+  const bool enabled = regs_.ctrl & kCtrlEnable;
+  switch (off) {
+    case kCtrl: {
+      if (v & kCtrlReset) {
+        reset_engine(t, EngineReset::kSoft);
+        regs_.head = regs_.tail = regs_.cq_tail = regs_.completed = 0;
+        regs_.error = 0;
+        regs_.error_addr = 0;
+        regs_.halted = false;
+      }
+      regs_.ctrl = v & (kCtrlEnable | kCtrlIrqEnable);
+      if (!enabled && (v & kCtrlEnable)) {
+        if (!valid_ring_size(regs_.ring_size)) {
+          regs_.error = kErrBadRing;
+          regs_.halted = true;
+          ++stats_.errors;
+        }
+        fetch_index_ = regs_.head;
+      }
+      wake(t);
+      break;
+    }
+    case kRingBaseLo:
+      if (!enabled) regs_.ring_base = (regs_.ring_base & ~0xffffffffull) | v;
+      break;
+    case kRingBaseHi:
+      if (!enabled) regs_.ring_base = (regs_.ring_base & 0xffffffffull) | (std::uint64_t{v} << 32);
+      break;
+    case kRingSize:
+      if (!enabled) regs_.ring_size = v;
+      break;
+    case kCqBaseLo:
+      if (!enabled) regs_.cq_base = (regs_.cq_base & ~0xffffffffull) | v;
+      break;
+    case kCqBaseHi:
+      if (!enabled) regs_.cq_base = (regs_.cq_base & 0xffffffffull) | (std::uint64_t{v} << 32);
+      break;
+    case kRingTail:
+      if (valid_ring_size(regs_.ring_size)) {
+        regs_.tail = v & (regs_.ring_size - 1);
+        wake(t);
+      }
+      break;
+    case kError:
+      regs_.error &= ~v;
+      if (regs_.error == 0 && regs_.halted) {
+        regs_.halted = false;
+        wake(t);
+      }
+      break;
+    case kIrqVector: regs_.irq_vector = v; break;
+    case kMaxReads:
+      regs_.max_reads = v;
+      pending_tag_limit_ = v ? std::min<unsigned>(v, dev_.params().ten_bit_tags ? 768 : dev_.params().tags)
+                             : (dev_.params().ten_bit_tags ? 768 : dev_.params().tags);
+      break;
+    case kPrefetch: regs_.prefetch = std::clamp<std::uint32_t>(v, 1, 32); break;
+    default: break;  // read-only or unimplemented: ignored
+  }
+}
+
+CplStatus DmaFunction::bar0_access(std::uint32_t offset, std::uint8_t* data, std::uint32_t len,
+                                   bool write, Time t, bool debug) {
+  if (!debug) {
+    if (write) ++stats_.mmio_writes;
+    else ++stats_.mmio_reads;
+  }
+  access_time_ = t;
+  const std::uint32_t table_end = kMsixTableOffset + vectors() * PCI_MSIX_ENTRY_SIZE;
+  if (offset >= kMsixTableOffset && offset + len <= table_end) {
+    std::uint8_t* entry = msix_table_.data() + (offset - kMsixTableOffset);
+    if (!write) {
+      std::memcpy(data, entry, len);
+      return CplStatus::kSC;
+    }
+    std::memcpy(entry, data, len);
+    // Unmasking an entry with its pending bit set sends the message.
+    for (std::uint32_t v = 0; v < vectors(); ++v) {
+      bool masked = msix_table_[v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL] &
+                    PCI_MSIX_ENTRY_CTRL_MASKBIT;
+      if (!masked && (msix_pba_[v / 64] >> (v % 64) & 1)) msix_resend_ = true;
+    }
+    if (msix_resend_) wake(t);
+    return CplStatus::kSC;
+  }
+  if (offset >= kMsixPbaOffset && offset + len <= kMsixPbaOffset + msix_pba_.size() * 8) {
+    if (!write) std::memcpy(data, reinterpret_cast<const std::uint8_t*>(msix_pba_.data()) +
+                                      (offset - kMsixPbaOffset), len);
+    return CplStatus::kSC;  // the PBA is read-only
+  }
+  if (offset + len > 0x1000) {
+    if (!write) std::memset(data, 0, len);
+    return CplStatus::kSC;
+  }
+  // Registers: 32-bit granularity; an 8-byte access covers two registers.
+  std::uint32_t base = offset & ~3u;
+  std::uint32_t end = offset + len;
+  for (std::uint32_t r = base; r < end; r += 4) {
+    std::uint32_t cur = reg_read(r);
+    unsigned lo = r < offset ? offset - r : 0;
+    unsigned hi = std::min<std::uint32_t>(4, end - r);
+    if (write) {
+      std::uint32_t v = cur;
+      for (unsigned b = lo; b < hi; ++b) {
+        std::uint32_t byte = data[r + b - offset];
+        v = (v & ~(0xffu << (8 * b))) | (byte << (8 * b));
+      }
+      reg_write(r, v, t);
+    } else {
+      for (unsigned b = lo; b < hi; ++b)
+        data[r + b - offset] = static_cast<std::uint8_t>(cur >> (8 * b));
+    }
+  }
+  return CplStatus::kSC;
+}
+
+std::uint8_t* DmaFunction::devmem(std::uint64_t offset, std::uint32_t len) {
+  if (offset + len > devmem_size_ || offset + len < offset) return nullptr;
+  if (devmem_.empty()) devmem_.assign(devmem_size_, 0);
+  return devmem_.data() + offset;
+}
+
+CplStatus DmaFunction::devmem_access(std::uint64_t offset, std::uint8_t* data, std::uint32_t len,
+                                     bool write) {
+  if (write) ++stats_.mmio_writes;
+  else ++stats_.mmio_reads;
+  devmem_debug(offset, data, len, write);
+  return CplStatus::kSC;
+}
+
+void DmaFunction::devmem_debug(std::uint64_t offset, std::uint8_t* data, std::uint32_t len,
+                               bool write) {
+  if (offset + len > devmem_size_) {
+    if (!write) std::memset(data, 0, len);
+    return;
+  }
+  if (!write && devmem_.empty()) {
+    std::memset(data, 0, len);
+    return;
+  }
+  std::uint8_t* p = devmem(offset, len);
+  if (write) std::memcpy(p, data, len);
+  else std::memcpy(data, p, len);
+}
+
+// ------------------------------------------------------------ MSI-X
+
+bool DmaFunction::raise_msix(std::uint32_t vector, Time t, Time* next) {
+  if (vector >= vectors() || !msix_enabled() || !bus_master_enabled()) {
+    ++stats_.msix_dropped;  // no INTx fallback on this device
+    return false;
+  }
+  const std::uint8_t* e = msix_table_.data() + vector * PCI_MSIX_ENTRY_SIZE;
+  bool masked = (cs_.get16(msix_ + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_MASKALL) ||
+                (e[PCI_MSIX_ENTRY_VECTOR_CTRL] & PCI_MSIX_ENTRY_CTRL_MASKBIT);
+  if (masked) {
+    msix_pba_[vector / 64] |= std::uint64_t{1} << (vector % 64);
+    ++stats_.msix_masked;
+    return false;
+  }
+  std::uint32_t lo, hi, data;
+  std::memcpy(&lo, e + PCI_MSIX_ENTRY_LOWER_ADDR, 4);
+  std::memcpy(&hi, e + PCI_MSIX_ENTRY_UPPER_ADDR, 4);
+  std::memcpy(&data, e + PCI_MSIX_ENTRY_DATA, 4);
+  std::uint8_t buf[4];
+  std::memcpy(buf, &data, 4);
+  IssueResult r = dev_.issue(*this, TlpKind::MWr, (std::uint64_t{hi} << 32) | lo, buf, 4, 0, t);
+  ++stats_.msix_sent;
+  *next = r.wire_free;
+  return true;
+}
+
+DmaFunction::Action DmaFunction::do_msix_resend(Time t) {
+  if (!msix_resend_) return {false, kTimeMax};
+  for (std::uint32_t v = 0; v < vectors(); ++v) {
+    if (!(msix_pba_[v / 64] >> (v % 64) & 1)) continue;
+    const std::uint8_t* e = msix_table_.data() + v * PCI_MSIX_ENTRY_SIZE;
+    if ((e[PCI_MSIX_ENTRY_VECTOR_CTRL] & PCI_MSIX_ENTRY_CTRL_MASKBIT) ||
+        (cs_.get16(msix_ + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_MASKALL) || !msix_enabled())
+      continue;
+    if (!bus_master_enabled()) break;  // stays pending
+    msix_pba_[v / 64] &= ~(std::uint64_t{1} << (v % 64));
+    Time next = t;
+    if (raise_msix(v, t, &next)) return {true, next};
+  }
+  msix_resend_ = false;
+  return {false, kTimeMax};
+}
+
+// ------------------------------------------------------------ engine
+
+bool DmaFunction::can_issue() {
+  if (bus_master_enabled()) return true;
+  halt_on_bme();
+  return false;
+}
+
+void DmaFunction::halt_on_bme() {
+  // Documented behaviour (docs/dma-engine.md): with BME clear the engine
+  // issues nothing more. The oldest unfinished descriptor is abandoned
+  // without a completion record or interrupt (both would be memory writes)
+  // and HEAD stays on it; requests already issued complete normally.
+  std::uint32_t idx = fetch_index_;
+  if (!finish_.empty()) idx = finish_.front().index;
+  else if (!chunks_.empty()) idx = chunks_.front().desc_index;
+  else if (!descs_.empty()) idx = descs_.front().index;
+  regs_.error = kErrBusMasterDisabled;
+  regs_.halted = true;
+  regs_.head = idx;
+  ++stats_.bme_aborts;
+  ++stats_.errors;
+  clear_pipeline();
+  finish_.clear();
+  fetch_index_ = idx;
+}
+
+void DmaFunction::abort_descriptor(std::uint32_t code, std::uint64_t addr, Time t) {
+  const Chunk& c = chunks_.front();
+  Finish f{c.desc_index, c.cookie, c.flags, code, 0, false};
+  regs_.error = code;
+  regs_.error_addr = addr;
+  regs_.halted = true;
+  ++stats_.errors;
+  clear_pipeline();
+  // The failed descriptor is consumed with an error record; the ones after
+  // it are fetched again once software clears the error.
+  fetch_index_ = (f.index + 1) & (regs_.ring_size - 1);
+  fetch_ready_ = 0;
+  finish_.push_back(f);
+  (void)t;
+}
+
+void DmaFunction::note_completion_error(CplStatus s) {
+  std::array<std::uint32_t, 4> hdr{0, static_cast<std::uint32_t>(rid_.value()) << 16, 0, 0};
+  if (s == CplStatus::kUR) note_received_ur(cs_);
+  else if (s == CplStatus::kCA) note_received_ca(cs_);
+  else record_error(cs_, ErrorKind::kCompletionTimeout, hdr);
+}
+
+bool DmaFunction::staging_alloc(std::uint32_t len, std::uint32_t* off, std::uint32_t* span) {
+  const std::uint32_t cap = dev_.params().staging_bytes;
+  if (staging_.size() != cap) staging_.assign(cap, 0);
+  std::uint32_t start = staging_head_;
+  std::uint32_t pad = 0;
+  if (start + len > cap) {
+    pad = cap - start;  // wrap: the tail end stays unused
+    start = 0;
+  }
+  if (staging_used_ + pad + len > cap) return false;
+  staging_used_ += pad + len;
+  staging_head_ = start + len;
+  *off = start;
+  *span = pad + len;
+  return true;
+}
+
+Time DmaFunction::step(Time t) {
+  if (!exists_ || in_reset(t) || !ready(t)) return kTimeMax;
+  if (power_ != PowerState::kD0 || transitioning(t)) return kTimeMax;
+  Time wait = kTimeMax;
+  Action a = do_msix_resend(t);
+  if (a.acted) return a.next;
+  if (!(regs_.ctrl & kCtrlEnable)) return kTimeMax;
+  for (auto fn : {&DmaFunction::do_finish, &DmaFunction::do_write}) {
+    a = (this->*fn)(t);
+    if (a.acted) return a.next;
+    wait = std::min(wait, a.next);
+  }
+  if (regs_.halted) return wait;
+  for (auto fn : {&DmaFunction::do_read, &DmaFunction::do_fetch}) {
+    a = (this->*fn)(t);
+    if (a.acted) return a.next;
+    wait = std::min(wait, a.next);
+  }
+  return wait;
+}
+
+DmaFunction::Action DmaFunction::do_finish(Time t) {
+  if (finish_.empty()) return {false, kTimeMax};
+  Finish& f = finish_.front();
+  const bool failed = f.status != kErrNone;
+  if (!f.record_done && ((f.flags & kDescReport) || failed)) {
+    if (!can_issue()) return {true, t};
+    Completion rec{f.cookie, f.status, f.bytes, f.index};
+    std::uint8_t buf[sizeof rec];
+    std::memcpy(buf, &rec, sizeof rec);
+    const std::uint64_t addr =
+        regs_.cq_base + std::uint64_t{regs_.cq_tail & (regs_.ring_size - 1)} * sizeof rec;
+    const std::uint64_t epoch = epoch_;
+    IssueResult r = dev_.issue(*this, TlpKind::MWr, addr, buf, sizeof rec, 0, t);
+    if (epoch != epoch_ || finish_.empty()) return {true, r.wire_free};
+    ++stats_.write_requests;
+    regs_.cq_tail = (regs_.cq_tail + 1) & 0xffff;
+    finish_.front().record_done = true;
+    return {true, r.wire_free};
+  }
+  const std::uint32_t index = f.index;
+  const bool want_irq = ((f.flags & kDescIrq) || failed) && (regs_.ctrl & kCtrlIrqEnable);
+  finish_.pop_front();
+  regs_.head = (index + 1) & (regs_.ring_size - 1);
+  ++regs_.completed;
+  ++stats_.descriptors_completed;
+  Time next = t;
+  if (want_irq && can_issue() && raise_msix(regs_.irq_vector, t, &next)) return {true, next};
+  return {true, t};
+}
+
+void DmaFunction::retire_front(Time t) {
+  Chunk& c = chunks_.front();
+  if (c.last_in_op && !op_starts_.empty()) {
+    Time start = op_starts_.front();
+    op_starts_.pop_front();
+    ++stats_.ops_completed;
+    Time end = std::max(c.last_write_done, t);
+    stats_.op_latency.add(to_ns(end - start));
+  }
+  if (c.last_in_desc) finish_.push_back({c.desc_index, c.cookie, c.flags, kErrNone, c.desc_bytes, false});
+  staging_used_ -= c.buf_span;
+  chunks_.pop_front();
+  if (chunks_.empty()) {
+    staging_used_ = 0;
+    staging_head_ = 0;
+  }
+}
+
+DmaFunction::Action DmaFunction::do_write(Time t) {
+  if (chunks_.empty()) return {false, kTimeMax};
+  Chunk& c = chunks_.front();
+  if (c.error) {
+    if (t < c.error_at) return {false, c.error_at};
+    abort_descriptor(c.error, c.error_addr, t);
+    return {true, t};
+  }
+  if (c.read_issued < c.len) return {false, kTimeMax};
+  if (c.data_ready > t) return {false, c.data_ready};
+  if (c.flags & kDescDstLocal) {
+    std::memcpy(devmem(c.dst, c.len), staging_.data() + c.buf_off, c.len);
+    stats_.local_bytes += c.len;
+    c.write_issued = c.len;
+    c.last_write_done = t + dev_.local_copy_time(c.len);
+    retire_front(t);
+    return {true, t};
+  }
+  if (!can_issue()) return {true, t};
+  const std::uint64_t dst = c.dst + c.write_issued;
+  std::uint32_t piece = std::min(dev_.mps(), c.len - c.write_issued);
+  piece = std::min<std::uint32_t>(piece, 4096 - static_cast<std::uint32_t>(dst & 4095));
+  const std::uint64_t epoch = epoch_;
+  IssueResult r = dev_.issue(*this, TlpKind::MWr, dst, staging_.data() + c.buf_off + c.write_issued,
+                             piece, 0, t);
+  ++stats_.write_requests;
+  stats_.write_bytes += piece;
+  regs_.bytes_written += piece;
+  if (epoch != epoch_) return {true, r.wire_free};  // reset while the write was in flight
+  c.write_issued += piece;
+  c.last_write_done = std::max(c.last_write_done, r.done);
+  if (c.write_issued == c.len) retire_front(t);
+  return {true, r.wire_free};
+}
+
+bool DmaFunction::make_chunk(Time t, Time* wait) {
+  if (descs_.empty()) return false;
+  FetchedDesc& fd = descs_.front();
+  if (fd.ready > t) {
+    *wait = fd.ready;
+    return false;
+  }
+  const Descriptor d = fd.d;
+  const std::uint32_t index = fd.index;
+  if (desc_offset_ == 0) {
+    bool bad = d.length == 0;
+    if ((d.flags & kDescSrcLocal) && (d.src + d.length > devmem_size_ || d.src + d.length < d.src))
+      bad = true;
+    if ((d.flags & kDescDstLocal) && (d.dst + d.length > devmem_size_ || d.dst + d.length < d.dst))
+      bad = true;
+    if (bad) {
+      Chunk c{};
+      c.desc_index = index;
+      c.cookie = d.cookie;
+      c.flags = d.flags;
+      c.error = kErrBadDescriptor;
+      c.read_issued = 0;
+      c.len = 0;
+      c.error_at = t;
+      // Everything before it must drain first: queue an error chunk.
+      c.buf_span = 0;
+      descs_.pop_front();
+      chunks_.push_back(c);
+      return true;
+    }
+  }
+  // Device memory has no ordering of its own: a chunk that reads it waits
+  // until every earlier chunk writing it has retired (descriptors are
+  // processed in order, so a later one sees an earlier one's result).
+  if (d.flags & kDescSrcLocal)
+    for (const Chunk& c : chunks_)
+      if (c.flags & kDescDstLocal) return false;
+  const std::uint32_t xfer = d.xfer_size ? d.xfer_size : d.length;
+  const std::uint64_t src = d.src + desc_offset_;
+  const std::uint64_t dst = d.dst + desc_offset_;
+  std::uint32_t len = std::min({d.length - desc_offset_, xfer - op_offset_, kMaxChunk});
+  if (!(d.flags & kDescSrcLocal)) len = std::min<std::uint32_t>(len, 4096 - (src & 4095));
+  if (!(d.flags & kDescDstLocal)) len = std::min<std::uint32_t>(len, 4096 - (dst & 4095));
+  std::uint32_t off, span;
+  if (!staging_alloc(len, &off, &span)) return false;  // a retiring chunk frees room
+  Chunk c{};
+  c.desc_index = index;
+  c.cookie = d.cookie;
+  c.flags = d.flags;
+  c.src = src;
+  c.dst = dst;
+  c.len = len;
+  c.buf_off = off;
+  c.buf_span = span;
+  c.desc_bytes = d.length;
+  c.started_op = op_offset_ == 0;
+  op_offset_ += len;
+  desc_offset_ += len;
+  c.last_in_desc = desc_offset_ == d.length;
+  c.last_in_op = op_offset_ == xfer || c.last_in_desc;
+  if (c.last_in_op) op_offset_ = 0;
+  if (c.last_in_desc) {
+    descs_.pop_front();
+    desc_offset_ = 0;
+  }
+  if (d.flags & kDescSrcLocal) {
+    std::memcpy(staging_.data() + off, devmem(src, len), len);
+    stats_.local_bytes += len;
+    c.read_issued = len;
+    c.data_ready = t + dev_.local_copy_time(len);
+    if (c.started_op) op_starts_.push_back(t);
+  }
+  chunks_.push_back(c);
+  return true;
+}
+
+DmaFunction::Action DmaFunction::do_read(Time t) {
+  Chunk* c = nullptr;
+  if (!chunks_.empty() && !chunks_.back().error && chunks_.back().read_issued < chunks_.back().len)
+    c = &chunks_.back();
+  if (!c) {
+    Time wait = kTimeMax;
+    if (!make_chunk(t, &wait)) return {false, wait};
+    return {true, t};  // a new chunk: reads (or its local copy) on the next step
+  }
+  TagPool& tp = tags();
+  if (pending_tag_limit_ && tp.all_released() <= t) {
+    tp.resize(pending_tag_limit_);
+    pending_tag_limit_ = 0;
+  }
+  if (tp.next_free() > t) {
+    ++stats_.tag_stalls;
+    stats_.tag_stall_time += tp.next_free() - t;
+    return {false, tp.next_free()};
+  }
+  if (!can_issue()) return {true, t};
+  TagPool::Grant g = tp.acquire(t);
+  const std::uint64_t src = c->src + c->read_issued;
+  const std::uint32_t piece = std::min(dev_.mrrs(), c->len - c->read_issued);
+  if (c->read_issued == 0 && c->started_op) op_starts_.push_back(t);
+  const std::uint64_t epoch = epoch_;
+  IssueResult r = dev_.issue(*this, TlpKind::MRd, src, staging_.data() + c->buf_off + c->read_issued,
+                             piece, g.tag, t);
+  tp.release_at(g.tag, r.done);
+  ++stats_.read_requests;
+  stats_.read_bytes += piece;
+  regs_.bytes_read += piece;
+  stats_.read_latency.add(to_ns(r.done - t));
+  if (epoch != epoch_) return {true, r.wire_free};
+  if (r.status != CplStatus::kSC && !c->error) {
+    note_completion_error(r.status);
+    c->error = to_error(r.status);
+    c->error_addr = src;
+    c->error_at = r.done;
+  }
+  c->data_ready = std::max(c->data_ready, r.done);
+  c->read_issued += piece;
+  return {true, r.wire_free};
+}
+
+DmaFunction::Action DmaFunction::do_fetch(Time t) {
+  if (regs_.ring_size == 0) return {false, kTimeMax};
+  if (fetch_ready_ > t) return {false, fetch_ready_};
+  const std::uint32_t size = regs_.ring_size;
+  const std::uint32_t pending = (regs_.tail - fetch_index_) & (size - 1);
+  if (pending == 0 || descs_.size() >= 2 * regs_.prefetch) return {false, kTimeMax};
+  std::uint32_t n = std::min({pending, regs_.prefetch, size - fetch_index_,
+                              std::max<std::uint32_t>(1, dev_.mrrs() / kDescBytes)});
+  TagPool& tp = tags();
+  if (tp.next_free() > t) return {false, tp.next_free()};
+  if (!can_issue()) return {true, t};
+  TagPool::Grant g = tp.acquire(t);
+  std::vector<std::uint8_t> buf(n * kDescBytes);
+  const std::uint64_t addr = regs_.ring_base + std::uint64_t{fetch_index_} * kDescBytes;
+  const std::uint64_t epoch = epoch_;
+  IssueResult r = dev_.issue(*this, TlpKind::MRd, addr, buf.data(), n * kDescBytes, g.tag, t);
+  tp.release_at(g.tag, r.done);
+  ++stats_.descriptor_fetches;
+  if (epoch != epoch_) return {true, r.wire_free};
+  if (r.status != CplStatus::kSC) {
+    note_completion_error(r.status);
+    regs_.error = to_error(r.status);
+    regs_.error_addr = addr;
+    regs_.halted = true;
+    ++stats_.errors;
+    finish_.push_back({fetch_index_, 0, 0, regs_.error, 0, false});
+    fetch_index_ = (fetch_index_ + 1) & (size - 1);
+    return {true, r.wire_free};
+  }
+  for (std::uint32_t i = 0; i < n; ++i) {
+    FetchedDesc fd;
+    std::memcpy(&fd.d, buf.data() + i * kDescBytes, kDescBytes);
+    fd.index = (fetch_index_ + i) & (size - 1);
+    fd.ready = r.done;
+    descs_.push_back(fd);
+  }
+  fetch_index_ = (fetch_index_ + n) & (size - 1);
+  fetch_ready_ = r.done;
+  return {true, r.wire_free};
+}
+
+}  // namespace pciesim::models

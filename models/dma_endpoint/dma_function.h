@@ -1,0 +1,266 @@
+// One function of a DMA device: the PF or a VF. Plain C++ (a VF must stay
+// cheap: config bytes, registers and engine state, no SystemC process); the
+// owning DmaDevice serves its requests and runs its engine.
+//
+// The engine processes descriptors as a stream of chunks (at most 4 KiB,
+// never crossing a 4 KiB boundary of a remote address): remote data is read
+// with MRd requests of at most MRRS bytes (each holding a tag until its
+// completion arrives), written with MWr of at most MPS bytes in order, and
+// a descriptor's completion record and interrupt follow its last write.
+// Reads run ahead of writes up to the staging buffer size and the tag or
+// max-reads limit. Each step issues at most one TLP.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fabric/common/histogram.h"
+#include "fabric/common/sim_time.h"
+#include "fabric/config_space/config_space.h"
+#include "fabric/link/flow_control.h"
+#include "fabric/tlp/routing_id.h"
+#include "fabric/tlp/tlp.h"
+#include "models/dma_endpoint/dma_regs.h"
+
+namespace pciesim::models {
+
+class DmaDevice;
+
+struct DmaFunctionStats {
+  std::uint64_t read_requests = 0;
+  std::uint64_t read_bytes = 0;
+  std::uint64_t write_requests = 0;
+  std::uint64_t write_bytes = 0;
+  std::uint64_t local_bytes = 0;
+  std::uint64_t descriptor_fetches = 0;
+  std::uint64_t descriptors_completed = 0;
+  std::uint64_t ops_completed = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t bme_aborts = 0;
+  std::uint64_t unexpected_completions = 0;
+  std::uint64_t msix_sent = 0;
+  std::uint64_t msix_masked = 0;    // raised while masked: PBA bit set
+  std::uint64_t msix_dropped = 0;   // raised with MSI-X disabled or BME clear
+  std::uint64_t mmio_reads = 0;
+  std::uint64_t mmio_writes = 0;
+  std::uint64_t config_reads = 0;
+  std::uint64_t config_writes = 0;
+  std::uint64_t rrs_returned = 0;
+  std::uint64_t discarded = 0;
+  std::uint64_t ur_returned = 0;
+  std::uint64_t flrs = 0;
+  std::uint64_t tag_stalls = 0;
+  fabric::Time tag_stall_time = 0;
+  std::uint64_t p2p_internal = 0;
+  fabric::Histogram op_latency;    // one DMA operation (xfer_size bytes), ns
+  fabric::Histogram read_latency;  // one MRd round trip, ns
+};
+
+enum class PowerState : std::uint8_t { kD0 = 0, kD3hot = 3 };
+
+class DmaFunction : public fabric::ConfigListener {
+ public:
+  DmaFunction(DmaDevice& device, std::string name, unsigned vf_number, fabric::ConfigSpace cs);
+  DmaFunction(const DmaFunction&) = delete;
+  DmaFunction& operator=(const DmaFunction&) = delete;
+
+  // --- identity ---
+  const std::string& name() const { return name_; }
+  bool is_vf() const { return vf_number_ != 0; }
+  unsigned vf_number() const { return vf_number_; }  // 1-based; 0 = PF
+  fabric::RoutingId rid() const { return rid_; }
+  void set_rid(fabric::RoutingId r) { rid_ = r; }
+  fabric::ConfigSpace& config() { return cs_; }
+  const fabric::ConfigSpace& config() const { return cs_; }
+  const DmaFunctionStats& stats() const { return stats_; }
+  DmaFunctionStats& stats() { return stats_; }
+
+  // --- life cycle (SPEC.md C, D) ---
+  bool exists() const { return exists_; }
+  // VF Enable made it exist at `t`; it answers config with RRS until ready.
+  void create(fabric::Time t, fabric::Time ready_at);
+  // VF Enable cleared / PF reset: gone, in-flight DMA lost.
+  void destroy(fabric::Time t);
+  // FLR: non-sticky state reset; requests discarded until `flr_end`, RRS
+  // until `ready_at`.
+  void flr(fabric::Time t, fabric::Time flr_end, fabric::Time ready_at);
+  // Conventional reset of this function.
+  void conventional_reset(fabric::Time t, fabric::Time ready_at);
+  bool in_reset(fabric::Time t) const { return t < reset_end_; }
+  bool ready(fabric::Time t) const { return t >= ready_at_; }
+  fabric::Time ready_at() const { return ready_at_; }
+  PowerState power_state() const { return power_; }
+  bool transitioning(fabric::Time t) const { return t < pm_busy_until_; }
+
+  // --- target side ---
+  // Config request; returns the completion status (SC, RRS, discarded).
+  fabric::CplStatus config_access(std::uint16_t reg, unsigned size, bool write,
+                                  std::uint8_t* data, fabric::Time t);
+  // BAR0 registers and MSI-X structures.
+  fabric::CplStatus bar0_access(std::uint32_t offset, std::uint8_t* data, std::uint32_t len,
+                                bool write, fabric::Time t, bool debug = false);
+  // BAR2 device memory.
+  fabric::CplStatus devmem_access(std::uint64_t offset, std::uint8_t* data, std::uint32_t len,
+                                  bool write);
+  std::uint64_t devmem_size() const { return devmem_size_; }
+  void devmem_debug(std::uint64_t offset, std::uint8_t* data, std::uint32_t len, bool write);
+
+  // --- engine (called by the device scheduler) ---
+  // Performs at most one action at time t; returns when to run again
+  // (kTimeMax = nothing to do until a register write wakes it).
+  fabric::Time step(fabric::Time t);
+  bool idle() const;
+  bool bus_master_enabled() const;
+  bool memory_decode_enabled() const;  // MSE (PF) / VF MSE (VF)
+  bool msix_enabled() const;
+  std::uint32_t engine_status() const;
+  std::uint32_t head() const { return regs_.head; }
+  std::uint32_t error_code() const { return regs_.error; }
+  // Tags this function holds at time t (Transactions Pending).
+  unsigned outstanding(fabric::Time t) const { return tags_ ? tags_->outstanding(t) : 0; }
+
+  void config_written(fabric::ConfigSpace& cs, int watch, const fabric::ConfigWrite& w) override;
+  void config_before_read(fabric::ConfigSpace& cs, int watch) override;
+
+  enum Watch {
+    kWatchCommand = 1,
+    kWatchDevCtl,
+    kWatchDevSta,
+    kWatchMsixCtl,
+    kWatchPmcsr,
+    kWatchSriovCtl,
+    kWatchSriovNumVfs,
+    kWatchSriovPageSize,
+  };
+
+ private:
+  struct Regs {
+    std::uint32_t ctrl = 0;
+    std::uint64_t ring_base = 0;
+    std::uint32_t ring_size = 0;
+    std::uint32_t head = 0;
+    std::uint32_t tail = 0;
+    std::uint64_t cq_base = 0;
+    std::uint32_t cq_tail = 0;
+    std::uint32_t completed = 0;
+    std::uint32_t error = 0;
+    std::uint64_t error_addr = 0;
+    std::uint32_t irq_vector = 0;
+    std::uint32_t max_reads = 0;
+    std::uint32_t prefetch = 8;
+    std::uint64_t bytes_read = 0;
+    std::uint64_t bytes_written = 0;
+    bool halted = false;
+  };
+  struct FetchedDesc {
+    dma::Descriptor d;
+    std::uint32_t index;
+    fabric::Time ready;
+  };
+  struct Chunk {
+    std::uint32_t desc_index;
+    std::uint32_t cookie;
+    std::uint32_t flags;
+    std::uint64_t src;
+    std::uint64_t dst;
+    std::uint32_t len;
+    std::uint32_t buf_off;
+    std::uint32_t buf_span;  // bytes of staging held, wrap padding included
+    std::uint32_t read_issued;
+    std::uint32_t write_issued;
+    fabric::Time data_ready;
+    fabric::Time last_write_done;
+    fabric::Time op_start;
+    bool started_op;
+    bool last_in_op;
+    bool last_in_desc;
+    std::uint32_t desc_bytes;  // descriptor length, for the record
+    std::uint32_t error;
+    std::uint64_t error_addr;
+    fabric::Time error_at;
+  };
+  struct Finish {
+    std::uint32_t index;
+    std::uint32_t cookie;
+    std::uint32_t flags;
+    std::uint32_t status;
+    std::uint32_t bytes;
+    bool record_done;
+  };
+
+  // One engine sub-step: either it acted (then run again at `next`) or it
+  // waits and `next` is when it could act (kTimeMax: on a register write).
+  struct Action {
+    bool acted;
+    fabric::Time next;
+  };
+  enum class EngineReset { kSoft, kFlr, kDestroy };
+  Action do_msix_resend(fabric::Time t);
+  Action do_finish(fabric::Time t);
+  Action do_write(fabric::Time t);
+  Action do_read(fabric::Time t);
+  Action do_fetch(fabric::Time t);
+  // Creates the next chunk; false when it cannot now (*wait says until when).
+  bool make_chunk(fabric::Time t, fabric::Time* wait);
+  void retire_front(fabric::Time t);
+  bool can_issue();
+  void abort_descriptor(std::uint32_t code, std::uint64_t addr, fabric::Time t);
+  void halt_on_bme();
+  void clear_pipeline();
+  void reset_engine(fabric::Time t, EngineReset how);
+  void reset_msix();
+  bool raise_msix(std::uint32_t vector, fabric::Time t, fabric::Time* next);
+  void note_completion_error(fabric::CplStatus s);
+  fabric::TagPool& tags();
+  bool staging_alloc(std::uint32_t len, std::uint32_t* off, std::uint32_t* span);
+  std::uint32_t vectors() const;
+  std::uint32_t reg_read(std::uint32_t off) const;
+  void reg_write(std::uint32_t off, std::uint32_t value, fabric::Time t);
+  std::uint8_t* devmem(std::uint64_t offset, std::uint32_t len);
+  void wake(fabric::Time t);
+
+  DmaDevice& dev_;
+  std::string name_;
+  unsigned vf_number_;
+  fabric::RoutingId rid_;
+  fabric::ConfigSpace cs_;
+  std::uint16_t exp_ = 0;
+  std::uint16_t msix_ = 0;
+  std::uint16_t pm_ = 0;
+  bool exists_;
+  fabric::Time reset_end_ = 0;
+  fabric::Time ready_at_ = 0;
+  fabric::Time pm_busy_until_ = 0;
+  PowerState power_ = PowerState::kD0;
+  DmaFunctionStats stats_;
+
+  Regs regs_;
+  std::vector<std::uint8_t> msix_table_;
+  std::vector<std::uint64_t> msix_pba_;
+  bool msix_resend_ = false;  // unmasked with pending bits: send them
+
+  std::uint64_t devmem_size_;
+  std::vector<std::uint8_t> devmem_;  // allocated on first use
+
+  std::unique_ptr<fabric::TagPool> tags_;
+  std::deque<FetchedDesc> descs_;
+  std::uint32_t fetch_index_ = 0;
+  fabric::Time fetch_ready_ = 0;  // completion of the last descriptor fetch
+  std::uint32_t desc_offset_ = 0;   // bytes of descs_.front() already chunked
+  std::uint32_t op_offset_ = 0;     // bytes into the current operation
+  std::deque<Chunk> chunks_;
+  std::deque<Finish> finish_;
+  std::vector<std::uint8_t> staging_;
+  std::uint32_t staging_head_ = 0;  // next allocation
+  std::uint32_t staging_used_ = 0;
+  std::deque<fabric::Time> op_starts_;
+  unsigned pending_tag_limit_ = 0;  // max-reads change waiting for idle tags
+  std::uint64_t epoch_ = 0;          // bumped whenever the pipeline is dropped
+  fabric::Time access_time_ = 0;     // arrival time of the request being served
+};
+
+}  // namespace pciesim::models

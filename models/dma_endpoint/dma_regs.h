@@ -1,0 +1,97 @@
+// Programming interface of the pciesim DMA copy engine (PF and every VF
+// alike). The host driver in sim/host uses these definitions; docs/dma-engine.md
+// describes the behaviour.
+//
+// BAR0 (16 KiB, 64-bit, non-prefetchable):
+//   0x0000-0x0fff  registers below (32-bit accesses; 64-bit counters may be
+//                  read with one 8-byte access)
+//   0x2000         MSI-X table (16 bytes per vector)
+//   0x3000         MSI-X PBA
+// BAR2 (64-bit, prefetchable): device memory, a DMA source/destination and
+//   a peer-to-peer target.
+#pragma once
+
+#include <cstdint>
+
+namespace pciesim::models::dma {
+
+constexpr std::uint64_t kBar0Size = 16 * 1024;
+constexpr std::uint32_t kMsixTableOffset = 0x2000;
+constexpr std::uint32_t kMsixPbaOffset = 0x3000;
+
+enum Reg : std::uint32_t {
+  kId = 0x000,            // RO "DMA1"
+  kVersion = 0x004,       // RO
+  kCtrl = 0x008,          // RW
+  kStatus = 0x00c,        // RO
+  kRingBaseLo = 0x010,    // RW (while disabled)
+  kRingBaseHi = 0x014,
+  kRingSize = 0x018,      // RW: entries, power of two 2..65536 (while disabled)
+  kRingHead = 0x01c,      // RO: next descriptor the engine will consume
+  kRingTail = 0x020,      // RW: doorbell; next free slot the driver will fill
+  kCqBaseLo = 0x024,      // RW: completion ring (same size as the descriptor ring)
+  kCqBaseHi = 0x028,
+  kCqTail = 0x02c,        // RO: next completion slot the engine will write
+  kCompleted = 0x030,     // RO: descriptors completed (wraps)
+  kError = 0x034,         // RW1C: error code; clearing it resumes a halted engine
+  kErrorAddrLo = 0x038,   // RO: address of the failing request
+  kErrorAddrHi = 0x03c,
+  kIrqVector = 0x040,     // RW: MSI-X vector for completion interrupts
+  kMaxReads = 0x044,      // RW: outstanding read requests (<= tags; 0 = all tags)
+  kPrefetch = 0x048,      // RW: descriptors fetched per read (1..32)
+  kBytesRead = 0x050,     // RO 64-bit: bytes DMA-read over PCIe
+  kBytesWritten = 0x058,  // RO 64-bit: bytes DMA-written over PCIe
+};
+
+constexpr std::uint32_t kIdValue = 0x444d4131;  // "DMA1"
+constexpr std::uint32_t kVersionValue = 0x00010000;
+
+enum CtrlBits : std::uint32_t {
+  kCtrlEnable = 1u << 0,
+  kCtrlReset = 1u << 1,  // write 1: abandon everything, head = tail = 0 (self-clearing)
+  kCtrlIrqEnable = 1u << 2,
+};
+
+enum StatusBits : std::uint32_t {
+  kStatusBusy = 1u << 0,    // descriptors pending or in flight
+  kStatusHalted = 1u << 1,  // stopped on an error until kError is cleared
+};
+
+enum ErrorCode : std::uint32_t {
+  kErrNone = 0,
+  kErrBusMasterDisabled = 1,  // BME found clear: nothing further was issued
+  kErrDmaUr = 2,              // a DMA read completed with Unsupported Request
+  kErrDmaCa = 3,              // ... with Completer Abort
+  kErrDmaTimeout = 4,         // ... never completed (completion timeout)
+  kErrBadDescriptor = 5,      // zero length, or local range outside device memory
+  kErrBadRing = 6,            // enabled with an invalid ring size
+};
+
+// Descriptor, 32 bytes, little endian.
+struct Descriptor {
+  std::uint64_t src;
+  std::uint64_t dst;
+  std::uint32_t length;
+  std::uint32_t flags;
+  std::uint32_t xfer_size;  // bytes per DMA operation; 0 = whole descriptor
+  std::uint32_t cookie;
+};
+static_assert(sizeof(Descriptor) == 32, "descriptor layout");
+
+enum DescFlags : std::uint32_t {
+  kDescIrq = 1u << 0,       // raise the completion interrupt
+  kDescReport = 1u << 1,    // write a completion record
+  kDescSrcLocal = 1u << 2,  // src is an offset into this function's device memory
+  kDescDstLocal = 1u << 3,  // dst is an offset into this function's device memory
+};
+
+// Completion record, 16 bytes.
+struct Completion {
+  std::uint32_t cookie;
+  std::uint32_t status;  // ErrorCode
+  std::uint32_t bytes;   // bytes transferred
+  std::uint32_t index;   // descriptor ring index
+};
+static_assert(sizeof(Completion) == 16, "completion layout");
+
+}  // namespace pciesim::models::dma

@@ -1,0 +1,130 @@
+#include "models/host_memory/host_memory.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "fabric/common/error.h"
+#include "fabric/port/port.h"
+#include "fabric/tlp/tlp.h"
+
+namespace pciesim::models {
+
+using fabric::Time;
+
+HostMemory::HostMemory(sc_core::sc_module_name name, const HostMemoryParams& params)
+    : sc_core::sc_module(name), socket("socket"), params_(params) {
+  socket.register_b_transport(this, &HostMemory::b_transport);
+  socket.register_transport_dbg(this, &HostMemory::transport_dbg);
+  if (params_.bandwidth_gbps > 0) fs_per_byte_ = 8.0 * 1e15 / (params_.bandwidth_gbps * 1e9);
+}
+
+bool HostMemory::contains(std::uint64_t addr, std::uint64_t len) const {
+  for (const MemoryRange& r : params_.ranges)
+    if (r.contains(addr, len)) return true;
+  return false;
+}
+
+void HostMemory::check(std::uint64_t addr, std::size_t len) const {
+  if (!contains(addr, len)) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "0x%llx..+0x%zx is not host memory",
+                  static_cast<unsigned long long>(addr), len);
+    throw UsageError(name(), buf);
+  }
+}
+
+const HostMemory::Page* HostMemory::find_page(std::uint64_t page) const {
+  if (page == cached_page_) return cached_;
+  auto it = pages_.find(page);
+  if (it == pages_.end()) return nullptr;
+  cached_page_ = page;
+  cached_ = it->second.get();
+  return cached_;
+}
+
+HostMemory::Page& HostMemory::page_for_write(std::uint64_t page) {
+  if (page == cached_page_) return *cached_;
+  auto& slot = pages_[page];
+  if (!slot) {
+    slot = std::make_unique<Page>();
+    slot->fill(0);
+  }
+  cached_page_ = page;
+  cached_ = slot.get();
+  return *slot;
+}
+
+void HostMemory::read(std::uint64_t addr, std::uint8_t* dst, std::size_t len) const {
+  check(addr, len);
+  while (len > 0) {
+    std::uint64_t page = addr >> kPageShift;
+    std::size_t off = addr & (kPageSize - 1);
+    std::size_t n = std::min<std::size_t>(len, kPageSize - off);
+    const Page* p = find_page(page);
+    if (p) std::memcpy(dst, p->data() + off, n);
+    else std::memset(dst, 0, n);
+    addr += n;
+    dst += n;
+    len -= n;
+  }
+}
+
+std::vector<std::uint8_t> HostMemory::read(std::uint64_t addr, std::size_t len) const {
+  std::vector<std::uint8_t> out(len);
+  read(addr, out.data(), len);
+  return out;
+}
+
+void HostMemory::write(std::uint64_t addr, const std::uint8_t* src, std::size_t len) {
+  check(addr, len);
+  while (len > 0) {
+    std::uint64_t page = addr >> kPageShift;
+    std::size_t off = addr & (kPageSize - 1);
+    std::size_t n = std::min<std::size_t>(len, kPageSize - off);
+    std::memcpy(page_for_write(page).data() + off, src, n);
+    addr += n;
+    src += n;
+    len -= n;
+  }
+}
+
+void HostMemory::b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
+  const std::uint64_t addr = gp.get_address();
+  const std::uint32_t len = gp.get_data_length();
+  fabric::TlpExtension* ext = gp.get_extension<fabric::TlpExtension>();
+  if (!contains(addr, len)) {
+    if (ext) ext->status = fabric::CplStatus::kUR;
+    gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    return;
+  }
+  // The controller serves one access at a time at its sustained bandwidth;
+  // the data is usable `latency` after the access starts.
+  const Time now = fabric::now_fs();
+  const Time arrival = now + delay.value();
+  const Time start = std::max(arrival, busy_until_);
+  busy_until_ = start + static_cast<Time>(len * fs_per_byte_);
+  if (gp.is_write()) {
+    write(addr, gp.get_data_ptr(), len);
+    bytes_written_ += len;
+  } else {
+    read(addr, gp.get_data_ptr(), len);
+    bytes_read_ += len;
+  }
+  if (ext) {
+    ext->consumed_at = start;
+    ext->status = fabric::CplStatus::kSC;
+  }
+  gp.set_response_status(tlm::TLM_OK_RESPONSE);
+  delay = fabric::to_sc(std::max(start + params_.latency, busy_until_) - now);
+}
+
+unsigned HostMemory::transport_dbg(tlm::tlm_generic_payload& gp) {
+  const std::uint64_t addr = gp.get_address();
+  const std::uint32_t len = gp.get_data_length();
+  if (!contains(addr, len)) return 0;
+  if (gp.is_write()) write(addr, gp.get_data_ptr(), len);
+  else read(addr, gp.get_data_ptr(), len);
+  return len;
+}
+
+}  // namespace pciesim::models

@@ -1,0 +1,42 @@
+// What the root complex asks before an upstream DMA request touches memory
+// or a peer: address translation and isolation (the IOMMU implements it).
+// A platform without an IOMMU has none, and DMA addresses are physical.
+#pragma once
+
+#include <cstdint>
+
+#include "fabric/common/sim_time.h"
+#include "fabric/tlp/routing_id.h"
+#include "fabric/tlp/tlp.h"
+
+namespace pciesim::models {
+
+struct TranslationRequest {
+  fabric::RoutingId requester;
+  bool has_pasid = false;
+  std::uint32_t pasid = 0;
+  std::uint64_t address = 0;
+  std::uint32_t length = 0;
+  bool write = false;
+  fabric::AddressType address_type = fabric::AddressType::kUntranslated;
+  fabric::Time at = 0;  // arrival time at the translation agent
+};
+
+struct TranslationResult {
+  bool ok = true;
+  std::uint64_t address = 0;
+  fabric::Time done = 0;  // when the translated request can proceed
+  // On a fault, what the request completes with (platform option: UR or CA).
+  fabric::CplStatus fault_status = fabric::CplStatus::kUR;
+};
+
+class UpstreamTranslator {
+ public:
+  virtual ~UpstreamTranslator() = default;
+  virtual TranslationResult translate(const TranslationRequest& req) = 0;
+  // Zero-time translation for debug accesses; false if unmapped.
+  virtual bool translate_dbg(fabric::RoutingId requester, std::uint64_t iova, bool write,
+                             std::uint64_t* out) = 0;
+};
+
+}  // namespace pciesim::models

@@ -1,0 +1,297 @@
+#include "models/switch/pcie_switch.h"
+
+#include "fabric/bridge/bridge_decode.h"
+
+namespace pciesim::models {
+
+using namespace fabric;
+
+namespace {
+std::array<std::uint32_t, 4> header_of(const tlm::tlm_generic_payload& gp,
+                                       const TlpExtension& ext) {
+  std::uint64_t a = gp.get_address();
+  return {static_cast<std::uint32_t>(ext.kind) << 24,
+          static_cast<std::uint32_t>(ext.requester.value()) << 16 | ext.tag,
+          static_cast<std::uint32_t>(a >> 32), static_cast<std::uint32_t>(a)};
+}
+TlpKind to_type0(TlpKind k) { return (k == TlpKind::CfgRd1 || k == TlpKind::CfgRd0) ? TlpKind::CfgRd0 : TlpKind::CfgWr0; }
+}  // namespace
+
+PcieSwitch::PcieSwitch(sc_core::sc_module_name name, const SwitchParams& p)
+    : sc_core::sc_module(name), params_(p), dsp_stats_(p.downstream_ports) {
+  const std::string base = this->name();
+  BridgeOptions uo;
+  uo.vendor_id = p.vendor_id;
+  uo.device_id = p.usp_device_id;
+  uo.port_type = PCI_EXP_TYPE_UPSTREAM;
+  uo.link_speed = p.max_link_speed;
+  uo.link_width = p.max_link_width;
+  uo.max_payload_supported = p.max_payload_supported;
+  usp_ = std::make_unique<BridgeFunction>(base + ".usp", uo);
+  usp_port_ = std::make_unique<Port>("usp", *this, /*upstream_end=*/false, -1);
+  usp_->on_secondary_bus_reset = [this](bool asserted) {
+    if (asserted) hot_reset_below();
+  };
+  usp_->on_mps_change = [this](std::uint32_t mps) {
+    if (usp_port_->link()) usp_port_->link()->set_mps(mps);
+  };
+  for (unsigned i = 0; i < p.downstream_ports; ++i) {
+    BridgeOptions o;
+    o.vendor_id = p.vendor_id;
+    o.device_id = p.dsp_device_id;
+    o.port_type = PCI_EXP_TYPE_DOWNSTREAM;
+    o.physical_slot = static_cast<std::uint16_t>(i + 1);
+    o.ari_forwarding = p.ari_forwarding;
+    o.acs_supported = p.acs_supported;
+    o.link_speed = p.max_link_speed;
+    o.link_width = p.max_link_width;
+    o.port_number = static_cast<std::uint8_t>(i + 1);
+    o.max_payload_supported = p.max_payload_supported;
+    std::string pname = "dsp" + std::to_string(i);
+    dsps_.push_back(std::make_unique<BridgeFunction>(base + "." + pname, o));
+    dsp_ports_.push_back(
+        std::make_unique<Port>(pname.c_str(), *this, /*upstream_end=*/true, static_cast<int>(i)));
+    Port* port = dsp_ports_.back().get();
+    dsps_.back()->on_secondary_bus_reset = [port](bool asserted) {
+      if (asserted) port->signal_hot_reset();
+    };
+    dsps_.back()->on_link_disable = [port](bool disabled) { port->set_link_up(!disabled); };
+    dsps_.back()->on_mps_change = [port](std::uint32_t mps) {
+      if (port->link()) port->link()->set_mps(mps);
+    };
+  }
+}
+
+void PcieSwitch::hot_reset_below() {
+  // A hot reset propagates to every downstream port and their links.
+  for (unsigned i = 0; i < dsps_.size(); ++i) {
+    dsps_[i]->reset();
+    dsp_ports_[i]->signal_hot_reset();
+  }
+}
+
+void PcieSwitch::port_hot_reset(Port&) {
+  usp_->reset();
+  hot_reset_below();
+}
+
+void PcieSwitch::local_config(ConfigSpace& cs, tlm::tlm_generic_payload& gp, TlpExtension& ext) {
+  const std::uint16_t reg = config_register(gp.get_address());
+  const unsigned size = gp.get_data_length();
+  std::uint8_t* data = gp.get_data_ptr();
+  if (!ConfigSpace::valid_access(reg, size)) {
+    ext.status = CplStatus::kUR;
+    return;
+  }
+  if (gp.is_write()) {
+    std::uint32_t v = 0;
+    for (unsigned i = 0; i < size; ++i) v |= static_cast<std::uint32_t>(data[i]) << (8 * i);
+    cs.write(reg, size, v);
+  } else {
+    std::uint32_t v = cs.read(reg, size);
+    for (unsigned i = 0; i < size; ++i) data[i] = static_cast<std::uint8_t>(v >> (8 * i));
+  }
+  ext.status = CplStatus::kSC;
+}
+
+PcieSwitch::Route PcieSwitch::route_config_below(RoutingId target, TlpKind kind) {
+  const ConfigSpace& ucs = usp_->config();
+  if (!bus_behind(ucs, target.bus())) return {Route::kUnsupported};
+  if (target.bus() == secondary_bus(ucs)) {
+    // The internal bus: DSP i is device i, function 0.
+    if (target.function() != 0 || target.device() >= dsps_.size()) return {Route::kUnsupported};
+    Route r{Route::kLocalConfig};
+    r.local = &dsps_[target.device()]->config();
+    r.port = static_cast<int>(target.device());
+    return r;
+  }
+  for (unsigned i = 0; i < dsps_.size(); ++i) {
+    ConfigRoute cr = route_config(dsps_[i]->config(), target.bus(), target.device(), true);
+    if (cr == ConfigRoute::kNotMine) continue;
+    if (cr == ConfigRoute::kBlockedDevice) return {Route::kUnsupported};
+    Route r{Route::kDownstream, static_cast<int>(i)};
+    r.kind_out = cr == ConfigRoute::kType0Secondary ? to_type0(kind) : kind;
+    return r;
+  }
+  return {Route::kUnsupported};
+}
+
+PcieSwitch::Route PcieSwitch::route_from_above(tlm::tlm_generic_payload& gp, TlpExtension& ext) {
+  const std::uint64_t addr = gp.get_address();
+  if (is_config(ext.kind)) {
+    RoutingId target = config_target(addr);
+    if (ext.kind == TlpKind::CfgRd0 || ext.kind == TlpKind::CfgWr0) {
+      // Type 0 on our link: the USP itself (device 0, function 0 only).
+      if (target.device() != 0 || target.function() != 0) return {Route::kUnsupported};
+      usp_->capture_rid(target);
+      Route r{Route::kLocalConfig};
+      r.local = &usp_->config();
+      return r;
+    }
+    return route_config_below(target, ext.kind);
+  }
+  if (!is_memory(ext.kind)) return {Route::kUnsupported};
+  // The USP forwards memory downstream only with Memory Space Enable and
+  // inside its windows; then the DSP whose window claims the address.
+  const ConfigSpace& ucs = usp_->config();
+  const std::uint32_t len = gp.get_data_length();
+  if (!memory_space_enabled(ucs) || !windows_contain(ucs, addr, len)) return {Route::kUnsupported};
+  for (unsigned i = 0; i < dsps_.size(); ++i) {
+    const ConfigSpace& d = dsps_[i]->config();
+    if (memory_space_enabled(d) && windows_contain(d, addr, len))
+      return {Route::kDownstream, static_cast<int>(i)};
+  }
+  return {Route::kUnsupported};
+}
+
+PcieSwitch::Route PcieSwitch::route_from_below(unsigned from, tlm::tlm_generic_payload& gp,
+                                               TlpExtension& ext) {
+  if (!is_memory(ext.kind) && ext.kind != TlpKind::Msg) return {Route::kUnsupported};
+  const ConfigSpace& src = dsps_[from]->config();
+  // A downstream port with BME clear turns requests from below into UR.
+  if (!bus_master_enabled(src)) {
+    ++dsp_stats_[from].bme_blocked;
+    return {Route::kUnsupported};
+  }
+  const std::uint16_t acs = dsps_[from]->acs_control();
+  if ((acs & PCI_ACS_SV) && !bus_behind(src, ext.requester.bus()))
+    return {Route::kAcsViolation};
+  if ((acs & PCI_ACS_TB) && ext.address_type == AddressType::kTranslated)
+    return {Route::kAcsViolation};
+  if (ext.kind == TlpKind::Msg) return {Route::kUpstream};
+
+  const std::uint64_t addr = gp.get_address();
+  const std::uint32_t len = gp.get_data_length();
+  if (windows_contain(src, addr, len)) return {Route::kUnsupported};  // never back down the same port
+  for (unsigned i = 0; i < dsps_.size(); ++i) {
+    if (i == from) continue;
+    const ConfigSpace& d = dsps_[i]->config();
+    if (!memory_space_enabled(d) || !windows_contain(d, addr, len)) continue;
+    // Peer-to-peer inside the switch. ACS (PCIe Base 6.12.1.2): Direct
+    // Translated P2P lets translated requests go direct even with redirect;
+    // Request Redirect sends the rest up to the root complex; Egress Control
+    // blocks what its vector names.
+    const bool translated = ext.address_type == AddressType::kTranslated;
+    if ((acs & PCI_ACS_DT) && translated) {
+      Route r{Route::kDownstream, static_cast<int>(i)};
+      r.p2p = P2pPath::kDirect;
+      return r;
+    }
+    if (acs & PCI_ACS_RR) return {Route::kUpstream};
+    if (acs & PCI_ACS_EC) {
+      std::uint16_t cap = dsps_[from]->config().find_extended_capability(PCI_EXT_CAP_ID_ACS);
+      std::uint32_t vec = cap ? dsps_[from]->config().get32(cap + PCI_ACS_EGRESS_CTL_V) : 0;
+      if (vec & (1u << i)) return {Route::kAcsViolation};
+    }
+    Route r{Route::kDownstream, static_cast<int>(i)};
+    r.p2p = P2pPath::kDirect;
+    return r;
+  }
+  // Not a peer: upstream, unless the address falls inside the switch's
+  // own range without a port claiming it.
+  const ConfigSpace& ucs = usp_->config();
+  if (windows_contain(ucs, addr, len)) return {Route::kUnsupported};
+  if (!bus_master_enabled(ucs)) {
+    ++usp_stats_.bme_blocked;
+    return {Route::kUnsupported};
+  }
+  return {Route::kUpstream};
+}
+
+void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
+  TlpExtension& ext = tlp_of(gp);
+  const Time now = now_fs();
+  const Time arrival = now + delay.value();
+  const bool from_above = &port == usp_port_.get();
+  const unsigned from = from_above ? 0 : static_cast<unsigned>(port.index());
+  SwitchPortStats& st = from_above ? usp_stats_ : dsp_stats_[from];
+  ++st.requests;
+  Route r = from_above ? route_from_above(gp, ext) : route_from_below(from, gp, ext);
+  const Time lat = params_.traversal_latency;
+  BridgeFunction& ingress = from_above ? *usp_ : *dsps_[from];
+
+  switch (r.kind) {
+    case Route::kLocalConfig:
+      local_config(*r.local, gp, ext);
+      if (r.port >= 0) dsps_[r.port]->capture_rid(config_target(gp.get_address()));
+      ext.consumed_at = arrival;
+      set_response_from_status(gp);
+      delay = to_sc(arrival + lat - now);
+      return;
+    case Route::kUnsupported:
+    case Route::kAcsViolation: {
+      const bool acsv = r.kind == Route::kAcsViolation;
+      ext.status = acsv ? CplStatus::kCA : CplStatus::kUR;
+      if (acsv) {
+        ++st.acs_violations;
+        ext.p2p = P2pPath::kBlocked;
+        note_signaled_ca(ingress.config());
+      } else {
+        ++st.ur;
+      }
+      record_error(ingress.config(), acsv ? ErrorKind::kAcsViolation : ErrorKind::kUnsupportedRequest,
+                   header_of(gp, ext));
+      ext.consumed_at = arrival;
+      set_response_from_status(gp);
+      delay = to_sc(arrival + lat - now);
+      return;
+    }
+    case Route::kDownstream: {
+      if (r.p2p == P2pPath::kDirect) {
+        ext.p2p = P2pPath::kDirect;
+        ++st.p2p_direct;
+      }
+      const TlpKind original = ext.kind;
+      ext.kind = is_config(original) ? r.kind_out : original;
+      sc_core::sc_time d = to_sc(arrival + lat - now);
+      dsp_ports_[r.port]->transmit(gp, d);
+      ext.kind = original;
+      Time done = now + d.value();
+      if (!is_posted(original)) done += lat;
+      delay = to_sc(done - now);
+      return;
+    }
+    case Route::kUpstream: {
+      if (!from_above && ext.p2p == P2pPath::kNone) {
+        // Redirected peer-to-peer is only known as such if a peer window
+        // matched; count it for the stats.
+        const std::uint64_t addr = gp.get_address();
+        for (unsigned i = 0; i < dsps_.size(); ++i)
+          if (i != from && windows_contain(dsps_[i]->config(), addr, gp.get_data_length())) {
+            ++st.p2p_redirected;
+            break;
+          }
+      }
+      sc_core::sc_time d = to_sc(arrival + lat - now);
+      usp_port_->transmit(gp, d);
+      Time done = now + d.value();
+      if (!is_posted(ext.kind)) done += lat;
+      delay = to_sc(done - now);
+      return;
+    }
+  }
+}
+
+unsigned PcieSwitch::port_receive_dbg(Port& port, tlm::tlm_generic_payload& gp) {
+  TlpExtension* ext = gp.get_extension<TlpExtension>();
+  if (!ext) return 0;
+  const bool from_above = &port == usp_port_.get();
+  Route r = from_above ? route_from_above(gp, *ext)
+                       : route_from_below(static_cast<unsigned>(port.index()), gp, *ext);
+  switch (r.kind) {
+    case Route::kLocalConfig:
+      local_config(*r.local, gp, *ext);
+      return ext->ok() ? gp.get_data_length() : 0;
+    case Route::kDownstream: {
+      const TlpKind original = ext->kind;
+      if (is_config(original)) ext->kind = r.kind_out;
+      unsigned n = dsp_ports_[r.port]->transmit_dbg(gp);
+      ext->kind = original;
+      return n;
+    }
+    case Route::kUpstream: return usp_port_->transmit_dbg(gp);
+    default: return 0;
+  }
+}
+
+}  // namespace pciesim::models

@@ -1,0 +1,89 @@
+// A PCIe switch: one upstream port (USP) and N downstream ports (DSPs), each
+// a type-1 bridge function with its own config space. The USP sits on the
+// bus below its link; the DSPs are devices 0..N-1 on the USP's secondary
+// (internal) bus. Routing comes from the bridge registers: configuration
+// requests by bus number, memory requests by the memory windows, and ACS on
+// the downstream ports decides whether peer-to-peer requests turn around
+// inside the switch or go up to the root complex.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <systemc>
+#include <vector>
+
+#include "fabric/common/sim_time.h"
+#include "fabric/port/port.h"
+#include "models/common/bridge_function.h"
+
+namespace pciesim::models {
+
+struct SwitchParams {
+  unsigned downstream_ports = 4;
+  std::uint16_t vendor_id = 0x5ec0;
+  std::uint16_t usp_device_id = 0x0200;
+  std::uint16_t dsp_device_id = 0x0201;
+  // Ingress-to-egress latency of one traversal. Broadcom PEX 88000 and
+  // Microchip Switchtec PFX datasheets quote 105-115 ns cut-through.
+  fabric::Time traversal_latency = 110 * fabric::kNs;
+  std::uint16_t acs_supported = PCI_ACS_SV | PCI_ACS_TB | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF |
+                                PCI_ACS_EC | PCI_ACS_DT;
+  bool ari_forwarding = true;
+  int max_link_speed = 5;
+  int max_link_width = 16;
+  std::uint32_t max_payload_supported = 512;
+};
+
+struct SwitchPortStats {
+  std::uint64_t requests = 0;
+  std::uint64_t ur = 0;
+  std::uint64_t bme_blocked = 0;
+  std::uint64_t acs_violations = 0;
+  std::uint64_t p2p_direct = 0;
+  std::uint64_t p2p_redirected = 0;
+};
+
+class PcieSwitch : public sc_core::sc_module, public fabric::PortOwner {
+ public:
+  PcieSwitch(sc_core::sc_module_name name, const SwitchParams& params);
+
+  const SwitchParams& params() const { return params_; }
+  fabric::Port& upstream_port() { return *usp_port_; }
+  fabric::Port& downstream_port(unsigned i) { return *dsp_ports_.at(i); }
+  unsigned downstream_count() const { return static_cast<unsigned>(dsp_ports_.size()); }
+  BridgeFunction& usp() { return *usp_; }
+  BridgeFunction& dsp(unsigned i) { return *dsps_.at(i); }
+  const SwitchPortStats& usp_stats() const { return usp_stats_; }
+  const SwitchPortStats& dsp_stats(unsigned i) const { return dsp_stats_.at(i); }
+
+  void port_receive(fabric::Port& port, tlm::tlm_generic_payload& gp,
+                    sc_core::sc_time& delay) override;
+  unsigned port_receive_dbg(fabric::Port& port, tlm::tlm_generic_payload& gp) override;
+  void port_hot_reset(fabric::Port& port) override;
+
+ private:
+  // Where a request goes next.
+  struct Route {
+    enum Kind { kLocalConfig, kDownstream, kUpstream, kUnsupported, kAcsViolation } kind;
+    int port = -1;                 // DSP index for kDownstream
+    fabric::ConfigSpace* local = nullptr;
+    fabric::TlpKind kind_out = fabric::TlpKind::MRd;  // for config conversion
+    fabric::P2pPath p2p = fabric::P2pPath::kNone;
+  };
+  Route route_from_above(tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext);
+  Route route_from_below(unsigned dsp, tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext);
+  Route route_config_below(fabric::RoutingId target, fabric::TlpKind kind);
+  void local_config(fabric::ConfigSpace& cs, tlm::tlm_generic_payload& gp,
+                    fabric::TlpExtension& ext);
+  void hot_reset_below();
+
+  SwitchParams params_;
+  std::unique_ptr<BridgeFunction> usp_;
+  std::vector<std::unique_ptr<BridgeFunction>> dsps_;
+  std::unique_ptr<fabric::Port> usp_port_;
+  std::vector<std::unique_ptr<fabric::Port>> dsp_ports_;
+  SwitchPortStats usp_stats_;
+  std::vector<SwitchPortStats> dsp_stats_;
+};
+
+}  // namespace pciesim::models

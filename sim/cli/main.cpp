@@ -1,0 +1,199 @@
+// pciesim command line (DESIGN.md section 8):
+//   pciesim run CONFIG       exit 0 if every expectation holds, 1 if one
+//                            fails, 2 on a bad config, 3 on a simulation error
+//   pciesim validate CONFIG  check a config without simulating
+//   pciesim lspci CONFIG     boot and print lspci-format output
+//   pciesim topo CONFIG      Graphviz DOT of the topology
+//   pciesim config-reference Markdown reference of every config key
+#include <CLI/CLI.hpp>
+
+#include <systemc>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "fabric/common/error.h"
+#include "fabric/kernel/kernel_context.h"
+#include "sim/builder/system.h"
+#include "sim/config/config_loader.h"
+#include "sim/facade/simulation.h"
+#include "sim/host/host.h"
+
+using namespace pciesim;
+using namespace pciesim::sim;
+
+namespace {
+
+constexpr int kExitPass = 0, kExitFail = 1, kExitConfig = 2, kExitSim = 3;
+
+std::string si(double v, const char* unit) {
+  char buf[64];
+  if (v >= 1e9) std::snprintf(buf, sizeof buf, "%.2f G%s", v / 1e9, unit);
+  else if (v >= 1e6) std::snprintf(buf, sizeof buf, "%.2f M%s", v / 1e6, unit);
+  else if (v >= 1e3) std::snprintf(buf, sizeof buf, "%.2f K%s", v / 1e3, unit);
+  else std::snprintf(buf, sizeof buf, "%.0f %s", v, unit);
+  return buf;
+}
+
+void print_summary(Simulation& sim, const RunResult& r, double wall) {
+  auto st = sim.stats();
+  std::printf("pciesim: %s\n", sim.config().source.c_str());
+  std::printf("  simulated %s (boot %s) in %.2f s wall time\n",
+              fabric::format_time(sim.now()).c_str(),
+              fabric::format_time(sim.host().boot_end()).c_str(), wall);
+  std::printf("  host: %zu functions enumerated, %llu config and %llu MMIO accesses\n",
+              sim.host().pci().devices().size(),
+              static_cast<unsigned long long>(st["host"]["config_reads"].get<std::uint64_t>() +
+                                              st["host"]["config_writes"].get<std::uint64_t>()),
+              static_cast<unsigned long long>(st["host"]["mmio_reads"].get<std::uint64_t>() +
+                                              st["host"]["mmio_writes"].get<std::uint64_t>()));
+  for (const std::string& m : sim.host().boot_messages()) std::printf("  note: %s\n", m.c_str());
+  if (!st["workloads"].empty()) std::printf("  workloads:\n");
+  for (auto it = st["workloads"].begin(); it != st["workloads"].end(); ++it) {
+    const auto& w = it.value();
+    std::printf("    %-12s %s: %llu jobs, %s, %.2f Gb/s, latency mean %.0f ns p99 %.0f ns, "
+                "verified %s, %llu mismatches%s\n",
+                it.key().c_str(), w["function"].get<std::string>().c_str(),
+                static_cast<unsigned long long>(w["jobs"].get<std::uint64_t>()),
+                si(static_cast<double>(w["bytes"].get<std::uint64_t>()), "B").c_str(),
+                w["throughput_gbps"].get<double>(), w["latency_ns"]["mean"].get<double>(),
+                w["latency_ns"]["p99"].get<double>(),
+                si(static_cast<double>(w["verified_bytes"].get<std::uint64_t>()), "B").c_str(),
+                static_cast<unsigned long long>(w["mismatches"].get<std::uint64_t>()),
+                w["failure"].get<std::string>().empty()
+                    ? ""
+                    : ("  [" + w["failure"].get<std::string>() + "]").c_str());
+  }
+  std::printf("  links:\n");
+  for (auto it = st["links"].begin(); it != st["links"].end(); ++it) {
+    const auto& l = it.value();
+    std::printf("    %-22s Gen%d x%-2d  down %7llu TLPs %9s (%4.1f%%)  up %7llu TLPs %9s (%4.1f%%)\n",
+                it.key().c_str(), l["generation"].get<int>(), l["width"].get<int>(),
+                static_cast<unsigned long long>(l["down"]["tlps"].get<std::uint64_t>()),
+                si(static_cast<double>(l["down"]["wire_bytes"].get<std::uint64_t>()), "B").c_str(),
+                100 * l["down"]["utilization"].get<double>(),
+                static_cast<unsigned long long>(l["up"]["tlps"].get<std::uint64_t>()),
+                si(static_cast<double>(l["up"]["wire_bytes"].get<std::uint64_t>()), "B").c_str(),
+                100 * l["up"]["utilization"].get<double>());
+  }
+  std::printf("  interrupts received: %llu\n",
+              static_cast<unsigned long long>(st["root_complex"]["msi_received"].get<std::uint64_t>()));
+  if (!r.checks.empty()) std::printf("  checks:\n");
+  int failed = 0;
+  for (const CheckResult& c : r.checks) {
+    if (!c.passed) ++failed;
+    std::printf("    %s %-18s %s (observed %s)\n", c.passed ? "PASS" : "FAIL", c.label.c_str(),
+                c.description.c_str(), c.observed.c_str());
+  }
+  if (r.checks.empty()) std::printf("  no expectations in the config: nothing to check\n");
+  std::printf("%s: %zu of %zu checks passed\n", failed ? "FAILED" : "PASSED",
+              r.checks.size() - failed, r.checks.size());
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  if (!out) throw UsageError(path, "cannot write the file");
+  out << text;
+}
+
+}  // namespace
+
+int sc_main(int argc, char** argv) {
+  fabric::configure_systemc_process();
+  CLI::App app{"pciesim: a PCI Express / SR-IOV system simulator (SystemC TLM-2.0)"};
+  app.require_subcommand(1);
+  std::vector<std::string> overrides;
+  std::string config, stats_path, trace_path, out_path;
+  bool quiet = false;
+
+  auto add_common = [&](CLI::App* sub) {
+    sub->add_option("config", config, "YAML config file")->required();
+    sub->add_option("--set", overrides, "Override a config value: key.path=value (repeatable)");
+  };
+  CLI::App* run = app.add_subcommand("run", "Simulate a config and check its expectations");
+  add_common(run);
+  run->add_option("--stats", stats_path, "Write the statistics JSON to this file");
+  run->add_option("--trace", trace_path, "Write a JSON-lines TLP trace to this file");
+  run->add_flag("-q,--quiet", quiet, "Print only the verdict line");
+  CLI::App* validate = app.add_subcommand("validate", "Check a config without simulating");
+  add_common(validate);
+  CLI::App* lspci = app.add_subcommand("lspci", "Boot and print the host's PCI devices like lspci");
+  add_common(lspci);
+  int verbose = 0, hex = 0;
+  bool tree = false, numeric = false;
+  lspci->add_flag("-v", verbose, "Verbose (only -v; decode dumps with the real lspci for more)");
+  lspci->add_flag("-x", hex, "Hex dump: -x 64 bytes, -xxx 256, -xxxx 4096");
+  lspci->add_flag("-t", tree, "Tree view");
+  lspci->add_flag("-n", numeric, "Numeric IDs");
+  CLI::App* topo = app.add_subcommand("topo", "Print the topology as Graphviz DOT");
+  add_common(topo);
+  topo->add_option("-o,--output", out_path, "Write to this file instead of stdout");
+  app.add_subcommand("config-reference", "Print the Markdown reference of every config key");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitConfig;
+  }
+
+  try {
+    if (app.got_subcommand("config-reference")) {
+      std::cout << "# pciesim configuration reference\n\nGenerated by `pciesim config-reference` "
+                   "from the config readers themselves.\n"
+                << config_reference_markdown();
+      return kExitPass;
+    }
+    SystemConfig cfg = load_config_file(config, overrides);
+    if (app.got_subcommand("validate")) {
+      std::printf("%s: valid (%zu switches, %zu endpoints, %zu links, %zu workloads, %zu scenario "
+                  "steps, %zu expectations)\n",
+                  config.c_str(), cfg.switches.size(), cfg.endpoints.size(), cfg.links.size(),
+                  cfg.workloads.size(), cfg.scenario.size(), cfg.expect.size());
+      return kExitPass;
+    }
+    Simulation sim(cfg);
+    if (app.got_subcommand("topo")) {
+      if (out_path.empty()) std::cout << sim.topology_dot();
+      else write_file(out_path, sim.topology_dot());
+      return kExitPass;
+    }
+    if (app.got_subcommand("lspci")) {
+      if (verbose > 1)
+        throw UsageError("lspci", "pciesim prints up to -v; for -vv decode a dump with the real "
+                                  "tool: pciesim lspci CONFIG -xxxx > dump && lspci -F dump -vv");
+      if (hex == 2) hex = 1;  // lspci treats -xx like -x for non-root users; keep -x
+      LspciOptions o;
+      o.verbose = verbose;
+      o.hex = hex;
+      o.tree = tree;
+      o.numeric = numeric;
+      std::cout << sim.lspci(o);
+      return kExitPass;
+    }
+    if (!trace_path.empty()) sim.trace_to(trace_path);
+    auto t0 = std::chrono::steady_clock::now();
+    RunResult r = sim.run();
+    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!stats_path.empty()) write_file(stats_path, sim.stats().dump(2) + "\n");
+    if (quiet) {
+      std::size_t failed = 0;
+      for (const CheckResult& c : r.checks) failed += !c.passed;
+      std::printf("%s: %zu of %zu checks passed\n", failed ? "FAILED" : "PASSED",
+                  r.checks.size() - failed, r.checks.size());
+    } else {
+      print_summary(sim, r, wall);
+    }
+    return r.passed() ? kExitPass : kExitFail;
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "pciesim: config error: %s\n", e.what());
+    return kExitConfig;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "pciesim: error: %s\n", e.what());
+    return kExitConfig;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pciesim: simulation error: %s\n", e.what());
+    return kExitSim;
+  }
+}

@@ -1,0 +1,1011 @@
+#include "sim/config/config_loader.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "fabric/link/link_timing.h"
+#include "fabric/topology/topology.h"
+
+namespace pciesim::sim {
+
+using fabric::Time;
+using fabric::kMs;
+using fabric::kNs;
+using fabric::kSec;
+using fabric::kUs;
+
+namespace {
+
+// ------------------------------------------------------------ helpers
+
+std::uint16_t read_acs(Section& s, const std::string& key, std::uint16_t def,
+                       const std::string& doc) {
+  s.nested(key, "list of sv|tb|rr|cr|uf|ec|dt", doc);
+  if (!s.has(key)) return def;
+  Node n = s.child(key);
+  if (!n.is_sequence()) n.fail("expected a list such as [sv, rr, cr, uf]");
+  static const std::map<std::string, std::uint16_t> bits = {
+      {"sv", PCI_ACS_SV}, {"tb", PCI_ACS_TB}, {"rr", PCI_ACS_RR}, {"cr", PCI_ACS_CR},
+      {"uf", PCI_ACS_UF}, {"ec", PCI_ACS_EC}, {"dt", PCI_ACS_DT}};
+  std::uint16_t v = 0;
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    Node e = n.at(i);
+    auto it = bits.find(e.as_string());
+    if (it == bits.end()) e.fail("expected one of sv, tb, rr, cr, uf, ec, dt, got '" + e.as_string() + "'");
+    v |= it->second;
+  }
+  return v;
+}
+
+void read_credits(const Node& n, fabric::FcCredits* c, DocSink* docs, const std::string& section) {
+  Section s(n, section, docs);
+  s.field("posted_header", &c->posted_header, 0, 4095,
+          "Posted header credits (one per TLP); 0 = infinite")
+      .field("posted_data", &c->posted_data, 0, 65535,
+             "Posted data credits (16 bytes each); 0 = infinite")
+      .field("nonposted_header", &c->nonposted_header, 0, 4095,
+             "Non-posted header credits; 0 = infinite")
+      .field("nonposted_data", &c->nonposted_data, 0, 65535,
+             "Non-posted data credits; 0 = infinite")
+      .field("completion_header", &c->completion_header, 0, 4095,
+             "Completion header credits; endpoints and root ports must advertise 0 = infinite")
+      .field("completion_data", &c->completion_data, 0, 65535, "Completion data credits");
+  s.finish();
+}
+
+// Default receive buffers, in the range of commodity root ports and
+// endpoint cores (64-256 headers, 8-32 KiB of posted data).
+fabric::FcCredits default_credits() {
+  fabric::FcCredits c;
+  c.posted_header = 128;
+  c.posted_data = 2048;
+  c.nonposted_header = 128;
+  c.nonposted_data = 128;
+  c.completion_header = 0;
+  c.completion_data = 0;
+  return c;
+}
+
+std::uint32_t read_mps(Section& s, const std::string& key, std::uint32_t def,
+                       const std::string& doc) {
+  s.nested(key, "auto | power of two 128..4096", doc);
+  if (!s.has(key)) return def;
+  Node n = s.child(key);
+  if (n.is_scalar() && n.scalar() == "auto") return 0;
+  std::uint64_t v = n.as_bytes().value;
+  if (v < 128 || v > 4096 || (v & (v - 1)))
+    n.fail("expected auto or a power of two in 128..4096, got " + n.scalar());
+  return static_cast<std::uint32_t>(v);
+}
+
+// ------------------------------------------------------------ sections
+
+void read_simulation(const Node& n, SimulationSpec* s, DocSink* docs) {
+  Section sec(n, "simulation", docs);
+  sec.field("seed", &s->seed, "Seed of every pseudo-random choice (workload data)")
+      .time("quantum", &s->quantum,
+            "Temporal-decoupling quantum: initiators run ahead of the kernel by at most this; "
+            "0ns gives exact ordering (docs/timing.md)")
+      .time("max_time", &s->max_time,
+            "Simulated time after which a run stops even if the scenario has not finished",
+            1 * kNs, 4 * 3600 * kSec);
+  sec.finish();
+}
+
+void read_host(const Node& n, HostSpec* h, DocSink* docs) {
+  Section s(n, "host", docs);
+  s.nested("memory", "list of {base, size}",
+           "Host DRAM ranges (default: 2 GiB at 0 and 14 GiB at 4 GiB)");
+  if (s.has("memory")) {
+    Node list = s.child("memory");
+    if (!list.is_sequence() || list.size() == 0) list.fail("expected a non-empty list of {base, size}");
+    h->memory.ranges.clear();
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      models::MemoryRange r;
+      Section rs(list.at(i), "host.memory[]", docs);
+      rs.required("base").required("size");
+      rs.field("base", &r.base, "Physical base address");
+      rs.bytes("size", &r.size, "Size in bytes", 4096);
+      rs.finish();
+      if (r.base % 4096) list.at(i).child("base").fail("memory ranges must be 4 KiB aligned");
+      for (const auto& o : h->memory.ranges)
+        if (r.base < o.base + o.size && o.base < r.base + r.size)
+          list.at(i).fail("memory range overlaps another one");
+      h->memory.ranges.push_back(r);
+    }
+  } else if (docs) {
+    models::MemoryRange r;
+    Section rs(Node(), "host.memory[]", docs);
+    rs.required("base").required("size");
+    rs.field("base", &r.base, "Physical base address");
+    rs.bytes("size", &r.size, "Size in bytes", 4096);
+  }
+  s.time("memory_latency", &h->memory.latency, "DRAM load-to-use latency (Intel MLC idle: 80-90 ns)")
+      .field("memory_bandwidth_gbps", &h->memory.bandwidth_gbps, 0, 1e6,
+             "Sustained DRAM bandwidth for I/O in Gb/s; 0 = unlimited (8 x DDR4-3200 = 1638.4)")
+      .time("interrupt_latency", &h->interrupt_latency,
+            "MSI arrival to the driver's interrupt handler running");
+  h->mps = read_mps(s, "mps", h->mps,
+                    "Max Payload Size the host programs; auto = the largest every device below a "
+                    "root port supports (Linux pcie_bus_safe)");
+  s.power_of_two("mrrs", &h->mrrs, 128, 4096, "Max Read Request Size programmed in every endpoint")
+      .field("extended_tags", &h->extended_tags, "Enable 8-bit tags where supported")
+      .field("ten_bit_tags", &h->ten_bit_tags, "Enable 10-bit tag requesters where supported")
+      .field("rrs_sw_visibility", &h->rrs_sw_visibility,
+             "Enable RRS Software Visibility in root ports that support it")
+      .field("ari", &h->ari, "Enable ARI Forwarding where the device below has ARI");
+  s.finish();
+}
+
+void read_root_complex(const Node& n, RootComplexSpec* r, DocSink* docs) {
+  Section s(n, "root_complex", docs);
+  models::RootComplexParams& p = r->params;
+  unsigned ports = p.root_ports;
+  std::uint64_t mmio32_base = p.mmio32.base, mmio32_size = p.mmio32.size;
+  std::uint64_t mmio64_base = p.mmio64.base, mmio64_size = p.mmio64.size;
+  s.field("name", &r->name, "Instance name (prefix of root ports: rc.rp0, rc.rp1, ...)")
+      .field("root_ports", &ports, 1, 31, "Root ports (00:01.0 .. 00:1f.0)")
+      .field("vendor_id", &p.vendor_id, "Vendor ID of the host bridge and root ports")
+      .field("host_bridge_device_id", &p.host_bridge_device_id, "Device ID of 00:00.0")
+      .field("root_port_device_id", &p.root_port_device_id, "Device ID of the root ports");
+  p.acs_supported = read_acs(s, "acs", p.acs_supported, "ACS capabilities of the root ports");
+  s.field("ari_forwarding", &p.ari_forwarding, "Root ports support ARI Forwarding")
+      .field("rrs_sw_visibility", &p.rrs_sw_visibility, "Root ports support RRS Software Visibility")
+      .field("max_link_speed", &p.max_link_speed, 1, 6, "Root port Link Capabilities speed (gen)")
+      .field("max_link_width", &p.max_link_width, 1, 32, "Root port Link Capabilities width")
+      .power_of_two("max_payload_supported", &p.max_payload_supported, 128, 4096,
+                    "Root port Max_Payload_Size Supported")
+      .time("cpu_latency", &p.cpu_latency, "CPU core to root complex, each way, uncached access")
+      .time("config_latency", &p.config_latency, "Extra ECAM handling in the root complex")
+      .time("upstream_latency", &p.upstream_latency,
+            "Root port ingress to memory controller / peer routing")
+      .time("downstream_latency", &p.downstream_latency, "Fabric to root port egress")
+      .field("ecam_base", &p.ecam_base, "ECAM window base (256 MiB)")
+      .field("msi_base", &p.msi_base, "MSI/MSI-X address window base (1 MiB)")
+      .field("mmio32_base", &mmio32_base, "32-bit MMIO window base")
+      .bytes("mmio32_size", &mmio32_size, "32-bit MMIO window size", 1 << 20)
+      .field("mmio64_base", &mmio64_base, "64-bit prefetchable MMIO window base")
+      .bytes("mmio64_size", &mmio64_size, "64-bit MMIO window size", 1 << 20)
+      .choice("completion_split", &p.completion_split,
+              {{"rcb", models::CompletionSplit::kRcb}, {"mps", models::CompletionSplit::kMps}},
+              "Read completions returned in RCB-sized or MPS-sized pieces")
+      .field("rcb_128", &p.rcb_128, "Read Completion Boundary 128 bytes (else 64)")
+      .time("completion_timeout", &p.completion_timeout, "Completion timeout for CPU requests")
+      .time("rrs_initial_backoff", &p.rrs_initial_backoff,
+            "First re-issue delay for config requests completed with RRS (no SW visibility)")
+      .time("rrs_max_backoff", &p.rrs_max_backoff, "Backoff cap for RRS re-issues")
+      .time("rrs_timeout", &p.rrs_timeout, "Give up re-issuing after this long (CPU sees all ones)")
+      .choice("p2p", &p.p2p, {{"forward", models::P2pPolicy::kForward}, {"block", models::P2pPolicy::kBlock}},
+              "Peer-to-peer requests between root ports (or redirected up): reflect or block (UR)");
+  s.finish();
+  p.root_ports = ports;
+  p.mmio32 = {mmio32_base, mmio32_size};
+  p.mmio64 = {mmio64_base, mmio64_size};
+  if (mmio32_base + mmio32_size > 0x100000000ull)
+    s.child("mmio32_size").defined() ? s.child("mmio32_size").fail("the 32-bit window must end below 4 GiB")
+                                     : s.node().fail("the 32-bit window must end below 4 GiB");
+}
+
+SwitchSpec read_switch(const Node& n, DocSink* docs) {
+  SwitchSpec sw;
+  sw.where = n;
+  Section s(n, "switches[]", docs);
+  models::SwitchParams& p = sw.params;
+  s.required("name");
+  s.field("name", &sw.name, "Instance name (ports: <name>.usp, <name>.dsp0, ...)")
+      .field("downstream_ports", &p.downstream_ports, 1, 32, "Downstream ports")
+      .field("vendor_id", &p.vendor_id, "Vendor ID of the switch ports")
+      .field("usp_device_id", &p.usp_device_id, "Device ID of the upstream port")
+      .field("dsp_device_id", &p.dsp_device_id, "Device ID of the downstream ports")
+      .time("traversal_latency", &p.traversal_latency,
+            "Ingress-to-egress latency (PEX 88000 / Switchtec PFX: 105-115 ns)");
+  p.acs_supported = read_acs(s, "acs", p.acs_supported, "ACS capabilities of the downstream ports");
+  s.field("ari_forwarding", &p.ari_forwarding, "Downstream ports support ARI Forwarding")
+      .field("max_link_speed", &p.max_link_speed, 1, 6, "Port Link Capabilities speed (gen)")
+      .field("max_link_width", &p.max_link_width, 1, 32, "Port Link Capabilities width")
+      .power_of_two("max_payload_supported", &p.max_payload_supported, 128, 4096,
+                    "Max_Payload_Size Supported");
+  s.finish();
+  return sw;
+}
+
+EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
+  EndpointSpec ep;
+  ep.where = n;
+  models::DmaDeviceParams& p = ep.params;
+  Section s(n, "endpoints[]", docs);
+  s.required("name");
+  std::uint32_t cls = p.class_code;
+  unsigned rev = p.revision;
+  s.field("name", &ep.name, "Instance name (functions: <name>.pf, <name>.vf1, ...)")
+      .choice("model", &ep.model, {{"dma", std::string("dma")}},
+              "Device model: the DMA copy engine (docs/dma-engine.md)")
+      .choice("driver", &ep.driver,
+              {{"dma", std::string("dma")},
+               {"pf-stub", std::string("pf-stub")},
+               {"none", std::string("none")}},
+              "Host driver bound to the PF: dma = native driver; pf-stub = unmanaged PF (bound "
+              "to a stub that only enables SR-IOV, the PF itself stays disabled); none = no "
+              "driver (sriov_numvfs fails as on Linux)")
+      .field("vendor_id", &p.vendor_id, "PF Vendor ID")
+      .field("device_id", &p.device_id, "PF Device ID")
+      .field("subsystem_vendor_id", &p.subsystem_vendor_id, "Subsystem Vendor ID")
+      .field("subsystem_id", &p.subsystem_id, "Subsystem ID")
+      .field("revision", &rev, 0, 255, "Revision ID")
+      .field("class_code", &cls, 0, 0xffffff, "24-bit class code")
+      .bytes("device_memory", &p.device_memory, "PF BAR2 device memory (power of two)", 4096, 1ull << 30)
+      .field("msix_vectors", &p.msix_vectors, "PF MSI-X vectors (1-2048)")
+      .field("max_link_speed", &p.max_link_speed, 1, 6, "Link Capabilities speed (gen)")
+      .field("max_link_width", &p.max_link_width, 1, 32, "Link Capabilities width")
+      .power_of_two("max_payload_supported", &p.max_payload_supported, 128, 4096,
+                    "Max_Payload_Size Supported")
+      .field("tags", &p.tags, 1, 256, "Tags per function with 8-bit tags (outstanding reads)")
+      .field("ten_bit_tags", &p.ten_bit_tags, "10-bit Tag Requester Supported (768 tags)")
+      .bytes("staging_buffer", &p.staging_bytes,
+             "Engine read-ahead buffer per function (reads in flight beyond writes)", 4096, 16 << 20)
+      .field("local_memory_gbps", &p.local_memory_gbps, 1, 1e6, "On-device memory bandwidth, Gb/s")
+      .field("ari", &p.ari, "ARI capability on every function")
+      .field("pf_bme_gates_vfs", &p.pf_bme_gates_vfs,
+             "Device option: the PF's Bus Master Enable also gates its VFs' DMA (spec default: "
+             "independent)")
+      .field("no_soft_reset", &p.no_soft_reset, "PMCSR No_Soft_Reset: D3hot->D0 keeps state")
+      .time("config_latency", &p.config_latency, "Config request handling")
+      .time("mmio_latency", &p.mmio_latency, "Register (BAR0) access handling")
+      .time("devmem_latency", &p.devmem_latency, "Device memory (BAR2) access handling")
+      .time("flr_time", &p.flr_time, "FLR duration; requests are discarded meanwhile (<= 100 ms)",
+            0, 100 * kMs)
+      .time("flr_ready_delay", &p.flr_ready_delay, "After FLR, answer config with RRS this long",
+            0, 1 * kSec)
+      .time("reset_ready_time", &p.reset_ready_time,
+            "After a conventional reset, answer config with RRS this long (< 1 s)", 0, 1 * kSec)
+      .time("pm_transition_time", &p.pm_transition_time, "D0 <-> D3hot transition time");
+  p.acs_supported = read_acs(s, "acs", p.acs_supported,
+                             "ACS capability of the PF and VFs (P2P inside the device)");
+  p.revision = static_cast<std::uint8_t>(rev);
+  p.class_code = cls;
+  s.nested("sriov", "mapping", "SR-IOV capability and what the host does with it");
+  Section v(s.child("sriov"), "endpoints[].sriov", docs);
+  unsigned total = p.total_vfs;
+  v.field("total_vfs", &total, 0, 8192, "TotalVFs (0 = no SR-IOV capability)")
+      .field("num_vfs", &ep.num_vfs, 0, 8192, "VFs the host enables at boot (sriov_numvfs)")
+      .field("autoprobe", &ep.autoprobe,
+             "sriov_drivers_autoprobe: bind enabled VFs to the native driver (else leave them "
+             "unbound for assignment)")
+      .field("first_vf_offset", &p.first_vf_offset, "First VF Offset with ARI Capable Hierarchy")
+      .field("vf_stride", &p.vf_stride, "VF Stride with ARI Capable Hierarchy")
+      .field("first_vf_offset_no_ari", &p.first_vf_offset_no_ari,
+             "First VF Offset without ARI Capable Hierarchy")
+      .field("vf_stride_no_ari", &p.vf_stride_no_ari, "VF Stride without ARI Capable Hierarchy")
+      .field("vf_device_id", &p.vf_device_id, "VF Device ID")
+      .bytes("vf_device_memory", &p.vf_device_memory, "Per-VF BAR2 device memory (power of two)",
+             4096, 1ull << 30)
+      .field("vf_msix_vectors", &p.vf_msix_vectors, "MSI-X vectors per VF")
+      .time("vf_ready_time", &p.vf_ready_time, "After VF Enable, VFs answer RRS this long", 0,
+            1 * kSec);
+  v.finish();
+  s.finish();
+  p.total_vfs = static_cast<std::uint16_t>(total);
+  if (n.defined()) {
+    auto pow2 = [](std::uint64_t x) { return x && !(x & (x - 1)); };
+    if (!pow2(p.device_memory)) s.child("device_memory").fail("device memory must be a power of two");
+    if (!pow2(p.vf_device_memory))
+      s.child("sriov").child("vf_device_memory").fail("VF device memory must be a power of two");
+    if (p.msix_vectors < 1 || p.msix_vectors > 2048)
+      s.child("msix_vectors").fail("expected 1..2048 MSI-X vectors");
+    if (p.vf_msix_vectors < 1 || p.vf_msix_vectors > 2048)
+      s.child("sriov").child("vf_msix_vectors").fail("expected 1..2048 MSI-X vectors");
+    if (ep.num_vfs > total && total > 0)
+      s.child("sriov").child("num_vfs").fail("num_vfs " + std::to_string(ep.num_vfs) +
+                                             " exceeds total_vfs " + std::to_string(total));
+    if (ep.num_vfs > 0 && total == 0)
+      s.child("sriov").child("num_vfs").fail("num_vfs needs total_vfs > 0");
+    if (total > 0 && (p.vf_stride == 0 || p.vf_stride_no_ari == 0) && total > 1)
+      s.child("sriov").fail("VF Stride must be non-zero with more than one VF");
+    if (total > 0 && (p.first_vf_offset == 0 || p.first_vf_offset_no_ari == 0))
+      s.child("sriov").fail("First VF Offset must be non-zero (offset 0 is the PF itself)");
+  }
+  return ep;
+}
+
+LinkSpec read_link(const Node& n, std::size_t index, DocSink* docs) {
+  LinkSpec l;
+  l.where = n;
+  l.label = "links[" + std::to_string(index) + "]";
+  l.config.upstream_rx = default_credits();
+  l.config.downstream_rx = default_credits();
+  Section s(n, "links[]", docs);
+  s.required("upstream").required("downstream");
+  s.field("upstream", &l.upstream, "Downstream-facing port: <rc>.rp<N> or <switch>.dsp<N>")
+      .field("downstream", &l.downstream, "Device whose upstream port the link reaches: a switch or endpoint name")
+      .field("gen", &l.config.speed.generation, 1, 6, "PCIe generation (2.5/5/8/16/32/64 GT/s)")
+      .field("width", &l.config.speed.width, 1, 32, "Lanes: 1, 2, 4, 8, 12, 16 or 32")
+      .field("ecrc", &l.config.speed.ecrc, "TLPs carry an ECRC digest")
+      .time("propagation", &l.config.propagation, "Signal flight time (1 ns ~ 15 cm of FR-4)")
+      .time("fc_update_latency", &l.config.fc_update_latency,
+            "Receiver buffer freed to UpdateFC sent (added to the DLLP's own time)");
+  s.nested("upstream_credits", "mapping", "Credits the upstream end's receiver advertises");
+  s.nested("downstream_credits", "mapping", "Credits the downstream end's receiver advertises");
+  read_credits(s.child("upstream_credits"), &l.config.upstream_rx, docs, "links[].upstream_credits");
+  read_credits(s.child("downstream_credits"), &l.config.downstream_rx, docs,
+               "links[].downstream_credits");
+  s.finish();
+  if (n.defined() && !fabric::valid_width(l.config.speed.width))
+    s.child("width").fail("expected a link width of 1, 2, 4, 8, 12, 16 or 32, got " +
+                          std::to_string(l.config.speed.width));
+  return l;
+}
+
+Placement read_placement(const Node& n) {
+  Placement p;
+  if (n.is_map()) {
+    Section s(n, "", nullptr);
+    s.required("peer");
+    s.field("peer", &p.peer, "");
+    s.finish();
+    p.kind = Placement::kPeer;
+    return p;
+  }
+  std::string v = n.as_string();
+  if (v == "host") p.kind = Placement::kHost;
+  else if (v == "device") p.kind = Placement::kDevice;
+  else {
+    p.kind = Placement::kPeer;
+    p.peer = v;
+  }
+  return p;
+}
+
+WorkloadSpec read_workload(const Node& n, DocSink* docs) {
+  WorkloadSpec w;
+  w.where = n;
+  Section s(n, "workloads[]", docs);
+  s.required("name").required("function");
+  std::string type = "copy";
+  std::uint64_t xfer = w.xfer_size;
+  s.field("name", &w.name, "Workload name (stats: workloads.<name>)")
+      .field("function", &w.function, "Function whose DMA engine runs it: ep0.pf, ep0.vf3")
+      .choice("type", &type, {{"copy", std::string("copy")}}, "Copy jobs through the DMA engine")
+      .bytes("size", &w.size, "Bytes per job (one descriptor)", 1, 0xffffffffull)
+      .field("count", &w.count, "Jobs in total")
+      .field("queue_depth", &w.queue_depth, 1, 4096, "Jobs outstanding at once")
+      .nested("src", "host | device | <function> | {peer: <function>}",
+              "Source: host memory, this function's device memory, or a peer function's device "
+              "memory (P2P)")
+      .nested("dst", "host | device | <function> | {peer: <function>}", "Destination, as src")
+      .bytes("xfer_size", &xfer,
+             "Bytes per DMA operation inside a job (0 = the whole job); latency stats are per "
+             "operation",
+             0, 0xffffffffull)
+      .nested("start", "time | manual",
+              "When the workload starts, relative to the end of boot; manual = a scenario step "
+              "starts it")
+      .field("interrupts", &w.interrupts, "Completion by MSI-X interrupt (else the driver polls)")
+      .field("verify", &w.verify, "Compare every destination with its source after each job");
+  if (s.has("src")) w.src = read_placement(s.child("src"));
+  if (s.has("dst")) w.dst = read_placement(s.child("dst"));
+  if (s.has("start")) {
+    Node st = s.child("start");
+    if (st.is_scalar() && st.scalar() == "manual") w.manual = true;
+    else w.start = st.as_time();
+  }
+  s.finish();
+  w.xfer_size = static_cast<std::uint32_t>(xfer);
+  if (n.defined()) {
+    if (w.count == 0) s.child("count").fail("count must be at least 1");
+    if (w.xfer_size > w.size) s.child("xfer_size").fail("xfer_size exceeds the job size");
+  }
+  return w;
+}
+
+// Comparator keys shared by expectations and checking scenario steps.
+const std::vector<std::string> kComparators = {"equals", "not_equals", "less_than", "at_most",
+                                               "greater_than", "at_least", "between", "approx"};
+
+double comparator_value(const Node& n) {
+  if (n.is_scalar()) {
+    const std::string s = n.scalar();
+    if (s == "true") return 1;
+    if (s == "false") return 0;
+    if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+      return static_cast<double>(n.as_u64());
+  }
+  return n.as_double();
+}
+
+bool read_comparison(Section& s, Comparison* c, bool required) {
+  for (const std::string& k : kComparators)
+    s.nested(k, k == "between" ? "[low, high]" : "number",
+             k == "approx" ? "Value within `tolerance` (relative, default 0.02)"
+                           : "Comparison with the observed value");
+  double tol = 0.02;
+  s.field("tolerance", &tol, 0, 1, "Relative tolerance of approx");
+  int found = 0;
+  static const std::map<std::string, Comparison::Op> ops = {
+      {"equals", Comparison::kEq},       {"not_equals", Comparison::kNe},
+      {"less_than", Comparison::kLt},    {"at_most", Comparison::kLe},
+      {"greater_than", Comparison::kGt}, {"at_least", Comparison::kGe},
+      {"between", Comparison::kBetween}, {"approx", Comparison::kApprox}};
+  for (const auto& [key, op] : ops) {
+    if (!s.has(key)) continue;
+    ++found;
+    Node v = s.child(key);
+    c->op = op;
+    if (op == Comparison::kBetween) {
+      if (!v.is_sequence() || v.size() != 2) v.fail("expected [low, high]");
+      c->a = comparator_value(v.at(0));
+      c->b = comparator_value(v.at(1));
+    } else {
+      c->a = comparator_value(v);
+      c->b = tol;
+    }
+  }
+  if (found > 1) s.node().fail("give exactly one of equals, not_equals, less_than, at_most, "
+                               "greater_than, at_least, between, approx");
+  if (found == 0 && required && s.node().defined())
+    s.node().fail("missing a comparison: equals, not_equals, less_than, at_most, greater_than, "
+                  "at_least, between or approx");
+  return found == 1;
+}
+
+std::vector<std::uint8_t> read_hex_bytes(const Node& n) {
+  std::string s = n.as_string();
+  std::vector<std::uint8_t> out;
+  std::string digits;
+  for (char c : s)
+    if (!std::isspace(static_cast<unsigned char>(c)) && c != ':') digits += c;
+  if (digits.size() % 2) n.fail("expected hex byte pairs such as 'de ad be ef'");
+  for (std::size_t i = 0; i < digits.size(); i += 2) {
+    unsigned v;
+    if (std::sscanf(digits.substr(i, 2).c_str(), "%2x", &v) != 1 ||
+        !std::isxdigit(static_cast<unsigned char>(digits[i])) ||
+        !std::isxdigit(static_cast<unsigned char>(digits[i + 1])))
+      n.fail("expected hex byte pairs such as 'de ad be ef', got '" + s + "'");
+    out.push_back(static_cast<std::uint8_t>(v));
+  }
+  return out;
+}
+
+void read_target_fields(Section& s, Expectation* e, const std::string& section, DocSink* docs,
+                        const std::string& key) {
+  Section t(s.child(key), section, docs);
+  t.required("target");
+  std::uint32_t off = e->offset;
+  t.field("target", &e->target, "Function name (ep0.pf) or routing ID (bb:dd.f)")
+      .field("offset", &off, 0, key == "register" ? 4095 : 0xffffffffu, "Register offset")
+      .field("size", &e->size, 1, 8, "Access size in bytes (1, 2, 4; MMIO also 8)");
+  if (key == "mmio") t.field("bar", &e->bar, 0, 5, "BAR index (0 registers, 2 device memory)");
+  t.finish();
+  e->offset = static_cast<std::uint16_t>(off);
+  if (s.node().defined()) {
+    bool ok = e->size == 1 || e->size == 2 || e->size == 4 || (key == "mmio" && e->size == 8);
+    if (!ok) t.child("size").fail("access size must be 1, 2 or 4" +
+                                  std::string(key == "mmio" ? " or 8" : ""));
+    if (off % e->size) t.child("offset").fail("offset must be aligned to the access size");
+  }
+}
+
+Expectation read_expectation(const Node& n, const std::string& label, DocSink* docs,
+                             const std::string& section) {
+  Expectation e;
+  e.where = n;
+  e.label = label;
+  Section s(n, section, docs);
+  s.nested("stat", "path", "A value in the stats JSON, e.g. workloads.copy0.mismatches")
+      .nested("register", "{target, offset, size}", "A config register (debug read)")
+      .nested("mmio", "{target, bar, offset, size}", "A register or device-memory word (debug read)")
+      .nested("memory", "{address, bytes}", "Host memory holds exactly these bytes")
+      .nested("visible", "function", "The function answers config requests (expected: true/false)");
+  std::uint64_t mask = e.mask;
+  s.field("mask", &mask, "Bits compared (register/mmio)");
+  s.field("expected", &e.visible, "For visible: whether the function should answer");
+  int kinds = 0;
+  if (s.has("stat")) {
+    ++kinds;
+    e.kind = Expectation::kStat;
+    e.stat = s.child("stat").as_string();
+  }
+  if (s.has("register") || (docs && !n.defined())) {
+    if (s.has("register")) ++kinds, e.kind = Expectation::kRegister;
+    read_target_fields(s, &e, section + ".register", docs, "register");
+  }
+  if (s.has("mmio") || (docs && !n.defined())) {
+    if (s.has("mmio")) ++kinds, e.kind = Expectation::kMmio;
+    read_target_fields(s, &e, section + ".mmio", docs, "mmio");
+  }
+  if (s.has("memory") || (docs && !n.defined())) {
+    if (s.has("memory")) ++kinds, e.kind = Expectation::kMemory;
+    Section m(s.child("memory"), section + ".memory", docs);
+    m.required("address").required("bytes");
+    m.field("address", &e.address, "Host physical address");
+    m.nested("bytes", "hex string", "Expected bytes, e.g. 'de ad be ef'");
+    if (m.has("bytes")) e.bytes = read_hex_bytes(m.child("bytes"));
+    m.finish();
+  }
+  if (s.has("visible")) {
+    ++kinds;
+    e.kind = Expectation::kVisible;
+    e.target = s.child("visible").as_string();
+  }
+  e.mask = mask;
+  bool has_cmp = read_comparison(s, &e.cmp, false);
+  s.finish();
+  if (!n.defined()) return e;
+  if (kinds != 1) n.fail("an expectation needs exactly one of stat, register, mmio, memory, visible");
+  bool needs_cmp = e.kind == Expectation::kStat || e.kind == Expectation::kRegister ||
+                   e.kind == Expectation::kMmio;
+  if (needs_cmp && !has_cmp)
+    n.fail("missing a comparison: equals, not_equals, less_than, at_most, greater_than, "
+           "at_least, between or approx");
+  if (!needs_cmp && has_cmp) n.fail("memory and visible expectations take no comparison");
+  return e;
+}
+
+ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
+  ScenarioStep st;
+  st.where = n;
+  st.label = "scenario[" + std::to_string(index) + "]";
+  Section s(n, "scenario[]", docs);
+  s.required("action");
+  using A = ScenarioStep;
+  s.choice("action", &st.action,
+           {{"config_read", A::kConfigRead},
+            {"config_write", A::kConfigWrite},
+            {"mmio_read", A::kMmioRead},
+            {"mmio_write", A::kMmioWrite},
+            {"start_workload", A::kStartWorkload},
+            {"wait_workload", A::kWaitWorkload},
+            {"wait", A::kWait},
+            {"check", A::kCheck},
+            {"enable_vfs", A::kEnableVfs},
+            {"disable_vfs", A::kDisableVfs},
+            {"flr", A::kFlr},
+            {"reset_function", A::kResetFunction},
+            {"hot_reset", A::kHotReset},
+            {"set_power_state", A::kSetPowerState},
+            {"bus_master", A::kSetBusMaster},
+            {"memory_space", A::kSetMemorySpace}},
+           "What the host does (docs/scenarios.md)");
+  std::uint32_t off = 0;
+  std::string state = "D0";
+  s.nested("at", "time", "Not before this time after boot (steps run in order; default: right "
+                         "after the previous step)");
+  if (s.has("at")) st.at = s.child("at").as_time();
+  s.field("target", &st.target, "Function name (ep0.pf, sw0.dsp1) or routing ID (bb:dd.f)")
+      .field("offset", &off, 0, 0xffffffffu, "Register offset (config or BAR)")
+      .field("size", &st.size, 1, 8, "Access size in bytes")
+      .field("value", &st.value, "Value written")
+      .field("bar", &st.bar, 0, 5, "BAR of an MMIO access")
+      .field("workload", &st.workload, "Workload name")
+      .time("duration", &st.duration, "How long `wait` waits")
+      .field("count", &st.count, 0, 8192, "enable_vfs: number of VFs (sriov_numvfs)")
+      .choice("method", &st.method,
+              {{"", std::string("")}, {"auto", std::string("auto")}, {"flr", std::string("flr")},
+               {"pm", std::string("pm")}, {"bus", std::string("bus")}},
+              "reset_function: reset method (default auto, as Linux picks)")
+      .field("restore", &st.flag,
+             "flr: save/restore config around it (default false = bare FLR); hot_reset: save "
+             "and restore everything below, like pci_reset_bus (default true)")
+      .field("enable", &st.flag, "bus_master / memory_space: set (true) or clear (false)")
+      .field("state", &state, "set_power_state: D0 or D3hot");
+  std::uint64_t mask = ~std::uint64_t{0};
+  s.field("mask", &mask, "Bits compared by a read step's comparison");
+  s.nested("check", "expectation", "check: an expectation evaluated at this point");
+  Comparison cmp;
+  bool has_cmp = read_comparison(s, &cmp, false);
+  if (s.has("check") || (docs && !n.defined()))
+    st.check = read_expectation(s.child("check"), st.label + ".check", docs, "scenario[].check");
+  s.finish();
+  st.offset = static_cast<std::uint16_t>(off);
+  if (!n.defined()) return st;
+  if (state == "D0") st.power_state = 0;
+  else if (state == "D3hot") st.power_state = 3;
+  else s.child("state").fail("expected D0 or D3hot, got '" + state + "'");
+  auto need = [&](const char* key) {
+    if (!s.has(key)) n.fail(std::string("action needs '") + key + "'");
+  };
+  switch (st.action) {
+    case A::kConfigRead:
+    case A::kConfigWrite:
+      need("target");
+      need("offset");
+      if (st.size != 1 && st.size != 2 && st.size != 4) s.child("size").fail("config accesses are 1, 2 or 4 bytes");
+      if (off > 4095 || off % st.size) s.child("offset").fail("config offset must be below 4096 and aligned to the size");
+      if (st.action == A::kConfigWrite) need("value");
+      break;
+    case A::kMmioRead:
+    case A::kMmioWrite:
+      need("target");
+      need("offset");
+      if (st.size != 1 && st.size != 2 && st.size != 4 && st.size != 8)
+        s.child("size").fail("MMIO accesses are 1, 2, 4 or 8 bytes");
+      if (st.action == A::kMmioWrite) need("value");
+      break;
+    case A::kStartWorkload:
+    case A::kWaitWorkload: need("workload"); break;
+    case A::kWait: need("duration"); break;
+    case A::kCheck: need("check"); break;
+    case A::kEnableVfs: need("target"); need("count"); break;
+    case A::kSetBusMaster:
+    case A::kSetMemorySpace: need("target"); need("enable"); break;
+    case A::kSetPowerState: need("target"); need("state"); break;
+    default: need("target"); break;
+  }
+  if (has_cmp) {
+    if (st.action != A::kConfigRead && st.action != A::kMmioRead)
+      n.fail("only config_read and mmio_read steps take a comparison");
+    st.check.kind = st.action == A::kConfigRead ? Expectation::kRegister : Expectation::kMmio;
+    st.check.cmp = cmp;
+    st.check.mask = mask;
+    st.check.label = st.label;
+    st.check.where = n;
+  }
+  if (st.action == A::kFlr && !s.has("restore")) st.flag = false;
+  if (st.action == A::kHotReset && !s.has("restore")) st.flag = true;
+  return st;
+}
+
+// ------------------------------------------------------------ whole document
+
+bool parse_index(const std::string& s, const std::string& prefix, unsigned* out) {
+  if (s.compare(0, prefix.size(), prefix) != 0 || s.size() == prefix.size()) return false;
+  unsigned v = 0;
+  for (std::size_t i = prefix.size(); i < s.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+    v = v * 10 + static_cast<unsigned>(s[i] - '0');
+    if (v > 100000) return false;
+  }
+  *out = v;
+  return true;
+}
+
+void check_target(const SystemConfig& c, const std::string& target, const Node& where) {
+  if (target.empty() || fabric::RoutingId::parse(target)) return;
+  if (!c.function_exists(target))
+    where.fail("no function named '" + target +
+               "' (expected e.g. ep0.pf, ep0.vf1, sw0.dsp0, rc.rp0 or a routing ID bb:dd.f)");
+}
+
+void validate(SystemConfig& c, const Node& root) {
+  // Topology: names, links, tree shape, bus numbers.
+  fabric::Topology topo;
+  std::map<std::string, Node> where;
+  topo.add_node({c.root_complex.name, fabric::NodeKind::kRootComplex, c.root_complex.params.root_ports});
+  where[c.root_complex.name] = root.child("root_complex");
+  for (const SwitchSpec& s : c.switches) {
+    topo.add_node({s.name, fabric::NodeKind::kSwitch, s.params.downstream_ports});
+    where.emplace(s.name, s.where.child("name"));
+  }
+  for (const EndpointSpec& e : c.endpoints) {
+    const auto& p = e.params;
+    unsigned extra = 0;
+    if (p.total_vfs) {
+      std::uint32_t last = std::max<std::uint32_t>(
+          p.first_vf_offset + (p.total_vfs - 1u) * p.vf_stride,
+          p.first_vf_offset_no_ari + (p.total_vfs - 1u) * p.vf_stride_no_ari);
+      extra = last >> 8;
+    }
+    topo.add_node({e.name, fabric::NodeKind::kEndpoint, 0, extra});
+    if (!where.count(e.name)) where.emplace(e.name, e.where.child("name"));
+  }
+  std::set<std::string> all_names;
+  auto claim = [&](const std::string& name, const Node& n) {
+    if (!all_names.insert(name).second)
+      n.fail("duplicate name '" + name + "': every root complex, switch and endpoint needs a unique name");
+  };
+  claim(c.root_complex.name, root.child("root_complex"));
+  for (const SwitchSpec& s : c.switches) claim(s.name, s.where.child("name"));
+  for (const EndpointSpec& e : c.endpoints) claim(e.name, e.where.child("name"));
+
+  for (LinkSpec& l : c.links) {
+    where[l.label] = l.where;
+    std::size_t dot = l.upstream.rfind('.');
+    if (dot == std::string::npos)
+      l.where.child("upstream").fail("expected <root complex>.rp<N> or <switch>.dsp<N>, got '" +
+                                     l.upstream + "'");
+    std::string node = l.upstream.substr(0, dot), port = l.upstream.substr(dot + 1);
+    unsigned index = 0;
+    bool is_rc = node == c.root_complex.name;
+    bool ok = is_rc ? parse_index(port, "rp", &index)
+                    : (c.switch_spec(node) && parse_index(port, "dsp", &index));
+    if (!ok && (is_rc || c.switch_spec(node)))
+      l.where.child("upstream").fail("'" + port + "' is not a port of '" + node + "' (expected " +
+                                     (is_rc ? "rp<N>" : "dsp<N>") + ")");
+    std::string lower = l.downstream;
+    std::size_t ldot = lower.rfind('.');
+    if (ldot != std::string::npos) {
+      std::string suffix = lower.substr(ldot + 1);
+      if (suffix == "usp" || suffix == "port") lower = lower.substr(0, ldot);
+    }
+    l.downstream = lower;
+    topo.add_link({l.label, node, index, lower});
+  }
+  try {
+    topo.validate();
+  } catch (const fabric::TopologyError& e) {
+    auto it = where.find(e.subject());
+    if (it != where.end()) it->second.fail(e.message());
+    root.fail(e.message());
+  }
+
+  // Workloads.
+  std::set<std::string> wl_names;
+  for (const WorkloadSpec& w : c.workloads) {
+    if (!wl_names.insert(w.name).second) w.where.child("name").fail("duplicate workload name '" + w.name + "'");
+    const EndpointSpec* ep = c.endpoint_of(w.function);
+    if (!ep || !c.function_exists(w.function))
+      w.where.child("function").fail("no DMA function named '" + w.function +
+                                     "' (expected <endpoint>.pf or <endpoint>.vf<N>)");
+    bool vf = w.function.find(".vf") != std::string::npos;
+    std::uint64_t devmem = vf ? ep->params.vf_device_memory : ep->params.device_memory;
+    std::uint64_t need = w.size * w.queue_depth;
+    for (const char* key : {"src", "dst"}) {
+      const Placement& p = std::string(key) == "src" ? w.src : w.dst;
+      if (p.kind == Placement::kDevice && need > devmem)
+        w.where.child(key).fail("queue_depth x size = " + format_bytes(need) +
+                                " does not fit the function's device memory (" + format_bytes(devmem) + ")");
+      if (p.kind == Placement::kPeer) {
+        const EndpointSpec* pe = c.endpoint_of(p.peer);
+        if (!pe || !c.function_exists(p.peer))
+          w.where.child(key).fail("no DMA function named '" + p.peer + "' for peer-to-peer");
+        bool pvf = p.peer.find(".vf") != std::string::npos;
+        std::uint64_t pmem = pvf ? pe->params.vf_device_memory : pe->params.device_memory;
+        if (need > pmem)
+          w.where.child(key).fail("queue_depth x size = " + format_bytes(need) +
+                                  " does not fit the peer's device memory (" + format_bytes(pmem) + ")");
+      }
+    }
+  }
+  for (const ScenarioStep& s : c.scenario) {
+    if (!s.workload.empty() && !c.workload(s.workload))
+      s.where.child("workload").fail("no workload named '" + s.workload + "'");
+    check_target(c, s.target, s.where.child("target"));
+    if (s.action == ScenarioStep::kCheck && s.check.kind != Expectation::kStat &&
+        s.check.kind != Expectation::kMemory)
+      check_target(c, s.check.target, s.check.where);
+  }
+  for (const Expectation& e : c.expect)
+    if (e.kind != Expectation::kStat && e.kind != Expectation::kMemory)
+      check_target(c, e.target, e.where);
+}
+
+SystemConfig read_document(const Node& root, DocSink* docs) {
+  SystemConfig c;
+  c.source = root.file();
+  Section top(root, "", docs);
+  top.nested("simulation", "mapping", "Run control")
+      .nested("host", "mapping", "Host memory and the host software's PCI settings")
+      .nested("root_complex", "mapping", "The root complex and its root ports")
+      .nested("switches", "list", "PCIe switches")
+      .nested("endpoints", "list", "Endpoint devices (DMA engines, optionally with SR-IOV)")
+      .nested("links", "list", "Links from root ports / switch downstream ports to devices")
+      .nested("workloads", "list", "DMA copy workloads the host drivers run")
+      .nested("scenario", "list", "Timed host actions (docs/scenarios.md)")
+      .nested("expect", "list", "Checks that decide the exit code of `pciesim run`");
+  top.finish();
+  read_simulation(root.child("simulation"), &c.simulation, docs);
+  read_host(root.child("host"), &c.host, docs);
+  read_root_complex(root.child("root_complex"), &c.root_complex, docs);
+  auto list = [&](const char* key, auto fn) {
+    Node n = root.child(key);
+    if (!n.defined()) {
+      if (docs) fn(Node(), 0);
+      return;
+    }
+    if (!n.is_sequence()) n.fail(std::string("expected a list of ") + key);
+    for (std::size_t i = 0; i < n.size(); ++i) fn(n.at(i), i);
+  };
+  list("switches", [&](const Node& n, std::size_t) {
+    SwitchSpec s = read_switch(n, docs);
+    if (n.defined()) c.switches.push_back(s);
+  });
+  list("endpoints", [&](const Node& n, std::size_t) {
+    EndpointSpec e = read_endpoint(n, docs);
+    if (n.defined()) c.endpoints.push_back(e);
+  });
+  list("links", [&](const Node& n, std::size_t i) {
+    LinkSpec l = read_link(n, i, docs);
+    if (n.defined()) c.links.push_back(l);
+  });
+  list("workloads", [&](const Node& n, std::size_t) {
+    WorkloadSpec w = read_workload(n, docs);
+    if (n.defined()) c.workloads.push_back(w);
+  });
+  list("scenario", [&](const Node& n, std::size_t i) {
+    ScenarioStep s = read_step(n, i, docs);
+    if (n.defined()) c.scenario.push_back(s);
+  });
+  list("expect", [&](const Node& n, std::size_t i) {
+    Expectation e = read_expectation(n, "expect[" + std::to_string(i) + "]", docs, "expect[]");
+    if (n.defined()) c.expect.push_back(e);
+  });
+  if (!docs) validate(c, root);
+  return c;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------ SystemConfig
+
+const EndpointSpec* SystemConfig::endpoint(const std::string& name) const {
+  for (const EndpointSpec& e : endpoints)
+    if (e.name == name) return &e;
+  return nullptr;
+}
+
+const SwitchSpec* SystemConfig::switch_spec(const std::string& name) const {
+  for (const SwitchSpec& s : switches)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+const WorkloadSpec* SystemConfig::workload(const std::string& name) const {
+  for (const WorkloadSpec& w : workloads)
+    if (w.name == name) return &w;
+  return nullptr;
+}
+
+const EndpointSpec* SystemConfig::endpoint_of(const std::string& function) const {
+  std::size_t dot = function.rfind('.');
+  if (dot == std::string::npos) return nullptr;
+  return endpoint(function.substr(0, dot));
+}
+
+bool SystemConfig::function_exists(const std::string& name) const {
+  std::size_t dot = name.rfind('.');
+  if (dot == std::string::npos) return false;
+  std::string node = name.substr(0, dot), fn = name.substr(dot + 1);
+  unsigned i = 0;
+  if (node == root_complex.name)
+    return fn == "hb" || (parse_index(fn, "rp", &i) && i < root_complex.params.root_ports);
+  if (const SwitchSpec* s = switch_spec(node))
+    return fn == "usp" || (parse_index(fn, "dsp", &i) && i < s->params.downstream_ports);
+  if (const EndpointSpec* e = endpoint(node))
+    return fn == "pf" || (parse_index(fn, "vf", &i) && i >= 1 && i <= e->params.total_vfs);
+  return false;
+}
+
+std::string Comparison::text() const {
+  std::ostringstream o;
+  auto num = [&](double v) {
+    std::ostringstream s;
+    if (v == std::floor(v) && std::fabs(v) < 1e18) s << static_cast<long long>(v);
+    else s << v;
+    return s.str();
+  };
+  switch (op) {
+    case kEq: o << "== " << num(a); break;
+    case kNe: o << "!= " << num(a); break;
+    case kLt: o << "< " << num(a); break;
+    case kLe: o << "<= " << num(a); break;
+    case kGt: o << "> " << num(a); break;
+    case kGe: o << ">= " << num(a); break;
+    case kBetween: o << "in [" << num(a) << ", " << num(b) << "]"; break;
+    case kApprox: o << "~= " << num(a) << " (+-" << b * 100 << "%)"; break;
+  }
+  return o.str();
+}
+
+bool Comparison::holds(double v) const {
+  switch (op) {
+    case kEq: return v == a;
+    case kNe: return v != a;
+    case kLt: return v < a;
+    case kLe: return v <= a;
+    case kGt: return v > a;
+    case kGe: return v >= a;
+    case kBetween: return v >= a && v <= b;
+    case kApprox: return std::fabs(v - a) <= std::fabs(a) * b;
+  }
+  return false;
+}
+
+// ------------------------------------------------------------ entry points
+
+void apply_override(YAML::Node& root, const std::string& assignment) {
+  std::size_t eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("--set", 0, 0, assignment, "expected key=value, e.g. simulation.quantum=0ns");
+  std::string path = assignment.substr(0, eq);
+  std::string value = assignment.substr(eq + 1);
+  // Split "a.b[2].c" into a, b, 2, c.
+  std::vector<std::string> parts;
+  std::string cur;
+  for (char ch : path) {
+    if (ch == '.' || ch == '[' || ch == ']') {
+      if (!cur.empty()) parts.push_back(cur);
+      cur.clear();
+    } else {
+      cur += ch;
+    }
+  }
+  if (!cur.empty()) parts.push_back(cur);
+  if (parts.empty()) throw ConfigError("--set", 0, 0, path, "empty key");
+  YAML::Node parsed;
+  try {
+    parsed = YAML::Load(value);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("--set", 0, 0, path, "cannot parse value '" + value + "': " + e.msg);
+  }
+  // Walk with a chain of nodes (yaml-cpp nodes are handles).
+  std::vector<YAML::Node> chain{root};
+  std::string walked;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    YAML::Node here = chain.back();
+    const std::string& key = parts[i];
+    bool last = i + 1 == parts.size();
+    walked += (walked.empty() ? "" : ".") + key;
+    YAML::Node next;
+    if (here.IsSequence()) {
+      bool numeric = !key.empty() && std::all_of(key.begin(), key.end(), ::isdigit);
+      if (numeric) {
+        std::size_t idx = std::stoul(key);
+        if (idx >= here.size())
+          throw ConfigError("--set", 0, 0, walked, "index " + key + " is beyond the list's " +
+                                                      std::to_string(here.size()) + " items");
+        next = here[idx];
+      } else {
+        bool found = false;
+        for (std::size_t j = 0; j < here.size(); ++j)
+          if (here[j].IsMap() && here[j]["name"] && here[j]["name"].as<std::string>() == key) {
+            next = here[j];
+            found = true;
+            break;
+          }
+        if (!found) throw ConfigError("--set", 0, 0, walked, "no list item named '" + key + "'");
+      }
+      if (last) throw ConfigError("--set", 0, 0, walked, "cannot replace a whole list item");
+    } else {
+      if (!here.IsMap() && !here.IsNull() && here.IsDefined())
+        throw ConfigError("--set", 0, 0, walked, "'" + walked + "' is not a mapping");
+      if (last) {
+        here[key] = parsed;
+        return;
+      }
+      next = here[key];
+      if (!next.IsDefined() || next.IsNull()) {
+        here[key] = YAML::Node(YAML::NodeType::Map);
+        next = here[key];
+      }
+    }
+    chain.push_back(next);
+  }
+}
+
+SystemConfig load_config_tree(YAML::Node root, const std::string& source,
+                              const std::vector<std::string>& overrides) {
+  for (const std::string& o : overrides) apply_override(root, o);
+  if (root.IsNull() || !root.IsDefined()) root = YAML::Node(YAML::NodeType::Map);
+  Node top(root, source, "");
+  if (!root.IsMap()) top.fail("a config is a mapping with keys such as links, endpoints, workloads");
+  return read_document(top, nullptr);
+}
+
+SystemConfig load_config_text(const std::string& text, const std::string& source,
+                              const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(source, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax: " + e.msg);
+  }
+  return load_config_tree(root, source, overrides);
+}
+
+SystemConfig load_config_file(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path, 0, 0, "", "cannot open the config file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_config_text(ss.str(), path, overrides);
+}
+
+std::string config_reference_markdown() {
+  DocSink docs;
+  read_document(Node(YAML::Node(), "", ""), &docs);
+  return docs.markdown();
+}
+
+}  // namespace pciesim::sim

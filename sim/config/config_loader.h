@@ -1,0 +1,30 @@
+// Loading a SystemConfig from YAML (file, text or an in-memory tree, e.g.
+// built from a Python dict), with `--set key=value` overrides applied to the
+// document first. Every error is a ConfigError naming file:line:col (or the
+// key path) and what was expected.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <string>
+#include <vector>
+
+#include "sim/config/system_config.h"
+
+namespace pciesim::sim {
+
+SystemConfig load_config_file(const std::string& path,
+                              const std::vector<std::string>& overrides = {});
+SystemConfig load_config_text(const std::string& text, const std::string& source,
+                              const std::vector<std::string>& overrides = {});
+SystemConfig load_config_tree(YAML::Node root, const std::string& source,
+                              const std::vector<std::string>& overrides = {});
+
+// Applies "a.b[2].c=value" (list items may also be addressed by their
+// `name`: "endpoints.ep0.sriov.num_vfs=4").
+void apply_override(YAML::Node& root, const std::string& assignment);
+
+// Markdown reference of every key, generated from the readers themselves.
+std::string config_reference_markdown();
+
+}  // namespace pciesim::sim

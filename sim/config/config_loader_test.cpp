@@ -1,0 +1,181 @@
+// One negative test per class of config error: each must be a ConfigError
+// naming the file, line and column (or the --set key) and what was expected.
+#include "sim/config/config_loader.h"
+
+#include <gtest/gtest.h>
+
+namespace pciesim::sim {
+namespace {
+
+const char* kGood = R"(
+root_complex: {root_ports: 2}
+switches:
+  - name: sw0
+    downstream_ports: 2
+endpoints:
+  - name: ep0
+links:
+  - {upstream: rc.rp0, downstream: sw0}
+  - {upstream: sw0.dsp0, downstream: ep0}
+)";
+
+ConfigError error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  try {
+    load_config_text(text, "test.yaml", overrides);
+  } catch (const ConfigError& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no ConfigError for:\n" << text;
+  return ConfigError("", 0, 0, "", "");
+}
+
+void expect_error(const std::string& text, int line, int col, const std::string& fragment,
+                  const std::vector<std::string>& overrides = {}) {
+  ConfigError e = error_of(text, overrides);
+  EXPECT_EQ(e.line(), line) << e.what();
+  EXPECT_EQ(e.column(), col) << e.what();
+  EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  if (line > 0) {
+    EXPECT_NE(std::string(e.what()).find("test.yaml:" + std::to_string(line) + ":" + std::to_string(col)),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(ConfigLoader, GoodConfigLoads) {
+  SystemConfig c = load_config_text(kGood, "test.yaml");
+  EXPECT_EQ(c.switches.size(), 1u);
+  EXPECT_EQ(c.links.size(), 2u);
+  EXPECT_EQ(c.links[1].config.speed.generation, 3);  // default
+  EXPECT_TRUE(c.function_exists("ep0.pf"));
+  EXPECT_TRUE(c.function_exists("sw0.dsp1"));
+  EXPECT_FALSE(c.function_exists("sw0.dsp2"));
+  EXPECT_FALSE(c.function_exists("ep0.vf1"));  // no SR-IOV
+}
+
+TEST(ConfigLoader, YamlSyntaxError) {
+  expect_error("links:\n  - {upstream: rc.rp0, downstream: [\n", 3, 1, "YAML syntax");
+}
+
+TEST(ConfigLoader, UnknownKey) {
+  expect_error("simulation:\n  seed: 1\n  quantumm: 1us\n", 3, 3, "unknown key 'quantumm'");
+}
+
+TEST(ConfigLoader, WrongType) {
+  expect_error("simulation:\n  quantum: fast\n", 2, 12, "expected a time with a unit");
+  expect_error("host:\n  extended_tags: maybe\n", 2, 18, "expected true or false");
+}
+
+TEST(ConfigLoader, ValueOutOfRange) {
+  std::string t = kGood;
+  t += "  - {upstream: rc.rp1, downstream: ep1, gen: 7}\n";
+  t.replace(t.find("  - name: ep0"), 13, "  - name: ep0\n  - name: ep1");
+  expect_error(t, 12, 46, "expected an integer in 1..6, got 7");
+}
+
+TEST(ConfigLoader, BadLinkWidth) {
+  std::string t = kGood;
+  t.replace(t.find("downstream: ep0}"), 16, "downstream: ep0, width: 3}");
+  expect_error(t, 10, 50, "link width");
+}
+
+TEST(ConfigLoader, MissingRequiredKey) {
+  expect_error("endpoints:\n  - device_id: 0x10\n", 2, 5, "missing required key 'name'");
+}
+
+TEST(ConfigLoader, BadChoice) {
+  expect_error("root_complex:\n  p2p: sometimes\n", 2, 8, "expected one of forward | block");
+}
+
+TEST(ConfigLoader, DuplicateName) {
+  std::string t = kGood;
+  t.replace(t.find("  - name: ep0"), 13, "  - name: sw0");
+  expect_error(t, 7, 11, "duplicate name 'sw0'");
+}
+
+TEST(ConfigLoader, LinkToUnknownNode) {
+  std::string t = kGood;
+  t.replace(t.find("downstream: ep0"), 15, "downstream: ep9");
+  expect_error(t, 10, 5, "'ep9' is not a node");
+}
+
+TEST(ConfigLoader, PortOutOfRange) {
+  std::string t = kGood;
+  t.replace(t.find("sw0.dsp0"), 8, "sw0.dsp7");
+  expect_error(t, 10, 5, "port 7 does not exist");
+}
+
+TEST(ConfigLoader, NotAPortName) {
+  std::string t = kGood;
+  t.replace(t.find("sw0.dsp0"), 8, "sw0.usp0");
+  expect_error(t, 10, 16, "not a port of 'sw0'");
+}
+
+TEST(ConfigLoader, SecondUpstreamLink) {
+  std::string t = kGood;
+  t += "  - {upstream: sw0.dsp1, downstream: ep0}\n";
+  expect_error(t, 11, 5, "already has an upstream link");
+}
+
+TEST(ConfigLoader, UnconnectedNode) {
+  std::string t = kGood;
+  t.replace(t.find("  - name: ep0"), 13, "  - name: ep0\n  - name: lonely");
+  expect_error(t, 8, 11, "not connected to the root complex");
+}
+
+TEST(ConfigLoader, BusNumbersExhausted) {
+  std::string t = kGood;
+  t.replace(t.find("  - name: ep0"), 13,
+            "  - name: ep0\n    sriov: {total_vfs: 8192, vf_stride: 8, vf_stride_no_ari: 8}");
+  ConfigError e = error_of(t);
+  EXPECT_NE(std::string(e.what()).find("bus numbers"), std::string::npos) << e.what();
+}
+
+TEST(ConfigLoader, UnknownWorkloadFunction) {
+  std::string t = kGood;
+  t += "workloads:\n  - {name: w, function: ep0.vf1}\n";
+  expect_error(t, 12, 25, "no DMA function named 'ep0.vf1'");
+}
+
+TEST(ConfigLoader, DeviceBufferTooSmall) {
+  std::string t = kGood;
+  t += "workloads:\n  - {name: w, function: ep0.pf, size: 1MiB, queue_depth: 2, dst: device}\n";
+  expect_error(t, 12, 66, "does not fit the function's device memory");
+}
+
+TEST(ConfigLoader, UnknownScenarioTarget) {
+  std::string t = kGood;
+  t += "scenario:\n  - {action: config_read, target: ep7.pf, offset: 0}\n";
+  expect_error(t, 12, 35, "no function named 'ep7.pf'");
+}
+
+TEST(ConfigLoader, MissingComparison) {
+  std::string t = kGood;
+  t += "expect:\n  - stat: workloads.w.bytes\n";
+  expect_error(t, 12, 5, "missing a comparison");
+}
+
+TEST(ConfigLoader, SetOverrides) {
+  SystemConfig c = load_config_text(kGood, "test.yaml",
+                                    {"simulation.quantum=0ns", "links[1].gen=4", "endpoints.ep0.sriov.total_vfs=4"});
+  EXPECT_EQ(c.simulation.quantum, 0u);
+  EXPECT_EQ(c.links[1].config.speed.generation, 4);
+  EXPECT_EQ(c.endpoints[0].params.total_vfs, 4u);
+  ConfigError bad = error_of(kGood, {"links[9].gen=4"});
+  EXPECT_EQ(bad.file(), "--set");
+  EXPECT_NE(std::string(bad.what()).find("beyond the list"), std::string::npos);
+  ConfigError typo = error_of(kGood, {"simulation.qunatum=0ns"});
+  EXPECT_NE(std::string(typo.what()).find("unknown key 'qunatum'"), std::string::npos);
+  ConfigError noeq = error_of(kGood, {"simulation.quantum"});
+  EXPECT_NE(std::string(noeq.what()).find("key=value"), std::string::npos);
+}
+
+TEST(ConfigLoader, ReferenceDocumentsEveryKey) {
+  std::string md = config_reference_markdown();
+  for (const char* key : {"`quantum`", "`total_vfs`", "`traversal_latency`", "`posted_header`",
+                          "`queue_depth`", "`completion_split`", "`action`", "`approx`"})
+    EXPECT_NE(md.find(key), std::string::npos) << key;
+}
+
+}  // namespace
+}  // namespace pciesim::sim

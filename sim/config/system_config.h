@@ -1,0 +1,173 @@
+// The parsed, validated configuration of one simulation. Produced by the
+// loader from a YAML file, a YAML string or a Python dict; consumed by the
+// system builder and the host software model.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fabric/common/sim_time.h"
+#include "fabric/link/link.h"
+#include "models/dma_endpoint/dma_device.h"
+#include "models/host_memory/host_memory.h"
+#include "models/root_complex/root_complex.h"
+#include "models/switch/pcie_switch.h"
+#include "sim/config/yaml_reader.h"
+
+namespace pciesim::sim {
+
+struct SimulationSpec {
+  std::uint64_t seed = 1;
+  // Temporal decoupling quantum; 0 = exact ordering (docs/timing.md).
+  fabric::Time quantum = 1 * fabric::kUs;
+  fabric::Time max_time = 10 * fabric::kSec;
+};
+
+struct HostSpec {
+  models::HostMemoryParams memory;
+  fabric::Time interrupt_latency = 1 * fabric::kUs;
+  std::uint32_t mps = 0;  // 0 = auto: the largest every device on the path supports
+  std::uint32_t mrrs = 512;
+  bool extended_tags = true;
+  bool ten_bit_tags = false;
+  bool rrs_sw_visibility = true;
+  bool ari = true;  // enable ARI forwarding where devices support it
+};
+
+struct RootComplexSpec {
+  std::string name = "rc";
+  models::RootComplexParams params;
+};
+
+struct SwitchSpec {
+  std::string name;
+  models::SwitchParams params;
+  Node where;
+};
+
+struct EndpointSpec {
+  std::string name;
+  std::string model = "dma";
+  models::DmaDeviceParams params;
+  std::string driver = "dma";  // "dma" or "none" (unmanaged PF)
+  unsigned num_vfs = 0;        // VFs the host enables at boot
+  bool autoprobe = true;       // sriov_drivers_autoprobe
+  Node where;
+};
+
+struct LinkSpec {
+  std::string upstream;    // "rc.rp0", "sw0.dsp1"
+  std::string downstream;  // "sw0", "ep0"
+  fabric::LinkConfig config;
+  std::string label;  // "links[2]"
+  Node where;
+};
+
+struct Placement {
+  enum Kind { kHost, kDevice, kPeer } kind = kHost;
+  std::string peer;  // function name for kPeer
+};
+
+struct WorkloadSpec {
+  std::string name;
+  std::string function;
+  std::uint64_t size = 4096;
+  std::uint64_t count = 1;
+  unsigned queue_depth = 1;
+  Placement src;
+  Placement dst;
+  std::uint32_t xfer_size = 0;
+  fabric::Time start = 0;
+  bool manual = false;  // started by a scenario step
+  bool interrupts = true;
+  bool verify = true;
+  Node where;
+};
+
+struct Comparison {
+  enum Op { kEq, kNe, kLt, kLe, kGt, kGe, kBetween, kApprox } op = kEq;
+  double a = 0;
+  double b = 0;  // upper bound (between) or relative tolerance (approx)
+  std::string text() const;
+  bool holds(double v) const;
+};
+
+struct Expectation {
+  enum Kind { kStat, kRegister, kMmio, kMemory, kVisible } kind = kStat;
+  std::string stat;
+  std::string target;  // function name or bb:dd.f
+  std::uint16_t offset = 0;
+  unsigned size = 4;
+  std::uint64_t mask = ~std::uint64_t{0};
+  unsigned bar = 0;
+  std::uint64_t address = 0;
+  std::vector<std::uint8_t> bytes;
+  bool visible = true;
+  Comparison cmp;
+  std::string label;  // "expect[3]" or "scenario[2].check"
+  Node where;
+};
+
+struct ScenarioStep {
+  enum Action {
+    kConfigRead,
+    kConfigWrite,
+    kMmioRead,
+    kMmioWrite,
+    kStartWorkload,
+    kWaitWorkload,
+    kWait,
+    kCheck,
+    kEnableVfs,
+    kDisableVfs,
+    kFlr,
+    kResetFunction,
+    kHotReset,
+    kSetPowerState,
+    kSetBusMaster,
+    kSetMemorySpace,
+    kRescan,
+  } action = kWait;
+  std::optional<fabric::Time> at;
+  std::string target;
+  std::uint16_t offset = 0;
+  unsigned size = 4;
+  std::uint64_t value = 0;
+  unsigned bar = 0;
+  std::string workload;
+  fabric::Time duration = 0;
+  unsigned count = 0;
+  std::string method;  // reset method
+  bool flag = false;   // set/clear for BME/MSE; restore for reset
+  unsigned power_state = 0;
+  Expectation check;
+  std::string label;
+  Node where;
+};
+
+struct SystemConfig {
+  std::string source;  // file name or "<dict>"
+  SimulationSpec simulation;
+  HostSpec host;
+  RootComplexSpec root_complex;
+  std::vector<SwitchSpec> switches;
+  std::vector<EndpointSpec> endpoints;
+  std::vector<LinkSpec> links;
+  std::vector<WorkloadSpec> workloads;
+  std::vector<ScenarioStep> scenario;
+  std::vector<Expectation> expect;
+
+  const EndpointSpec* endpoint(const std::string& name) const;
+  const SwitchSpec* switch_spec(const std::string& name) const;
+  const WorkloadSpec* workload(const std::string& name) const;
+  // Is `name` a function the system can have ("ep0.pf", "ep0.vf3", "rc.rp1",
+  // "sw0.dsp0", "sw0.usp", "rc.hb")?
+  bool function_exists(const std::string& name) const;
+  // The endpoint of a function name ("ep0.vf3" -> ep0), or nullptr.
+  const EndpointSpec* endpoint_of(const std::string& function) const;
+};
+
+}  // namespace pciesim::sim

@@ -1,0 +1,387 @@
+#include "sim/facade/simulation.h"
+
+#include <fstream>
+#include <sstream>
+#include <systemc>
+#include <tlm_utils/tlm_quantumkeeper.h>
+
+#include "fabric/common/error.h"
+#include "fabric/kernel/kernel_context.h"
+#include "fabric/kernel/trace.h"
+#include "fabric/port/port.h"
+#include "sim/builder/system.h"
+#include "sim/config/config_loader.h"
+#include "sim/host/host.h"
+#include "sim/scenario/scenario_runner.h"
+#include "sim/stats/stats.h"
+
+namespace pciesim::sim {
+
+using namespace fabric;
+
+// JSON lines, one per TLP hop.
+class JsonTrace : public TraceSink {
+ public:
+  explicit JsonTrace(const std::string& path) : out_(path) {
+    if (!out_) throw UsageError("trace", "cannot write the trace file '" + path + "'");
+  }
+  void tlp(const TlpTraceRecord& r) override {
+    char buf[512];
+    std::snprintf(buf, sizeof buf,
+                  "{\"t_ns\":%.3f,\"done_ns\":%.3f,\"link\":\"%s\",\"dir\":\"%s\",\"kind\":\"%s\","
+                  "\"requester\":\"%s\",\"address\":\"0x%llx\",\"length\":%u,\"status\":\"%s\","
+                  "\"p2p\":\"%s\"}\n",
+                  to_ns(r.start), to_ns(r.done), r.link->c_str(), r.direction, to_string(r.kind),
+                  r.requester.str().c_str(), static_cast<unsigned long long>(r.address), r.length,
+                  to_string(r.status), to_string(r.p2p));
+    out_ << buf;
+  }
+
+ private:
+  std::ofstream out_;
+};
+
+bool RunResult::passed() const {
+  for (const CheckResult& c : checks)
+    if (!c.passed) return false;
+  return true;
+}
+
+Simulation::Simulation(const SystemConfig& config) {
+  kernel_ = std::make_unique<KernelContext>();
+  try {
+    tlm_utils::tlm_quantumkeeper::set_global_quantum(to_sc(config.simulation.quantum));
+    system_ = std::make_unique<System>(config);
+    host_ = std::make_unique<Host>("host", *system_);
+    checker_ = std::make_unique<Checker>(*system_, *host_, [this] { return stats(); });
+    scenario_ = std::make_unique<ScenarioRunner>(*system_, *host_, *checker_, scenario_checks_);
+    host_->after_boot = [this] { scenario_->run(); };
+  } catch (...) {
+    host_.reset();
+    system_.reset();
+    kernel_.reset();
+    throw;
+  }
+}
+
+Simulation::~Simulation() {
+  if (trace_) set_trace_sink(nullptr);
+  scenario_.reset();
+  checker_.reset();
+  host_.reset();
+  system_.reset();
+  kernel_.reset();
+}
+
+std::unique_ptr<Simulation> Simulation::from_file(const std::string& path,
+                                                  const std::vector<std::string>& overrides) {
+  return std::make_unique<Simulation>(load_config_file(path, overrides));
+}
+
+const SystemConfig& Simulation::config() const { return system_->config(); }
+
+void Simulation::trace_to(const std::string& path) {
+  trace_ = std::make_unique<JsonTrace>(path);
+  set_trace_sink(trace_.get());
+}
+
+Time Simulation::now() const { return now_fs(); }
+bool Simulation::booted() const { return host_->booted(); }
+bool Simulation::scenario_done() const { return scenario_->done(); }
+
+void Simulation::check_alive() const {
+  if (dead_)
+    throw UsageError("simulation", "this simulation stopped on an error; create a new one");
+}
+
+void Simulation::advance(Time until) {
+  check_alive();
+  if (until <= now()) return;
+  sc_core::sc_start(to_sc(until - now()));
+  if (kernel_->failed()) {
+    dead_ = true;
+    kernel_->rethrow_failure();
+  }
+}
+
+void Simulation::call(const std::function<void()>& fn) {
+  check_alive();
+  if (sc_core::sc_get_current_process_handle().valid()) {
+    fn();  // already inside a simulation thread (a scheduled callback)
+    return;
+  }
+  bool done = false;
+  std::exception_ptr err;
+  sc_core::sc_spawn(
+      [&] {
+        try {
+          fn();
+        } catch (const sc_core::sc_unwind_exception&) {
+          throw;
+        } catch (...) {
+          err = std::current_exception();
+        }
+        done = true;
+        sc_core::sc_pause();
+      },
+      ("op_" + std::to_string(spawn_seq_++)).c_str());
+  const Time limit = config().simulation.max_time;
+  while (!done) {
+    if (now() >= limit)
+      throw UsageError("simulation", "simulation.max_time (" + format_time(limit) +
+                                         ") reached before the operation completed");
+    sc_core::sc_start(to_sc(limit - now()));
+    if (kernel_->failed()) {
+      dead_ = true;
+      kernel_->rethrow_failure();
+    }
+  }
+  if (err) std::rethrow_exception(err);
+}
+
+void Simulation::boot() {
+  call([this] {
+    while (!host_->booted()) sc_core::wait(host_->booted_event());
+  });
+}
+
+RunResult Simulation::run() {
+  RunResult r;
+  try {
+    boot();
+    call([this] {
+      while (!scenario_->done()) sc_core::wait(scenario_->done_event());
+      for (const auto& w : host_->workloads())
+        while (w->pending()) sc_core::wait(w->done_event());
+    });
+    r.completed = true;
+  } catch (const UsageError& e) {
+    if (e.message().find("max_time") == std::string::npos) throw;
+    r.time_limit = true;
+  }
+  r.checks = scenario_checks_;
+  if (r.time_limit) {
+    CheckResult c;
+    c.label = "simulation";
+    c.description = "the scenario and its workloads finish before simulation.max_time";
+    c.observed = "stopped at " + format_time(now());
+    c.passed = false;
+    c.at = now();
+    r.checks.push_back(c);
+  }
+  for (const CheckResult& c : check_expectations()) r.checks.push_back(c);
+  return r;
+}
+
+void Simulation::run_for(Time duration) { advance(now() + duration); }
+void Simulation::run_until(Time t) { advance(t); }
+
+std::vector<CheckResult> Simulation::check_expectations() {
+  std::vector<CheckResult> out;
+  for (const Expectation& e : config().expect) out.push_back(checker_->evaluate(e));
+  return out;
+}
+
+nlohmann::ordered_json Simulation::stats() {
+  return build_stats(*system_, *host_, scenario_.get(), &scenario_checks_);
+}
+
+PciDev& Simulation::host_device(const std::string& target) {
+  PciDev* d = host_->pci().find(target);
+  if (!d)
+    if (auto rid = RoutingId::parse(target)) d = host_->pci().find(*rid);
+  if (!d) {
+    if (!config().function_exists(target) && !RoutingId::parse(target))
+      throw UsageError(target, "no function named '" + target + "'");
+    throw UsageError(target, "the host has no device '" + target +
+                                 "' (not enumerated yet, or a VF that is not enabled)");
+  }
+  return *d;
+}
+
+std::string Simulation::bdf(const std::string& target) {
+  return checker_->target_rid(target).str();
+}
+
+std::vector<std::string> Simulation::functions(bool existing_only) {
+  std::vector<std::string> out;
+  for (const auto& f : system_->functions())
+    if (!existing_only || f->exists()) out.push_back(f->name());
+  return out;
+}
+
+std::uint32_t Simulation::config_read(const std::string& target, std::uint16_t offset,
+                                      unsigned size) {
+  RoutingId rid = checker_->target_rid(target);
+  if (!ConfigSpace::valid_access(offset, size))
+    throw UsageError(target, "config access of " + std::to_string(size) + " bytes at " +
+                                 std::to_string(offset) + " must be 1/2/4 bytes, aligned, below 4096");
+  std::uint32_t v = 0;
+  call([&] { v = host_->cpu().config_read(rid, offset, size); });
+  return v;
+}
+
+void Simulation::config_write(const std::string& target, std::uint16_t offset, unsigned size,
+                              std::uint32_t value) {
+  RoutingId rid = checker_->target_rid(target);
+  if (!ConfigSpace::valid_access(offset, size))
+    throw UsageError(target, "config access of " + std::to_string(size) + " bytes at " +
+                                 std::to_string(offset) + " must be 1/2/4 bytes, aligned, below 4096");
+  call([&] { host_->cpu().config_write(rid, offset, size, value); });
+}
+
+namespace {
+std::uint64_t checked_mmio(PciCore& pci, PciDev& d, const std::string& target, unsigned bar,
+                           std::uint64_t offset, unsigned size) {
+  if (bar > 5) throw UsageError(target, "BAR index must be 0..5, got " + std::to_string(bar));
+  if (size != 1 && size != 2 && size != 4 && size != 8)
+    throw UsageError(target, "MMIO accesses are 1, 2, 4 or 8 bytes, got " + std::to_string(size));
+  std::uint64_t base = pci.bar_address(d, bar), len = pci.bar_size(d, bar);
+  if (!base || !len) throw UsageError(target, "BAR" + std::to_string(bar) + " is not implemented or not assigned");
+  if (offset + size > len || offset + size < offset)
+    throw UsageError(target, "offset " + std::to_string(offset) + " + " + std::to_string(size) +
+                                 " bytes is outside BAR" + std::to_string(bar) + " (" +
+                                 std::to_string(len) + " bytes)");
+  return base + offset;
+}
+}  // namespace
+
+std::uint64_t Simulation::mmio_read(const std::string& target, unsigned bar, std::uint64_t offset,
+                                    unsigned size) {
+  std::uint64_t v = 0;
+  call([&] {
+    std::uint64_t a = checked_mmio(host_->pci(), host_device(target), target, bar, offset, size);
+    v = host_->cpu().mmio_read(a, size);
+  });
+  return v;
+}
+
+void Simulation::mmio_write(const std::string& target, unsigned bar, std::uint64_t offset,
+                            unsigned size, std::uint64_t value) {
+  call([&] {
+    std::uint64_t a = checked_mmio(host_->pci(), host_device(target), target, bar, offset, size);
+    host_->cpu().mmio_write(a, size, value);
+  });
+}
+
+std::vector<std::uint8_t> Simulation::memory_read(std::uint64_t address, std::size_t length) {
+  return system_->memory().read(address, length);
+}
+
+void Simulation::memory_write(std::uint64_t address, const std::vector<std::uint8_t>& data) {
+  system_->memory().write(address, data.data(), data.size());
+}
+
+void Simulation::start_workload(const std::string& name) {
+  Workload* w = host_->workload(name);
+  if (!w) throw UsageError(name, "no workload named '" + name + "'");
+  call([&] {
+    while (!host_->booted()) sc_core::wait(host_->booted_event());
+    w->start();
+  });
+}
+
+void Simulation::wait_workload(const std::string& name) {
+  Workload* w = host_->workload(name);
+  if (!w) throw UsageError(name, "no workload named '" + name + "'");
+  call([&] {
+    w->start();
+    while (!w->finished()) sc_core::wait(w->done_event());
+  });
+}
+
+int Simulation::enable_vfs(const std::string& pf, unsigned count) {
+  int r = 0;
+  call([&] { r = host_->pci().sriov_numvfs(host_device(pf), count); });
+  return r;
+}
+
+int Simulation::disable_vfs(const std::string& pf) { return enable_vfs(pf, 0); }
+
+int Simulation::flr(const std::string& target, bool restore) {
+  int r = 0;
+  call([&] {
+    PciDev& d = host_device(target);
+    r = restore ? host_->pci().reset_function(d, "flr") : host_->pci().bare_flr(d);
+  });
+  return r;
+}
+
+int Simulation::reset_function(const std::string& target, const std::string& method) {
+  if (method != "auto" && method != "flr" && method != "pm" && method != "bus")
+    throw UsageError(target, "reset method must be auto, flr, pm or bus, got '" + method + "'");
+  int r = 0;
+  call([&] { r = host_->pci().reset_function(host_device(target), method); });
+  return r;
+}
+
+int Simulation::hot_reset(const std::string& bridge, bool restore) {
+  int r = 0;
+  call([&] {
+    PciDev& d = host_device(bridge);
+    if (!d.bridge) throw UsageError(bridge, "hot reset needs a bridge (root port or switch port)");
+    r = host_->pci().secondary_bus_reset(d, restore);
+  });
+  return r;
+}
+
+void Simulation::set_power_state(const std::string& target, unsigned state) {
+  if (state != 0 && state != 3)
+    throw UsageError(target, "power state must be 0 (D0) or 3 (D3hot), got " + std::to_string(state));
+  call([&] { host_->pci().set_power_state(host_device(target), state); });
+}
+
+void Simulation::set_bus_master(const std::string& target, bool enable) {
+  call([&] { host_->pci().set_master(host_device(target), enable); });
+}
+
+void Simulation::set_memory_space(const std::string& target, bool enable) {
+  call([&] { host_->pci().enable_memory(host_device(target), enable); });
+}
+
+void Simulation::schedule(Time at, std::function<void()> fn) {
+  check_alive();
+  sc_core::sc_spawn(
+      [fn = std::move(fn), at] {
+        KernelContext::guard([&] {
+          Time t = now_fs();
+          if (at > t) sc_core::wait(to_sc(at - t));
+          fn();
+        });
+      },
+      ("scheduled_" + std::to_string(spawn_seq_++)).c_str());
+}
+
+std::string Simulation::lspci(const LspciOptions& options) {
+  if (!host_->booted()) boot();
+  return format_lspci(lspci_snapshot(*host_), options);
+}
+
+std::string Simulation::topology_dot() const {
+  const SystemConfig& c = config();
+  std::ostringstream o;
+  o << "digraph pcie {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n";
+  o << "  \"" << c.root_complex.name << "\" [label=\"" << c.root_complex.name << "\\nroot complex, "
+    << c.root_complex.params.root_ports << " root ports\", style=filled, fillcolor=\"#dde8f8\"];\n";
+  for (const SwitchSpec& s : c.switches)
+    o << "  \"" << s.name << "\" [label=\"" << s.name << "\\nswitch, " << s.params.downstream_ports
+      << " downstream ports\", style=filled, fillcolor=\"#e8f4e0\"];\n";
+  for (const EndpointSpec& e : c.endpoints) {
+    o << "  \"" << e.name << "\" [label=\"" << e.name << "\\n" << e.model << " endpoint";
+    if (e.params.total_vfs) o << "\\nSR-IOV: " << e.params.total_vfs << " VFs (" << e.num_vfs << " enabled)";
+    o << "\", style=filled, fillcolor=\"#fdf0d8\"];\n";
+  }
+  for (const System::LinkInfo& l : system_->links()) {
+    std::string n = l.name;
+    std::size_t sep = n.find("--");
+    std::string up = n.substr(0, sep), down = n.substr(sep + 2);
+    std::string upnode = up.substr(0, up.rfind('.'));
+    std::string downnode = down.find(".usp") != std::string::npos ? down.substr(0, down.rfind('.')) : down;
+    o << "  \"" << upnode << "\" -> \"" << downnode << "\" [label=\"" << up.substr(up.rfind('.') + 1)
+      << "\\nGen" << l.generation << " x" << l.width << "\"];\n";
+  }
+  o << "}\n";
+  return o.str();
+}
+
+}  // namespace pciesim::sim

@@ -1,0 +1,117 @@
+// The simulation facade: one object per simulation, used by the CLI and the
+// Python module alike. It owns a fresh SystemC kernel context, the models,
+// the host and the scenario. Host operations (config/MMIO accesses, resets,
+// SR-IOV) take simulated time; called between runs they run the kernel
+// until they complete, called from a scheduled callback they run inline.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fabric/common/sim_time.h"
+#include "sim/config/system_config.h"
+#include "sim/lspci/lspci.h"
+#include "sim/scenario/checker.h"
+
+namespace pciesim::fabric {
+class KernelContext;
+}
+
+namespace pciesim::sim {
+
+class System;
+class Host;
+class ScenarioRunner;
+class JsonTrace;
+struct PciDev;
+
+struct RunResult {
+  bool completed = false;      // scenario and started workloads finished
+  bool time_limit = false;     // stopped at simulation.max_time
+  std::vector<CheckResult> checks;  // scenario checks, then expectations
+  bool passed() const;
+};
+
+class Simulation {
+ public:
+  explicit Simulation(const SystemConfig& config);
+  ~Simulation();
+  Simulation(const Simulation&) = delete;
+  Simulation& operator=(const Simulation&) = delete;
+
+  static std::unique_ptr<Simulation> from_file(const std::string& path,
+                                               const std::vector<std::string>& overrides = {});
+
+  const SystemConfig& config() const;
+  System& system() { return *system_; }
+  Host& host() { return *host_; }
+
+  // Writes a JSON-lines TLP trace (one object per link hop) to `path`.
+  void trace_to(const std::string& path);
+
+  // --- running ---
+  void boot();
+  // Boot, scenario, and every started workload, until done or max_time.
+  RunResult run();
+  void run_for(fabric::Time duration);
+  void run_until(fabric::Time t);
+  fabric::Time now() const;
+  bool booted() const;
+  bool scenario_done() const;
+
+  // --- host operations ---
+  std::uint32_t config_read(const std::string& target, std::uint16_t offset, unsigned size);
+  void config_write(const std::string& target, std::uint16_t offset, unsigned size,
+                    std::uint32_t value);
+  std::uint64_t mmio_read(const std::string& target, unsigned bar, std::uint64_t offset,
+                          unsigned size);
+  void mmio_write(const std::string& target, unsigned bar, std::uint64_t offset, unsigned size,
+                  std::uint64_t value);
+  std::vector<std::uint8_t> memory_read(std::uint64_t address, std::size_t length);
+  void memory_write(std::uint64_t address, const std::vector<std::uint8_t>& data);
+  void start_workload(const std::string& name);
+  void wait_workload(const std::string& name);
+  int enable_vfs(const std::string& pf, unsigned count);
+  int disable_vfs(const std::string& pf);
+  int flr(const std::string& target, bool restore);
+  int reset_function(const std::string& target, const std::string& method);
+  int hot_reset(const std::string& bridge, bool restore);
+  void set_power_state(const std::string& target, unsigned state);
+  void set_bus_master(const std::string& target, bool enable);
+  void set_memory_space(const std::string& target, bool enable);
+  std::string bdf(const std::string& target);  // current routing ID
+  std::vector<std::string> functions(bool existing_only = true);
+
+  // Runs `fn` in a simulation thread at absolute time `at` (now if past);
+  // it may call the host operations above.
+  void schedule(fabric::Time at, std::function<void()> fn);
+
+  // --- results ---
+  nlohmann::ordered_json stats();
+  std::vector<CheckResult> check_expectations();
+  const std::vector<CheckResult>& scenario_checks() const { return scenario_checks_; }
+  std::string lspci(const LspciOptions& options);
+  std::string topology_dot() const;
+
+ private:
+  void call(const std::function<void()>& fn);  // in a thread, running the kernel if needed
+  void advance(fabric::Time until);
+  void check_alive() const;
+  PciDev& host_device(const std::string& target);
+
+  std::unique_ptr<fabric::KernelContext> kernel_;
+  std::unique_ptr<System> system_;
+  std::unique_ptr<Host> host_;
+  std::unique_ptr<Checker> checker_;
+  std::unique_ptr<ScenarioRunner> scenario_;
+  std::unique_ptr<JsonTrace> trace_;
+  std::vector<CheckResult> scenario_checks_;
+  bool dead_ = false;  // a model error stopped the kernel
+  std::uint64_t spawn_seq_ = 0;
+};
+
+}  // namespace pciesim::sim

@@ -1,0 +1,140 @@
+#include "sim/host/dma_driver.h"
+
+#include <cstring>
+
+#include "fabric/common/error.h"
+#include "sim/host/host.h"
+
+namespace pciesim::sim {
+
+using namespace fabric;
+namespace dma = models::dma;
+
+HostAllocator::HostAllocator(const std::vector<models::MemoryRange>& ranges) : ranges_(ranges) {
+  // Keep the first 16 MiB of the first range for "firmware".
+  if (!ranges_.empty()) next_ = ranges_[0].base + std::min<std::uint64_t>(16 << 20, ranges_[0].size / 2);
+}
+
+std::uint64_t HostAllocator::alloc(std::uint64_t bytes, std::uint64_t align) {
+  bytes = (bytes + 4095) & ~std::uint64_t{4095};
+  while (range_ < ranges_.size()) {
+    const models::MemoryRange& r = ranges_[range_];
+    std::uint64_t at = (std::max(next_, r.base) + align - 1) / align * align;
+    if (at + bytes <= r.base + r.size) {
+      next_ = at + bytes;
+      return at;
+    }
+    ++range_;
+    if (range_ < ranges_.size()) next_ = ranges_[range_].base;
+  }
+  throw UsageError("host", "out of host memory for DMA buffers (" + std::to_string(bytes) +
+                               " more bytes requested)");
+}
+
+DmaDriver::DmaDriver(Host& host, PciDev& dev) : host_(host), dev_(dev) {}
+
+bool DmaDriver::probe() {
+  PciCore& pci = host_.pci();
+  bar0_ = pci.bar_address(dev_, 0);
+  if (!bar0_ || pci.bar_size(dev_, 0) < dma::kBar0Size) {
+    error_ = "BAR0 of " + dev_.rid.str() + " is not assigned";
+    return false;
+  }
+  if (!dev_.msix) {
+    error_ = dev_.rid.str() + " has no MSI-X capability";
+    return false;
+  }
+  ring_ = host_.allocator().alloc(kRingSize * sizeof(dma::Descriptor));
+  cq_ = host_.allocator().alloc(kRingSize * sizeof(dma::Completion));
+  msi_data_ = host_.allocate_msi();
+  if (!program()) return false;
+  dev_.driver = kName;
+  return true;
+}
+
+bool DmaDriver::program() {
+  PciCore& pci = host_.pci();
+  std::vector<std::uint8_t> zero(kRingSize * sizeof(dma::Completion), 0);
+  host_.cpu().memory().write(cq_, zero.data(), zero.size());
+  tail_ = cq_head_ = inflight_ = 0;
+  pci.enable_memory(dev_, true);
+  pci.set_master(dev_, true);
+  MsixEntry e;
+  e.address = host_.msi_address();
+  e.data = msi_data_;
+  e.masked = false;
+  pci.write_msix_entry(dev_, 0, e);
+  pci.enable_msix(dev_, true);
+  if (read_reg(dma::kId) != dma::kIdValue) {
+    error_ = dev_.rid.str() + " does not answer as a DMA engine (ID register)";
+    return false;
+  }
+  write_reg(dma::kCtrl, dma::kCtrlReset);
+  write_reg(dma::kRingBaseLo, static_cast<std::uint32_t>(ring_));
+  write_reg(dma::kRingBaseHi, static_cast<std::uint32_t>(ring_ >> 32));
+  write_reg(dma::kRingSize, kRingSize);
+  write_reg(dma::kCqBaseLo, static_cast<std::uint32_t>(cq_));
+  write_reg(dma::kCqBaseHi, static_cast<std::uint32_t>(cq_ >> 32));
+  write_reg(dma::kIrqVector, 0);
+  write_reg(dma::kCtrl, dma::kCtrlEnable | dma::kCtrlIrqEnable);
+  return true;
+}
+
+bool DmaDriver::reinit() { return program(); }
+
+void DmaDriver::remove() {
+  if (bar0_) write_reg(dma::kCtrl, 0);
+  host_.pci().enable_msix(dev_, false);
+  host_.pci().set_master(dev_, false);
+  dev_.driver.clear();
+}
+
+std::uint32_t DmaDriver::read_reg(std::uint32_t off) {
+  return static_cast<std::uint32_t>(host_.cpu().mmio_read(bar0_ + off, 4));
+}
+
+void DmaDriver::write_reg(std::uint32_t off, std::uint32_t value) {
+  host_.cpu().mmio_write(bar0_ + off, 4, value);
+}
+
+std::uint32_t DmaDriver::space() const { return kRingSize - 1 - inflight_; }
+
+std::uint32_t DmaDriver::post(const dma::Descriptor& d) {
+  if (space() == 0) throw ModelError("host", "descriptor ring full");
+  std::uint32_t index = tail_;
+  std::uint8_t buf[sizeof d];
+  std::memcpy(buf, &d, sizeof d);
+  host_.cpu().memory().write(ring_ + std::uint64_t{index} * sizeof d, buf, sizeof d);
+  tail_ = (tail_ + 1) % kRingSize;
+  ++inflight_;
+  return index;
+}
+
+void DmaDriver::kick() { write_reg(dma::kRingTail, tail_); }
+
+bool DmaDriver::reap(dma::Completion* out) {
+  const std::uint64_t addr = cq_ + std::uint64_t{cq_head_} * sizeof(dma::Completion);
+  std::uint8_t buf[sizeof(dma::Completion)];
+  host_.cpu().memory().read(addr, buf, sizeof buf);
+  std::memcpy(out, buf, sizeof buf);
+  // Cookies are never zero: a zero entry has not been written yet.
+  if (out->cookie == 0) return false;
+  std::memset(buf, 0, sizeof buf);
+  host_.cpu().memory().write(addr, buf, sizeof buf);
+  cq_head_ = (cq_head_ + 1) % kRingSize;
+  if (inflight_) --inflight_;
+  return true;
+}
+
+void DmaDriver::wait(bool interrupts, Time timeout) {
+  if (!interrupts) {
+    HostCpu::sleep(std::min<Time>(timeout, 1 * kUs));  // polling interval
+    return;
+  }
+  sc_core::sc_event& ev = host_.msi_event(msi_data_);
+  Time t0 = HostCpu::now();
+  sc_core::wait(to_sc(timeout), ev);
+  if (HostCpu::now() - t0 < timeout) HostCpu::sleep(host_.spec().interrupt_latency);
+}
+
+}  // namespace pciesim::sim

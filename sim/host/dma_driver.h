@@ -1,0 +1,77 @@
+// The host's native driver for the DMA engine (PF or VF): probe enables
+// the function, sets up the descriptor and completion rings in host memory
+// and one MSI-X vector; workloads post descriptors and reap completions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <systemc>
+#include <vector>
+
+#include "fabric/common/sim_time.h"
+#include "models/dma_endpoint/dma_regs.h"
+#include "sim/host/pci_core.h"
+
+namespace pciesim::sim {
+
+class Host;
+
+// DMA-able host memory handed out page by page, deterministically.
+class HostAllocator {
+ public:
+  explicit HostAllocator(const std::vector<models::MemoryRange>& ranges);
+  std::uint64_t alloc(std::uint64_t bytes, std::uint64_t align = 4096);
+
+ private:
+  std::vector<models::MemoryRange> ranges_;
+  std::size_t range_ = 0;
+  std::uint64_t next_ = 0;
+};
+
+class DmaDriver {
+ public:
+  static constexpr const char* kName = "pciesim_dma";
+  static constexpr std::uint32_t kRingSize = 256;
+
+  DmaDriver(Host& host, PciDev& dev);
+
+  // pci_enable_device, pci_set_master, rings, MSI-X; false if it cannot
+  // (e.g. no BAR assigned). `error()` says why.
+  bool probe();
+  void remove();
+  // After a reset of the function: program the device again.
+  bool reinit();
+
+  PciDev& dev() { return dev_; }
+  const std::string& error() const { return error_; }
+  bool busy() const { return busy_; }
+  void set_busy(bool b) { busy_ = b; }
+
+  std::uint32_t space() const;  // free descriptor slots
+  std::uint32_t post(const models::dma::Descriptor& d);
+  void kick();  // doorbell: MMIO write of the tail
+  bool reap(models::dma::Completion* out);
+  // Blocks until an interrupt arrives (then the handler latency) or, when
+  // polling or after `timeout`, returns.
+  void wait(bool interrupts, fabric::Time timeout);
+  std::uint32_t read_reg(std::uint32_t off);
+  void write_reg(std::uint32_t off, std::uint32_t value);
+  std::uint32_t msi_data() const { return msi_data_; }
+  std::uint64_t bar0() const { return bar0_; }
+
+ private:
+  bool program();
+  Host& host_;
+  PciDev& dev_;
+  std::string error_;
+  bool busy_ = false;
+  std::uint64_t bar0_ = 0;
+  std::uint64_t ring_ = 0;
+  std::uint64_t cq_ = 0;
+  std::uint32_t tail_ = 0;
+  std::uint32_t cq_head_ = 0;
+  std::uint32_t inflight_ = 0;
+  std::uint32_t msi_data_ = 0;
+};
+
+}  // namespace pciesim::sim

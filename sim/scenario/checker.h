@@ -1,0 +1,45 @@
+// Evaluates expectations (DESIGN.md: `expect` checks on stats, memory
+// contents and register values) with zero-time debug accesses.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+
+#include "sim/config/system_config.h"
+
+namespace pciesim::sim {
+
+class System;
+class Host;
+
+struct CheckResult {
+  std::string label;        // "expect[2]"
+  std::string description;  // what was checked
+  std::string observed;
+  bool passed = false;
+  fabric::Time at = 0;
+};
+
+// Resolves "functions.ep0.pf.dma.read_bytes" in a JSON tree; keys may
+// contain dots (the longest matching key wins) and arrays take indices.
+const nlohmann::ordered_json* resolve_stat(const nlohmann::ordered_json& root,
+                                           const std::string& path);
+
+class Checker {
+ public:
+  Checker(System& system, Host& host, std::function<nlohmann::ordered_json()> stats);
+  CheckResult evaluate(const Expectation& e);
+  // Evaluates a comparison on a value already read by a scenario step.
+  CheckResult compare(const Expectation& e, std::uint64_t raw, const std::string& what);
+  // The routing ID of a target: a function name or "bb:dd.f".
+  fabric::RoutingId target_rid(const std::string& target);
+
+ private:
+  System& system_;
+  Host& host_;
+  std::function<nlohmann::ordered_json()> stats_;
+};
+
+}  // namespace pciesim::sim

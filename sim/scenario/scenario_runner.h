@@ -1,0 +1,53 @@
+// Runs the config's scenario steps in the host's main thread after boot:
+// each step waits for its `at` time (relative to the end of boot), then
+// acts through the host software model.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <systemc>
+#include <vector>
+
+#include "sim/config/system_config.h"
+#include "sim/scenario/checker.h"
+
+namespace pciesim::sim {
+
+class System;
+class Host;
+struct PciDev;
+
+struct StepRecord {
+  std::string label;
+  std::string action;
+  std::string detail;
+  fabric::Time start = 0;
+  fabric::Time end = 0;
+  long long status = 0;     // 0 ok; -errno from the PCI core; 1 value read
+  std::uint64_t value = 0;  // read steps
+  bool error = false;       // the step could not be carried out
+};
+
+class ScenarioRunner {
+ public:
+  ScenarioRunner(System& system, Host& host, Checker& checker, std::vector<CheckResult>& results);
+  void run();  // call from the host main thread
+  bool done() const { return done_; }
+  sc_core::sc_event& done_event() { return done_event_; }
+  const std::vector<StepRecord>& records() const { return records_; }
+
+ private:
+  void execute(const ScenarioStep& s, StepRecord& rec);
+  PciDev& host_device(const ScenarioStep& s);
+
+  System& system_;
+  Host& host_;
+  Checker& checker_;
+  std::vector<CheckResult>& results_;
+  std::vector<StepRecord> records_;
+  bool done_ = false;
+  sc_core::sc_event done_event_;
+};
+
+}  // namespace pciesim::sim

@@ -1,0 +1,271 @@
+#include "sim/stats/stats.h"
+
+#include "fabric/common/histogram.h"
+#include "fabric/port/port.h"
+#include "sim/builder/system.h"
+#include "sim/host/host.h"
+#include "sim/scenario/checker.h"
+#include "sim/scenario/scenario_runner.h"
+
+namespace pciesim::sim {
+
+using json = nlohmann::ordered_json;
+using namespace fabric;
+
+namespace {
+
+double ns(Time t) { return to_ns(t); }
+
+json histogram(const Histogram& h) {
+  json j;
+  j["count"] = h.count();
+  j["mean"] = h.mean();
+  j["min"] = h.min();
+  j["p50"] = h.percentile(50);
+  j["p99"] = h.percentile(99);
+  j["max"] = h.max();
+  return j;
+}
+
+json direction(const LinkDirection& d, Time now) {
+  const LinkDirectionStats& s = d.stats();
+  json j;
+  j["tlps"] = s.tlps;
+  j["wire_bytes"] = s.wire_bytes;
+  j["payload_bytes"] = s.payload_bytes;
+  j["busy_ns"] = ns(s.busy_time);
+  j["utilization"] = now ? static_cast<double>(s.busy_time) / static_cast<double>(now) : 0.0;
+  json fc;
+  for (unsigned c = 0; c < 3; ++c) {
+    json one;
+    one["stalls"] = s.fc[c].stalls;
+    one["stall_ns"] = ns(s.fc[c].stall_time);
+    fc[to_string(static_cast<FcClass>(c))] = one;
+  }
+  j["credit_stalls"] = fc;
+  return j;
+}
+
+json dma_function(models::DmaFunction& f, Host& host) {
+  const models::DmaFunctionStats& s = f.stats();
+  json j;
+  j["rid"] = f.rid().str();
+  j["kind"] = f.is_vf() ? "vf" : "pf";
+  j["exists"] = f.exists();
+  PciDev* pd = host.pci().find(f.name());
+  j["driver"] = pd ? pd->driver : std::string();
+  json dma;
+  dma["read_requests"] = s.read_requests;
+  dma["read_bytes"] = s.read_bytes;
+  dma["write_requests"] = s.write_requests;
+  dma["write_bytes"] = s.write_bytes;
+  dma["local_bytes"] = s.local_bytes;
+  dma["descriptor_fetches"] = s.descriptor_fetches;
+  dma["descriptors_completed"] = s.descriptors_completed;
+  dma["operations"] = s.ops_completed;
+  dma["errors"] = s.errors;
+  dma["bme_aborts"] = s.bme_aborts;
+  dma["unexpected_completions"] = s.unexpected_completions;
+  dma["p2p_internal"] = s.p2p_internal;
+  dma["tag_stalls"] = s.tag_stalls;
+  dma["tag_stall_ns"] = ns(s.tag_stall_time);
+  dma["error_code"] = f.error_code();
+  dma["op_latency_ns"] = histogram(s.op_latency);
+  dma["read_latency_ns"] = histogram(s.read_latency);
+  j["dma"] = dma;
+  json irq;
+  irq["sent"] = s.msix_sent;
+  irq["masked"] = s.msix_masked;
+  irq["dropped"] = s.msix_dropped;
+  irq["received"] = host.system().rc().msi().count_from(f.rid());
+  j["interrupts"] = irq;
+  json target;
+  target["config_reads"] = s.config_reads;
+  target["config_writes"] = s.config_writes;
+  target["mmio_reads"] = s.mmio_reads;
+  target["mmio_writes"] = s.mmio_writes;
+  target["rrs_returned"] = s.rrs_returned;
+  target["discarded"] = s.discarded;
+  target["ur_returned"] = s.ur_returned;
+  target["flrs"] = s.flrs;
+  j["target"] = target;
+  return j;
+}
+
+}  // namespace
+
+json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
+                 const std::vector<CheckResult>* checks) {
+  const Time now = now_fs();
+  const SystemConfig& cfg = system.config();
+  json root;
+  root["schema_version"] = kStatsSchemaVersion;
+  root["config"] = cfg.source;
+  root["seed"] = cfg.simulation.seed;
+  root["sim_time_ns"] = ns(now);
+  root["boot_time_ns"] = ns(host.boot_end());
+  root["booted"] = host.booted();
+
+  json links = json::object();
+  for (const System::LinkInfo& l : system.links()) {
+    json j;
+    j["generation"] = l.generation;
+    j["width"] = l.width;
+    j["tlp_gbps"] = l.link->direction(LinkDir::kDown).timing().tlp_gbps();
+    j["down"] = direction(l.link->direction(LinkDir::kDown), now);
+    j["up"] = direction(l.link->direction(LinkDir::kUp), now);
+    links[l.name] = j;
+  }
+  root["links"] = links;
+
+  json functions = json::object();
+  for (models::DmaDevice* d : system.devices()) {
+    functions[d->pf().name()] = dma_function(d->pf(), host);
+    for (unsigned n = 1; n <= d->total_vfs(); ++n) {
+      models::DmaFunction& vf = d->vf(n);
+      // VFs that never existed and never did anything stay out of the way.
+      if (!vf.exists() && vf.stats().config_reads == 0 && vf.stats().read_requests == 0 &&
+          vf.stats().write_requests == 0 && vf.stats().discarded == 0)
+        continue;
+      functions[vf.name()] = dma_function(vf, host);
+    }
+  }
+  root["functions"] = functions;
+
+  json switches = json::object();
+  for (const SwitchSpec& spec : cfg.switches) {
+    models::PcieSwitch* sw = system.switch_device(spec.name);
+    auto port = [](const models::SwitchPortStats& s) {
+      json j;
+      j["requests"] = s.requests;
+      j["ur"] = s.ur;
+      j["bme_blocked"] = s.bme_blocked;
+      j["acs_violations"] = s.acs_violations;
+      j["p2p_direct"] = s.p2p_direct;
+      j["p2p_redirected"] = s.p2p_redirected;
+      return j;
+    };
+    json j;
+    j["usp"] = port(sw->usp_stats());
+    for (unsigned i = 0; i < sw->downstream_count(); ++i)
+      j["dsp" + std::to_string(i)] = port(sw->dsp_stats(i));
+    switches[spec.name] = j;
+  }
+  root["switches"] = switches;
+
+  {
+    const models::RootComplexStats& s = system.rc().stats();
+    json rc;
+    rc["config_reads"] = s.config_reads;
+    rc["config_writes"] = s.config_writes;
+    rc["mmio_reads"] = s.mmio_reads;
+    rc["mmio_writes"] = s.mmio_writes;
+    rc["cpu_ur"] = s.cpu_ur;
+    rc["cpu_ca"] = s.cpu_ca;
+    rc["cpu_timeouts"] = s.cpu_timeouts;
+    rc["rrs_retries"] = s.rrs_retries;
+    rc["rrs_visible"] = s.rrs_visible;
+    rc["msi_received"] = system.rc().msi().total();
+    json ports = json::object();
+    for (unsigned i = 0; i < s.ports.size(); ++i) {
+      const models::RootPortStats& p = s.ports[i];
+      json j;
+      j["upstream_requests"] = p.upstream_requests;
+      j["ur"] = p.ur;
+      j["ca"] = p.ca;
+      j["bme_blocked"] = p.bme_blocked;
+      j["acs_violations"] = p.acs_violations;
+      j["p2p_reflected"] = p.p2p_reflected;
+      j["p2p_blocked"] = p.p2p_blocked;
+      j["translation_faults"] = p.translation_faults;
+      j["msi"] = p.msi;
+      ports["rp" + std::to_string(i)] = j;
+    }
+    rc["root_ports"] = ports;
+    json mem;
+    mem["bytes_read"] = system.memory().bytes_read();
+    mem["bytes_written"] = system.memory().bytes_written();
+    rc["memory"] = mem;
+    root["root_complex"] = rc;
+  }
+
+  {
+    const HostCpuStats& c = host.cpu().stats();
+    const PciCoreStats& p = host.pci().stats();
+    json h;
+    h["config_reads"] = c.config_reads;
+    h["config_writes"] = c.config_writes;
+    h["mmio_reads"] = c.mmio_reads;
+    h["mmio_writes"] = c.mmio_writes;
+    h["failed_reads"] = c.all_ones_reads;
+    h["devices"] = host.pci().devices().size();
+    h["rrs_waits"] = p.rrs_waits;
+    h["resets"] = p.resets;
+    h["reset_failures"] = p.reset_failures;
+    h["sriov_enables"] = p.sriov_enables;
+    h["sriov_disables"] = p.sriov_disables;
+    json vfs = json::object();
+    for (PciDev* d : host.pci().devices())
+      if (d->sriov) vfs[d->name.empty() ? d->rid.str() : d->name] = d->num_vfs;
+    h["num_vfs"] = vfs;
+    h["messages"] = host.boot_messages();
+    root["host"] = h;
+  }
+
+  json workloads = json::object();
+  for (const auto& w : host.workloads()) {
+    const WorkloadStats& s = w->stats();
+    json j;
+    j["function"] = w->spec().function;
+    j["started"] = s.started;
+    j["finished"] = s.finished;
+    j["jobs"] = s.jobs_completed;
+    j["jobs_submitted"] = s.jobs_submitted;
+    j["bytes"] = s.bytes;
+    j["verified_bytes"] = s.verified_bytes;
+    j["mismatches"] = s.mismatches;
+    j["errors"] = s.errors;
+    j["stalled"] = s.stalled;
+    j["interrupts"] = s.interrupts;
+    j["failure"] = s.failure;
+    j["start_ns"] = ns(s.start);
+    j["end_ns"] = ns(s.end);
+    Time span = s.end > s.start ? s.end - s.start : 0;
+    j["throughput_gbps"] = span ? static_cast<double>(s.bytes) * 8.0 / (to_sec(span) * 1e9) : 0.0;
+    j["latency_ns"] = histogram(s.latency);
+    workloads[w->spec().name] = j;
+  }
+  root["workloads"] = workloads;
+
+  json steps = json::array();
+  if (scenario)
+    for (const StepRecord& r : scenario->records()) {
+      json j;
+      j["label"] = r.label;
+      j["action"] = r.action;
+      j["start_ns"] = ns(r.start);
+      j["end_ns"] = ns(r.end);
+      j["status"] = r.status;
+      j["value"] = r.value;
+      j["error"] = r.error;
+      j["detail"] = r.detail;
+      steps.push_back(j);
+    }
+  root["scenario"] = steps;
+  if (checks) {
+    json cj = json::array();
+    for (const CheckResult& c : *checks) {
+      json j;
+      j["label"] = c.label;
+      j["passed"] = c.passed;
+      j["check"] = c.description;
+      j["observed"] = c.observed;
+      j["at_ns"] = ns(c.at);
+      cj.push_back(j);
+    }
+    root["checks"] = cj;
+  }
+  return root;
+}
+
+}  // namespace pciesim::sim
