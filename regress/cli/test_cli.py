@@ -1,0 +1,143 @@
+"""The pciesim command line as a new user meets it (issue: foundation)."""
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+QUICKSTART = "configs/quickstart.yaml"
+
+
+def test_run_quickstart_passes_and_writes_stats(cli, root):
+    stats = cli.tmp / "s.json"
+    p = cli("run", root / QUICKSTART, "--stats", stats, check=0)
+    assert "PASSED: 6 of 6 checks passed" in p.stdout.splitlines()[-1]
+    assert "copy0" in p.stdout and "links:" in p.stdout
+    s = json.loads(stats.read_text())
+    assert s["schema_version"] == 1
+    assert s["sim_time_ns"] > s["boot_time_ns"] > 0
+    link = s["links"]["sw0.dsp0--ep0"]
+    for d in ("up", "down"):
+        assert link[d]["tlps"] > 0 and link[d]["wire_bytes"] > link[d]["payload_bytes"] > 0
+    ep0 = s["functions"]["ep0.pf"]
+    assert ep0["dma"]["read_bytes"] == 64 * 4096
+    assert ep0["dma"]["write_bytes"] == 64 * 4096
+    assert ep0["dma"]["operations"] == 64
+    assert ep0["dma"]["descriptors_completed"] == 64
+    assert ep0["interrupts"]["sent"] == 64 and ep0["interrupts"]["received"] == 64
+    assert s["workloads"]["copy1"]["verified_bytes"] == 32 * 16384
+
+
+def test_same_config_same_stats(cli, root):
+    a = cli.run_stats(root / QUICKSTART)
+    b = cli.run_stats(root / QUICKSTART)
+    assert a == b
+
+
+def test_failed_expectation_exits_1(cli, root):
+    p = cli("run", root / QUICKSTART, "--set", "expect[1].equals=5", check=1)
+    assert "FAIL expect[1]" in p.stdout
+    assert p.stdout.splitlines()[-1].startswith("FAILED")
+
+
+def test_validate_malformed_config_names_file_line_col(cli):
+    bad = cli.write("bad.yaml", "links:\n  - {upstream: rc.rp0, downstream: ep0, gen: 9}\n")
+    p = cli("validate", bad, check=2)
+    assert re.search(r"bad\.yaml:2:\d+ \(links\[0\]\.gen\)", p.stderr), p.stderr
+    assert "expected an integer in 1..6" in p.stderr
+
+
+def test_validate_unknown_key_and_syntax(cli):
+    p = cli("validate", cli.write("k.yaml", "simulation:\n  sede: 1\n"), check=2)
+    assert "k.yaml:2:3" in p.stderr and "unknown key 'sede'" in p.stderr
+    p = cli("validate", cli.write("y.yaml", "a: [1, 2\n"), check=2)
+    assert "y.yaml:2:1" in p.stderr and "YAML syntax" in p.stderr
+    p = cli("validate", cli.tmp / "missing.yaml", check=2)
+    assert "cannot open" in p.stderr
+
+
+def test_run_on_bad_config_exits_2(cli):
+    p = cli("run", cli.write("b.yaml", "endpoints:\n  - name: ep0\n    msix_vectors: 5000\n"), check=2)
+    assert "b.yaml:3:19" in p.stderr
+
+
+def test_set_overrides_and_bad_set(cli, root):
+    s = cli.run_stats(root / QUICKSTART, "--set", "links[1].gen=4", "--set", "simulation.seed=7")
+    assert s["seed"] == 7
+    p = cli("run", root / QUICKSTART, "--set", "links[1].gen=x", check=2)
+    assert "links[1].gen" in p.stderr
+
+
+def test_topo_prints_dot(cli, root):
+    p = cli("topo", root / QUICKSTART, check=0)
+    assert p.stdout.startswith("digraph pcie {")
+    assert '"sw0" -> "ep0"' in p.stdout and "Gen3 x8" in p.stdout
+
+
+def test_config_reference_is_current(cli, root):
+    """docs/config-reference.md must be what the readers generate."""
+    p = cli("config-reference", check=0)
+    assert (root / "docs" / "config-reference.md").read_text() == p.stdout
+
+
+LSPCI = shutil.which("lspci")
+
+
+def real_lspci(dump, *args):
+    return subprocess.run([LSPCI, "-F", str(dump), *args], capture_output=True, text=True).stdout
+
+
+@pytest.mark.skipif(LSPCI is None, reason="pciutils is not installed")
+def test_real_lspci_decodes_the_dump(cli, root):
+    dump = cli.tmp / "dump"
+    dump.write_text(cli("lspci", root / QUICKSTART, "-xxxx", check=0).stdout)
+    out = real_lspci(dump, "-vv")
+    # Every function, with its IDs, BARs, bus numbers and capabilities.
+    for bdf, ident in [("00:00.0", "Host bridge: Device 5ec0:0100"),
+                       ("00:01.0", "PCI bridge: Device 5ec0:0101"),
+                       ("01:00.0", "PCI bridge: Device 5ec0:0200"),
+                       ("02:00.0", "PCI bridge: Device 5ec0:0201"),
+                       ("03:00.0", "System peripheral: Device 5ec0:0001"),
+                       ("04:00.0", "System peripheral: Device 5ec0:0001")]:
+        assert f"{bdf} {ident}" in out
+    assert "Bus: primary=00, secondary=01, subordinate=06" in out
+    assert "Bus: primary=01, secondary=02, subordinate=06" in out
+    assert "Region 0: Memory at 80000000 (64-bit, non-prefetchable)" in out
+    assert "Region 2: Memory at 4000000000 (64-bit, prefetchable)" in out
+    assert "Memory behind bridge: 80000000-801fffff" in out
+    assert "Express (v2) Root Port (Slot+)" in out
+    assert "Express (v2) Upstream Port" in out
+    assert "Express (v2) Downstream Port (Slot+)" in out
+    assert "Express (v2) Endpoint" in out
+    assert "MSI-X: Enable+ Count=4 Masked-" in out
+    assert "LnkSta:\tSpeed 8GT/s, Width x8" in out
+    assert "Advanced Error Reporting" in out and "Alternative Routing-ID Interpretation" in out
+
+
+def normalise_live(text):
+    """Our lspci mimics a live system; -F on a dump cannot know BAR sizes or
+    bound drivers, and pciutils 3.9's dump decoding shows the upper dword
+    of a 64-bit BAR above 4 GiB as an extra pseudo-region."""
+    text = re.sub(r"(\tMemory at [^\n]*?) \[size=\d+[KMGT]?\]", r"\1", text)
+    return "\n".join(l for l in text.splitlines() if not l.startswith("\tKernel driver in use:"))
+
+
+def normalise_dump(text):
+    return "\n".join(l for l in text.splitlines()
+                     if l not in ("\tMemory at <unassigned> (32-bit, non-prefetchable)",
+                                  "\tI/O ports at <unassigned> [disabled]"))
+
+
+@pytest.mark.skipif(LSPCI is None, reason="pciutils is not installed")
+@pytest.mark.parametrize("flags", [[], ["-v"], ["-t"], ["-tv"], ["-n"], ["-x"], ["-xxx"]])
+def test_native_formats_match_real_lspci(cli, root, flags):
+    dump = cli.tmp / "dump"
+    dump.write_text(cli("lspci", root / QUICKSTART, "-xxxx", check=0).stdout)
+    mine = cli("lspci", root / QUICKSTART, *flags, check=0).stdout
+    assert normalise_live(mine) == normalise_dump(real_lspci(dump, *flags))
+
+
+def test_lspci_refuses_vv_with_a_hint(cli, root):
+    p = cli("lspci", root / QUICKSTART, "-vv", check=2)
+    assert "lspci -F" in p.stderr
