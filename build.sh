@@ -16,6 +16,20 @@ fi
 cmake --build build -j "$jobs" | grep -vE '^\[[0-9]+/[0-9]+\] (Building|Linking)' || true
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "build failed" >&2; exit 1; }
 
+# Make `import pciesim` work for Debian's /usr/bin/python3: a .pth file in its
+# site directory naming the pure-Python package and the built module.
+site="$(/usr/bin/python3 -c 'import site; print(site.getsitepackages()[0])')"
+pth="$site/pciesim.pth"
+want="$PWD/python
+$PWD/build/python"
+if [ "$(cat "$pth" 2>/dev/null)" != "$want" ]; then
+  if mkdir -p "$site" 2>/dev/null && printf '%s\n' "$want" > "$pth" 2>/dev/null; then
+    echo "python: installed $pth (import pciesim works for /usr/bin/python3)"
+  else
+    echo "python: not root; use PYTHONPATH=$PWD/python:$PWD/build/python" >&2
+  fi
+fi
+
 case "$what" in
   demo)
     exec ./build/pciesim run configs/quickstart.yaml ;;

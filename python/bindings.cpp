@@ -1,0 +1,295 @@
+// _pciesim: the pybind11 layer over the sim facade. The pure-Python package
+// `pciesim` (python/pciesim) is the public API; this module stays thin.
+#include <pybind11/functional.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <systemc>
+
+#include <memory>
+
+#include "fabric/common/error.h"
+#include "fabric/common/sim_time.h"
+#include "fabric/kernel/kernel_context.h"
+#include "sim/config/config_loader.h"
+#include "sim/facade/simulation.h"
+
+namespace py = pybind11;
+using namespace pciesim;
+using namespace pciesim::sim;
+
+// libsystemc.so's main() refers to sc_main; the module must provide it
+// (with default visibility) for the library to load.
+extern "C" __attribute__((visibility("default"))) int sc_main(int, char**) { return 0; }
+
+namespace {
+
+// Python dict/list/scalars -> YAML tree with the same schema as a file.
+YAML::Node to_yaml(const py::handle& obj, const std::string& path) {
+  if (py::isinstance<py::dict>(obj)) {
+    YAML::Node n(YAML::NodeType::Map);
+    for (auto item : py::reinterpret_borrow<py::dict>(obj)) {
+      if (!py::isinstance<py::str>(item.first))
+        throw ConfigError("<dict>", 0, 0, path, "keys must be strings, got " +
+                                                     std::string(py::str(py::type::of(item.first))));
+      std::string key = item.first.cast<std::string>();
+      n[key] = to_yaml(item.second, path.empty() ? key : path + "." + key);
+    }
+    return n;
+  }
+  if (py::isinstance<py::list>(obj) || py::isinstance<py::tuple>(obj)) {
+    YAML::Node n(YAML::NodeType::Sequence);
+    std::size_t i = 0;
+    for (auto item : obj) n.push_back(to_yaml(item, path + "[" + std::to_string(i++) + "]"));
+    return n;
+  }
+  if (obj.is_none()) return YAML::Node(YAML::NodeType::Null);
+  if (py::isinstance<py::bool_>(obj)) return YAML::Node(obj.cast<bool>() ? "true" : "false");
+  if (py::isinstance<py::int_>(obj)) return YAML::Node(std::string(py::str(obj)));
+  if (py::isinstance<py::float_>(obj)) return YAML::Node(std::string(py::repr(obj)));
+  if (py::isinstance<py::str>(obj)) return YAML::Node(obj.cast<std::string>());
+  throw ConfigError("<dict>", 0, 0, path, "unsupported value of type " +
+                                              std::string(py::str(py::type::of(obj))));
+}
+
+// The only live simulation (SystemC allows one kernel at a time).
+class Session;
+Session* g_live = nullptr;
+
+class Session {
+ public:
+  explicit Session(const SystemConfig& cfg) {
+    retire_live();
+    sim_ = std::make_unique<Simulation>(cfg);
+    g_live = this;
+  }
+  ~Session() { close(); }
+  void close() {
+    if (g_live == this) g_live = nullptr;
+    sim_.reset();
+  }
+  bool closed() const { return !sim_; }
+  Simulation& sim() {
+    if (!sim_)
+      throw UsageError("simulation", closed_reason_.empty() ? "this simulation is closed" : closed_reason_);
+    return *sim_;
+  }
+  // Runs `fn` with the GIL released; an exception (a Python callback's
+  // included) is rethrown with the GIL held again.
+  template <class F>
+  auto unlocked(F&& fn) -> decltype(fn(sim())) {
+    Simulation& s = sim();
+    std::exception_ptr err;
+    using R = decltype(fn(s));
+    if constexpr (std::is_void_v<R>) {
+      {
+        py::gil_scoped_release release;
+        try {
+          fn(s);
+        } catch (...) {
+          err = std::current_exception();
+        }
+      }
+      if (err) std::rethrow_exception(err);
+    } else {
+      R result{};
+      {
+        py::gil_scoped_release release;
+        try {
+          result = fn(s);
+        } catch (...) {
+          err = std::current_exception();
+        }
+      }
+      if (err) std::rethrow_exception(err);
+      return result;
+    }
+  }
+
+ private:
+  static void retire_live() {
+    if (!g_live) return;
+    g_live->closed_reason_ =
+        "this simulation was closed because a newer Simulation was created (SystemC runs one "
+        "kernel at a time); use one at a time, e.g. `with pciesim.load(...) as sim:`";
+    g_live->close();
+  }
+  std::unique_ptr<Simulation> sim_;
+  std::string closed_reason_;
+};
+
+py::dict check_to_dict(const CheckResult& c) {
+  py::dict d;
+  d["label"] = c.label;
+  d["passed"] = c.passed;
+  d["check"] = c.description;
+  d["observed"] = c.observed;
+  d["at_fs"] = c.at;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_pciesim, m) {
+  m.doc() = "pciesim native module (use the `pciesim` package)";
+  fabric::configure_systemc_process();
+
+  static py::exception<Error> error(m, "Error");
+  static py::exception<ConfigError> config_error(m, "ConfigError", error.ptr());
+  static py::exception<UsageError> usage_error(m, "UsageError", error.ptr());
+  static py::exception<ModelError> model_error(m, "ModelError", error.ptr());
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const ConfigError& e) {
+      py::object inst = py::reinterpret_borrow<py::object>(config_error.ptr())(e.what());
+      inst.attr("file") = e.file();
+      inst.attr("line") = e.line();
+      inst.attr("column") = e.column();
+      inst.attr("path") = e.path();
+      inst.attr("message") = e.message();
+      PyErr_SetObject(config_error.ptr(), inst.ptr());
+    } catch (const UsageError& e) {
+      py::object inst = py::reinterpret_borrow<py::object>(usage_error.ptr())(e.what());
+      inst.attr("where") = e.where();
+      inst.attr("message") = e.message();
+      PyErr_SetObject(usage_error.ptr(), inst.ptr());
+    } catch (const ModelError& e) {
+      py::object inst = py::reinterpret_borrow<py::object>(model_error.ptr())(e.what());
+      inst.attr("where") = e.where();
+      PyErr_SetObject(model_error.ptr(), inst.ptr());
+    } catch (const Error& e) {
+      PyErr_SetString(error.ptr(), e.what());
+    } catch (const sc_core::sc_report& e) {
+      PyErr_SetString(model_error.ptr(), e.what());
+    }
+  });
+
+  m.def("parse_time", [](const std::string& s) {
+    fabric::Time t;
+    if (!fabric::parse_time(s, &t))
+      throw UsageError("time", "expected a time with a unit such as '10us', '1.5 ms', got '" + s + "'");
+    return t;
+  });
+  m.def("format_time", &fabric::format_time);
+  m.def("config_reference", &config_reference_markdown);
+  m.def("validate_file", [](const std::string& path, std::vector<std::string> o) {
+    load_config_file(path, o);
+  });
+  m.def("validate_dict", [](py::dict d, std::vector<std::string> o) {
+    load_config_tree(to_yaml(d, ""), "<dict>", o);
+  });
+
+  py::class_<Session>(m, "Simulation")
+      .def_static("from_file",
+                  [](const std::string& path, std::vector<std::string> o) {
+                    return std::make_unique<Session>(load_config_file(path, o));
+                  })
+      .def_static("from_dict",
+                  [](py::dict d, std::vector<std::string> o) {
+                    return std::make_unique<Session>(load_config_tree(to_yaml(d, ""), "<dict>", o));
+                  })
+      .def_static("from_text",
+                  [](const std::string& text, const std::string& source, std::vector<std::string> o) {
+                    return std::make_unique<Session>(load_config_text(text, source, o));
+                  })
+      .def("close", &Session::close)
+      .def_property_readonly("closed", &Session::closed)
+      .def("source", [](Session& s) { return s.sim().config().source; })
+      .def("now", [](Session& s) { return s.sim().now(); })
+      .def("booted", [](Session& s) { return s.sim().booted(); })
+      .def("scenario_done", [](Session& s) { return s.sim().scenario_done(); })
+      .def("boot", [](Session& s) { s.unlocked([](Simulation& sim) { sim.boot(); }); })
+      .def("run",
+           [](Session& s) {
+             RunResult r = s.unlocked([](Simulation& sim) { return sim.run(); });
+             py::dict d;
+             d["completed"] = r.completed;
+             d["time_limit"] = r.time_limit;
+             d["passed"] = r.passed();
+             py::list checks;
+             for (const CheckResult& c : r.checks) checks.append(check_to_dict(c));
+             d["checks"] = checks;
+             return d;
+           })
+      .def("run_for", [](Session& s, fabric::Time d) { s.unlocked([d](Simulation& sim) { sim.run_for(d); }); })
+      .def("run_until", [](Session& s, fabric::Time t) { s.unlocked([t](Simulation& sim) { sim.run_until(t); }); })
+      .def("config_read",
+           [](Session& s, const std::string& t, std::uint16_t off, unsigned size) {
+             return s.unlocked([&](Simulation& sim) { return sim.config_read(t, off, size); });
+           })
+      .def("config_write",
+           [](Session& s, const std::string& t, std::uint16_t off, unsigned size, std::uint32_t v) {
+             s.unlocked([&](Simulation& sim) { sim.config_write(t, off, size, v); });
+           })
+      .def("mmio_read",
+           [](Session& s, const std::string& t, unsigned bar, std::uint64_t off, unsigned size) {
+             return s.unlocked([&](Simulation& sim) { return sim.mmio_read(t, bar, off, size); });
+           })
+      .def("mmio_write",
+           [](Session& s, const std::string& t, unsigned bar, std::uint64_t off, unsigned size,
+              std::uint64_t v) { s.unlocked([&](Simulation& sim) { sim.mmio_write(t, bar, off, size, v); }); })
+      .def("memory_read",
+           [](Session& s, std::uint64_t a, std::size_t n) {
+             std::vector<std::uint8_t> v = s.sim().memory_read(a, n);
+             return py::bytes(reinterpret_cast<const char*>(v.data()), v.size());
+           })
+      .def("memory_write",
+           [](Session& s, std::uint64_t a, py::bytes data) {
+             std::string str = data;
+             s.sim().memory_write(a, std::vector<std::uint8_t>(str.begin(), str.end()));
+           })
+      .def("start_workload", [](Session& s, const std::string& n) { s.unlocked([&](Simulation& sim) { sim.start_workload(n); }); })
+      .def("wait_workload", [](Session& s, const std::string& n) { s.unlocked([&](Simulation& sim) { sim.wait_workload(n); }); })
+      .def("enable_vfs", [](Session& s, const std::string& pf, unsigned n) {
+        return s.unlocked([&](Simulation& sim) { return sim.enable_vfs(pf, n); });
+      })
+      .def("disable_vfs", [](Session& s, const std::string& pf) {
+        return s.unlocked([&](Simulation& sim) { return sim.disable_vfs(pf); });
+      })
+      .def("flr", [](Session& s, const std::string& t, bool restore) {
+        return s.unlocked([&](Simulation& sim) { return sim.flr(t, restore); });
+      })
+      .def("reset_function", [](Session& s, const std::string& t, const std::string& m) {
+        return s.unlocked([&](Simulation& sim) { return sim.reset_function(t, m); });
+      })
+      .def("hot_reset", [](Session& s, const std::string& t, bool restore) {
+        return s.unlocked([&](Simulation& sim) { return sim.hot_reset(t, restore); });
+      })
+      .def("set_power_state", [](Session& s, const std::string& t, unsigned st) {
+        s.unlocked([&](Simulation& sim) { sim.set_power_state(t, st); });
+      })
+      .def("set_bus_master", [](Session& s, const std::string& t, bool on) {
+        s.unlocked([&](Simulation& sim) { sim.set_bus_master(t, on); });
+      })
+      .def("set_memory_space", [](Session& s, const std::string& t, bool on) {
+        s.unlocked([&](Simulation& sim) { sim.set_memory_space(t, on); });
+      })
+      .def("bdf", [](Session& s, const std::string& t) { return s.sim().bdf(t); })
+      .def("functions", [](Session& s, bool existing) { return s.sim().functions(existing); })
+      .def("schedule",
+           [](Session& s, fabric::Time at, py::function fn) {
+             // Runs inside a simulation thread: take the GIL for the call.
+             auto holder = std::make_shared<py::function>(std::move(fn));
+             s.sim().schedule(at, [holder] {
+               py::gil_scoped_acquire gil;
+               (*holder)();
+             });
+           })
+      .def("stats_json", [](Session& s) { return s.sim().stats().dump(); })
+      .def("check_expectations",
+           [](Session& s) {
+             py::list out;
+             for (const CheckResult& c : s.sim().check_expectations()) out.append(check_to_dict(c));
+             return out;
+           })
+      .def("lspci",
+           [](Session& s, int verbose, int hex, bool tree, bool numeric) {
+             LspciOptions o;
+             o.verbose = verbose;
+             o.hex = hex;
+             o.tree = tree;
+             o.numeric = numeric;
+             return s.unlocked([&](Simulation& sim) { return sim.lspci(o); });
+           })
+      .def("topology_dot", [](Session& s) { return s.sim().topology_dot(); });
+}

@@ -1,0 +1,280 @@
+"""The Simulation class: the Python face of the sim facade."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, List, Optional
+
+from . import _native
+from ._time import SimTime, as_time
+
+D0, D3HOT = 0, 3
+
+
+@dataclass
+class RunResult:
+    """Outcome of Simulation.run(): scenario checks and expectations."""
+    completed: bool
+    time_limit: bool
+    checks: List[dict] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c["passed"] for c in self.checks)
+
+    @property
+    def failures(self) -> List[dict]:
+        return [c for c in self.checks if not c["passed"]]
+
+
+def _overrides(overrides) -> list:
+    if overrides is None:
+        return []
+    if isinstance(overrides, dict):
+        return [f"{k}={_yaml_scalar(v)}" for k, v in overrides.items()]
+    return list(overrides)
+
+
+def _yaml_scalar(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def load(config, *, overrides=None) -> "Simulation":
+    """A Simulation from a YAML path, YAML text or a config dict.
+
+    `overrides` are --set style assignments: a list of "key.path=value"
+    strings or a dict {"simulation.quantum": "0ns"}.
+    """
+    if isinstance(config, dict):
+        return from_dict(config, overrides=overrides)
+    if isinstance(config, (str, os.PathLike)) and os.path.exists(os.fspath(config)):
+        return Simulation(_native.NativeSimulation.from_file(os.fspath(config), _overrides(overrides)))
+    if isinstance(config, str) and "\n" in config:
+        return Simulation(_native.NativeSimulation.from_text(config, "<text>", _overrides(overrides)))
+    raise _native.UsageError(f"no config file '{config}' (pass a path, YAML text or a dict)")
+
+
+def from_dict(config: dict, *, overrides=None) -> "Simulation":
+    """A Simulation from a dict with the YAML schema; errors name the dict path."""
+    return Simulation(_native.NativeSimulation.from_dict(config, _overrides(overrides)))
+
+
+def validate(config, *, overrides=None) -> None:
+    """Raises ConfigError if `config` (path or dict) is not valid."""
+    if isinstance(config, dict):
+        _native.validate_dict(config, _overrides(overrides))
+    else:
+        _native.validate_file(os.fspath(config), _overrides(overrides))
+
+
+def _power_state(state) -> int:
+    table = {"D0": D0, "D3hot": D3HOT, "d0": D0, "d3hot": D3HOT, 0: D0, 3: D3HOT}
+    if state not in table:
+        raise _native.UsageError(f"power state must be 'D0' or 'D3hot', got {state!r}")
+    return table[state]
+
+
+class Simulation:
+    """One simulated machine. Create it with pciesim.load() or from_dict().
+
+    Host operations (config and MMIO accesses, resets, SR-IOV) take simulated
+    time: between runs they advance the simulation until they complete;
+    inside a callback scheduled with at() they run at that point of time.
+    SystemC runs one kernel per process at a time: creating a Simulation
+    closes the previous one (use `with` to make that explicit).
+    """
+
+    def __init__(self, native):
+        self._n = native
+
+    # ---- life cycle ----
+    def __enter__(self) -> "Simulation":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Frees the simulation and its kernel; further calls raise UsageError."""
+        self._n.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._n.closed
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<pciesim.Simulation (closed)>"
+        return f"<pciesim.Simulation {self._n.source()} at {self.now}>"
+
+    # ---- time and running ----
+    @property
+    def now(self) -> SimTime:
+        """Current simulated time."""
+        return SimTime(self._n.now())
+
+    @property
+    def booted(self) -> bool:
+        return self._n.booted()
+
+    def boot(self) -> "Simulation":
+        """Runs until the host has enumerated the system and probed drivers."""
+        self._n.boot()
+        return self
+
+    def run(self, duration=None):
+        """With a duration: advance that long (boot happens on the way).
+        Without: boot, run the config's scenario and workloads to completion
+        (or simulation.max_time) and return a RunResult with every check."""
+        if duration is None:
+            r = self._n.run()
+            return RunResult(r["completed"], r["time_limit"], r["checks"])
+        self._n.run_for(int(as_time(duration)))
+        return None
+
+    def run_until(self, when) -> None:
+        """Advance to absolute simulated time `when`."""
+        self._n.run_until(int(as_time(when)))
+
+    def at(self, when, fn: Optional[Callable[[], Any]] = None):
+        """Calls fn() at absolute simulated time `when` (now, if already past),
+        inside the simulation: it may use every host operation. Usable as a
+        decorator: @sim.at("20us"). An exception in fn stops the run and is
+        raised by the run() call."""
+        t = int(as_time(when))
+        if fn is None:
+            def deco(f):
+                self._n.schedule(t, f)
+                return f
+            return deco
+        self._n.schedule(t, fn)
+        return fn
+
+    def after(self, delay, fn: Optional[Callable[[], Any]] = None):
+        """Like at(), relative to now."""
+        return self.at(self.now + as_time(delay), fn)
+
+    # ---- host operations ----
+    def config_read(self, target: str, offset: int, size: int = 4) -> int:
+        """Configuration read through ECAM by the host CPU (all ones on UR)."""
+        return self._n.config_read(target, offset, size)
+
+    def config_write(self, target: str, offset: int, value: int, size: int = 4) -> None:
+        self._n.config_write(target, offset, size, value)
+
+    def mmio_read(self, target: str, offset: int, *, bar: int = 0, size: int = 4) -> int:
+        """MMIO read at `offset` in BAR `bar` of `target`, as the host mapped it."""
+        return self._n.mmio_read(target, bar, offset, size)
+
+    def mmio_write(self, target: str, offset: int, value: int, *, bar: int = 0, size: int = 4) -> None:
+        self._n.mmio_write(target, bar, offset, size, value)
+
+    def read_memory(self, address: int, length: int) -> bytes:
+        """Host DRAM contents (zero simulated time)."""
+        return self._n.memory_read(address, length)
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        self._n.memory_write(address, bytes(data))
+
+    def start_workload(self, name: str) -> None:
+        self._n.start_workload(name)
+
+    def wait_workload(self, name: str) -> None:
+        """Starts the workload if needed and runs until it has finished."""
+        self._n.wait_workload(name)
+
+    # SR-IOV and resets: return 0 or a negative errno, as Linux does.
+    def enable_vfs(self, pf: str, count: int) -> int:
+        """sriov_numvfs: 0, or -ERANGE / -EBUSY / -ENOENT / -ENOMEM."""
+        return self._n.enable_vfs(pf, count)
+
+    def disable_vfs(self, pf: str) -> int:
+        return self._n.disable_vfs(pf)
+
+    def flr(self, target: str, *, restore: bool = False) -> int:
+        """Function Level Reset; restore=True saves and restores config
+        around it (pci_reset_function with the FLR method)."""
+        return self._n.flr(target, restore)
+
+    def reset_function(self, target: str, method: str = "auto") -> int:
+        """pci_reset_function: save, reset ('auto', 'flr', 'pm', 'bus'), restore."""
+        return self._n.reset_function(target, method)
+
+    def hot_reset(self, bridge: str, *, restore: bool = True) -> int:
+        """Secondary Bus Reset below `bridge` (pci_reset_bus when restore)."""
+        return self._n.hot_reset(bridge, restore)
+
+    def set_power_state(self, target: str, state) -> None:
+        """'D0' or 'D3hot' (pci_set_power_state, with its 10 ms wait)."""
+        self._n.set_power_state(target, _power_state(state))
+
+    def bus_master(self, target: str, enable: bool) -> None:
+        """Set or clear Bus Master Enable (pci_set_master / pci_clear_master)."""
+        self._n.set_bus_master(target, enable)
+
+    def memory_space(self, target: str, enable: bool) -> None:
+        """Set or clear Memory Space Enable."""
+        self._n.set_memory_space(target, enable)
+
+    # ---- inspection ----
+    def bdf(self, target: str) -> str:
+        """Current routing ID of a function ("03:00.0")."""
+        return self._n.bdf(target)
+
+    def functions(self, *, existing_only: bool = True) -> List[str]:
+        return self._n.functions(existing_only)
+
+    def stats(self) -> dict:
+        """The statistics document (same schema as `pciesim run --stats`)."""
+        return json.loads(self._n.stats_json())
+
+    def stat(self, path: str):
+        """One value of stats() by dotted path ("functions.ep0.pf.dma.read_bytes");
+        keys containing dots are matched as a whole."""
+        node: Any = self.stats()
+        rest = path
+        while rest:
+            if isinstance(node, list):
+                head, _, rest = rest.partition(".")
+                node = node[int(head)]
+                continue
+            best = max((k for k in node if rest == k or rest.startswith(k + ".")), key=len,
+                       default=None)
+            if best is None:
+                raise KeyError(f"no stat '{path}' (stopped at '{rest}')")
+            node = node[best]
+            rest = rest[len(best) + 1:]
+        return node
+
+    def check(self) -> List[dict]:
+        """Evaluates the config's expectations now."""
+        return list(self._n.check_expectations())
+
+    def lspci(self, *flags: str) -> str:
+        """lspci-format output: lspci("-v"), lspci("-t"), lspci("-xxxx")."""
+        verbose = hexlvl = 0
+        tree = numeric = False
+        for f in flags:
+            if not (f.startswith("-") and len(f) > 1):
+                raise _native.UsageError(f"lspci flags look like '-v' or '-xxxx', got {f!r}")
+            for ch in f[1:]:
+                if ch == "v":
+                    verbose += 1
+                elif ch == "x":
+                    hexlvl += 1
+                elif ch == "t":
+                    tree = True
+                elif ch == "n":
+                    numeric = True
+                else:
+                    raise _native.UsageError(f"unsupported lspci flag -{ch}")
+        if verbose > 1:
+            raise _native.UsageError("up to -v; decode lspci('-xxxx') with the real `lspci -F` for more")
+        return self._n.lspci(verbose, 1 if hexlvl == 2 else hexlvl, tree, numeric)
+
+    def topology(self) -> str:
+        """Graphviz DOT of the topology."""
+        return self._n.topology_dot()
