@@ -10,6 +10,7 @@
 #include "fabric/common/error.h"
 #include "fabric/common/sim_time.h"
 #include "fabric/kernel/kernel_context.h"
+#include "fabric/link/link_timing.h"
 #include "sim/config/config_loader.h"
 #include "sim/facade/simulation.h"
 
@@ -171,6 +172,20 @@ PYBIND11_MODULE(_pciesim, m) {
     return t;
   });
   m.def("format_time", &fabric::format_time);
+  m.def(
+      "analytic_bandwidth",
+      [](int gen, int width, std::uint32_t mps, std::uint32_t mrrs, std::uint32_t cpl_chunk,
+         std::uint32_t size, bool addr64) {
+        if (!fabric::valid_generation(gen) || !fabric::valid_width(width))
+          throw UsageError("analytic_bandwidth", "no such link: gen " + std::to_string(gen) +
+                                                     " x" + std::to_string(width));
+        fabric::AnalyticPoint p = fabric::analytic_bandwidth({gen, width, false}, mps, mrrs,
+                                                             cpl_chunk, size, addr64);
+        return std::make_pair(p.write_gbps, p.read_gbps);
+      },
+      py::arg("gen"), py::arg("width"), py::arg("mps"), py::arg("mrrs"), py::arg("cpl_chunk"),
+      py::arg("size"), py::arg("addr64") = false,
+      "Saturated (write, read) payload Gb/s of the closed-form PCIe overhead model.");
   m.def("config_reference", &config_reference_markdown);
   m.def("validate_file", [](const std::string& path, std::vector<std::string> o) {
     load_config_file(path, o);

@@ -4,29 +4,6 @@
 
 namespace pciesim::fabric {
 
-AddressWindow memory_window(const ConfigSpace& cs) {
-  std::uint64_t base = static_cast<std::uint64_t>(cs.get16(PCI_MEMORY_BASE) & 0xfff0) << 16;
-  std::uint64_t limit =
-      (static_cast<std::uint64_t>(cs.get16(PCI_MEMORY_LIMIT) & 0xfff0) << 16) | 0xfffff;
-  return {base <= limit, base, limit};
-}
-
-AddressWindow prefetchable_window(const ConfigSpace& cs) {
-  std::uint16_t b = cs.get16(PCI_PREF_MEMORY_BASE);
-  std::uint16_t l = cs.get16(PCI_PREF_MEMORY_LIMIT);
-  std::uint64_t base = static_cast<std::uint64_t>(b & 0xfff0) << 16;
-  std::uint64_t limit = (static_cast<std::uint64_t>(l & 0xfff0) << 16) | 0xfffff;
-  if ((b & PCI_PREF_RANGE_TYPE_MASK) == PCI_PREF_RANGE_TYPE_64) {
-    base |= static_cast<std::uint64_t>(cs.get32(PCI_PREF_BASE_UPPER32)) << 32;
-    limit |= static_cast<std::uint64_t>(cs.get32(PCI_PREF_LIMIT_UPPER32)) << 32;
-  }
-  return {base <= limit, base, limit};
-}
-
-bool windows_contain(const ConfigSpace& cs, std::uint64_t addr, std::uint64_t len) {
-  return memory_window(cs).contains(addr, len) || prefetchable_window(cs).contains(addr, len);
-}
-
 bool bus_behind(const ConfigSpace& cs, unsigned bus) {
   unsigned sec = secondary_bus(cs);
   return sec != 0 && bus >= sec && bus <= subordinate_bus(cs);

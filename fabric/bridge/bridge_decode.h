@@ -18,10 +18,27 @@ struct AddressWindow {
   }
 };
 
-AddressWindow memory_window(const ConfigSpace& cs);        // non-prefetchable, 32-bit
-AddressWindow prefetchable_window(const ConfigSpace& cs);  // 64-bit capable
+// Windows are decoded on every routed request: inline.
+inline AddressWindow memory_window(const ConfigSpace& cs) {  // non-prefetchable, 32-bit
+  std::uint64_t base = static_cast<std::uint64_t>(cs.get16(0x20) & 0xfff0) << 16;
+  std::uint64_t limit = (static_cast<std::uint64_t>(cs.get16(0x22) & 0xfff0) << 16) | 0xfffff;
+  return {base <= limit, base, limit};
+}
+inline AddressWindow prefetchable_window(const ConfigSpace& cs) {  // 64-bit capable
+  std::uint16_t b = cs.get16(0x24);
+  std::uint16_t l = cs.get16(0x26);
+  std::uint64_t base = static_cast<std::uint64_t>(b & 0xfff0) << 16;
+  std::uint64_t limit = (static_cast<std::uint64_t>(l & 0xfff0) << 16) | 0xfffff;
+  if ((b & 0xf) == 0x1) {  // 64-bit prefetchable window
+    base |= static_cast<std::uint64_t>(cs.get32(0x28)) << 32;
+    limit |= static_cast<std::uint64_t>(cs.get32(0x2c)) << 32;
+  }
+  return {base <= limit, base, limit};
+}
 // True if [addr, addr+len) lies in either memory window.
-bool windows_contain(const ConfigSpace& cs, std::uint64_t addr, std::uint64_t len);
+inline bool windows_contain(const ConfigSpace& cs, std::uint64_t addr, std::uint64_t len) {
+  return memory_window(cs).contains(addr, len) || prefetchable_window(cs).contains(addr, len);
+}
 
 inline unsigned primary_bus(const ConfigSpace& cs) { return cs.get8(0x18); }
 inline unsigned secondary_bus(const ConfigSpace& cs) { return cs.get8(0x19); }

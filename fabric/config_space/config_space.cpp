@@ -3,6 +3,7 @@
 #include <linux/pci_regs.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "fabric/common/error.h"
 
@@ -43,8 +44,9 @@ ConfigLayout& ConfigSpace::mutable_layout() {
 }
 
 std::uint32_t ConfigSpace::read_raw(std::uint16_t off, unsigned size) const {
+  // Config space is little endian, like the hosts pciesim builds on.
   std::uint32_t v = 0;
-  for (unsigned i = 0; i < size; ++i) v |= static_cast<std::uint32_t>(data_[off + i]) << (8 * i);
+  std::memcpy(&v, data_.data() + off, size);
   return v;
 }
 
@@ -80,10 +82,6 @@ void ConfigSpace::write(std::uint16_t offset, unsigned size, std::uint32_t value
       listener_->config_written(*this, cw.id, w);
 }
 
-std::uint16_t ConfigSpace::get16(std::uint16_t off) const {
-  return static_cast<std::uint16_t>(read_raw(off, 2));
-}
-std::uint32_t ConfigSpace::get32(std::uint16_t off) const { return read_raw(off, 4); }
 void ConfigSpace::set16(std::uint16_t off, std::uint16_t v) {
   data_[off] = static_cast<std::uint8_t>(v);
   data_[off + 1] = static_cast<std::uint8_t>(v >> 8);
@@ -101,6 +99,7 @@ void ConfigSpace::define(std::uint16_t off, unsigned size, std::uint32_t value,
                          std::uint32_t sticky_mask) {
   if (off + size > size_) throw ModelError("config_space", "register beyond config space");
   ConfigLayout& l = mutable_layout();
+  l.caps_cached = false;
   for (unsigned i = 0; i < size; ++i) {
     unsigned o = off + i;
     auto byte = [i](std::uint32_t v) { return static_cast<std::uint8_t>(v >> (8 * i)); };
@@ -195,16 +194,38 @@ std::vector<std::uint16_t> ConfigSpace::extended_capability_offsets() const {
   return out;
 }
 
-std::uint16_t ConfigSpace::find_capability(std::uint8_t id) const {
+void ConfigSpace::fill_cap_cache() const {
+  const ConfigLayout& l = *layout_;
+  l.cap_offset.fill(0);
+  l.ext_cap_offset.fill(0);
+  // The first occurrence of an ID wins, as in a list walk.
   for (std::uint16_t pos : capability_offsets())
-    if (data_[pos] == id) return pos;
-  return 0;
+    if (data_[pos] < l.cap_offset.size() && !l.cap_offset[data_[pos]]) l.cap_offset[data_[pos]] = pos;
+  for (std::uint16_t pos : extended_capability_offsets()) {
+    unsigned id = PCI_EXT_CAP_ID(get32(pos));
+    if (id < l.ext_cap_offset.size() && !l.ext_cap_offset[id]) l.ext_cap_offset[id] = pos;
+  }
+  l.caps_cached = true;
+}
+
+std::uint16_t ConfigSpace::find_capability(std::uint8_t id) const {
+  if (id >= 32) {
+    for (std::uint16_t pos : capability_offsets())
+      if (data_[pos] == id) return pos;
+    return 0;
+  }
+  if (!layout_->caps_cached) fill_cap_cache();
+  return layout_->cap_offset[id];
 }
 
 std::uint16_t ConfigSpace::find_extended_capability(std::uint16_t id) const {
-  for (std::uint16_t pos : extended_capability_offsets())
-    if (PCI_EXT_CAP_ID(get32(pos)) == id) return pos;
-  return 0;
+  if (id >= 64) {
+    for (std::uint16_t pos : extended_capability_offsets())
+      if (PCI_EXT_CAP_ID(get32(pos)) == id) return pos;
+    return 0;
+  }
+  if (!layout_->caps_cached) fill_cap_cache();
+  return layout_->ext_cap_offset[id];
 }
 
 }  // namespace pciesim::fabric

@@ -19,6 +19,7 @@
 #include <array>
 #include <bitset>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -49,6 +50,12 @@ struct ConfigLayout {
   std::vector<ConfigWatch> write_watches;
   std::vector<ConfigWatch> read_watches;
   std::bitset<kConfigSpaceSize> allocated;  // bytes owned by header or a capability
+  // Capability offsets by ID, filled on first lookup. Capability pointers
+  // are read-only bytes, identical for every space sharing this layout;
+  // define() (the builders) clears the cache.
+  mutable bool caps_cached = false;
+  mutable std::array<std::uint16_t, 32> cap_offset{};
+  mutable std::array<std::uint16_t, 64> ext_cap_offset{};
 };
 
 // One config access as seen by a write watcher: the naturally aligned access
@@ -104,8 +111,16 @@ class ConfigSpace {
 
   // --- hardware view (the device itself), no masks, no callbacks ---
   std::uint8_t get8(std::uint16_t off) const { return data_[off]; }
-  std::uint16_t get16(std::uint16_t off) const;
-  std::uint32_t get32(std::uint16_t off) const;
+  std::uint16_t get16(std::uint16_t off) const {
+    std::uint16_t v;
+    std::memcpy(&v, data_.data() + off, 2);
+    return v;
+  }
+  std::uint32_t get32(std::uint16_t off) const {
+    std::uint32_t v;
+    std::memcpy(&v, data_.data() + off, 4);
+    return v;
+  }
   void set8(std::uint16_t off, std::uint8_t v) { data_[off] = v; }
   void set16(std::uint16_t off, std::uint16_t v);
   void set32(std::uint16_t off, std::uint32_t v);
@@ -139,6 +154,7 @@ class ConfigSpace {
 
  private:
   ConfigLayout& mutable_layout();
+  void fill_cap_cache() const;
   std::uint32_t read_raw(std::uint16_t off, unsigned size) const;
 
   std::uint16_t size_;

@@ -42,14 +42,14 @@ Time CreditPool::acquire(std::uint32_t hdr, std::uint32_t data, Time ready, FcSt
            (!data_limit_ || data_used_ + data <= data_limit_);
   };
   auto pop = [&] {
-    const Entry& e = pending_.top();
+    const Entry& e = pending_.front();
     hdr_used_ -= e.hdr;
     data_used_ -= e.data;
-    pending_.pop();
+    pending_.pop_front();
   };
-  while (!pending_.empty() && pending_.top().release <= t) pop();
+  while (!pending_.empty() && pending_.front().release <= t) pop();
   while (!fits()) {
-    t = std::max(t, pending_.top().release);
+    t = std::max(t, pending_.front().release);
     pop();
   }
   if (t > ready && stats) {
@@ -63,21 +63,19 @@ Time CreditPool::acquire(std::uint32_t hdr, std::uint32_t data, Time ready, FcSt
 
 void CreditPool::commit(std::uint32_t hdr, std::uint32_t data, Time release) {
   if (infinite()) return;
-  pending_.push(Entry{release, hdr, data});
+  if (!pending_.empty()) release = std::max(release, pending_.back().release);
+  pending_.push_back(Entry{release, hdr, data});
 }
 
 std::uint32_t CreditPool::headers_in_use(Time t) const {
   std::uint32_t n = 0;
-  auto copy = pending_;
-  while (!copy.empty()) {
-    if (copy.top().release > t) n += copy.top().hdr;
-    copy.pop();
-  }
+  for (const Entry& e : pending_)
+    if (e.release > t) n += e.hdr;
   return n;
 }
 
 void CreditPool::reset() {
-  pending_ = {};
+  pending_.clear();
   hdr_used_ = 0;
   data_used_ = 0;
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <queue>
 #include <utility>
 #include <vector>
@@ -59,17 +60,20 @@ class CreditPool {
   void reset();
 
  private:
+  // Credits come back in order: UpdateFC DLLPs carry cumulative counters,
+  // so a TLP's credits are visible to the transmitter only after those of
+  // every earlier TLP of the class (PCIe Base 3.4.2). A release earlier than
+  // its predecessor's is therefore seen at the predecessor's time.
   struct Entry {
     Time release;
     std::uint32_t hdr;
     std::uint32_t data;
-    bool operator>(const Entry& o) const { return release > o.release; }
   };
   std::uint32_t header_limit_ = 0;
   std::uint32_t data_limit_ = 0;
   std::uint32_t hdr_used_ = 0;
   std::uint32_t data_used_ = 0;
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> pending_;
+  std::deque<Entry> pending_;
 };
 
 // Tags of one requester: each outstanding non-posted request holds one

@@ -25,6 +25,20 @@ Time LinkDirection::occupy(Time ready, std::uint32_t wire, std::uint32_t payload
   return start;
 }
 
+Time LinkDirection::occupy_burst(Time first_ready, Time last_ready, std::uint32_t wire_total,
+                                 std::uint32_t wire_last, std::uint32_t payload, unsigned tlps,
+                                 Time* end) {
+  Time start = std::max(first_ready, busy_until_);
+  Time ser = timing_.serialization(wire_total);
+  busy_until_ = std::max(start + ser, last_ready + timing_.serialization(wire_last));
+  stats_.tlps += tlps;
+  stats_.wire_bytes += wire_total;
+  stats_.payload_bytes += payload;
+  stats_.busy_time += ser;
+  *end = busy_until_;
+  return start;
+}
+
 void LinkDirection::reset_flow_control() {
   for (CreditPool& p : credits_) p.reset();
 }

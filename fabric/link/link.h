@@ -51,6 +51,12 @@ class LinkDirection {
   // Puts `wire` bytes on this direction no earlier than `ready`; returns the
   // start time (the direction is then busy until start + serialization).
   Time occupy(Time ready, std::uint32_t wire, std::uint32_t payload, unsigned tlps, Time* end);
+  // A burst of TLPs whose first is ready at `first_ready` and last at
+  // `last_ready`: they leave back to back, but the last not before it is
+  // ready (plus its own serialization). Returns the start; *end is when the
+  // last one is on the wire.
+  Time occupy_burst(Time first_ready, Time last_ready, std::uint32_t wire_total,
+                    std::uint32_t wire_last, std::uint32_t payload, unsigned tlps, Time* end);
   void reset_flow_control();
 
  private:

@@ -73,7 +73,8 @@ void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
   Time done = now + d.value();
   if (!is_posted(kind) && ext.status != CplStatus::kDiscarded &&
       ext.status != CplStatus::kTimeout) {
-    // The completion(s) travel back on the reverse direction.
+    // The completion(s) travel back on the reverse direction, pipelined
+    // TLP by TLP behind the first one.
     LinkDirection& back = link_->direction(reverse(egress()));
     const bool with_data = is_read(kind) && ext.status == CplStatus::kSC;
     const std::uint32_t len = with_data ? gp.get_data_length() : 0;
@@ -82,8 +83,15 @@ void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
                                   tlp_framing_bytes(back.timing().speed().generation) +
                                   (back.timing().speed().ecrc ? 4u : 0u);
     const std::uint32_t wire = n * per_tlp + ((len + 3u) & ~3u);
+    const std::uint32_t chunk = ext.cpl_chunk ? ext.cpl_chunk : 64u;
+    const std::uint32_t first_len = n > 1 ? static_cast<std::uint32_t>(chunk - gp.get_address() % chunk) : len;
+    const std::uint32_t last_len = n > 1 ? len - first_len - (n - 2) * chunk : len;
+    const Time first_ready = ext.cpl_first && ext.cpl_first < done ? ext.cpl_first : done;
     Time cend = 0;
-    back.occupy(done, wire, len, n, &cend);
+    const Time cstart = back.occupy_burst(first_ready, done, wire, per_tlp + ((last_len + 3u) & ~3u),
+                                          len, n, &cend);
+    ext.cpl_first =
+        cstart + back.timing().serialization(per_tlp + ((first_len + 3u) & ~3u)) + link_->propagation();
     done = cend + link_->propagation();
   }
   if (TraceSink* sink = trace_sink())

@@ -33,7 +33,7 @@ class PortOwner {
 };
 
 // Current simulated time in femtoseconds (the kernel runs at 1 fs).
-inline Time now_fs() { return sc_core::sc_time_stamp().value(); }
+inline Time now_fs() { return sc_core::sc_get_curr_simcontext()->time_stamp().value(); }
 inline sc_core::sc_time to_sc(Time t) { return sc_core::sc_time::from_value(t); }
 
 class Port : public sc_core::sc_module {

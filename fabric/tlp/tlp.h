@@ -73,6 +73,10 @@ class TlpExtension : public tlm::tlm_extension<TlpExtension> {
   CplStatus status = CplStatus::kSC;
   // Payload bytes per completion TLP the completer returns (RCB or MPS).
   std::uint16_t cpl_chunk = 64;
+  // When the first of several completion TLPs is ready, as the completion
+  // travels back (0 = with the last one). Each hop forwards completion TLPs
+  // one by one, so a burst pipelines across hops.
+  Time cpl_first = 0;
 
   // --- transport bookkeeping (not TLP fields) ---
   // Set by each receiving hop: when the TLP left that hop's receive buffer,

@@ -109,6 +109,7 @@ void DmaFunction::reset_msix() {
 void DmaFunction::clear_pipeline() {
   descs_.clear();
   chunks_.clear();
+  local_dst_chunks_ = 0;
   op_starts_.clear();
   staging_head_ = 0;
   staging_used_ = 0;
@@ -612,15 +613,22 @@ DmaFunction::Action DmaFunction::do_finish(Time t) {
 
 void DmaFunction::retire_front(Time t) {
   Chunk& c = chunks_.front();
+  stats_.op_bytes += c.len;
   if (c.last_in_op && !op_starts_.empty()) {
     Time start = op_starts_.front();
     op_starts_.pop_front();
     ++stats_.ops_completed;
     Time end = std::max(c.last_write_done, t);
     stats_.op_latency.add(to_ns(end - start));
+    if (!stats_.first_op_end) {
+      stats_.first_op_end = end;
+      stats_.first_op_bytes = stats_.op_bytes;
+    }
+    stats_.last_op_end = std::max(stats_.last_op_end, end);
   }
   if (c.last_in_desc) finish_.push_back({c.desc_index, c.cookie, c.flags, kErrNone, c.desc_bytes, false});
   staging_used_ -= c.buf_span;
+  if (c.flags & kDescDstLocal) --local_dst_chunks_;
   chunks_.pop_front();
   if (chunks_.empty()) {
     staging_used_ = 0;
@@ -647,6 +655,7 @@ DmaFunction::Action DmaFunction::do_write(Time t) {
     return {true, t};
   }
   if (!can_issue()) return {true, t};
+  if (c.write_issued == 0 && c.started_op && (c.flags & kDescSrcLocal)) op_starts_.push_back(t);
   const std::uint64_t dst = c.dst + c.write_issued;
   std::uint32_t piece = std::min(dev_.mps(), c.len - c.write_issued);
   piece = std::min<std::uint32_t>(piece, 4096 - static_cast<std::uint32_t>(dst & 4095));
@@ -697,9 +706,7 @@ bool DmaFunction::make_chunk(Time t, Time* wait) {
   // Device memory has no ordering of its own: a chunk that reads it waits
   // until every earlier chunk writing it has retired (descriptors are
   // processed in order, so a later one sees an earlier one's result).
-  if (d.flags & kDescSrcLocal)
-    for (const Chunk& c : chunks_)
-      if (c.flags & kDescDstLocal) return false;
+  if ((d.flags & kDescSrcLocal) && local_dst_chunks_) return false;
   const std::uint32_t xfer = d.xfer_size ? d.xfer_size : d.length;
   const std::uint64_t src = d.src + desc_offset_;
   const std::uint64_t dst = d.dst + desc_offset_;
@@ -733,8 +740,10 @@ bool DmaFunction::make_chunk(Time t, Time* wait) {
     stats_.local_bytes += len;
     c.read_issued = len;
     c.data_ready = t + dev_.local_copy_time(len);
-    if (c.started_op) op_starts_.push_back(t);
+    // An operation starts with its first TLP; a device-to-device copy has none.
+    if (c.started_op && (d.flags & kDescDstLocal)) op_starts_.push_back(t);
   }
+  if (c.flags & kDescDstLocal) ++local_dst_chunks_;
   chunks_.push_back(c);
   return true;
 }

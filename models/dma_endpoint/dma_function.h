@@ -56,6 +56,10 @@ struct DmaFunctionStats {
   std::uint64_t tag_stalls = 0;
   fabric::Time tag_stall_time = 0;
   std::uint64_t p2p_internal = 0;
+  std::uint64_t op_bytes = 0;      // bytes of completed operations
+  std::uint64_t first_op_bytes = 0;
+  fabric::Time first_op_end = 0;   // completion of the first / last operation:
+  fabric::Time last_op_end = 0;    // steady-state throughput excludes pipeline fill
   fabric::Histogram op_latency;    // one DMA operation (xfer_size bytes), ns
   fabric::Histogram read_latency;  // one MRd round trip, ns
 };
@@ -258,6 +262,7 @@ class DmaFunction : public fabric::ConfigListener {
   std::uint32_t staging_head_ = 0;  // next allocation
   std::uint32_t staging_used_ = 0;
   std::deque<fabric::Time> op_starts_;
+  unsigned local_dst_chunks_ = 0;  // chunks in flight that write device memory
   unsigned pending_tag_limit_ = 0;  // max-reads change waiting for idle tags
   std::uint64_t epoch_ = 0;          // bumped whenever the pipeline is dropped
   fabric::Time access_time_ = 0;     // arrival time of the request being served

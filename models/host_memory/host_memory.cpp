@@ -110,12 +110,17 @@ void HostMemory::b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& del
     read(addr, gp.get_data_ptr(), len);
     bytes_read_ += len;
   }
+  const Time done = std::max(start + params_.latency, busy_until_);
   if (ext) {
     ext->consumed_at = start;
     ext->status = fabric::CplStatus::kSC;
+    // The controller streams data out as it comes: the first completion's
+    // worth is ready after the latency.
+    ext->cpl_first = std::min(done, start + params_.latency +
+                                        static_cast<Time>(ext->cpl_chunk * fs_per_byte_));
   }
   gp.set_response_status(tlm::TLM_OK_RESPONSE);
-  delay = fabric::to_sc(std::max(start + params_.latency, busy_until_) - now);
+  delay = fabric::to_sc(done - now);
 }
 
 unsigned HostMemory::transport_dbg(tlm::tlm_generic_payload& gp) {

@@ -28,9 +28,9 @@ struct HostMemoryParams {
   // Load-to-use latency of the memory controller for a line that misses
   // the caches: ~80-90 ns on DDR4 servers (Intel MLC idle latency).
   fabric::Time latency = 90 * fabric::kNs;
-  // Sustained bandwidth available to I/O; 0 = unlimited. One DDR4-3200
-  // channel moves 25.6 GB/s = 204.8 Gb/s.
-  double bandwidth_gbps = 204.8;
+  // Sustained bandwidth available to I/O; 0 = unlimited. Default: 8
+  // channels of DDR4-3200 (25.6 GB/s each) = 1638.4 Gb/s.
+  double bandwidth_gbps = 1638.4;
   std::vector<MemoryRange> ranges;
 };
 

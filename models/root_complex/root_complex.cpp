@@ -424,7 +424,10 @@ void RootComplex::port_receive(Port& port, tlm::tlm_generic_payload& gp,
     gp.set_address(original);
     ext.status = gp.is_response_ok() ? CplStatus::kSC : CplStatus::kUR;
     Time done = now + d.value();
-    if (!is_posted(ext.kind)) done += params_.downstream_latency;
+    if (!is_posted(ext.kind)) {
+      done += params_.downstream_latency;
+      if (ext.cpl_first) ext.cpl_first += params_.downstream_latency;
+    }
     delay = to_sc(done - now);
     return;
   }
@@ -446,7 +449,10 @@ void RootComplex::port_receive(Port& port, tlm::tlm_generic_payload& gp,
     ports_[target]->transmit(gp, d);
     gp.set_address(original);
     Time done = now + d.value();
-    if (!is_posted(ext.kind)) done += params_.upstream_latency + params_.downstream_latency;
+    if (!is_posted(ext.kind)) {
+      done += params_.upstream_latency + params_.downstream_latency;
+      if (ext.cpl_first) ext.cpl_first += params_.upstream_latency + params_.downstream_latency;
+    }
     ext.consumed_at = std::max(ext.consumed_at, arrival);
     set_response_from_status(gp);
     delay = to_sc(done - now);

@@ -247,7 +247,10 @@ void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core:
       dsp_ports_[r.port]->transmit(gp, d);
       ext.kind = original;
       Time done = now + d.value();
-      if (!is_posted(original)) done += lat;
+      if (!is_posted(original)) {
+        done += lat;
+        if (ext.cpl_first) ext.cpl_first += lat;
+      }
       delay = to_sc(done - now);
       return;
     }
@@ -265,7 +268,10 @@ void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core:
       sc_core::sc_time d = to_sc(arrival + lat - now);
       usp_port_->transmit(gp, d);
       Time done = now + d.value();
-      if (!is_posted(ext.kind)) done += lat;
+      if (!is_posted(ext.kind)) {
+        done += lat;
+        if (ext.cpl_first) ext.cpl_first += lat;
+      }
       delay = to_sc(done - now);
       return;
     }

@@ -70,6 +70,15 @@ json dma_function(models::DmaFunction& f, Host& host) {
   dma["tag_stalls"] = s.tag_stalls;
   dma["tag_stall_ns"] = ns(s.tag_stall_time);
   dma["error_code"] = f.error_code();
+  dma["first_op_end_ns"] = ns(s.first_op_end);
+  dma["last_op_end_ns"] = ns(s.last_op_end);
+  dma["op_bytes"] = s.op_bytes;
+  // Steady state: the bytes of every operation after the first, over the
+  // time from the first operation's completion to the last's.
+  dma["steady_gbps"] = s.last_op_end > s.first_op_end
+                           ? static_cast<double>(s.op_bytes - s.first_op_bytes) * 8.0 /
+                                 (to_sec(s.last_op_end - s.first_op_end) * 1e9)
+                           : 0.0;
   dma["op_latency_ns"] = histogram(s.op_latency);
   dma["read_latency_ns"] = histogram(s.read_latency);
   j["dma"] = dma;
