@@ -148,8 +148,9 @@ def plot(rows, path):
         ax.set_xlabel("transfer size (bytes)")
         ax.set_ylabel("effective bandwidth (Gb/s)")
         ax.set_title(f"Gen{gen} x{lanes} (dotted: analytic model)")
+        ax.set_ylim(bottom=0)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

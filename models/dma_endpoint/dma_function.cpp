@@ -126,6 +126,7 @@ void DmaFunction::reset_engine(Time t, EngineReset how) {
   finish_.clear();
   fetch_index_ = 0;
   fetch_ready_ = 0;
+  local_busy_ = 0;
   if (how != EngineReset::kSoft) {
     if (late) {
       stats_.unexpected_completions += late;
@@ -567,6 +568,7 @@ Time DmaFunction::step(Time t) {
   Action a = do_msix_resend(t);
   if (a.acted) return a.next;
   if (!(regs_.ctrl & kCtrlEnable)) return kTimeMax;
+  if (!regs_.halted) prefetch_local(t);
   for (auto fn : {&DmaFunction::do_finish, &DmaFunction::do_write}) {
     a = (this->*fn)(t);
     if (a.acted) return a.next;
@@ -611,6 +613,23 @@ DmaFunction::Action DmaFunction::do_finish(Time t) {
   return {true, t};
 }
 
+Time DmaFunction::local_access(Time t, std::uint32_t bytes) {
+  local_busy_ = std::max(t, local_busy_) + dev_.local_copy_time(bytes);
+  return local_busy_;
+}
+
+void DmaFunction::prefetch_local(Time t) {
+  // Device memory is a separate resource from the link: keep the read-ahead
+  // buffer filled with device-sourced chunks while the link drains it.
+  // Bounded by the staging buffer (make_chunk fails when it is full).
+  for (;;) {
+    if (descs_.empty() || !(descs_.front().d.flags & kDescSrcLocal)) return;
+    if (!chunks_.empty() && chunks_.back().read_issued < chunks_.back().len) return;
+    Time wait = kTimeMax;
+    if (!make_chunk(t, &wait)) return;
+  }
+}
+
 void DmaFunction::retire_front(Time t) {
   Chunk& c = chunks_.front();
   stats_.op_bytes += c.len;
@@ -650,7 +669,7 @@ DmaFunction::Action DmaFunction::do_write(Time t) {
     std::memcpy(devmem(c.dst, c.len), staging_.data() + c.buf_off, c.len);
     stats_.local_bytes += c.len;
     c.write_issued = c.len;
-    c.last_write_done = t + dev_.local_copy_time(c.len);
+    c.last_write_done = local_access(t, c.len);
     retire_front(t);
     return {true, t};
   }
@@ -739,7 +758,7 @@ bool DmaFunction::make_chunk(Time t, Time* wait) {
     std::memcpy(staging_.data() + off, devmem(src, len), len);
     stats_.local_bytes += len;
     c.read_issued = len;
-    c.data_ready = t + dev_.local_copy_time(len);
+    c.data_ready = local_access(t, len);
     // An operation starts with its first TLP; a device-to-device copy has none.
     if (c.started_op && (d.flags & kDescDstLocal)) op_starts_.push_back(t);
   }

@@ -206,6 +206,9 @@ class DmaFunction : public fabric::ConfigListener {
   Action do_msix_resend(fabric::Time t);
   Action do_finish(fabric::Time t);
   Action do_write(fabric::Time t);
+  // Fills the read-ahead buffer from device memory (no TLP involved).
+  void prefetch_local(fabric::Time t);
+  fabric::Time local_access(fabric::Time t, std::uint32_t bytes);
   Action do_read(fabric::Time t);
   Action do_fetch(fabric::Time t);
   // Creates the next chunk; false when it cannot now (*wait says until when).
@@ -263,6 +266,7 @@ class DmaFunction : public fabric::ConfigListener {
   std::uint32_t staging_used_ = 0;
   std::deque<fabric::Time> op_starts_;
   unsigned local_dst_chunks_ = 0;  // chunks in flight that write device memory
+  fabric::Time local_busy_ = 0;    // device memory port: busy until
   unsigned pending_tag_limit_ = 0;  // max-reads change waiting for idle tags
   std::uint64_t epoch_ = 0;          // bumped whenever the pipeline is dropped
   fabric::Time access_time_ = 0;     // arrival time of the request being served

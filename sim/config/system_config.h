@@ -22,7 +22,7 @@ namespace pciesim::sim {
 struct SimulationSpec {
   std::uint64_t seed = 1;
   // Temporal decoupling quantum; 0 = exact ordering (docs/timing.md).
-  fabric::Time quantum = 1 * fabric::kUs;
+  fabric::Time quantum = 100 * fabric::kNs;
   fabric::Time max_time = 10 * fabric::kSec;
 };
 
