@@ -19,8 +19,27 @@ double Histogram::bucket_value(unsigned b) {
   unsigned octave = (b - kLinear) / kSub;
   unsigned sub = (b - kLinear) % kSub;
   unsigned msb = octave + 10;
-  double lo = std::ldexp(1.0, static_cast<int>(msb)) + sub * std::ldexp(1.0, static_cast<int>(msb - 6));
+  double lo =
+      std::ldexp(1.0, static_cast<int>(msb)) + sub * std::ldexp(1.0, static_cast<int>(msb - 6));
   return lo + std::ldexp(1.0, static_cast<int>(msb - 6)) / 2;  // bucket centre
+}
+
+Histogram::Histogram(const Histogram& o)
+    : buckets_(o.buckets_ ? std::make_unique<Buckets>(*o.buckets_) : nullptr),
+      count_(o.count_),
+      sum_(o.sum_),
+      min_(o.min_),
+      max_(o.max_) {}
+
+Histogram& Histogram::operator=(const Histogram& o) {
+  if (this != &o) {
+    buckets_ = o.buckets_ ? std::make_unique<Buckets>(*o.buckets_) : nullptr;
+    count_ = o.count_;
+    sum_ = o.sum_;
+    min_ = o.min_;
+    max_ = o.max_;
+  }
+  return *this;
 }
 
 void Histogram::add(double ns) {
@@ -30,16 +49,18 @@ void Histogram::add(double ns) {
   max_ = std::max(max_, ns);
   sum_ += ns;
   ++count_;
-  ++buckets_[bucket(static_cast<std::uint64_t>(ns))];
+  if (!buckets_) buckets_ = std::make_unique<Buckets>(Buckets{});
+  ++(*buckets_)[bucket(static_cast<std::uint64_t>(ns))];
 }
 
 double Histogram::percentile(double p) const {
   if (count_ == 0) return 0;
-  std::uint64_t rank = static_cast<std::uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_)));
+  std::uint64_t rank =
+      static_cast<std::uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_)));
   rank = std::clamp<std::uint64_t>(rank, 1, count_);
   std::uint64_t seen = 0;
-  for (unsigned b = 0; b < buckets_.size(); ++b) {
-    seen += buckets_[b];
+  for (unsigned b = 0; b < buckets_->size(); ++b) {
+    seen += (*buckets_)[b];
     if (seen >= rank) return std::clamp(bucket_value(b), min_, max_);
   }
   return max_;
@@ -51,7 +72,8 @@ void Histogram::merge(const Histogram& o) {
     *this = o;
     return;
   }
-  for (unsigned b = 0; b < buckets_.size(); ++b) buckets_[b] += o.buckets_[b];
+  for (unsigned b = 0; b < buckets_->size(); ++b)
+    (*buckets_)[b] += (*o.buckets_)[b];
   count_ += o.count_;
   sum_ += o.sum_;
   min_ = std::min(min_, o.min_);

@@ -4,11 +4,17 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 
 namespace pciesim::fabric {
 
 class Histogram {
  public:
+  Histogram() = default;
+  Histogram(const Histogram& o);
+  Histogram& operator=(const Histogram& o);
+  Histogram(Histogram&&) = default;
+  Histogram& operator=(Histogram&&) = default;
   void add(double ns);
   std::uint64_t count() const { return count_; }
   double mean() const { return count_ ? sum_ / static_cast<double>(count_) : 0.0; }
@@ -24,7 +30,9 @@ class Histogram {
   static constexpr unsigned kOctaves = 31;
   static unsigned bucket(std::uint64_t v);
   static double bucket_value(unsigned b);
-  std::array<std::uint64_t, kLinear + kSub * kOctaves> buckets_{};
+  using Buckets = std::array<std::uint64_t, kLinear + kSub * kOctaves>;
+  // Allocated on the first sample: thousands of idle VFs cost nothing.
+  std::unique_ptr<Buckets> buckets_;
   std::uint64_t count_ = 0;
   double sum_ = 0;
   double min_ = 0;

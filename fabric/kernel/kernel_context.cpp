@@ -1,5 +1,6 @@
 #include "fabric/kernel/kernel_context.h"
 
+#include <cctype>
 #include <cstdlib>
 #include <systemc>
 
@@ -31,6 +32,13 @@ void configure_systemc_process() {
   sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
 }
 
+std::string process_name(const std::string& text) {
+  std::string out;
+  for (char c : text)
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '_') ? c : '_';
+  return out.empty() ? std::string("process") : out;
+}
+
 KernelContext::KernelContext() {
   if (g_current) throw UsageError("kernel", "a simulation kernel is already active");
   configure_systemc_process();
@@ -50,7 +58,9 @@ KernelContext::~KernelContext() {
   sc_core::sc_default_global_context = previous_;
 }
 
-KernelContext* KernelContext::current() { return g_current; }
+KernelContext* KernelContext::current() {
+  return g_current;
+}
 
 void KernelContext::guard(const std::function<void()>& body) {
   try {

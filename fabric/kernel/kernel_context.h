@@ -10,6 +10,7 @@
 
 #include <exception>
 #include <functional>
+#include <string>
 
 namespace sc_core {
 class sc_simcontext;
@@ -42,5 +43,8 @@ class KernelContext {
 
 // Process-wide SystemC set-up (banner off, report actions); idempotent.
 void configure_systemc_process();
+
+// A valid SystemC object/process name from any text ("ep0.vf1" -> "ep0_vf1").
+std::string process_name(const std::string& text);
 
 }  // namespace pciesim::fabric

@@ -30,10 +30,14 @@ constexpr int kExitPass = 0, kExitFail = 1, kExitConfig = 2, kExitSim = 3;
 
 std::string si(double v, const char* unit) {
   char buf[64];
-  if (v >= 1e9) std::snprintf(buf, sizeof buf, "%.2f G%s", v / 1e9, unit);
-  else if (v >= 1e6) std::snprintf(buf, sizeof buf, "%.2f M%s", v / 1e6, unit);
-  else if (v >= 1e3) std::snprintf(buf, sizeof buf, "%.2f K%s", v / 1e3, unit);
-  else std::snprintf(buf, sizeof buf, "%.0f %s", v, unit);
+  if (v >= 1e9)
+    std::snprintf(buf, sizeof buf, "%.2f G%s", v / 1e9, unit);
+  else if (v >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2f M%s", v / 1e6, unit);
+  else if (v >= 1e3)
+    std::snprintf(buf, sizeof buf, "%.2f K%s", v / 1e3, unit);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f %s", v, unit);
   return buf;
 }
 
@@ -49,37 +53,44 @@ void print_summary(Simulation& sim, const RunResult& r, double wall) {
                                               st["host"]["config_writes"].get<std::uint64_t>()),
               static_cast<unsigned long long>(st["host"]["mmio_reads"].get<std::uint64_t>() +
                                               st["host"]["mmio_writes"].get<std::uint64_t>()));
-  for (const std::string& m : sim.host().boot_messages()) std::printf("  note: %s\n", m.c_str());
+  for (const std::string& m : sim.host().boot_messages())
+    std::printf("  note: %s\n", m.c_str());
   if (!st["workloads"].empty()) std::printf("  workloads:\n");
   for (auto it = st["workloads"].begin(); it != st["workloads"].end(); ++it) {
     const auto& w = it.value();
-    std::printf("    %-12s %s: %llu jobs, %s, %.2f Gb/s, latency mean %.0f ns p99 %.0f ns, "
-                "verified %s, %llu mismatches%s\n",
-                it.key().c_str(), w["function"].get<std::string>().c_str(),
-                static_cast<unsigned long long>(w["jobs"].get<std::uint64_t>()),
-                si(static_cast<double>(w["bytes"].get<std::uint64_t>()), "B").c_str(),
-                w["throughput_gbps"].get<double>(), w["latency_ns"]["mean"].get<double>(),
-                w["latency_ns"]["p99"].get<double>(),
-                si(static_cast<double>(w["verified_bytes"].get<std::uint64_t>()), "B").c_str(),
-                static_cast<unsigned long long>(w["mismatches"].get<std::uint64_t>()),
-                w["failure"].get<std::string>().empty()
-                    ? ""
-                    : ("  [" + w["failure"].get<std::string>() + "]").c_str());
+    std::printf(
+        "    %-12s %s: %llu jobs, %s, %.2f Gb/s, latency mean %.0f ns p99 %.0f ns, "
+        "verified %s, %llu mismatches%s\n",
+        it.key().c_str(),
+        (w["functions"].size() == 1 ? w["functions"][0].get<std::string>()
+                                    : std::to_string(w["functions"].size()) + " functions")
+            .c_str(),
+        static_cast<unsigned long long>(w["jobs"].get<std::uint64_t>()),
+        si(static_cast<double>(w["bytes"].get<std::uint64_t>()), "B").c_str(),
+        w["throughput_gbps"].get<double>(), w["latency_ns"]["mean"].get<double>(),
+        w["latency_ns"]["p99"].get<double>(),
+        si(static_cast<double>(w["verified_bytes"].get<std::uint64_t>()), "B").c_str(),
+        static_cast<unsigned long long>(w["mismatches"].get<std::uint64_t>()),
+        w["failure"].get<std::string>().empty()
+            ? ""
+            : ("  [" + w["failure"].get<std::string>() + "]").c_str());
   }
   std::printf("  links:\n");
   for (auto it = st["links"].begin(); it != st["links"].end(); ++it) {
     const auto& l = it.value();
-    std::printf("    %-22s Gen%d x%-2d  down %7llu TLPs %9s (%4.1f%%)  up %7llu TLPs %9s (%4.1f%%)\n",
-                it.key().c_str(), l["generation"].get<int>(), l["width"].get<int>(),
-                static_cast<unsigned long long>(l["down"]["tlps"].get<std::uint64_t>()),
-                si(static_cast<double>(l["down"]["wire_bytes"].get<std::uint64_t>()), "B").c_str(),
-                100 * l["down"]["utilization"].get<double>(),
-                static_cast<unsigned long long>(l["up"]["tlps"].get<std::uint64_t>()),
-                si(static_cast<double>(l["up"]["wire_bytes"].get<std::uint64_t>()), "B").c_str(),
-                100 * l["up"]["utilization"].get<double>());
+    std::printf(
+        "    %-22s Gen%d x%-2d  down %7llu TLPs %9s (%4.1f%%)  up %7llu TLPs %9s (%4.1f%%)\n",
+        it.key().c_str(), l["generation"].get<int>(), l["width"].get<int>(),
+        static_cast<unsigned long long>(l["down"]["tlps"].get<std::uint64_t>()),
+        si(static_cast<double>(l["down"]["wire_bytes"].get<std::uint64_t>()), "B").c_str(),
+        100 * l["down"]["utilization"].get<double>(),
+        static_cast<unsigned long long>(l["up"]["tlps"].get<std::uint64_t>()),
+        si(static_cast<double>(l["up"]["wire_bytes"].get<std::uint64_t>()), "B").c_str(),
+        100 * l["up"]["utilization"].get<double>());
   }
-  std::printf("  interrupts received: %llu\n",
-              static_cast<unsigned long long>(st["root_complex"]["msi_received"].get<std::uint64_t>()));
+  std::printf(
+      "  interrupts received: %llu\n",
+      static_cast<unsigned long long>(st["root_complex"]["msi_received"].get<std::uint64_t>()));
   if (!r.checks.empty()) std::printf("  checks:\n");
   int failed = 0;
   for (const CheckResult& c : r.checks) {
@@ -147,22 +158,26 @@ int sc_main(int argc, char** argv) {
     }
     SystemConfig cfg = load_config_file(config, overrides);
     if (app.got_subcommand("validate")) {
-      std::printf("%s: valid (%zu switches, %zu endpoints, %zu links, %zu workloads, %zu scenario "
-                  "steps, %zu expectations)\n",
-                  config.c_str(), cfg.switches.size(), cfg.endpoints.size(), cfg.links.size(),
-                  cfg.workloads.size(), cfg.scenario.size(), cfg.expect.size());
+      std::printf(
+          "%s: valid (%zu switches, %zu endpoints, %zu links, %zu workloads, %zu scenario "
+          "steps, %zu expectations)\n",
+          config.c_str(), cfg.switches.size(), cfg.endpoints.size(), cfg.links.size(),
+          cfg.workloads.size(), cfg.scenario.size(), cfg.expect.size());
       return kExitPass;
     }
     Simulation sim(cfg);
     if (app.got_subcommand("topo")) {
-      if (out_path.empty()) std::cout << sim.topology_dot();
-      else write_file(out_path, sim.topology_dot());
+      if (out_path.empty())
+        std::cout << sim.topology_dot();
+      else
+        write_file(out_path, sim.topology_dot());
       return kExitPass;
     }
     if (app.got_subcommand("lspci")) {
       if (verbose > 1)
-        throw UsageError("lspci", "pciesim prints up to -v; for -vv decode a dump with the real "
-                                  "tool: pciesim lspci CONFIG -xxxx > dump && lspci -F dump -vv");
+        throw UsageError("lspci",
+                         "pciesim prints up to -v; for -vv decode a dump with the real "
+                         "tool: pciesim lspci CONFIG -xxxx > dump && lspci -F dump -vv");
       if (hex == 2) hex = 1;  // lspci treats -xx like -x for non-root users; keep -x
       LspciOptions o;
       o.verbose = verbose;
@@ -179,7 +194,8 @@ int sc_main(int argc, char** argv) {
     if (!stats_path.empty()) write_file(stats_path, sim.stats().dump(2) + "\n");
     if (quiet) {
       std::size_t failed = 0;
-      for (const CheckResult& c : r.checks) failed += !c.passed;
+      for (const CheckResult& c : r.checks)
+        failed += !c.passed;
       std::printf("%s: %zu of %zu checks passed\n", failed ? "FAILED" : "PASSED",
                   r.checks.size() - failed, r.checks.size());
     } else {

@@ -11,11 +11,11 @@
 
 namespace pciesim::sim {
 
-using fabric::Time;
 using fabric::kMs;
 using fabric::kNs;
 using fabric::kSec;
 using fabric::kUs;
+using fabric::Time;
 
 namespace {
 
@@ -34,7 +34,8 @@ std::uint16_t read_acs(Section& s, const std::string& key, std::uint16_t def,
   for (std::size_t i = 0; i < n.size(); ++i) {
     Node e = n.at(i);
     auto it = bits.find(e.as_string());
-    if (it == bits.end()) e.fail("expected one of sv, tb, rr, cr, uf, ec, dt, got '" + e.as_string() + "'");
+    if (it == bits.end())
+      e.fail("expected one of sv, tb, rr, cr, uf, ec, dt, got '" + e.as_string() + "'");
     v |= it->second;
   }
   return v;
@@ -90,8 +91,8 @@ void read_simulation(const Node& n, SimulationSpec* s, DocSink* docs) {
             "Temporal-decoupling quantum: initiators run ahead of the kernel by at most this; "
             "0ns gives exact ordering (docs/timing.md)")
       .time("max_time", &s->max_time,
-            "Simulated time after which a run stops even if the scenario has not finished",
-            1 * kNs, 4 * 3600 * kSec);
+            "Simulated time after which a run stops even if the scenario has not finished", 1 * kNs,
+            4 * 3600 * kSec);
   sec.finish();
 }
 
@@ -101,7 +102,8 @@ void read_host(const Node& n, HostSpec* h, DocSink* docs) {
            "Host DRAM ranges (default: 2 GiB at 0 and 14 GiB at 4 GiB)");
   if (s.has("memory")) {
     Node list = s.child("memory");
-    if (!list.is_sequence() || list.size() == 0) list.fail("expected a non-empty list of {base, size}");
+    if (!list.is_sequence() || list.size() == 0)
+      list.fail("expected a non-empty list of {base, size}");
     h->memory.ranges.clear();
     for (std::size_t i = 0; i < list.size(); ++i) {
       models::MemoryRange r;
@@ -123,7 +125,8 @@ void read_host(const Node& n, HostSpec* h, DocSink* docs) {
     rs.field("base", &r.base, "Physical base address");
     rs.bytes("size", &r.size, "Size in bytes", 4096);
   }
-  s.time("memory_latency", &h->memory.latency, "DRAM load-to-use latency (Intel MLC idle: 80-90 ns)")
+  s.time("memory_latency", &h->memory.latency,
+         "DRAM load-to-use latency (Intel MLC idle: 80-90 ns)")
       .field("memory_bandwidth_gbps", &h->memory.bandwidth_gbps, 0, 1e6,
              "Sustained DRAM bandwidth for I/O in Gb/s; 0 = unlimited (8 x DDR4-3200 = 1638.4)")
       .time("interrupt_latency", &h->interrupt_latency,
@@ -153,7 +156,8 @@ void read_root_complex(const Node& n, RootComplexSpec* r, DocSink* docs) {
       .field("root_port_device_id", &p.root_port_device_id, "Device ID of the root ports");
   p.acs_supported = read_acs(s, "acs", p.acs_supported, "ACS capabilities of the root ports");
   s.field("ari_forwarding", &p.ari_forwarding, "Root ports support ARI Forwarding")
-      .field("rrs_sw_visibility", &p.rrs_sw_visibility, "Root ports support RRS Software Visibility")
+      .field("rrs_sw_visibility", &p.rrs_sw_visibility,
+             "Root ports support RRS Software Visibility")
       .field("max_link_speed", &p.max_link_speed, 1, 6, "Root port Link Capabilities speed (gen)")
       .field("max_link_width", &p.max_link_width, 1, 32, "Root port Link Capabilities width")
       .power_of_two("max_payload_supported", &p.max_payload_supported, 128, 4096,
@@ -178,15 +182,17 @@ void read_root_complex(const Node& n, RootComplexSpec* r, DocSink* docs) {
             "First re-issue delay for config requests completed with RRS (no SW visibility)")
       .time("rrs_max_backoff", &p.rrs_max_backoff, "Backoff cap for RRS re-issues")
       .time("rrs_timeout", &p.rrs_timeout, "Give up re-issuing after this long (CPU sees all ones)")
-      .choice("p2p", &p.p2p, {{"forward", models::P2pPolicy::kForward}, {"block", models::P2pPolicy::kBlock}},
+      .choice("p2p", &p.p2p,
+              {{"forward", models::P2pPolicy::kForward}, {"block", models::P2pPolicy::kBlock}},
               "Peer-to-peer requests between root ports (or redirected up): reflect or block (UR)");
   s.finish();
   p.root_ports = ports;
   p.mmio32 = {mmio32_base, mmio32_size};
   p.mmio64 = {mmio64_base, mmio64_size};
   if (mmio32_base + mmio32_size > 0x100000000ull)
-    s.child("mmio32_size").defined() ? s.child("mmio32_size").fail("the 32-bit window must end below 4 GiB")
-                                     : s.node().fail("the 32-bit window must end below 4 GiB");
+    s.child("mmio32_size").defined()
+        ? s.child("mmio32_size").fail("the 32-bit window must end below 4 GiB")
+        : s.node().fail("the 32-bit window must end below 4 GiB");
 }
 
 SwitchSpec read_switch(const Node& n, DocSink* docs) {
@@ -236,7 +242,8 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
       .field("subsystem_id", &p.subsystem_id, "Subsystem ID")
       .field("revision", &rev, 0, 255, "Revision ID")
       .field("class_code", &cls, 0, 0xffffff, "24-bit class code")
-      .bytes("device_memory", &p.device_memory, "PF BAR2 device memory (power of two)", 4096, 1ull << 30)
+      .bytes("device_memory", &p.device_memory, "PF BAR2 device memory (power of two)", 4096,
+             1ull << 30)
       .field("msix_vectors", &p.msix_vectors, "PF MSI-X vectors (1-2048)")
       .field("max_link_speed", &p.max_link_speed, 1, 6, "Link Capabilities speed (gen)")
       .field("max_link_width", &p.max_link_width, 1, 32, "Link Capabilities width")
@@ -245,7 +252,8 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
       .field("tags", &p.tags, 1, 256, "Tags per function with 8-bit tags (outstanding reads)")
       .field("ten_bit_tags", &p.ten_bit_tags, "10-bit Tag Requester Supported (768 tags)")
       .bytes("staging_buffer", &p.staging_bytes,
-             "Engine read-ahead buffer per function (reads in flight beyond writes)", 4096, 16 << 20)
+             "Engine read-ahead buffer per function (reads in flight beyond writes)", 4096,
+             16 << 20)
       .field("local_memory_gbps", &p.local_memory_gbps, 1, 1e6, "On-device memory bandwidth, Gb/s")
       .field("ari", &p.ari, "ARI capability on every function")
       .field("pf_bme_gates_vfs", &p.pf_bme_gates_vfs,
@@ -257,8 +265,8 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
       .time("devmem_latency", &p.devmem_latency, "Device memory (BAR2) access handling")
       .time("flr_time", &p.flr_time, "FLR duration; requests are discarded meanwhile (<= 100 ms)",
             0, 100 * kMs)
-      .time("flr_ready_delay", &p.flr_ready_delay, "After FLR, answer config with RRS this long",
-            0, 1 * kSec)
+      .time("flr_ready_delay", &p.flr_ready_delay, "After FLR, answer config with RRS this long", 0,
+            1 * kSec)
       .time("reset_ready_time", &p.reset_ready_time,
             "After a conventional reset, answer config with RRS this long (< 1 s)", 0, 1 * kSec)
       .time("pm_transition_time", &p.pm_transition_time, "D0 <-> D3hot transition time");
@@ -290,7 +298,8 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
   p.total_vfs = static_cast<std::uint16_t>(total);
   if (n.defined()) {
     auto pow2 = [](std::uint64_t x) { return x && !(x & (x - 1)); };
-    if (!pow2(p.device_memory)) s.child("device_memory").fail("device memory must be a power of two");
+    if (!pow2(p.device_memory))
+      s.child("device_memory").fail("device memory must be a power of two");
     if (!pow2(p.vf_device_memory))
       s.child("sriov").child("vf_device_memory").fail("VF device memory must be a power of two");
     if (p.msix_vectors < 1 || p.msix_vectors > 2048)
@@ -319,7 +328,8 @@ LinkSpec read_link(const Node& n, std::size_t index, DocSink* docs) {
   Section s(n, "links[]", docs);
   s.required("upstream").required("downstream");
   s.field("upstream", &l.upstream, "Downstream-facing port: <rc>.rp<N> or <switch>.dsp<N>")
-      .field("downstream", &l.downstream, "Device whose upstream port the link reaches: a switch or endpoint name")
+      .field("downstream", &l.downstream,
+             "Device whose upstream port the link reaches: a switch or endpoint name")
       .field("gen", &l.config.speed.generation, 1, 6, "PCIe generation (2.5/5/8/16/32/64 GT/s)")
       .field("width", &l.config.speed.width, 1, 32, "Lanes: 1, 2, 4, 8, 12, 16 or 32")
       .field("ecrc", &l.config.speed.ecrc, "TLPs carry an ECRC digest")
@@ -328,7 +338,8 @@ LinkSpec read_link(const Node& n, std::size_t index, DocSink* docs) {
             "Receiver buffer freed to UpdateFC sent (added to the DLLP's own time)");
   s.nested("upstream_credits", "mapping", "Credits the upstream end's receiver advertises");
   s.nested("downstream_credits", "mapping", "Credits the downstream end's receiver advertises");
-  read_credits(s.child("upstream_credits"), &l.config.upstream_rx, docs, "links[].upstream_credits");
+  read_credits(s.child("upstream_credits"), &l.config.upstream_rx, docs,
+               "links[].upstream_credits");
   read_credits(s.child("downstream_credits"), &l.config.downstream_rx, docs,
                "links[].downstream_credits");
   s.finish();
@@ -349,8 +360,10 @@ Placement read_placement(const Node& n) {
     return p;
   }
   std::string v = n.as_string();
-  if (v == "host") p.kind = Placement::kHost;
-  else if (v == "device") p.kind = Placement::kDevice;
+  if (v == "host")
+    p.kind = Placement::kHost;
+  else if (v == "device")
+    p.kind = Placement::kDevice;
   else {
     p.kind = Placement::kPeer;
     p.peer = v;
@@ -358,15 +371,50 @@ Placement read_placement(const Node& n) {
   return p;
 }
 
+// A list of function names, or a range "ep0.vf1..ep0.vf64".
+std::vector<std::string> read_function_list(const Node& n) {
+  std::vector<std::string> out;
+  if (n.is_sequence()) {
+    for (std::size_t i = 0; i < n.size(); ++i)
+      out.push_back(n.at(i).as_string());
+    if (out.empty()) n.fail("expected at least one function");
+    return out;
+  }
+  std::string s = n.as_string();
+  std::size_t dots = s.find("..");
+  if (dots == std::string::npos) return {s};
+  std::string a = s.substr(0, dots), b = s.substr(dots + 2);
+  auto split = [](const std::string& x, std::string* prefix, long* num) {
+    std::size_t i = x.size();
+    while (i > 0 && std::isdigit(static_cast<unsigned char>(x[i - 1])))
+      --i;
+    if (i == x.size() || x.size() - i > 6) return false;
+    *prefix = x.substr(0, i);
+    *num = std::stol(x.substr(i));
+    return true;
+  };
+  std::string pa, pb;
+  long na, nb;
+  if (!split(a, &pa, &na) || !split(b, &pb, &nb) || pa != pb || na > nb)
+    n.fail("expected a range such as ep0.vf1..ep0.vf64, got '" + s + "'");
+  for (long i = na; i <= nb; ++i)
+    out.push_back(pa + std::to_string(i));
+  return out;
+}
+
 WorkloadSpec read_workload(const Node& n, DocSink* docs) {
   WorkloadSpec w;
   w.where = n;
   Section s(n, "workloads[]", docs);
-  s.required("name").required("function");
+  s.required("name");
   std::string type = "copy";
   std::uint64_t xfer = w.xfer_size;
+  std::string single;
   s.field("name", &w.name, "Workload name (stats: workloads.<name>)")
-      .field("function", &w.function, "Function whose DMA engine runs it: ep0.pf, ep0.vf3")
+      .field("function", &single, "Function whose DMA engine runs it: ep0.pf, ep0.vf3")
+      .nested("functions", "list | \"ep0.vf1..ep0.vf64\"",
+              "Instead of `function`: several functions, each running the whole workload with "
+              "its own buffers (stats are summed, with a per-function breakdown)")
       .choice("type", &type, {{"copy", std::string("copy")}}, "Copy jobs through the DMA engine")
       .bytes("size", &w.size, "Bytes per job (one descriptor)", 1, 0xffffffffull)
       .field("count", &w.count, "Jobs in total")
@@ -384,12 +432,20 @@ WorkloadSpec read_workload(const Node& n, DocSink* docs) {
               "starts it")
       .field("interrupts", &w.interrupts, "Completion by MSI-X interrupt (else the driver polls)")
       .field("verify", &w.verify, "Compare every destination with its source after each job");
+  if (n.defined()) {
+    if (s.has("function") == s.has("functions"))
+      n.fail("a workload needs exactly one of 'function' or 'functions'");
+    if (!single.empty()) w.functions.push_back(single);
+    if (s.has("functions")) w.functions = read_function_list(s.child("functions"));
+  }
   if (s.has("src")) w.src = read_placement(s.child("src"));
   if (s.has("dst")) w.dst = read_placement(s.child("dst"));
   if (s.has("start")) {
     Node st = s.child("start");
-    if (st.is_scalar() && st.scalar() == "manual") w.manual = true;
-    else w.start = st.as_time();
+    if (st.is_scalar() && st.scalar() == "manual")
+      w.manual = true;
+    else
+      w.start = st.as_time();
   }
   s.finish();
   w.xfer_size = static_cast<std::uint32_t>(xfer);
@@ -400,9 +456,42 @@ WorkloadSpec read_workload(const Node& n, DocSink* docs) {
   return w;
 }
 
+// Capability names usable in offsets: "sriov+0x10", "exp+8", "msix".
+const std::map<std::string, std::pair<bool, unsigned>>& capability_names() {
+  static const std::map<std::string, std::pair<bool, unsigned>> names = {
+      {"pm", {false, PCI_CAP_ID_PM}},      {"exp", {false, PCI_CAP_ID_EXP}},
+      {"pcie", {false, PCI_CAP_ID_EXP}},   {"msix", {false, PCI_CAP_ID_MSIX}},
+      {"aer", {true, PCI_EXT_CAP_ID_ERR}}, {"acs", {true, PCI_EXT_CAP_ID_ACS}},
+      {"ari", {true, PCI_EXT_CAP_ID_ARI}}, {"sriov", {true, PCI_EXT_CAP_ID_SRIOV}},
+      {"ats", {true, PCI_EXT_CAP_ID_ATS}}, {"pasid", {true, PCI_EXT_CAP_ID_PASID}}};
+  return names;
+}
+
+// An offset: a number, or "<capability>+<number>" resolved when used.
+void read_offset(const Node& n, std::string* cap, std::uint32_t* off, std::uint32_t max) {
+  std::string s = n.as_string();
+  std::size_t plus = s.find('+');
+  std::string name = plus == std::string::npos ? s : s.substr(0, plus);
+  if (!name.empty() && std::isalpha(static_cast<unsigned char>(name[0]))) {
+    if (!capability_names().count(name))
+      n.fail("unknown capability '" + name + "' (pm, exp, msix, aer, acs, ari, sriov, ats, pasid)");
+    *cap = name;
+    *off = 0;
+    if (plus != std::string::npos) {
+      Node rest(YAML::Node(s.substr(plus + 1)), n.file(), n.path());
+      *off = static_cast<std::uint32_t>(rest.as_u64());
+    }
+  } else {
+    std::uint64_t v = n.as_u64();
+    if (v > max) n.fail("offset " + s + " is beyond " + std::to_string(max));
+    *off = static_cast<std::uint32_t>(v);
+  }
+}
+
 // Comparator keys shared by expectations and checking scenario steps.
-const std::vector<std::string> kComparators = {"equals", "not_equals", "less_than", "at_most",
-                                               "greater_than", "at_least", "between", "approx"};
+const std::vector<std::string> kComparators = {"equals",  "not_equals",   "less_than",
+                                               "at_most", "greater_than", "at_least",
+                                               "between", "approx",       "equals_step"};
 
 double comparator_value(const Node& n) {
   if (n.is_scalar()) {
@@ -417,9 +506,15 @@ double comparator_value(const Node& n) {
 
 bool read_comparison(Section& s, Comparison* c, bool required) {
   for (const std::string& k : kComparators)
-    s.nested(k, k == "between" ? "[low, high]" : "number",
-             k == "approx" ? "Value within `tolerance` (relative, default 0.02)"
-                           : "Comparison with the observed value");
+    s.nested(
+        k,
+        k == "between"       ? "[low, high]"
+        : k == "equals_step" ? "step index"
+                             : "number",
+        k == "approx" ? "Value within `tolerance` (relative, default 0.02)"
+        : k == "equals_step"
+            ? "Equal to the value scenario[N] recorded (a snapshot or read step): 'unchanged since'"
+            : "Comparison with the observed value");
   double tol = 0.02;
   s.field("tolerance", &tol, 0, 1, "Relative tolerance of approx");
   int found = 0;
@@ -427,13 +522,16 @@ bool read_comparison(Section& s, Comparison* c, bool required) {
       {"equals", Comparison::kEq},       {"not_equals", Comparison::kNe},
       {"less_than", Comparison::kLt},    {"at_most", Comparison::kLe},
       {"greater_than", Comparison::kGt}, {"at_least", Comparison::kGe},
-      {"between", Comparison::kBetween}, {"approx", Comparison::kApprox}};
+      {"between", Comparison::kBetween}, {"approx", Comparison::kApprox},
+      {"equals_step", Comparison::kEq}};
   for (const auto& [key, op] : ops) {
     if (!s.has(key)) continue;
     ++found;
     Node v = s.child(key);
     c->op = op;
-    if (op == Comparison::kBetween) {
+    if (key == "equals_step") {
+      c->step = static_cast<int>(v.as_int(0, 100000));
+    } else if (op == Comparison::kBetween) {
       if (!v.is_sequence() || v.size() != 2) v.fail("expected [low, high]");
       c->a = comparator_value(v.at(0));
       c->b = comparator_value(v.at(1));
@@ -442,11 +540,14 @@ bool read_comparison(Section& s, Comparison* c, bool required) {
       c->b = tol;
     }
   }
-  if (found > 1) s.node().fail("give exactly one of equals, not_equals, less_than, at_most, "
-                               "greater_than, at_least, between, approx");
+  if (found > 1)
+    s.node().fail(
+        "give exactly one of equals, not_equals, less_than, at_most, "
+        "greater_than, at_least, between, approx, equals_step");
   if (found == 0 && required && s.node().defined())
-    s.node().fail("missing a comparison: equals, not_equals, less_than, at_most, greater_than, "
-                  "at_least, between or approx");
+    s.node().fail(
+        "missing a comparison: equals, not_equals, less_than, at_most, greater_than, "
+        "at_least, between or approx");
   return found == 1;
 }
 
@@ -474,16 +575,22 @@ void read_target_fields(Section& s, Expectation* e, const std::string& section, 
   t.required("target");
   std::uint32_t off = e->offset;
   t.field("target", &e->target, "Function name (ep0.pf) or routing ID (bb:dd.f)")
-      .field("offset", &off, 0, key == "register" ? 4095 : 0xffffffffu, "Register offset")
+      .nested("offset", "integer | <capability>+<integer>",
+              "Register offset; config offsets may be relative to a capability: sriov+0x10, exp+8")
       .field("size", &e->size, 1, 8, "Access size in bytes (1, 2, 4; MMIO also 8)");
+  if (t.has("offset"))
+    read_offset(t.child("offset"), &e->cap, &off, key == "register" ? 4095 : 0xffffffffu);
   if (key == "mmio") t.field("bar", &e->bar, 0, 5, "BAR index (0 registers, 2 device memory)");
   t.finish();
   e->offset = static_cast<std::uint16_t>(off);
   if (s.node().defined()) {
     bool ok = e->size == 1 || e->size == 2 || e->size == 4 || (key == "mmio" && e->size == 8);
-    if (!ok) t.child("size").fail("access size must be 1, 2 or 4" +
-                                  std::string(key == "mmio" ? " or 8" : ""));
+    if (!ok)
+      t.child("size").fail("access size must be 1, 2 or 4" +
+                           std::string(key == "mmio" ? " or 8" : ""));
     if (off % e->size) t.child("offset").fail("offset must be aligned to the access size");
+    if (!e->cap.empty() && key != "register")
+      t.child("offset").fail("capability-relative offsets are for config registers");
   }
 }
 
@@ -495,7 +602,8 @@ Expectation read_expectation(const Node& n, const std::string& label, DocSink* d
   Section s(n, section, docs);
   s.nested("stat", "path", "A value in the stats JSON, e.g. workloads.copy0.mismatches")
       .nested("register", "{target, offset, size}", "A config register (debug read)")
-      .nested("mmio", "{target, bar, offset, size}", "A register or device-memory word (debug read)")
+      .nested("mmio", "{target, bar, offset, size}",
+              "A register or device-memory word (debug read)")
       .nested("memory", "{address, bytes}", "Host memory holds exactly these bytes")
       .nested("visible", "function", "The function answers config requests (expected: true/false)");
   std::uint64_t mask = e.mask;
@@ -533,12 +641,14 @@ Expectation read_expectation(const Node& n, const std::string& label, DocSink* d
   bool has_cmp = read_comparison(s, &e.cmp, false);
   s.finish();
   if (!n.defined()) return e;
-  if (kinds != 1) n.fail("an expectation needs exactly one of stat, register, mmio, memory, visible");
+  if (kinds != 1)
+    n.fail("an expectation needs exactly one of stat, register, mmio, memory, visible");
   bool needs_cmp = e.kind == Expectation::kStat || e.kind == Expectation::kRegister ||
                    e.kind == Expectation::kMmio;
   if (needs_cmp && !has_cmp)
-    n.fail("missing a comparison: equals, not_equals, less_than, at_most, greater_than, "
-           "at_least, between or approx");
+    n.fail(
+        "missing a comparison: equals, not_equals, less_than, at_most, greater_than, "
+        "at_least, between or approx");
   if (!needs_cmp && has_cmp) n.fail("memory and visible expectations take no comparison");
   return e;
 }
@@ -566,15 +676,20 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
             {"hot_reset", A::kHotReset},
             {"set_power_state", A::kSetPowerState},
             {"bus_master", A::kSetBusMaster},
-            {"memory_space", A::kSetMemorySpace}},
+            {"memory_space", A::kSetMemorySpace},
+            {"snapshot", A::kSnapshot}},
            "What the host does (docs/scenarios.md)");
   std::uint32_t off = 0;
   std::string state = "D0";
-  s.nested("at", "time", "Not before this time after boot (steps run in order; default: right "
-                         "after the previous step)");
+  s.nested("at", "time",
+           "Not before this time after boot (steps run in order; default: right "
+           "after the previous step)");
   if (s.has("at")) st.at = s.child("at").as_time();
   s.field("target", &st.target, "Function name (ep0.pf, sw0.dsp1) or routing ID (bb:dd.f)")
-      .field("offset", &off, 0, 0xffffffffu, "Register offset (config or BAR)")
+      .nested(
+          "offset", "integer | <capability>+<integer>",
+          "Register offset (config or BAR); config offsets may be capability-relative: sriov+0x10")
+      .field("stat", &st.stat, "snapshot: the stats path whose value the step records")
       .field("size", &st.size, 1, 8, "Access size in bytes")
       .field("value", &st.value, "Value written")
       .field("bar", &st.bar, 0, 5, "BAR of an MMIO access")
@@ -582,8 +697,11 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       .time("duration", &st.duration, "How long `wait` waits")
       .field("count", &st.count, 0, 8192, "enable_vfs: number of VFs (sriov_numvfs)")
       .choice("method", &st.method,
-              {{"", std::string("")}, {"auto", std::string("auto")}, {"flr", std::string("flr")},
-               {"pm", std::string("pm")}, {"bus", std::string("bus")}},
+              {{"", std::string("")},
+               {"auto", std::string("auto")},
+               {"flr", std::string("flr")},
+               {"pm", std::string("pm")},
+               {"bus", std::string("bus")}},
               "reset_function: reset method (default auto, as Linux picks)")
       .field("restore", &st.flag,
              "flr: save/restore config around it (default false = bare FLR); hot_reset: save "
@@ -592,6 +710,7 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       .field("state", &state, "set_power_state: D0 or D3hot");
   std::uint64_t mask = ~std::uint64_t{0};
   s.field("mask", &mask, "Bits compared by a read step's comparison");
+  if (s.has("offset")) read_offset(s.child("offset"), &st.cap, &off, 0xffffffffu);
   s.nested("check", "expectation", "check: an expectation evaluated at this point");
   Comparison cmp;
   bool has_cmp = read_comparison(s, &cmp, false);
@@ -600,9 +719,12 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
   s.finish();
   st.offset = static_cast<std::uint16_t>(off);
   if (!n.defined()) return st;
-  if (state == "D0") st.power_state = 0;
-  else if (state == "D3hot") st.power_state = 3;
-  else s.child("state").fail("expected D0 or D3hot, got '" + state + "'");
+  if (state == "D0")
+    st.power_state = 0;
+  else if (state == "D3hot")
+    st.power_state = 3;
+  else
+    s.child("state").fail("expected D0 or D3hot, got '" + state + "'");
   auto need = [&](const char* key) {
     if (!s.has(key)) n.fail(std::string("action needs '") + key + "'");
   };
@@ -611,27 +733,52 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
     case A::kConfigWrite:
       need("target");
       need("offset");
-      if (st.size != 1 && st.size != 2 && st.size != 4) s.child("size").fail("config accesses are 1, 2 or 4 bytes");
-      if (off > 4095 || off % st.size) s.child("offset").fail("config offset must be below 4096 and aligned to the size");
+      if (st.size != 1 && st.size != 2 && st.size != 4)
+        s.child("size").fail("config accesses are 1, 2 or 4 bytes");
+      if (off > 4095 || off % st.size)
+        s.child("offset").fail("config offset must be below 4096 and aligned to the size");
+      if (!st.cap.empty() && off + st.size > 4096) s.child("offset").fail("offset too large");
       if (st.action == A::kConfigWrite) need("value");
       break;
     case A::kMmioRead:
     case A::kMmioWrite:
       need("target");
       need("offset");
+      if (!st.cap.empty())
+        s.child("offset").fail("capability-relative offsets are for config accesses");
       if (st.size != 1 && st.size != 2 && st.size != 4 && st.size != 8)
         s.child("size").fail("MMIO accesses are 1, 2, 4 or 8 bytes");
       if (st.action == A::kMmioWrite) need("value");
       break;
     case A::kStartWorkload:
-    case A::kWaitWorkload: need("workload"); break;
-    case A::kWait: need("duration"); break;
-    case A::kCheck: need("check"); break;
-    case A::kEnableVfs: need("target"); need("count"); break;
+    case A::kWaitWorkload:
+      need("workload");
+      break;
+    case A::kWait:
+      need("duration");
+      break;
+    case A::kCheck:
+      need("check");
+      break;
+    case A::kSnapshot:
+      need("stat");
+      break;
+    case A::kEnableVfs:
+      need("target");
+      need("count");
+      break;
     case A::kSetBusMaster:
-    case A::kSetMemorySpace: need("target"); need("enable"); break;
-    case A::kSetPowerState: need("target"); need("state"); break;
-    default: need("target"); break;
+    case A::kSetMemorySpace:
+      need("target");
+      need("enable");
+      break;
+    case A::kSetPowerState:
+      need("target");
+      need("state");
+      break;
+    default:
+      need("target");
+      break;
   }
   if (has_cmp) {
     if (st.action != A::kConfigRead && st.action != A::kMmioRead)
@@ -672,7 +819,8 @@ void validate(SystemConfig& c, const Node& root) {
   // Topology: names, links, tree shape, bus numbers.
   fabric::Topology topo;
   std::map<std::string, Node> where;
-  topo.add_node({c.root_complex.name, fabric::NodeKind::kRootComplex, c.root_complex.params.root_ports});
+  topo.add_node(
+      {c.root_complex.name, fabric::NodeKind::kRootComplex, c.root_complex.params.root_ports});
   where[c.root_complex.name] = root.child("root_complex");
   for (const SwitchSpec& s : c.switches) {
     topo.add_node({s.name, fabric::NodeKind::kSwitch, s.params.downstream_ports});
@@ -693,26 +841,30 @@ void validate(SystemConfig& c, const Node& root) {
   std::set<std::string> all_names;
   auto claim = [&](const std::string& name, const Node& n) {
     if (!all_names.insert(name).second)
-      n.fail("duplicate name '" + name + "': every root complex, switch and endpoint needs a unique name");
+      n.fail("duplicate name '" + name +
+             "': every root complex, switch and endpoint needs a unique name");
   };
   claim(c.root_complex.name, root.child("root_complex"));
-  for (const SwitchSpec& s : c.switches) claim(s.name, s.where.child("name"));
-  for (const EndpointSpec& e : c.endpoints) claim(e.name, e.where.child("name"));
+  for (const SwitchSpec& s : c.switches)
+    claim(s.name, s.where.child("name"));
+  for (const EndpointSpec& e : c.endpoints)
+    claim(e.name, e.where.child("name"));
 
   for (LinkSpec& l : c.links) {
     where[l.label] = l.where;
     std::size_t dot = l.upstream.rfind('.');
     if (dot == std::string::npos)
-      l.where.child("upstream").fail("expected <root complex>.rp<N> or <switch>.dsp<N>, got '" +
-                                     l.upstream + "'");
+      l.where.child("upstream")
+          .fail("expected <root complex>.rp<N> or <switch>.dsp<N>, got '" + l.upstream + "'");
     std::string node = l.upstream.substr(0, dot), port = l.upstream.substr(dot + 1);
     unsigned index = 0;
     bool is_rc = node == c.root_complex.name;
     bool ok = is_rc ? parse_index(port, "rp", &index)
                     : (c.switch_spec(node) && parse_index(port, "dsp", &index));
     if (!ok && (is_rc || c.switch_spec(node)))
-      l.where.child("upstream").fail("'" + port + "' is not a port of '" + node + "' (expected " +
-                                     (is_rc ? "rp<N>" : "dsp<N>") + ")");
+      l.where.child("upstream")
+          .fail("'" + port + "' is not a port of '" + node + "' (expected " +
+                (is_rc ? "rp<N>" : "dsp<N>") + ")");
     std::string lower = l.downstream;
     std::size_t ldot = lower.rfind('.');
     if (ldot != std::string::npos) {
@@ -733,19 +885,27 @@ void validate(SystemConfig& c, const Node& root) {
   // Workloads.
   std::set<std::string> wl_names;
   for (const WorkloadSpec& w : c.workloads) {
-    if (!wl_names.insert(w.name).second) w.where.child("name").fail("duplicate workload name '" + w.name + "'");
-    const EndpointSpec* ep = c.endpoint_of(w.function);
-    if (!ep || !c.function_exists(w.function))
-      w.where.child("function").fail("no DMA function named '" + w.function +
-                                     "' (expected <endpoint>.pf or <endpoint>.vf<N>)");
-    bool vf = w.function.find(".vf") != std::string::npos;
-    std::uint64_t devmem = vf ? ep->params.vf_device_memory : ep->params.device_memory;
+    if (!wl_names.insert(w.name).second)
+      w.where.child("name").fail("duplicate workload name '" + w.name + "'");
+    const std::string fkey = w.where.child("function").defined() ? "function" : "functions";
+    std::uint64_t devmem = ~std::uint64_t{0};
+    std::set<std::string> seen;
+    for (const std::string& fn : w.functions) {
+      const EndpointSpec* ep = c.endpoint_of(fn);
+      if (!ep || !c.function_exists(fn))
+        w.where.child(fkey).fail("no DMA function named '" + fn +
+                                 "' (expected <endpoint>.pf or <endpoint>.vf<N>)");
+      if (!seen.insert(fn).second) w.where.child(fkey).fail("'" + fn + "' is listed twice");
+      bool vf = fn.find(".vf") != std::string::npos;
+      devmem = std::min(devmem, vf ? ep->params.vf_device_memory : ep->params.device_memory);
+    }
     std::uint64_t need = w.size * w.queue_depth;
     for (const char* key : {"src", "dst"}) {
       const Placement& p = std::string(key) == "src" ? w.src : w.dst;
       if (p.kind == Placement::kDevice && need > devmem)
         w.where.child(key).fail("queue_depth x size = " + format_bytes(need) +
-                                " does not fit the function's device memory (" + format_bytes(devmem) + ")");
+                                " does not fit the function's device memory (" +
+                                format_bytes(devmem) + ")");
       if (p.kind == Placement::kPeer) {
         const EndpointSpec* pe = c.endpoint_of(p.peer);
         if (!pe || !c.function_exists(p.peer))
@@ -754,7 +914,8 @@ void validate(SystemConfig& c, const Node& root) {
         std::uint64_t pmem = pvf ? pe->params.vf_device_memory : pe->params.device_memory;
         if (need > pmem)
           w.where.child(key).fail("queue_depth x size = " + format_bytes(need) +
-                                  " does not fit the peer's device memory (" + format_bytes(pmem) + ")");
+                                  " does not fit the peer's device memory (" + format_bytes(pmem) +
+                                  ")");
       }
     }
   }
@@ -766,9 +927,28 @@ void validate(SystemConfig& c, const Node& root) {
         s.check.kind != Expectation::kMemory)
       check_target(c, s.check.target, s.check.where);
   }
-  for (const Expectation& e : c.expect)
+  auto check_step_ref = [&](const Expectation& e, std::size_t limit) {
+    if (e.cmp.step < 0) return;
+    if (static_cast<std::size_t>(e.cmp.step) >= limit)
+      e.where.child("equals_step").defined()
+          ? e.where.child("equals_step")
+                .fail("scenario[" + std::to_string(e.cmp.step) +
+                      "] does not come before this check")
+          : e.where.fail("equals_step refers to a later or missing step");
+    const ScenarioStep& ref = c.scenario[e.cmp.step];
+    if (ref.action != ScenarioStep::kSnapshot && ref.action != ScenarioStep::kConfigRead &&
+        ref.action != ScenarioStep::kMmioRead)
+      e.where.child("equals_step")
+          .fail("scenario[" + std::to_string(e.cmp.step) +
+                "] records no value (use a snapshot or read step)");
+  };
+  for (std::size_t i = 0; i < c.scenario.size(); ++i)
+    if (c.scenario[i].action == ScenarioStep::kCheck) check_step_ref(c.scenario[i].check, i);
+  for (const Expectation& e : c.expect) {
     if (e.kind != Expectation::kStat && e.kind != Expectation::kMemory)
       check_target(c, e.target, e.where);
+    check_step_ref(e, c.scenario.size());
+  }
 }
 
 SystemConfig read_document(const Node& root, DocSink* docs) {
@@ -795,7 +975,8 @@ SystemConfig read_document(const Node& root, DocSink* docs) {
       return;
     }
     if (!n.is_sequence()) n.fail(std::string("expected a list of ") + key);
-    for (std::size_t i = 0; i < n.size(); ++i) fn(n.at(i), i);
+    for (std::size_t i = 0; i < n.size(); ++i)
+      fn(n.at(i), i);
   };
   list("switches", [&](const Node& n, std::size_t) {
     SwitchSpec s = read_switch(n, docs);
@@ -871,33 +1052,59 @@ std::string Comparison::text() const {
   std::ostringstream o;
   auto num = [&](double v) {
     std::ostringstream s;
-    if (v == std::floor(v) && std::fabs(v) < 1e18) s << static_cast<long long>(v);
-    else s << v;
+    if (v == std::floor(v) && std::fabs(v) < 1e18)
+      s << static_cast<long long>(v);
+    else
+      s << v;
     return s.str();
   };
   switch (op) {
-    case kEq: o << "== " << num(a); break;
-    case kNe: o << "!= " << num(a); break;
-    case kLt: o << "< " << num(a); break;
-    case kLe: o << "<= " << num(a); break;
-    case kGt: o << "> " << num(a); break;
-    case kGe: o << ">= " << num(a); break;
-    case kBetween: o << "in [" << num(a) << ", " << num(b) << "]"; break;
-    case kApprox: o << "~= " << num(a) << " (+-" << b * 100 << "%)"; break;
+    case kEq:
+      o << "== " << num(a);
+      break;
+    case kNe:
+      o << "!= " << num(a);
+      break;
+    case kLt:
+      o << "< " << num(a);
+      break;
+    case kLe:
+      o << "<= " << num(a);
+      break;
+    case kGt:
+      o << "> " << num(a);
+      break;
+    case kGe:
+      o << ">= " << num(a);
+      break;
+    case kBetween:
+      o << "in [" << num(a) << ", " << num(b) << "]";
+      break;
+    case kApprox:
+      o << "~= " << num(a) << " (+-" << b * 100 << "%)";
+      break;
   }
   return o.str();
 }
 
 bool Comparison::holds(double v) const {
   switch (op) {
-    case kEq: return v == a;
-    case kNe: return v != a;
-    case kLt: return v < a;
-    case kLe: return v <= a;
-    case kGt: return v > a;
-    case kGe: return v >= a;
-    case kBetween: return v >= a && v <= b;
-    case kApprox: return std::fabs(v - a) <= std::fabs(a) * b;
+    case kEq:
+      return v == a;
+    case kNe:
+      return v != a;
+    case kLt:
+      return v < a;
+    case kLe:
+      return v <= a;
+    case kGt:
+      return v > a;
+    case kGe:
+      return v >= a;
+    case kBetween:
+      return v >= a && v <= b;
+    case kApprox:
+      return std::fabs(v - a) <= std::fabs(a) * b;
   }
   return false;
 }
@@ -943,8 +1150,9 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
       if (numeric) {
         std::size_t idx = std::stoul(key);
         if (idx >= here.size())
-          throw ConfigError("--set", 0, 0, walked, "index " + key + " is beyond the list's " +
-                                                      std::to_string(here.size()) + " items");
+          throw ConfigError(
+              "--set", 0, 0, walked,
+              "index " + key + " is beyond the list's " + std::to_string(here.size()) + " items");
         next = here[idx];
       } else {
         bool found = false;
@@ -976,10 +1184,12 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
 
 SystemConfig load_config_tree(YAML::Node root, const std::string& source,
                               const std::vector<std::string>& overrides) {
-  for (const std::string& o : overrides) apply_override(root, o);
+  for (const std::string& o : overrides)
+    apply_override(root, o);
   if (root.IsNull() || !root.IsDefined()) root = YAML::Node(YAML::NodeType::Map);
   Node top(root, source, "");
-  if (!root.IsMap()) top.fail("a config is a mapping with keys such as links, endpoints, workloads");
+  if (!root.IsMap())
+    top.fail("a config is a mapping with keys such as links, endpoints, workloads");
   return read_document(top, nullptr);
 }
 

@@ -73,7 +73,7 @@ struct Placement {
 
 struct WorkloadSpec {
   std::string name;
-  std::string function;
+  std::vector<std::string> functions;  // each runs `count` jobs
   std::uint64_t size = 4096;
   std::uint64_t count = 1;
   unsigned queue_depth = 1;
@@ -90,7 +90,8 @@ struct WorkloadSpec {
 struct Comparison {
   enum Op { kEq, kNe, kLt, kLe, kGt, kGe, kBetween, kApprox } op = kEq;
   double a = 0;
-  double b = 0;  // upper bound (between) or relative tolerance (approx)
+  double b = 0;   // upper bound (between) or relative tolerance (approx)
+  int step = -1;  // >= 0: `a` is the value scenario[step] recorded (equals_step)
   std::string text() const;
   bool holds(double v) const;
 };
@@ -99,6 +100,7 @@ struct Expectation {
   enum Kind { kStat, kRegister, kMmio, kMemory, kVisible } kind = kStat;
   std::string stat;
   std::string target;  // function name or bb:dd.f
+  std::string cap;     // offset relative to this capability ("sriov", "exp", ...)
   std::uint16_t offset = 0;
   unsigned size = 4;
   std::uint64_t mask = ~std::uint64_t{0};
@@ -129,10 +131,12 @@ struct ScenarioStep {
     kSetPowerState,
     kSetBusMaster,
     kSetMemorySpace,
-    kRescan,
+    kSnapshot,
   } action = kWait;
   std::optional<fabric::Time> at;
   std::string target;
+  std::string cap;   // offset relative to this capability
+  std::string stat;  // snapshot
   std::uint16_t offset = 0;
   unsigned size = 4;
   std::uint64_t value = 0;

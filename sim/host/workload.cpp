@@ -19,7 +19,6 @@ Workload::Workload(Host& host, const WorkloadSpec& spec) : host_(host), spec_(sp
 void Workload::start(Time delay) {
   if (spawned_) return;
   spawned_ = true;
-  sc_core::sc_spawn_options opts;
   sc_core::sc_spawn(
       [this, delay] {
         KernelContext::guard([&] {
@@ -27,13 +26,15 @@ void Workload::start(Time delay) {
           run();
         });
       },
-      ("workload_" + spec_.name).c_str(), &opts);
+      process_name("workload_" + spec_.name).c_str());
 }
 
-std::vector<std::uint8_t> Workload::pattern(std::uint64_t job) const {
-  // xorshift64* seeded by (seed, workload, job): deterministic, distinct.
+std::vector<std::uint8_t> Workload::pattern(const std::string& function, std::uint64_t job) const {
+  // xorshift64* seeded by (seed, workload, function, job): deterministic
+  // and different for every job everywhere.
   std::uint64_t x = host_.system().config().simulation.seed * 0x9e3779b97f4a7c15ull + job + 1;
-  for (char c : spec_.name) x = (x ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  for (char c : spec_.name + "/" + function)
+    x = (x ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
   if (x == 0) x = 1;
   std::vector<std::uint8_t> out(spec_.size);
   for (std::size_t i = 0; i < out.size(); i += 8) {
@@ -46,98 +47,122 @@ std::vector<std::uint8_t> Workload::pattern(std::uint64_t job) const {
   return out;
 }
 
-void Workload::write_placement(const Placement& p, std::uint64_t addr,
+void Workload::write_placement(const std::string& function, const Placement& p, std::uint64_t addr,
                                const std::vector<std::uint8_t>& b) {
   if (p.kind == Placement::kHost) {
     host_.cpu().memory().write(addr, b.data(), b.size());
     return;
   }
-  const std::string& fn = p.kind == Placement::kDevice ? spec_.function : p.peer;
-  models::DmaFunction* f = host_.system().function(fn)->dma();
+  const std::string& fn = p.kind == Placement::kDevice ? function : p.peer;
   std::vector<std::uint8_t> copy = b;
-  f->devmem_debug(addr, copy.data(), static_cast<std::uint32_t>(copy.size()), true);
+  host_.system().function(fn)->dma()->devmem_debug(addr, copy.data(),
+                                                   static_cast<std::uint32_t>(copy.size()), true);
 }
 
-std::vector<std::uint8_t> Workload::read_placement(const Placement& p, std::uint64_t addr,
-                                                   std::size_t len) {
+std::vector<std::uint8_t> Workload::read_placement(const std::string& function, const Placement& p,
+                                                   std::uint64_t addr, std::size_t len) {
   std::vector<std::uint8_t> out(len);
   if (p.kind == Placement::kHost) {
     host_.cpu().memory().read(addr, out.data(), len);
     return out;
   }
-  const std::string& fn = p.kind == Placement::kDevice ? spec_.function : p.peer;
-  host_.system().function(fn)->dma()->devmem_debug(addr, out.data(), static_cast<std::uint32_t>(len), false);
+  const std::string& fn = p.kind == Placement::kDevice ? function : p.peer;
+  host_.system().function(fn)->dma()->devmem_debug(addr, out.data(),
+                                                   static_cast<std::uint32_t>(len), false);
   return out;
-}
-
-bool Workload::prepare(DmaDriver& drv) {
-  (void)drv;
-  slots_.resize(spec_.queue_depth);
-  for (unsigned s = 0; s < spec_.queue_depth; ++s) {
-    for (int which = 0; which < 2; ++which) {
-      const Placement& p = which == 0 ? spec_.src : spec_.dst;
-      std::uint64_t& a = which == 0 ? slots_[s].src : slots_[s].dst;
-      switch (p.kind) {
-        case Placement::kHost: a = host_.allocator().alloc(spec_.size); break;
-        case Placement::kDevice: a = std::uint64_t{s} * spec_.size; break;
-        case Placement::kPeer: a = std::uint64_t{s} * spec_.size; break;
-      }
-    }
-  }
-  return true;
-}
-
-void Workload::fill_source(std::uint64_t job, unsigned slot) {
-  if (!spec_.verify) return;  // nobody looks at the data: skip generating it
-  write_placement(spec_.src, slots_[slot].src, pattern(job));
-  // Clear the destination so a copy that never happened cannot verify.
-  write_placement(spec_.dst, slots_[slot].dst, std::vector<std::uint8_t>(spec_.size, 0));
-}
-
-bool Workload::verify(std::uint64_t job, unsigned slot) {
-  return read_placement(spec_.dst, slots_[slot].dst, spec_.size) == pattern(job);
 }
 
 void Workload::run() {
   stats_.started = true;
   stats_.start = HostCpu::now();
-  auto fail = [&](const std::string& why) {
-    stats_.failure = why;
-    stats_.finished = true;
-    stats_.end = HostCpu::now();
-    done_.notify(sc_core::SC_ZERO_TIME);
-  };
-  DmaDriver* drv = host_.driver(spec_.function);
-  if (!drv) return fail(spec_.function + " is not bound to the " + DmaDriver::kName + " driver");
-  while (drv->busy()) HostCpu::sleep(1 * kUs);  // another workload owns the engine
+  parts_running_ = static_cast<unsigned>(spec_.functions.size());
+  for (const std::string& fn : spec_.functions)
+    stats_.per_function[fn];
+  for (const std::string& fn : spec_.functions) {
+    WorkloadCounters* c = &stats_.per_function[fn];
+    sc_core::sc_spawn(
+        [this, fn, c] {
+          KernelContext::guard([&] {
+            run_one(fn, *c);
+            --parts_running_;
+            part_done_.notify(sc_core::SC_ZERO_TIME);
+          });
+        },
+        process_name("workload_" + spec_.name + "_" + fn).c_str());
+  }
+  while (parts_running_)
+    sc_core::wait(part_done_);
+  stats_.finished = true;
+  stats_.end = HostCpu::now();
+  done_.notify(sc_core::SC_ZERO_TIME);
+}
+
+WorkloadStats Workload::stats() const {
+  // Totals are summed on demand so they are live while the parts run.
+  WorkloadStats s = stats_;
+  for (const auto& [fn, c] : stats_.per_function) {
+    s.jobs_submitted += c.jobs_submitted;
+    s.jobs_completed += c.jobs_completed;
+    s.bytes += c.bytes;
+    s.verified_bytes += c.verified_bytes;
+    s.mismatches += c.mismatches;
+    s.errors += c.errors;
+    s.interrupts += c.interrupts;
+    s.stalled = s.stalled || c.stalled;
+    if (s.failure.empty() && !c.failure.empty()) s.failure = fn + ": " + c.failure;
+  }
+  return s;
+}
+
+void Workload::run_one(const std::string& function, WorkloadCounters& c) {
+  DmaDriver* drv = host_.driver(function);
+  if (!drv) {
+    c.failure = function + " is not bound to the " + DmaDriver::kName + " driver";
+    return;
+  }
+  while (drv->busy())
+    HostCpu::sleep(1 * kUs);  // another workload owns the engine
   drv->set_busy(true);
-  prepare(*drv);
+  // Buffers: host memory per slot, or offsets into device memory.
+  std::vector<Buffer> slots(spec_.queue_depth);
+  for (unsigned s = 0; s < spec_.queue_depth; ++s)
+    for (int which = 0; which < 2; ++which) {
+      const Placement& p = which == 0 ? spec_.src : spec_.dst;
+      std::uint64_t& a = which == 0 ? slots[s].src : slots[s].dst;
+      a = p.kind == Placement::kHost ? host_.allocator().alloc(spec_.size)
+                                     : std::uint64_t{s} * spec_.size;
+    }
   // Peer placements address the peer's BAR2 as the host assigned it.
-  std::uint64_t peer_src = 0, peer_dst = 0;
+  std::uint64_t peer_base[2] = {0, 0};
   for (int which = 0; which < 2; ++which) {
     const Placement& p = which == 0 ? spec_.src : spec_.dst;
     if (p.kind != Placement::kPeer) continue;
     PciDev* pd = host_.pci().find(p.peer);
-    std::uint64_t bar = pd ? host_.pci().bar_address(*pd, 2) : 0;
-    if (!bar) {
+    peer_base[which] = pd ? host_.pci().bar_address(*pd, 2) : 0;
+    if (!peer_base[which]) {
       drv->set_busy(false);
-      return fail("peer " + p.peer + " has no BAR2 address in the host's view");
+      c.failure = "peer " + p.peer + " has no BAR2 address in the host's view";
+      return;
     }
-    (which == 0 ? peer_src : peer_dst) = bar;
   }
-  submitted_at_.assign(spec_.count, 0);
+  std::vector<Time> submitted_at(spec_.count, 0);
   std::uint64_t next = 0;
   Time last_progress = HostCpu::now();
   const std::uint64_t irq_before = host_.msi_count(drv->msi_data());
-  while (stats_.jobs_completed + stats_.errors < spec_.count) {
+  while (c.jobs_completed + c.errors < spec_.count) {
     bool posted = false;
-    while (next < spec_.count && next - stats_.jobs_completed - stats_.errors < spec_.queue_depth &&
+    while (next < spec_.count && next - c.jobs_completed - c.errors < spec_.queue_depth &&
            drv->space() > 0) {
-      unsigned slot = static_cast<unsigned>(next % spec_.queue_depth);
-      fill_source(next, slot);
+      const unsigned slot = static_cast<unsigned>(next % spec_.queue_depth);
+      if (spec_.verify) {
+        write_placement(function, spec_.src, slots[slot].src, pattern(function, next));
+        // Clear the destination so a copy that never happened cannot verify.
+        write_placement(function, spec_.dst, slots[slot].dst,
+                        std::vector<std::uint8_t>(spec_.size, 0));
+      }
       dma::Descriptor d{};
-      d.src = slots_[slot].src + peer_src;
-      d.dst = slots_[slot].dst + peer_dst;
+      d.src = slots[slot].src + peer_base[0];
+      d.dst = slots[slot].dst + peer_base[1];
       d.length = static_cast<std::uint32_t>(spec_.size);
       d.flags = dma::kDescReport | (spec_.interrupts ? dma::kDescIrq : 0u) |
                 (spec_.src.kind == Placement::kDevice ? dma::kDescSrcLocal : 0u) |
@@ -145,55 +170,53 @@ void Workload::run() {
       d.xfer_size = spec_.xfer_size;
       d.cookie = static_cast<std::uint32_t>(next + 1);
       drv->post(d);
-      submitted_at_[next] = HostCpu::now();
+      submitted_at[next] = HostCpu::now();
       ++next;
-      ++stats_.jobs_submitted;
+      ++c.jobs_submitted;
       posted = true;
     }
     if (posted) drv->kick();
-    dma::Completion c;
+    dma::Completion rec;
     bool progress = false;
-    while (drv->reap(&c)) {
+    while (drv->reap(&rec)) {
       progress = true;
-      std::uint64_t job = c.cookie - 1u;
+      const std::uint64_t job = rec.cookie - 1u;
       if (job >= spec_.count) continue;
-      if (c.status != dma::kErrNone) {
-        ++stats_.errors;
-        if (stats_.failure.empty())
-          stats_.failure = "engine reported error " + std::to_string(c.status) + " on job " +
-                           std::to_string(job);
+      if (rec.status != dma::kErrNone) {
+        ++c.errors;
+        if (c.failure.empty())
+          c.failure = "engine reported error " + std::to_string(rec.status) + " on job " +
+                      std::to_string(job);
         continue;
       }
-      ++stats_.jobs_completed;
-      stats_.bytes += spec_.size;
-      stats_.latency.add(to_ns(HostCpu::now() - submitted_at_[job]));
+      ++c.jobs_completed;
+      c.bytes += spec_.size;
+      stats_.latency.add(to_ns(HostCpu::now() - submitted_at[job]));
       if (spec_.verify) {
-        if (verify(job, static_cast<unsigned>(job % spec_.queue_depth))) stats_.verified_bytes += spec_.size;
-        else ++stats_.mismatches;
+        const unsigned slot = static_cast<unsigned>(job % spec_.queue_depth);
+        if (read_placement(function, spec_.dst, slots[slot].dst, spec_.size) ==
+            pattern(function, job))
+          c.verified_bytes += spec_.size;
+        else
+          ++c.mismatches;
       }
     }
     if (progress) {
       last_progress = HostCpu::now();
       continue;
     }
-    if (stats_.errors && drv->read_reg(dma::kStatus) & dma::kStatusHalted) {
-      // The engine stopped on an error: remaining jobs will not complete.
-      break;
-    }
-    Time now = HostCpu::now();
+    // The engine stopped on an error: remaining jobs will not complete.
+    if (c.errors && (drv->read_reg(dma::kStatus) & dma::kStatusHalted)) break;
+    const Time now = HostCpu::now();
     if (now - last_progress >= kStallTimeout) {
-      stats_.stalled = true;
-      if (stats_.failure.empty())
-        stats_.failure = "no completion for " + format_time(kStallTimeout);
+      c.stalled = true;
+      if (c.failure.empty()) c.failure = "no completion for " + format_time(kStallTimeout);
       break;
     }
     drv->wait(spec_.interrupts, kStallTimeout - (now - last_progress));
   }
-  stats_.interrupts = host_.msi_count(drv->msi_data()) - irq_before;
+  c.interrupts = host_.msi_count(drv->msi_data()) - irq_before;
   drv->set_busy(false);
-  stats_.finished = true;
-  stats_.end = HostCpu::now();
-  done_.notify(sc_core::SC_ZERO_TIME);
 }
 
 }  // namespace pciesim::sim

@@ -1,6 +1,8 @@
 #include "sim/scenario/checker.h"
 
+#include <linux/pci_regs.h>
 #include <cstdio>
+#include <map>
 #include <sstream>
 
 #include "fabric/common/error.h"
@@ -53,6 +55,26 @@ fabric::RoutingId Checker::target_rid(const std::string& target) {
   throw UsageError("scenario", "no function named '" + target + "'");
 }
 
+std::uint16_t Checker::config_offset(const std::string& target, const std::string& cap,
+                                     std::uint32_t off) {
+  if (cap.empty()) return static_cast<std::uint16_t>(off);
+  static const std::map<std::string, std::pair<bool, unsigned>> ids = {
+      {"pm", {false, PCI_CAP_ID_PM}},      {"exp", {false, PCI_CAP_ID_EXP}},
+      {"pcie", {false, PCI_CAP_ID_EXP}},   {"msix", {false, PCI_CAP_ID_MSIX}},
+      {"aer", {true, PCI_EXT_CAP_ID_ERR}}, {"acs", {true, PCI_EXT_CAP_ID_ACS}},
+      {"ari", {true, PCI_EXT_CAP_ID_ARI}}, {"sriov", {true, PCI_EXT_CAP_ID_SRIOV}},
+      {"ats", {true, PCI_EXT_CAP_ID_ATS}}, {"pasid", {true, PCI_EXT_CAP_ID_PASID}}};
+  FunctionRef* f = system_.function(target);
+  if (!f)
+    if (auto rid = fabric::RoutingId::parse(target)) f = system_.function_at(*rid);
+  if (!f) throw UsageError(target, "cannot find capability '" + cap + "': no such function");
+  auto [ext, id] = ids.at(cap);
+  std::uint16_t base = ext ? f->config().find_extended_capability(static_cast<std::uint16_t>(id))
+                           : f->config().find_capability(static_cast<std::uint8_t>(id));
+  if (!base) throw UsageError(target, target + " has no '" + cap + "' capability");
+  return static_cast<std::uint16_t>(base + off);
+}
+
 namespace {
 std::string hex(std::uint64_t v) {
   char b[32];
@@ -61,9 +83,27 @@ std::string hex(std::uint64_t v) {
 }
 std::string number(double v) {
   std::ostringstream o;
-  if (v == static_cast<double>(static_cast<long long>(v))) o << static_cast<long long>(v);
-  else o << v;
+  if (v == static_cast<double>(static_cast<long long>(v)))
+    o << static_cast<long long>(v);
+  else
+    o << v;
   return o.str();
+}
+}  // namespace
+
+namespace {
+// Resolves an equals_step comparison against the recorded value.
+bool resolve_step(const Expectation& e, const std::function<const double*(int)>& step_value,
+                  Comparison* cmp, std::string* why) {
+  *cmp = e.cmp;
+  if (e.cmp.step < 0) return true;
+  const double* v = step_value ? step_value(e.cmp.step) : nullptr;
+  if (!v) {
+    *why = "scenario[" + std::to_string(e.cmp.step) + "] recorded no value";
+    return false;
+  }
+  cmp->a = *v;
+  return true;
 }
 }  // namespace
 
@@ -72,9 +112,14 @@ CheckResult Checker::compare(const Expectation& e, std::uint64_t raw, const std:
   r.label = e.label;
   r.at = HostCpu::now();
   std::uint64_t v = raw & e.mask;
-  r.description = what + (e.mask != ~std::uint64_t{0} ? " & " + hex(e.mask) : "") + " " + e.cmp.text();
-  r.observed = hex(v);
-  r.passed = e.cmp.holds(static_cast<double>(v));
+  Comparison cmp;
+  std::string why;
+  bool ok = resolve_step(e, step_value, &cmp, &why);
+  r.description = what + (e.mask != ~std::uint64_t{0} ? " & " + hex(e.mask) : "") + " " +
+                  cmp.text() +
+                  (e.cmp.step >= 0 ? " (scenario[" + std::to_string(e.cmp.step) + "])" : "");
+  r.observed = ok ? hex(v) : why;
+  r.passed = ok && cmp.holds(static_cast<double>(v));
   return r;
 }
 
@@ -94,15 +139,23 @@ CheckResult Checker::evaluate(const Expectation& e) {
         return r;
       }
       double d = v->is_boolean() ? (v->get<bool>() ? 1.0 : 0.0) : v->get<double>();
-      r.observed = number(d);
-      r.passed = e.cmp.holds(d);
+      Comparison cmp;
+      std::string why;
+      bool ok = resolve_step(e, step_value, &cmp, &why);
+      r.description = e.stat + " " + cmp.text() +
+                      (e.cmp.step >= 0 ? " (scenario[" + std::to_string(e.cmp.step) + "])" : "");
+      r.observed = ok ? number(d) : why;
+      r.passed = ok && cmp.holds(d);
       return r;
     }
     case Expectation::kRegister: {
       fabric::RoutingId rid = target_rid(e.target);
       std::uint32_t v = 0;
-      rc.config_dbg(rid, e.offset, e.size, false, &v);
-      return compare(e, v, e.target + " (" + rid.str() + ") config[" + hex(e.offset) + "]");
+      std::uint16_t off = config_offset(e.target, e.cap, e.offset);
+      rc.config_dbg(rid, off, e.size, false, &v);
+      return compare(e, v,
+                     e.target + " (" + rid.str() + ") config[" +
+                         (e.cap.empty() ? "" : e.cap + "+") + hex(e.offset) + "]");
     }
     case Expectation::kMmio: {
       PciDev* d = host_.pci().find(e.target);
@@ -115,11 +168,13 @@ CheckResult Checker::evaluate(const Expectation& e) {
       std::uint8_t buf[8] = {};
       rc.mmio_dbg(base + e.offset, buf, e.size, false);
       std::uint64_t v = 0;
-      for (unsigned i = 0; i < e.size; ++i) v |= static_cast<std::uint64_t>(buf[i]) << (8 * i);
+      for (unsigned i = 0; i < e.size; ++i)
+        v |= static_cast<std::uint64_t>(buf[i]) << (8 * i);
       return compare(e, v, e.target + " BAR" + std::to_string(e.bar) + "[" + hex(e.offset) + "]");
     }
     case Expectation::kMemory: {
-      r.description = "memory at " + hex(e.address) + " holds " + std::to_string(e.bytes.size()) + " given bytes";
+      r.description = "memory at " + hex(e.address) + " holds " + std::to_string(e.bytes.size()) +
+                      " given bytes";
       std::vector<std::uint8_t> got(e.bytes.size());
       try {
         system_.memory().read(e.address, got.data(), got.size());
@@ -141,8 +196,8 @@ CheckResult Checker::evaluate(const Expectation& e) {
       fabric::RoutingId rid = target_rid(e.target);
       std::uint32_t v = 0;
       bool answers = rc.config_dbg(rid, PCI_CLASS_REVISION, 4, false, &v);
-      r.description = e.target + " (" + rid.str() + ") " + (e.visible ? "answers" : "does not answer") +
-                      " config requests";
+      r.description = e.target + " (" + rid.str() + ") " +
+                      (e.visible ? "answers" : "does not answer") + " config requests";
       r.observed = answers ? "answers" : "does not answer";
       r.passed = answers == e.visible;
       return r;

@@ -35,6 +35,10 @@ class Checker {
   CheckResult compare(const Expectation& e, std::uint64_t raw, const std::string& what);
   // The routing ID of a target: a function name or "bb:dd.f".
   fabric::RoutingId target_rid(const std::string& target);
+  // A config offset, capability-relative ("sriov" + 0x10) or absolute.
+  std::uint16_t config_offset(const std::string& target, const std::string& cap, std::uint32_t off);
+  // Values recorded by earlier scenario steps (equals_step).
+  std::function<const double*(int)> step_value;
 
  private:
   System& system_;

@@ -19,6 +19,7 @@ class Host;
 struct PciDev;
 
 struct StepRecord {
+  int index = 0;
   std::string label;
   std::string action;
   std::string detail;
@@ -26,6 +27,8 @@ struct StepRecord {
   fabric::Time end = 0;
   long long status = 0;     // 0 ok; -errno from the PCI core; 1 value read
   std::uint64_t value = 0;  // read steps
+  bool recorded = false;    // value/number hold an observation
+  double number = 0;        // the same, for comparisons (snapshots of stats)
   bool error = false;       // the step could not be carried out
 };
 
@@ -36,6 +39,8 @@ class ScenarioRunner {
   bool done() const { return done_; }
   sc_core::sc_event& done_event() { return done_event_; }
   const std::vector<StepRecord>& records() const { return records_; }
+  // The value scenario[index] recorded, if it ran and recorded one.
+  const double* recorded(int index) const;
 
  private:
   void execute(const ScenarioStep& s, StepRecord& rec);

@@ -14,7 +14,9 @@ using namespace fabric;
 
 namespace {
 
-double ns(Time t) { return to_ns(t); }
+double ns(Time t) {
+  return to_ns(t);
+}
 
 json histogram(const Histogram& h) {
   json j;
@@ -54,6 +56,8 @@ json dma_function(models::DmaFunction& f, Host& host) {
   j["exists"] = f.exists();
   PciDev* pd = host.pci().find(f.name());
   j["driver"] = pd ? pd->driver : std::string();
+  j["bound"] = pd && !pd->driver.empty();
+  j["host_knows"] = pd != nullptr;  // the host's device list has it
   json dma;
   dma["read_requests"] = s.read_requests;
   dma["read_bytes"] = s.read_bytes;
@@ -225,7 +229,7 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
   for (const auto& w : host.workloads()) {
     const WorkloadStats& s = w->stats();
     json j;
-    j["function"] = w->spec().function;
+    j["functions"] = w->spec().functions;
     j["started"] = s.started;
     j["finished"] = s.finished;
     j["jobs"] = s.jobs_completed;
@@ -242,6 +246,19 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
     Time span = s.end > s.start ? s.end - s.start : 0;
     j["throughput_gbps"] = span ? static_cast<double>(s.bytes) * 8.0 / (to_sec(span) * 1e9) : 0.0;
     j["latency_ns"] = histogram(s.latency);
+    if (w->spec().functions.size() > 1) {
+      json per = json::object();
+      for (const auto& [fn, c] : s.per_function) {
+        json p;
+        p["jobs"] = c.jobs_completed;
+        p["verified_bytes"] = c.verified_bytes;
+        p["mismatches"] = c.mismatches;
+        p["errors"] = c.errors;
+        p["stalled"] = c.stalled;
+        per[fn] = p;
+      }
+      j["per_function"] = per;
+    }
     workloads[w->spec().name] = j;
   }
   root["workloads"] = workloads;
