@@ -4,6 +4,7 @@
 #   ./build.sh test    install what is missing, build, run every test (ctest)
 #   ./build.sh build   install what is missing, build
 #   ./build.sh bench   build, run the bandwidth/latency benchmark (bench/README.md)
+#   ./build.sh bench sriov   build, run the SR-IOV scale benchmark
 set -euo pipefail
 cd "$(dirname "$0")"
 what="${1:-demo}"
@@ -37,6 +38,10 @@ case "$what" in
     ;;
   bench)
     shift || true
+    if [ "${1:-}" = sriov ]; then
+      shift
+      exec /usr/bin/python3 bench/sriov_scale.py "$@"
+    fi
     exec /usr/bin/python3 bench/run_bench.py "$@" ;;
   test)
     cd build

@@ -11,8 +11,9 @@
 namespace pciesim::fabric {
 
 struct TlpTraceRecord {
-  Time start;  // when the TLP was ready at the sending port
-  Time done;   // when the hop (and its completion, if any) finished
+  Time start;    // when the TLP was ready at the sending port
+  Time arrival;  // when its last byte reached the receiving port
+  Time done;     // when the hop (and its completion, if any) finished
   const std::string* link;
   const char* direction;
   TlpKind kind;

@@ -50,7 +50,13 @@ class LinkDirection {
 
   // Puts `wire` bytes on this direction no earlier than `ready`; returns the
   // start time (the direction is then busy until start + serialization).
-  Time occupy(Time ready, std::uint32_t wire, std::uint32_t payload, unsigned tlps, Time* end);
+  // A request with `pass_completions` may go ahead of completions already
+  // queued on the direction (PCIe ordering permits requests to pass
+  // completions) but never ahead of an earlier request; the queued
+  // completions' backlog grows by its serialization time, so bandwidth is
+  // conserved for everything reserved afterwards.
+  Time occupy(Time ready, std::uint32_t wire, std::uint32_t payload, unsigned tlps, Time* end,
+              bool pass_completions = false);
   // A burst of TLPs whose first is ready at `first_ready` and last at
   // `last_ready`: they leave back to back, but the last not before it is
   // ready (plus its own serialization). Returns the start; *end is when the
@@ -62,7 +68,8 @@ class LinkDirection {
  private:
   LinkTiming timing_;
   std::array<CreditPool, 3> credits_;
-  Time busy_until_ = 0;
+  Time busy_until_ = 0;      // everything reserved on the wire
+  Time requests_until_ = 0;  // the last request's end (requests keep their order)
   LinkDirectionStats stats_;
 };
 

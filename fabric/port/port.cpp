@@ -6,6 +6,11 @@
 
 namespace pciesim::fabric {
 
+namespace {
+// Requests with at most this much payload may pass queued completions.
+constexpr std::uint32_t kSmallRequestBytes = 64;
+}  // namespace
+
 Port::Port(sc_core::sc_module_name name, PortOwner& owner, bool upstream_end, int index)
     : sc_core::sc_module(name),
       rx("rx"),
@@ -54,7 +59,12 @@ void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
   CreditPool& pool = out.credits(cls);
   Time t = pool.acquire(1, data_credits, ready, &out.stats().fc[static_cast<unsigned>(cls)]);
   Time end = 0;
-  const Time start = out.occupy(t, out.timing().wire_bytes(kind, payload, addr64), payload, 1, &end);
+  // Header-only and small requests (config, MMIO, doorbells, MSI, read
+  // requests) are arbitrated ahead of queued completions, as PCIe ordering
+  // permits; bulk writes queue behind them (docs/timing.md, "Arbitration").
+  const bool pass_completions = payload <= kSmallRequestBytes;
+  const Time start = out.occupy(t, out.timing().wire_bytes(kind, payload, addr64), payload, 1, &end,
+                                pass_completions);
   const Time arrival = end + link_->propagation();
   if (ext.first_hop_done == 0) ext.first_hop_done = end;
   ++ext.hops;
@@ -95,7 +105,7 @@ void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
     done = cend + link_->propagation();
   }
   if (TraceSink* sink = trace_sink())
-    sink->tlp({ready, done, &link_->name(), to_string(egress()), kind, ext.requester,
+    sink->tlp({ready, arrival, done, &link_->name(), to_string(egress()), kind, ext.requester,
                gp.get_address(), gp.get_data_length(), ext.status, ext.p2p});
   // For the hop before us: the TLP left our receive buffer when it started
   // on this link.

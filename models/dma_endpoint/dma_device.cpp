@@ -303,6 +303,7 @@ void DmaDevice::engine_thread() {
       queue_.pop();
       queued_at_[s.fn] = kTimeMax;
       DmaFunction& f = *functions_[s.fn];
+      ++f.stats().engine_steps;
       Time next = f.step(std::max(s.t, now));
       if (next != kTimeMax) schedule(f, next);
     }

@@ -31,6 +31,7 @@ namespace pciesim::models {
 class DmaDevice;
 
 struct DmaFunctionStats {
+  std::uint64_t engine_steps = 0;  // times the device's scheduler ran this engine
   std::uint64_t read_requests = 0;
   std::uint64_t read_bytes = 0;
   std::uint64_t write_requests = 0;

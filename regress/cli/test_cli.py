@@ -141,3 +141,35 @@ def test_native_formats_match_real_lspci(cli, root, flags):
 def test_lspci_refuses_vv_with_a_hint(cli, root):
     p = cli("lspci", root / QUICKSTART, "-vv", check=2)
     assert "lspci -F" in p.stderr
+
+
+@pytest.mark.skipif(LSPCI is None, reason="pciutils is not installed")
+def test_real_lspci_decodes_sriov_and_every_vf(cli, root):
+    """configs/sriov.yaml: PF 01:00.0, NumVFs 8, First VF Offset 4, Stride 2."""
+    dump = cli.tmp / "dump"
+    dump.write_text(cli("lspci", root / "configs/sriov.yaml", "-xxxx", check=0).stdout)
+    out = real_lspci(dump, "-vv")
+    blocks = {b.split(" ", 1)[0]: b for b in out.strip().split("\n\n")}
+    pf = blocks["01:00.0"]
+    assert "Device 5ec0:0001" in pf
+    assert "Single Root I/O Virtualization (SR-IOV)" in pf
+    assert "IOVCtl:\tEnable+ Migration- Interrupt- MSE+ ARIHierarchy+" in pf
+    assert "Initial VFs: 8, Total VFs: 8, Number of VFs: 8, Function Dependency Link: 00" in pf
+    assert "VF offset: 4, stride: 2, Device ID: 0002" in pf
+    assert "Supported Page Size: 00000553, System Page Size: 00000001" in pf
+    # VF BAR0 (8 x 16 KiB registers) and VF BAR2 (8 x 64 KiB device memory).
+    assert re.search(r"SR-IOV.*\n(.*\n)*?\t\tRegion 0: Memory at [0-9a-f]{16} \(64-bit, non-prefetchable\)", pf)
+    assert re.search(r"SR-IOV.*\n(.*\n)*?\t\tRegion 2: Memory at [0-9a-f]{16} \(64-bit, prefetchable\)", pf)
+    vfs = []
+    for n in range(1, 9):
+        rid = 0x100 + 4 + (n - 1) * 2
+        vfs.append(f"{rid >> 8:02x}:{(rid >> 3) & 0x1f:02x}.{rid & 7}")
+    for bdf in vfs:
+        assert bdf in blocks, f"VF at {bdf} missing from the dump"
+        vf = blocks[bdf]
+        # Vendor ID and Device ID read 0xFFFF in a VF's own config space.
+        assert vf.startswith(f"{bdf} System peripheral: Illegal Vendor ID Device ffff"), vf.splitlines()[0]
+        assert "Control: I/O- Mem- BusMaster+" in vf  # MSE reads 0 in a VF; BME set by its driver
+        assert "MSI-X: Enable+ Count=2" in vf
+    # Nothing between the VFs or beyond the last one.
+    assert sorted(b for b in blocks if b.startswith("01:")) == sorted(["01:00.0", *vfs])

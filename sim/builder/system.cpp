@@ -12,7 +12,10 @@ using namespace fabric;
 RoutingId FunctionRef::rid() const {
   switch (kind_) {
     case kHostBridge: return RoutingId(0, 0, 0);
-    case kDma: return dma_->rid();
+    case kDma:
+      // A VF that does not exist (yet, or any more) is where the formula
+      // with the PF's current First VF Offset and VF Stride puts it.
+      return dma_->is_vf() ? device_->vf_rid(dma_->vf_number()) : dma_->rid();
     default: return bridge_->rid();
   }
 }

@@ -658,8 +658,13 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
   st.where = n;
   st.label = "scenario[" + std::to_string(index) + "]";
   Section s(n, "scenario[]", docs);
-  s.required("action");
   using A = ScenarioStep;
+  // `- check: {...}` alone is a check step; every other step names its action.
+  const bool bare_check = s.has("check") && !s.has("action");
+  if (bare_check)
+    st.action = A::kCheck;
+  else
+    s.required("action");
   s.choice("action", &st.action,
            {{"config_read", A::kConfigRead},
             {"config_write", A::kConfigWrite},
@@ -678,7 +683,7 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
             {"bus_master", A::kSetBusMaster},
             {"memory_space", A::kSetMemorySpace},
             {"snapshot", A::kSnapshot}},
-           "What the host does (docs/scenarios.md)");
+           "What the host does (docs/scenarios.md); may be left out of a step that has `check`");
   std::uint32_t off = 0;
   std::string state = "D0";
   s.nested("at", "time",

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <algorithm>
 #include <sstream>
 
 namespace pciesim::sim {
@@ -13,26 +14,30 @@ void DocSink::add(FieldDoc d) {
 }
 
 std::string DocSink::markdown() const {
-  std::ostringstream out;
-  std::string section = "\x01";
-  for (const FieldDoc& f : fields_) {
-    if (f.section != section) {
-      section = f.section;
-      out << "\n### `" << (section.empty() ? "(top level)" : section) << "`\n\n"
-          << "| key | type | default | meaning |\n|---|---|---|---|\n";
+  // One table per section, sections in order of first appearance (a
+  // section's fields may be read around its nested sections).
+  std::vector<std::string> order;
+  for (const FieldDoc& f : fields_)
+    if (std::find(order.begin(), order.end(), f.section) == order.end()) order.push_back(f.section);
+  auto esc = [](const std::string& s) {
+    std::string o;
+    for (char c : s) {
+      if (c == '|') o += "\\|";
+      else if (c == '\n') o += ' ';
+      else o += c;
     }
-    auto esc = [](std::string s) {
-      std::string o;
-      for (char c : s) {
-        if (c == '|') o += "\\|";
-        else if (c == '\n') o += ' ';
-        else o += c;
-      }
-      return o;
-    };
-    out << "| `" << f.key << "` | " << esc(f.type) << " | "
-        << (f.default_value.empty() ? "" : "`" + esc(f.default_value) + "`") << " | "
-        << esc(f.doc) << " |\n";
+    return o;
+  };
+  std::ostringstream out;
+  for (const std::string& section : order) {
+    out << "\n### `" << (section.empty() ? "(top level)" : section) << "`\n\n"
+        << "| key | type | default | meaning |\n|---|---|---|---|\n";
+    for (const FieldDoc& f : fields_) {
+      if (f.section != section) continue;
+      out << "| `" << f.key << "` | " << esc(f.type) << " | "
+          << (f.default_value.empty() ? "" : "`" + esc(f.default_value) + "`") << " | "
+          << esc(f.doc) << " |\n";
+    }
   }
   return out.str();
 }

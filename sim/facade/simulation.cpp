@@ -28,10 +28,10 @@ class JsonTrace : public TraceSink {
   void tlp(const TlpTraceRecord& r) override {
     char buf[512];
     std::snprintf(buf, sizeof buf,
-                  "{\"t_ns\":%.3f,\"done_ns\":%.3f,\"link\":\"%s\",\"dir\":\"%s\",\"kind\":\"%s\","
+                  "{\"t_ns\":%.3f,\"arrive_ns\":%.3f,\"done_ns\":%.3f,\"link\":\"%s\",\"dir\":\"%s\",\"kind\":\"%s\","
                   "\"requester\":\"%s\",\"address\":\"0x%llx\",\"length\":%u,\"status\":\"%s\","
                   "\"p2p\":\"%s\"}\n",
-                  to_ns(r.start), to_ns(r.done), r.link->c_str(), r.direction, to_string(r.kind),
+                  to_ns(r.start), to_ns(r.arrival), to_ns(r.done), r.link->c_str(), r.direction, to_string(r.kind),
                   r.requester.str().c_str(), static_cast<unsigned long long>(r.address), r.length,
                   to_string(r.status), to_string(r.p2p));
     out_ << buf;
@@ -170,6 +170,8 @@ RunResult Simulation::run() {
     r.checks.push_back(c);
   }
   for (const CheckResult& c : check_expectations()) r.checks.push_back(c);
+  run_checks_ = r.checks;
+  ran_ = true;
   return r;
 }
 
@@ -183,7 +185,7 @@ std::vector<CheckResult> Simulation::check_expectations() {
 }
 
 nlohmann::ordered_json Simulation::stats() {
-  return build_stats(*system_, *host_, scenario_.get(), &scenario_checks_);
+  return build_stats(*system_, *host_, scenario_.get(), ran_ ? &run_checks_ : &scenario_checks_);
 }
 
 PciDev& Simulation::host_device(const std::string& target) {

@@ -110,6 +110,10 @@ class Simulation {
   std::unique_ptr<ScenarioRunner> scenario_;
   std::unique_ptr<JsonTrace> trace_;
   std::vector<CheckResult> scenario_checks_;
+  // After run(): every check of the run (scenario, time limit, expect), so
+  // the stats written afterwards report them all.
+  std::vector<CheckResult> run_checks_;
+  bool ran_ = false;
   bool dead_ = false;  // a model error stopped the kernel
   std::uint64_t spawn_seq_ = 0;
 };

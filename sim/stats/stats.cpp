@@ -59,6 +59,7 @@ json dma_function(models::DmaFunction& f, Host& host) {
   j["bound"] = pd && !pd->driver.empty();
   j["host_knows"] = pd != nullptr;  // the host's device list has it
   json dma;
+  dma["engine_steps"] = s.engine_steps;
   dma["read_requests"] = s.read_requests;
   dma["read_bytes"] = s.read_bytes;
   dma["write_requests"] = s.write_requests;
@@ -271,6 +272,7 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
       j["action"] = r.action;
       j["start_ns"] = ns(r.start);
       j["end_ns"] = ns(r.end);
+      j["duration_ns"] = ns(r.end - r.start);
       j["status"] = r.status;
       j["value"] = r.value;
       j["error"] = r.error;

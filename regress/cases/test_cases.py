@@ -1,0 +1,93 @@
+"""Hardware-behaviour corner cases (regress/cases/*.yaml), run through the CLI.
+
+Every case is a complete config whose header names the rule it checks
+(`# Rule:`) and what must be observed (`# Expect:`); it passes when
+`pciesim run` passes all its expectations. Some cases get extra checks here
+on the TLP trace, where the property is about every TLP on every link.
+"""
+import json
+import pathlib
+
+import pytest
+
+CASES = sorted(pathlib.Path(__file__).parent.glob("*.yaml"))
+
+
+def header(path):
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_case_passes(cli, case):
+    h = header(case)
+    assert "# Rule:" in h and "# Expect:" in h, f"{case.name}: header must name the rule and the expectation"
+    stats = cli.tmp / "stats.json"
+    p = cli("run", case, "--stats", stats)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.splitlines()[-1].startswith("PASSED"), p.stdout
+    s = json.loads(stats.read_text())
+    assert s["checks"] and all(c["passed"] for c in s["checks"])
+    assert not any(step["error"] for step in s["scenario"])
+
+
+def run_traced(cli, name):
+    stats, trace = cli.tmp / "stats.json", cli.tmp / "trace.jsonl"
+    cli("run", pathlib.Path(__file__).parent / name, "--stats", stats, "--trace", trace, "-q", check=0)
+    tlps = [json.loads(line) for line in trace.read_text().splitlines()]
+    return json.loads(stats.read_text()), tlps
+
+
+def config_write_arrival(tlps, rid, offset, after_ns):
+    """When the first config write to `rid` at `offset` after `after_ns` reached the device."""
+    bus, rest = rid.split(":")
+    dev, fn = rest.split(".")
+    value = (int(bus, 16) << 8) | (int(dev, 16) << 3) | int(fn)
+    addr = (value << 12) | offset
+    hits = [t for t in tlps if t["kind"].startswith("CfgWr") and int(t["address"], 16) == addr
+            and t["t_ns"] >= after_ns]
+    assert hits, f"no config write to {rid} offset {offset:#x} after {after_ns} ns"
+    # The last hop is the one into the device.
+    first_ns = min(t["t_ns"] for t in hits)
+    chain = [t for t in hits if t["t_ns"] < first_ns + 10_000]
+    return max(t["arrive_ns"] for t in chain)
+
+
+def test_bme_clear_stops_every_tlp_from_that_vf(cli):
+    """No request (DMA or MSI-X write) from VF1 enters any link after its
+    Bus Master Enable was cleared at the device; VF2 keeps going."""
+    s, tlps = run_traced(cli, "bme_cleared_mid_dma.yaml")
+    vf1, vf2 = s["functions"]["ep0.vf1"]["rid"], s["functions"]["ep0.vf2"]["rid"]
+    step = s["scenario"][2]
+    assert step["action"] == "bus_master"
+    cleared = config_write_arrival(tlps, vf1, 0x4, step["start_ns"])
+    from_vf1 = [t for t in tlps if t["requester"] == vf1 and t["dir"] == "up"]
+    before = [t for t in from_vf1 if t["t_ns"] <= cleared]
+    after = [t for t in from_vf1 if t["t_ns"] > cleared]
+    assert before, "VF1 should have been busy before BME was cleared"
+    assert after == [], f"{len(after)} TLPs from VF1 after BME clear at {cleared} ns: {after[:3]}"
+    vf2_after = [t for t in tlps if t["requester"] == vf2 and t["dir"] == "up" and t["t_ns"] > cleared]
+    assert vf2_after, "VF2 must keep issuing requests after VF1 stopped"
+    # No MSI-X from VF1 after the clear: MSI writes target the MSI window.
+    msi_from_vf1 = [t for t in after if t["kind"] == "MWr" and int(t["address"], 16) >> 20 == 0xFEE]
+    assert msi_from_vf1 == []
+    assert any(int(t["address"], 16) >> 20 == 0xFEE for t in before), "VF1 sent MSIs before"
+
+
+def test_pf_flr_stops_every_tlp_from_its_vfs(cli):
+    """After the PF's FLR reached the device no VF issues anything."""
+    s, tlps = run_traced(cli, "pf_flr_kills_running_vfs.yaml")
+    pf = s["functions"]["ep0.pf"]["rid"]
+    step = s["scenario"][2]
+    assert step["action"] == "flr"
+    devctl = 0x48 + 8  # the DMA engine's PCI Express capability (lspci: [48]) + Device Control
+    flr = config_write_arrival(tlps, pf, devctl, step["start_ns"])
+    vfs = {s["functions"][f"ep0.vf{n}"]["rid"] for n in range(1, 5)}
+    busy = [t for t in tlps if t["requester"] in vfs and t["dir"] == "up"]
+    assert busy and min(t["t_ns"] for t in busy) < flr
+    late = [t for t in busy if t["t_ns"] > flr]
+    assert late == [], f"{len(late)} TLPs from VFs after the PF FLR at {flr} ns: {late[:3]}"
