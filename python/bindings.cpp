@@ -20,7 +20,9 @@ using namespace pciesim::sim;
 
 // libsystemc.so's main() refers to sc_main; the module must provide it
 // (with default visibility) for the library to load.
-extern "C" __attribute__((visibility("default"))) int sc_main(int, char**) { return 0; }
+extern "C" __attribute__((visibility("default"))) int sc_main(int, char**) {
+  return 0;
+}
 
 namespace {
 
@@ -30,8 +32,9 @@ YAML::Node to_yaml(const py::handle& obj, const std::string& path) {
     YAML::Node n(YAML::NodeType::Map);
     for (auto item : py::reinterpret_borrow<py::dict>(obj)) {
       if (!py::isinstance<py::str>(item.first))
-        throw ConfigError("<dict>", 0, 0, path, "keys must be strings, got " +
-                                                     std::string(py::str(py::type::of(item.first))));
+        throw ConfigError(
+            "<dict>", 0, 0, path,
+            "keys must be strings, got " + std::string(py::str(py::type::of(item.first))));
       std::string key = item.first.cast<std::string>();
       n[key] = to_yaml(item.second, path.empty() ? key : path + "." + key);
     }
@@ -40,7 +43,8 @@ YAML::Node to_yaml(const py::handle& obj, const std::string& path) {
   if (py::isinstance<py::list>(obj) || py::isinstance<py::tuple>(obj)) {
     YAML::Node n(YAML::NodeType::Sequence);
     std::size_t i = 0;
-    for (auto item : obj) n.push_back(to_yaml(item, path + "[" + std::to_string(i++) + "]"));
+    for (auto item : obj)
+      n.push_back(to_yaml(item, path + "[" + std::to_string(i++) + "]"));
     return n;
   }
   if (obj.is_none()) return YAML::Node(YAML::NodeType::Null);
@@ -48,8 +52,8 @@ YAML::Node to_yaml(const py::handle& obj, const std::string& path) {
   if (py::isinstance<py::int_>(obj)) return YAML::Node(std::string(py::str(obj)));
   if (py::isinstance<py::float_>(obj)) return YAML::Node(std::string(py::repr(obj)));
   if (py::isinstance<py::str>(obj)) return YAML::Node(obj.cast<std::string>());
-  throw ConfigError("<dict>", 0, 0, path, "unsupported value of type " +
-                                              std::string(py::str(py::type::of(obj))));
+  throw ConfigError("<dict>", 0, 0, path,
+                    "unsupported value of type " + std::string(py::str(py::type::of(obj))));
 }
 
 // The only live simulation (SystemC allows one kernel at a time).
@@ -71,7 +75,8 @@ class Session {
   bool closed() const { return !sim_; }
   Simulation& sim() {
     if (!sim_)
-      throw UsageError("simulation", closed_reason_.empty() ? "this simulation is closed" : closed_reason_);
+      throw UsageError("simulation",
+                       closed_reason_.empty() ? "this simulation is closed" : closed_reason_);
     return *sim_;
   }
   // Runs `fn` with the GIL released; an exception (a Python callback's
@@ -168,7 +173,8 @@ PYBIND11_MODULE(_pciesim, m) {
   m.def("parse_time", [](const std::string& s) {
     fabric::Time t;
     if (!fabric::parse_time(s, &t))
-      throw UsageError("time", "expected a time with a unit such as '10us', '1.5 ms', got '" + s + "'");
+      throw UsageError("time",
+                       "expected a time with a unit such as '10us', '1.5 ms', got '" + s + "'");
     return t;
   });
   m.def("format_time", &fabric::format_time);
@@ -177,19 +183,18 @@ PYBIND11_MODULE(_pciesim, m) {
       [](int gen, int width, std::uint32_t mps, std::uint32_t mrrs, std::uint32_t cpl_chunk,
          std::uint32_t size, bool addr64) {
         if (!fabric::valid_generation(gen) || !fabric::valid_width(width))
-          throw UsageError("analytic_bandwidth", "no such link: gen " + std::to_string(gen) +
-                                                     " x" + std::to_string(width));
-        fabric::AnalyticPoint p = fabric::analytic_bandwidth({gen, width, false}, mps, mrrs,
-                                                             cpl_chunk, size, addr64);
+          throw UsageError("analytic_bandwidth", "no such link: gen " + std::to_string(gen) + " x" +
+                                                     std::to_string(width));
+        fabric::AnalyticPoint p =
+            fabric::analytic_bandwidth({gen, width, false}, mps, mrrs, cpl_chunk, size, addr64);
         return std::make_pair(p.write_gbps, p.read_gbps);
       },
       py::arg("gen"), py::arg("width"), py::arg("mps"), py::arg("mrrs"), py::arg("cpl_chunk"),
       py::arg("size"), py::arg("addr64") = false,
       "Saturated (write, read) payload Gb/s of the closed-form PCIe overhead model.");
   m.def("config_reference", &config_reference_markdown);
-  m.def("validate_file", [](const std::string& path, std::vector<std::string> o) {
-    load_config_file(path, o);
-  });
+  m.def("validate_file",
+        [](const std::string& path, std::vector<std::string> o) { load_config_file(path, o); });
   m.def("validate_dict", [](py::dict d, std::vector<std::string> o) {
     load_config_tree(to_yaml(d, ""), "<dict>", o);
   });
@@ -203,10 +208,11 @@ PYBIND11_MODULE(_pciesim, m) {
                   [](py::dict d, std::vector<std::string> o) {
                     return std::make_unique<Session>(load_config_tree(to_yaml(d, ""), "<dict>", o));
                   })
-      .def_static("from_text",
-                  [](const std::string& text, const std::string& source, std::vector<std::string> o) {
-                    return std::make_unique<Session>(load_config_text(text, source, o));
-                  })
+      .def_static(
+          "from_text",
+          [](const std::string& text, const std::string& source, std::vector<std::string> o) {
+            return std::make_unique<Session>(load_config_text(text, source, o));
+          })
       .def("close", &Session::close)
       .def_property_readonly("closed", &Session::closed)
       .def("source", [](Session& s) { return s.sim().config().source; })
@@ -222,12 +228,17 @@ PYBIND11_MODULE(_pciesim, m) {
              d["time_limit"] = r.time_limit;
              d["passed"] = r.passed();
              py::list checks;
-             for (const CheckResult& c : r.checks) checks.append(check_to_dict(c));
+             for (const CheckResult& c : r.checks)
+               checks.append(check_to_dict(c));
              d["checks"] = checks;
              return d;
            })
-      .def("run_for", [](Session& s, fabric::Time d) { s.unlocked([d](Simulation& sim) { sim.run_for(d); }); })
-      .def("run_until", [](Session& s, fabric::Time t) { s.unlocked([t](Simulation& sim) { sim.run_until(t); }); })
+      .def("run_for",
+           [](Session& s, fabric::Time d) { s.unlocked([d](Simulation& sim) { sim.run_for(d); }); })
+      .def("run_until",
+           [](Session& s, fabric::Time t) {
+             s.unlocked([t](Simulation& sim) { sim.run_until(t); });
+           })
       .def("config_read",
            [](Session& s, const std::string& t, std::uint16_t off, unsigned size) {
              return s.unlocked([&](Simulation& sim) { return sim.config_read(t, off, size); });
@@ -242,7 +253,9 @@ PYBIND11_MODULE(_pciesim, m) {
            })
       .def("mmio_write",
            [](Session& s, const std::string& t, unsigned bar, std::uint64_t off, unsigned size,
-              std::uint64_t v) { s.unlocked([&](Simulation& sim) { sim.mmio_write(t, bar, off, size, v); }); })
+              std::uint64_t v) {
+             s.unlocked([&](Simulation& sim) { sim.mmio_write(t, bar, off, size, v); });
+           })
       .def("memory_read",
            [](Session& s, std::uint64_t a, std::size_t n) {
              std::vector<std::uint8_t> v = s.sim().memory_read(a, n);
@@ -253,32 +266,46 @@ PYBIND11_MODULE(_pciesim, m) {
              std::string str = data;
              s.sim().memory_write(a, std::vector<std::uint8_t>(str.begin(), str.end()));
            })
-      .def("start_workload", [](Session& s, const std::string& n) { s.unlocked([&](Simulation& sim) { sim.start_workload(n); }); })
-      .def("wait_workload", [](Session& s, const std::string& n) { s.unlocked([&](Simulation& sim) { sim.wait_workload(n); }); })
-      .def("enable_vfs", [](Session& s, const std::string& pf, unsigned n) {
-        return s.unlocked([&](Simulation& sim) { return sim.enable_vfs(pf, n); });
-      })
-      .def("disable_vfs", [](Session& s, const std::string& pf) {
-        return s.unlocked([&](Simulation& sim) { return sim.disable_vfs(pf); });
-      })
-      .def("flr", [](Session& s, const std::string& t, bool restore) {
-        return s.unlocked([&](Simulation& sim) { return sim.flr(t, restore); });
-      })
-      .def("reset_function", [](Session& s, const std::string& t, const std::string& m) {
-        return s.unlocked([&](Simulation& sim) { return sim.reset_function(t, m); });
-      })
-      .def("hot_reset", [](Session& s, const std::string& t, bool restore) {
-        return s.unlocked([&](Simulation& sim) { return sim.hot_reset(t, restore); });
-      })
-      .def("set_power_state", [](Session& s, const std::string& t, unsigned st) {
-        s.unlocked([&](Simulation& sim) { sim.set_power_state(t, st); });
-      })
-      .def("set_bus_master", [](Session& s, const std::string& t, bool on) {
-        s.unlocked([&](Simulation& sim) { sim.set_bus_master(t, on); });
-      })
-      .def("set_memory_space", [](Session& s, const std::string& t, bool on) {
-        s.unlocked([&](Simulation& sim) { sim.set_memory_space(t, on); });
-      })
+      .def("start_workload",
+           [](Session& s, const std::string& n) {
+             s.unlocked([&](Simulation& sim) { sim.start_workload(n); });
+           })
+      .def("wait_workload",
+           [](Session& s, const std::string& n) {
+             s.unlocked([&](Simulation& sim) { sim.wait_workload(n); });
+           })
+      .def("enable_vfs",
+           [](Session& s, const std::string& pf, unsigned n) {
+             return s.unlocked([&](Simulation& sim) { return sim.enable_vfs(pf, n); });
+           })
+      .def("disable_vfs",
+           [](Session& s, const std::string& pf) {
+             return s.unlocked([&](Simulation& sim) { return sim.disable_vfs(pf); });
+           })
+      .def("flr",
+           [](Session& s, const std::string& t, bool restore) {
+             return s.unlocked([&](Simulation& sim) { return sim.flr(t, restore); });
+           })
+      .def("reset_function",
+           [](Session& s, const std::string& t, const std::string& m) {
+             return s.unlocked([&](Simulation& sim) { return sim.reset_function(t, m); });
+           })
+      .def("hot_reset",
+           [](Session& s, const std::string& t, bool restore) {
+             return s.unlocked([&](Simulation& sim) { return sim.hot_reset(t, restore); });
+           })
+      .def("set_power_state",
+           [](Session& s, const std::string& t, unsigned st) {
+             s.unlocked([&](Simulation& sim) { sim.set_power_state(t, st); });
+           })
+      .def("set_bus_master",
+           [](Session& s, const std::string& t, bool on) {
+             s.unlocked([&](Simulation& sim) { sim.set_bus_master(t, on); });
+           })
+      .def("set_memory_space",
+           [](Session& s, const std::string& t, bool on) {
+             s.unlocked([&](Simulation& sim) { sim.set_memory_space(t, on); });
+           })
       .def("bdf", [](Session& s, const std::string& t) { return s.sim().bdf(t); })
       .def("functions", [](Session& s, bool existing) { return s.sim().functions(existing); })
       .def("schedule",
@@ -291,10 +318,12 @@ PYBIND11_MODULE(_pciesim, m) {
              });
            })
       .def("stats_json", [](Session& s) { return s.sim().stats().dump(); })
+      .def("trace_to", [](Session& s, const std::string& path) { s.sim().trace_to(path); })
       .def("check_expectations",
            [](Session& s) {
              py::list out;
-             for (const CheckResult& c : s.sim().check_expectations()) out.append(check_to_dict(c));
+             for (const CheckResult& c : s.sim().check_expectations())
+               out.append(check_to_dict(c));
              return out;
            })
       .def("lspci",

@@ -227,6 +227,11 @@ class Simulation:
     def functions(self, *, existing_only: bool = True) -> List[str]:
         return self._n.functions(existing_only)
 
+    def trace(self, path) -> None:
+        """Write a JSON-lines TLP trace (one object per link hop, fields in
+        docs/scenarios.md) to `path` from now on."""
+        self._n.trace_to(os.fspath(path))
+
     def stats(self) -> dict:
         """The statistics document (same schema as `pciesim run --stats`)."""
         return json.loads(self._n.stats_json())

@@ -231,3 +231,35 @@ def test_example_script_runs(tmp_path):
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "before clearing BME" in p.stdout and "after clearing BME" in p.stdout
+
+
+def test_trace_records_every_hop_and_nothing_after_bus_master_clear(small, tmp_path):
+    small["simulation"] = {"quantum": "0ns"}
+    trace = tmp_path / "t.jsonl"
+    with pciesim.from_dict(small) as sim:
+        sim.boot()
+        sim.trace(trace)
+        sim.start_workload("w")
+        sim.run("15us")
+        cleared_from = sim.now
+        sim.bus_master("ep0.pf", False)
+        sim.run("1ms")
+        pf = sim.bdf("ep0.pf")
+        st = sim.stats()
+    hops = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert {"t_ns", "arrive_ns", "done_ns", "link", "dir", "kind", "requester"} <= set(hops[0])
+    assert all(h["t_ns"] <= h["arrive_ns"] <= h["done_ns"] for h in hops)
+    # The Command write that cleared BME, on the link into ep0.
+    rid = int(pf[:2], 16) << 8 | int(pf[3:5], 16) << 3 | int(pf[6])
+    writes = [h for h in hops if h["kind"] == "CfgWr0" and int(h["address"], 16) == (rid << 12 | 4)
+              and h["t_ns"] >= cleared_from.ns]
+    assert len(writes) == 1
+    cleared = writes[0]["arrive_ns"]
+    mine = [h for h in hops if h["requester"] == pf and h["dir"] == "up"]
+    assert any(h["t_ns"] < cleared for h in mine)
+    assert [h for h in mine if h["t_ns"] > cleared] == []
+    # Every TLP the device sent is in the trace, on both links it crossed.
+    dma = st["functions"]["ep0.pf"]["dma"]
+    ep_link = [h for h in mine if h["link"] == "sw0.dsp0--ep0"]
+    msi = st["functions"]["ep0.pf"]["interrupts"]["sent"]
+    assert len(ep_link) == dma["read_requests"] + dma["write_requests"] + dma["descriptor_fetches"] + msi
