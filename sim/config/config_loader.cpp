@@ -456,17 +456,6 @@ WorkloadSpec read_workload(const Node& n, DocSink* docs) {
   return w;
 }
 
-// Capability names usable in offsets: "sriov+0x10", "exp+8", "msix".
-const std::map<std::string, std::pair<bool, unsigned>>& capability_names() {
-  static const std::map<std::string, std::pair<bool, unsigned>> names = {
-      {"pm", {false, PCI_CAP_ID_PM}},      {"exp", {false, PCI_CAP_ID_EXP}},
-      {"pcie", {false, PCI_CAP_ID_EXP}},   {"msix", {false, PCI_CAP_ID_MSIX}},
-      {"aer", {true, PCI_EXT_CAP_ID_ERR}}, {"acs", {true, PCI_EXT_CAP_ID_ACS}},
-      {"ari", {true, PCI_EXT_CAP_ID_ARI}}, {"sriov", {true, PCI_EXT_CAP_ID_SRIOV}},
-      {"ats", {true, PCI_EXT_CAP_ID_ATS}}, {"pasid", {true, PCI_EXT_CAP_ID_PASID}}};
-  return names;
-}
-
 // An offset: a number, or "<capability>+<number>" resolved when used.
 void read_offset(const Node& n, std::string* cap, std::uint32_t* off, std::uint32_t max) {
   std::string s = n.as_string();
@@ -1215,6 +1204,17 @@ SystemConfig load_config_file(const std::string& path, const std::vector<std::st
   std::stringstream ss;
   ss << in.rdbuf();
   return load_config_text(ss.str(), path, overrides);
+}
+
+// Capability names usable in offsets: "sriov+0x10", "exp+8", "msix".
+const std::map<std::string, std::pair<bool, unsigned>>& capability_names() {
+  static const std::map<std::string, std::pair<bool, unsigned>> names = {
+      {"pm", {false, PCI_CAP_ID_PM}},      {"exp", {false, PCI_CAP_ID_EXP}},
+      {"pcie", {false, PCI_CAP_ID_EXP}},   {"msix", {false, PCI_CAP_ID_MSIX}},
+      {"aer", {true, PCI_EXT_CAP_ID_ERR}}, {"acs", {true, PCI_EXT_CAP_ID_ACS}},
+      {"ari", {true, PCI_EXT_CAP_ID_ARI}}, {"sriov", {true, PCI_EXT_CAP_ID_SRIOV}},
+      {"ats", {true, PCI_EXT_CAP_ID_ATS}}, {"pasid", {true, PCI_EXT_CAP_ID_PASID}}};
+  return names;
 }
 
 std::string config_reference_markdown() {

@@ -6,6 +6,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,5 +27,9 @@ void apply_override(YAML::Node& root, const std::string& assignment);
 
 // Markdown reference of every key, generated from the readers themselves.
 std::string config_reference_markdown();
+
+// Capability names usable in register offsets ("sriov+0x10", "exp+8"):
+// name -> (extended capability?, capability ID).
+const std::map<std::string, std::pair<bool, unsigned>>& capability_names();
 
 }  // namespace pciesim::sim

@@ -7,6 +7,7 @@
 
 #include "fabric/common/error.h"
 #include "sim/builder/system.h"
+#include "sim/config/config_loader.h"
 #include "sim/host/host.h"
 
 namespace pciesim::sim {
@@ -58,17 +59,11 @@ fabric::RoutingId Checker::target_rid(const std::string& target) {
 std::uint16_t Checker::config_offset(const std::string& target, const std::string& cap,
                                      std::uint32_t off) {
   if (cap.empty()) return static_cast<std::uint16_t>(off);
-  static const std::map<std::string, std::pair<bool, unsigned>> ids = {
-      {"pm", {false, PCI_CAP_ID_PM}},      {"exp", {false, PCI_CAP_ID_EXP}},
-      {"pcie", {false, PCI_CAP_ID_EXP}},   {"msix", {false, PCI_CAP_ID_MSIX}},
-      {"aer", {true, PCI_EXT_CAP_ID_ERR}}, {"acs", {true, PCI_EXT_CAP_ID_ACS}},
-      {"ari", {true, PCI_EXT_CAP_ID_ARI}}, {"sriov", {true, PCI_EXT_CAP_ID_SRIOV}},
-      {"ats", {true, PCI_EXT_CAP_ID_ATS}}, {"pasid", {true, PCI_EXT_CAP_ID_PASID}}};
   FunctionRef* f = system_.function(target);
   if (!f)
     if (auto rid = fabric::RoutingId::parse(target)) f = system_.function_at(*rid);
   if (!f) throw UsageError(target, "cannot find capability '" + cap + "': no such function");
-  auto [ext, id] = ids.at(cap);
+  auto [ext, id] = capability_names().at(cap);
   std::uint16_t base = ext ? f->config().find_extended_capability(static_cast<std::uint16_t>(id))
                            : f->config().find_capability(static_cast<std::uint8_t>(id));
   if (!base) throw UsageError(target, target + " has no '" + cap + "' capability");
