@@ -39,4 +39,15 @@ class UpstreamTranslator {
                              std::uint64_t* out) = 0;
 };
 
+// A block of registers the CPU reaches by MMIO through the root complex at
+// a fixed address (the IOMMU's, like a VT-d remapping unit's).
+class RegisterBlock {
+ public:
+  virtual ~RegisterBlock() = default;
+  virtual std::uint64_t register_block_size() const = 0;
+  // An access of 4 or 8 bytes at `offset`, arriving at time t.
+  virtual fabric::CplStatus register_access(std::uint64_t offset, std::uint8_t* data,
+                                            std::uint32_t len, bool write, fabric::Time t) = 0;
+};
+
 }  // namespace pciesim::models
