@@ -33,7 +33,9 @@ BridgeFunction::BridgeFunction(std::string name, const BridgeOptions& o)
     cs_.capture_reset_value(exp_ + PCI_EXP_LNKCTL, 2);
   }
   if (o.aer) add_aer_capability(cs_, o.port_type == PCI_EXP_TYPE_ROOT_PORT);
-  if (o.acs_supported && downstream) add_acs_capability(cs_, o.acs_supported);
+  if (o.acs_supported && downstream)
+    add_acs_capability(cs_, o.acs_supported,
+                       (o.acs_supported & PCI_ACS_EC) ? o.egress_vector_bits : 0);
   cs_.watch_writes(PCI_BRIDGE_CONTROL, 2, kBridgeControl);
   cs_.watch_writes(exp_ + PCI_EXP_DEVCTL, 2, kDevCtl);
   cs_.watch_writes(exp_ + PCI_EXP_LNKCTL, 2, kLnkCtl);

@@ -24,6 +24,7 @@ struct BridgeOptions {
   bool ari_forwarding = true;
   bool rrs_sw_visibility = true;  // root ports
   std::uint16_t acs_supported = 0;  // PCI_ACS_* bits; 0 = no ACS capability
+  unsigned egress_vector_bits = 0;  // with PCI_ACS_EC: bits of the Egress Control Vector
   bool aer = true;
   int link_speed = 3;
   int link_width = 8;

@@ -234,6 +234,13 @@ RootComplex::Outcome RootComplex::cpu_mmio(std::uint64_t addr, std::uint8_t* dat
   const Time now = now_fs();
   if (addr >= params_.msi_base && addr < params_.msi_base + params_.msi_size)
     return {CplStatus::kUR, t};
+  if (in_register_block(addr, len)) {
+    // Chipset registers (the IOMMU's): reached inside the root complex.
+    const Time arrival = t + params_.downstream_latency;
+    const CplStatus s = regs_->register_access(addr - regs_base_, data, len, write, arrival);
+    if (write) return {s, t};
+    return {s, arrival + params_.upstream_latency};
+  }
   int p = root_port_for_address(addr, len);
   if (p < 0) return {CplStatus::kUR, t};
   Tlp tlp;
@@ -304,6 +311,12 @@ bool RootComplex::config_dbg(RoutingId rid, std::uint16_t reg, unsigned size, bo
 
 bool RootComplex::mmio_dbg(std::uint64_t addr, std::uint8_t* data, std::uint32_t len,
                            bool write) {
+  if (in_register_block(addr, len)) {
+    // Reads of IOMMU registers have no side effects; debug writes are not
+    // supported (they would).
+    if (write) return false;
+    return regs_->register_access(addr - regs_base_, data, len, false, now_fs()) == CplStatus::kSC;
+  }
   int p = root_port_for_address(addr, len);
   if (p < 0) {
     if (!write) fill_ones(data, len);
@@ -314,6 +327,26 @@ bool RootComplex::mmio_dbg(std::uint64_t addr, std::uint8_t* data, std::uint32_t
   unsigned n = ports_[p]->transmit_dbg(tlp.gp());
   if (!n && !write) fill_ones(data, len);
   return n != 0;
+}
+
+bool RootComplex::memory_access(std::uint64_t addr, std::uint8_t* data, std::uint32_t len,
+                                bool write, Time t, bool debug, Time* done) {
+  *done = t;
+  if (!is_dram(addr, len)) return false;
+  tlm::tlm_generic_payload gp;
+  gp.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
+  gp.set_address(addr);
+  gp.set_data_ptr(data);
+  gp.set_data_length(len);
+  gp.set_streaming_width(len);
+  gp.set_byte_enable_ptr(nullptr);
+  gp.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+  if (debug) return mem_socket->transport_dbg(gp) == len;
+  const Time now = now_fs();
+  sc_core::sc_time d = to_sc(t > now ? t - now : 0);
+  mem_socket->b_transport(gp, d);
+  *done = now + d.value();
+  return gp.is_response_ok();
 }
 
 // ------------------------------------------------------------ from below

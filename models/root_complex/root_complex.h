@@ -114,6 +114,16 @@ class RootComplex : public sc_core::sc_module, public fabric::PortOwner {
   MsiSink& msi() { return msi_; }
   const RootComplexStats& stats() const { return stats_; }
   void set_translator(UpstreamTranslator* t) { translator_ = t; }
+  // A register block the CPU reaches by MMIO at [base, base + size) (the
+  // IOMMU's).
+  void set_register_block(RegisterBlock* regs, std::uint64_t base) {
+    regs_ = regs;
+    regs_base_ = base;
+  }
+  // Host memory for agents inside the root complex (the IOMMU's table
+  // walks): timed from t, or zero-time with debug. False outside DRAM.
+  bool memory_access(std::uint64_t addr, std::uint8_t* data, std::uint32_t len, bool write,
+                     fabric::Time t, bool debug, fabric::Time* done);
   bool is_dram(std::uint64_t addr, std::uint64_t len) const;
 
   // Zero-time accesses (debug reads, lspci). Return false when nothing
@@ -150,7 +160,13 @@ class RootComplex : public sc_core::sc_module, public fabric::PortOwner {
   std::vector<std::unique_ptr<fabric::Port>> ports_;
   MsiSink msi_;
   UpstreamTranslator* translator_ = nullptr;
+  RegisterBlock* regs_ = nullptr;
+  std::uint64_t regs_base_ = 0;
   RootComplexStats stats_;
+  bool in_register_block(std::uint64_t addr, std::uint32_t len) const {
+    return regs_ && addr >= regs_base_ && addr - regs_base_ < regs_->register_block_size() &&
+           len <= regs_->register_block_size() - (addr - regs_base_);
+  }
 };
 
 // The routing ID the root complex uses for CPU-originated requests.

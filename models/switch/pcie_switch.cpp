@@ -43,6 +43,9 @@ PcieSwitch::PcieSwitch(sc_core::sc_module_name name, const SwitchParams& p)
     o.physical_slot = static_cast<std::uint16_t>(i + 1);
     o.ari_forwarding = p.ari_forwarding;
     o.acs_supported = p.acs_supported;
+    // Egress Control Vector bit N = the port whose Port Number is N (the
+    // upstream port is 0, dsp i is i + 1).
+    o.egress_vector_bits = p.downstream_ports + 1;
     o.link_speed = p.max_link_speed;
     o.link_width = p.max_link_width;
     o.port_number = static_cast<std::uint8_t>(i + 1);
@@ -162,7 +165,14 @@ PcieSwitch::Route PcieSwitch::route_from_below(unsigned from, tlm::tlm_generic_p
 
   const std::uint64_t addr = gp.get_address();
   const std::uint32_t len = gp.get_data_length();
-  if (windows_contain(src, addr, len)) return {Route::kUnsupported};  // never back down the same port
+  if (windows_contain(src, addr, len)) {
+    // A request for a function below the port it came in on (e.g. VF to VF
+    // after the device redirected it): with ACS Upstream Forwarding the
+    // port sends it up for the root complex to reflect; without, it is
+    // never routed back down its ingress port (PCIe Base 6.12.1.1).
+    if (acs & PCI_ACS_UF) return {Route::kUpstream};
+    return {Route::kUnsupported};
+  }
   for (unsigned i = 0; i < dsps_.size(); ++i) {
     if (i == from) continue;
     const ConfigSpace& d = dsps_[i]->config();
@@ -180,8 +190,12 @@ PcieSwitch::Route PcieSwitch::route_from_below(unsigned from, tlm::tlm_generic_p
     if (acs & PCI_ACS_RR) return {Route::kUpstream};
     if (acs & PCI_ACS_EC) {
       std::uint16_t cap = dsps_[from]->config().find_extended_capability(PCI_EXT_CAP_ID_ACS);
-      std::uint32_t vec = cap ? dsps_[from]->config().get32(cap + PCI_ACS_EGRESS_CTL_V) : 0;
-      if (vec & (1u << i)) return {Route::kAcsViolation};
+      // Bit N of the vector is the port whose Port Number is N: dsp i is i + 1.
+      const unsigned bit = i + 1;
+      const std::uint32_t vec =
+          cap ? dsps_[from]->config().get32(static_cast<std::uint16_t>(cap + PCI_ACS_EGRESS_CTL_V + 4 * (bit / 32)))
+              : 0;
+      if (vec & (1u << (bit % 32))) return {Route::kAcsViolation};
     }
     Route r{Route::kDownstream, static_cast<int>(i)};
     r.p2p = P2pPath::kDirect;
@@ -256,11 +270,11 @@ void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core:
     }
     case Route::kUpstream: {
       if (!from_above && ext.p2p == P2pPath::kNone) {
-        // Redirected peer-to-peer is only known as such if a peer window
-        // matched; count it for the stats.
+        // Redirected peer-to-peer is only known as such if a port's window
+        // matched (its own, with Upstream Forwarding); count it.
         const std::uint64_t addr = gp.get_address();
         for (unsigned i = 0; i < dsps_.size(); ++i)
-          if (i != from && windows_contain(dsps_[i]->config(), addr, gp.get_data_length())) {
+          if (windows_contain(dsps_[i]->config(), addr, gp.get_data_length())) {
             ++st.p2p_redirected;
             break;
           }

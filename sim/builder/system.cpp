@@ -39,6 +39,20 @@ System::System(const SystemConfig& config) : config_(config) {
   rc_ = std::make_unique<models::RootComplex>(config_.root_complex.name.c_str(),
                                               config_.root_complex.params, mp.ranges);
   rc_->mem_socket.bind(memory_->socket);
+  if (config_.iommu.enabled) {
+    models::IommuParams ip = config_.iommu.params;
+    ip.seed = config_.simulation.seed;
+    models::RootComplex* rc = rc_.get();
+    iommu_ = std::make_unique<models::Iommu>(
+        ip, [rc](std::uint64_t addr, std::uint8_t* data, std::uint32_t len, bool write, Time t,
+                 bool debug) {
+          models::Iommu::MemoryResult r;
+          r.ok = rc->memory_access(addr, data, len, write, t, debug, &r.done);
+          return r;
+        });
+    rc_->set_translator(iommu_.get());
+    rc_->set_register_block(iommu_.get(), ip.base);
+  }
 
   {
     auto hb = std::make_unique<FunctionRef>(config_.root_complex.name + ".hb", FunctionRef::kHostBridge);

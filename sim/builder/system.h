@@ -11,6 +11,7 @@
 #include "fabric/tlp/routing_id.h"
 #include "models/dma_endpoint/dma_device.h"
 #include "models/host_memory/host_memory.h"
+#include "models/iommu/iommu.h"
 #include "models/root_complex/root_complex.h"
 #include "models/switch/pcie_switch.h"
 #include "sim/config/system_config.h"
@@ -54,6 +55,7 @@ class System {
   const SystemConfig& config() const { return config_; }
   models::HostMemory& memory() { return *memory_; }
   models::RootComplex& rc() { return *rc_; }
+  models::Iommu* iommu() { return iommu_.get(); }  // nullptr without one
   models::DmaDevice* device(const std::string& name);
   models::PcieSwitch* switch_device(const std::string& name);
   std::vector<models::DmaDevice*> devices();
@@ -79,6 +81,7 @@ class System {
   SystemConfig config_;
   std::unique_ptr<models::HostMemory> memory_;
   std::unique_ptr<models::RootComplex> rc_;
+  std::unique_ptr<models::Iommu> iommu_;
   std::vector<std::unique_ptr<models::PcieSwitch>> switches_;
   std::vector<std::unique_ptr<models::DmaDevice>> devices_;
   std::vector<LinkInfo> links_;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <iomanip>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -140,7 +142,71 @@ void read_host(const Node& n, HostSpec* h, DocSink* docs) {
       .field("rrs_sw_visibility", &h->rrs_sw_visibility,
              "Enable RRS Software Visibility in root ports that support it")
       .field("ari", &h->ari, "Enable ARI Forwarding where the device below has ARI");
+  s.nested("acs", "auto | list of sv|tb|rr|cr|uf|ec|dt",
+           "ACS controls the host enables where supported; auto = as Linux: sv, rr, cr, uf "
+           "when the IOMMU is enabled, none otherwise");
+  if (s.has("acs") && !(s.child("acs").is_scalar() && s.child("acs").scalar() == "auto"))
+    h->acs = read_acs(s, "acs", 0, "");
   s.finish();
+}
+
+void read_iommu(const Node& n, IommuSpec* spec, DocSink* docs) {
+  Section s(n, "iommu", docs);
+  models::IommuParams& p = spec->params;
+  std::string fault = p.fault_status == fabric::CplStatus::kCA ? "ca" : "ur";
+  s.field("enabled", &spec->enabled,
+          "An IOMMU at the root complex translates and checks every DMA request (docs/iommu.md)")
+      .choice("default_domain", &spec->default_domain,
+              {{"dma", IommuSpec::kDma}, {"passthrough", IommuSpec::kPassThrough}},
+              "Functions bound to host drivers: their own translated DMA domain (Linux default) "
+              "or the shared pass-through domain (iommu=pt)")
+      .field("base", &p.base, "Register block address (4 KiB)")
+      .field("levels", &p.levels, 3, 4, "Page-table levels: 3 (39-bit IOVAs) or 4 (48-bit)")
+      .field("large_pages", &p.large_pages, "2 MiB and 1 GiB pages supported")
+      .field("host_large_pages", &spec->host_large_pages,
+             "The host maps with 2 MiB / 1 GiB pages where alignment allows")
+      .field("access_dirty", &p.access_dirty, "Set Accessed/Dirty bits in page-table entries")
+      .field("iotlb_entries", &p.iotlb_entries, 1, 65536,
+             "IOTLB entries (pcie-bench: ~64 on Xeon E5)")
+      .choice("iotlb_replacement", &p.replacement,
+              {{"lru", models::IotlbReplacement::kLru},
+               {"fifo", models::IotlbReplacement::kFifo},
+               {"random", models::IotlbReplacement::kRandom}},
+              "IOTLB replacement policy (random is seeded by simulation.seed)")
+      .field("context_cache_entries", &p.context_cache_entries, 1, 65536,
+             "Context-cache entries (requester -> domain)")
+      .time("iotlb_hit_latency", &p.iotlb_hit_latency, "Translation time on an IOTLB hit")
+      .time("walk_step_latency", &p.walk_step_latency,
+            "Walker time per page-table level, besides the memory read")
+      .time("invalidation_latency", &p.invalidation_latency,
+            "A context/IOTLB invalidation completes this long after its command (at the earliest)")
+      .choice("fault_response", &fault, {{"ur", std::string("ur")}, {"ca", std::string("ca")}},
+              "What a faulting DMA read completes with: Unsupported Request or Completer Abort")
+      .field("fault_records", &p.fault_records, 1, 255, "Hardware fault recording registers");
+  s.finish();
+  p.fault_status = fault == "ca" ? fabric::CplStatus::kCA : fabric::CplStatus::kUR;
+}
+
+VmSpec read_vm(const Node& n, DocSink* docs) {
+  VmSpec v;
+  v.where = n;
+  Section s(n, "vms[]", docs);
+  s.required("name");
+  s.field("name", &v.name, "VM name (also its IOMMU domain's name)")
+      .bytes("memory", &v.memory, "Guest RAM: guest-physical 0 .. memory", 2 << 20)
+      .field("host_base", &v.host_base,
+             "Host physical address of guest RAM (0 = allocated by the host)")
+      .nested("functions", "list", "Functions assigned to the VM at boot (ep0.vf1, ...)");
+  if (s.has("functions")) {
+    Node f = s.child("functions");
+    if (!f.is_sequence()) f.fail("expected a list of function names");
+    for (std::size_t i = 0; i < f.size(); ++i) v.functions.push_back(f.at(i).as_string());
+  }
+  s.finish();
+  if (n.defined() && v.memory % (2 << 20)) s.child("memory").fail("VM memory must be a multiple of 2 MiB");
+  if (n.defined() && v.host_base % (2 << 20))
+    s.child("host_base").fail("host_base must be 2 MiB aligned");
+  return v;
 }
 
 void read_root_complex(const Node& n, RootComplexSpec* r, DocSink* docs) {
@@ -499,7 +565,7 @@ bool read_comparison(Section& s, Comparison* c, bool required) {
         k,
         k == "between"       ? "[low, high]"
         : k == "equals_step" ? "step index"
-                             : "number",
+                             : "number | {stat: path}",
         k == "approx" ? "Value within `tolerance` (relative, default 0.02)"
         : k == "equals_step"
             ? "Equal to the value scenario[N] recorded (a snapshot or read step): 'unchanged since'"
@@ -524,6 +590,13 @@ bool read_comparison(Section& s, Comparison* c, bool required) {
       if (!v.is_sequence() || v.size() != 2) v.fail("expected [low, high]");
       c->a = comparator_value(v.at(0));
       c->b = comparator_value(v.at(1));
+    } else if (v.is_map()) {
+      // Another stats value as the operand: greater_than: {stat: scenario.2.end_ns}
+      Section o(v, "comparison operand", nullptr);
+      o.required("stat");
+      o.field("stat", &c->a_stat, "");
+      o.finish();
+      c->b = tol;
     } else {
       c->a = comparator_value(v);
       c->b = tol;
@@ -616,7 +689,8 @@ Expectation read_expectation(const Node& n, const std::string& label, DocSink* d
     if (s.has("memory")) ++kinds, e.kind = Expectation::kMemory;
     Section m(s.child("memory"), section + ".memory", docs);
     m.required("address").required("bytes");
-    m.field("address", &e.address, "Host physical address");
+    m.field("address", &e.address, "Host physical address (guest-physical with vm)");
+    m.field("vm", &e.vm, "The address is a guest-physical address of this VM");
     m.nested("bytes", "hex string", "Expected bytes, e.g. 'de ad be ef'");
     if (m.has("bytes")) e.bytes = read_hex_bytes(m.child("bytes"));
     m.finish();
@@ -671,7 +745,15 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
             {"set_power_state", A::kSetPowerState},
             {"bus_master", A::kSetBusMaster},
             {"memory_space", A::kSetMemorySpace},
-            {"snapshot", A::kSnapshot}},
+            {"snapshot", A::kSnapshot},
+            {"write_memory", A::kWriteMemory},
+            {"dma", A::kDma},
+            {"iommu_map", A::kIommuMap},
+            {"iommu_unmap", A::kIommuUnmap},
+            {"iommu_flush", A::kIommuFlush},
+            {"create_domain", A::kCreateDomain},
+            {"attach", A::kAttach},
+            {"assign", A::kAssign}},
            "What the host does (docs/scenarios.md); may be left out of a step that has `check`");
   std::uint32_t off = 0;
   std::string state = "D0";
@@ -701,7 +783,52 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
              "flr: save/restore config around it (default false = bare FLR); hot_reset: save "
              "and restore everything below, like pci_reset_bus (default true)")
       .field("enable", &st.flag, "bus_master / memory_space: set (true) or clear (false)")
-      .field("state", &state, "set_power_state: D0 or D3hot");
+      .field("flush", &st.flag,
+             "iommu_unmap: invalidate the IOTLB afterwards and wait (default true)")
+      .field("state", &state, "set_power_state: D0 or D3hot")
+      .field("address", &st.address,
+             "write_memory: host physical address (guest-physical with vm); iommu_map: host "
+             "physical address mapped")
+      .nested("bytes", "hex string", "write_memory: the bytes, e.g. 'de ad be ef'")
+      .field("vm", &st.vm, "write_memory: in this VM's memory; assign: the VM")
+      .field("domain", &st.domain, "iommu_map/unmap/flush, attach, create_domain: IOMMU domain name")
+      .field("iova", &st.iova, "iommu_map/unmap/flush: I/O virtual address")
+      .bytes("length", &st.length, "dma, iommu_map/unmap/flush: bytes")
+      .nested("src", "integer | <function>.bar<N>[+offset]",
+              "dma: source address as the function sees it (IOVA / GPA / device-memory offset), "
+              "or a function's BAR")
+      .nested("dst", "integer | <function>.bar<N>[+offset]", "dma: destination, as src")
+      .field("src_local", &st.src_local, "dma: src is an offset in the function's device memory")
+      .field("dst_local", &st.dst_local, "dma: dst is an offset in the function's device memory")
+      .field("read", &st.read, "iommu_map: readable (default true)")
+      .field("write", &st.write, "iommu_map: writable (default true)")
+      .choice("kind", &st.kind,
+              {{"", std::string("")},
+               {"global", std::string("global")},
+               {"domain", std::string("domain")},
+               {"page", std::string("page")},
+               {"device", std::string("device")},
+               {"dma", std::string("dma")},
+               {"identity", std::string("identity")},
+               {"blocked", std::string("blocked")}},
+              "iommu_flush: global, domain, page or device; create_domain: dma, identity or "
+              "blocked");
+  if (s.has("bytes")) st.bytes = read_hex_bytes(s.child("bytes"));
+  for (const char* key : {"src", "dst"}) {
+    if (!s.has(key)) continue;
+    Node a = s.child(key);
+    std::uint64_t& num = std::string(key) == "src" ? st.src : st.dst;
+    std::string& ref = std::string(key) == "src" ? st.src_ref : st.dst_ref;
+    const std::string text = a.is_scalar() ? a.scalar() : std::string();
+    if (text.find(".bar") != std::string::npos) {
+      static const std::regex re(R"(^([A-Za-z_][\w]*\.(pf|vf\d+))\.bar([0-5])(\+(0[xX][0-9a-fA-F]+|\d+))?$)");
+      if (!std::regex_match(text, re))
+        a.fail("expected an address or <function>.bar<N>[+offset] such as ep1.pf.bar2+0x100");
+      ref = text;
+    } else {
+      num = a.as_u64();
+    }
+  }
   std::uint64_t mask = ~std::uint64_t{0};
   s.field("mask", &mask, "Bits compared by a read step's comparison");
   if (s.has("offset")) read_offset(s.child("offset"), &st.cap, &off, 0xffffffffu);
@@ -770,6 +897,51 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       need("target");
       need("state");
       break;
+    case A::kWriteMemory:
+      need("address");
+      need("bytes");
+      break;
+    case A::kDma:
+      need("target");
+      need("src");
+      need("dst");
+      need("length");
+      if (st.length == 0 || st.length > 0xffffffffull) s.child("length").fail("dma length must be 1 B .. 4 GiB");
+      break;
+    case A::kIommuMap:
+      need("domain");
+      need("iova");
+      need("address");
+      need("length");
+      break;
+    case A::kIommuUnmap:
+      need("domain");
+      need("iova");
+      need("length");
+      break;
+    case A::kIommuFlush: {
+      need("kind");
+      const std::string& k = st.kind;
+      if (k != "global" && k != "domain" && k != "page" && k != "device")
+        s.child("kind").fail("iommu_flush kind is global, domain, page or device");
+      if (k == "domain" || k == "page") need("domain");
+      if (k == "page") need("length");
+      if (k == "device") need("target");
+      break;
+    }
+    case A::kCreateDomain:
+      need("domain");
+      if (!st.kind.empty() && st.kind != "dma" && st.kind != "identity" && st.kind != "blocked")
+        s.child("kind").fail("create_domain kind is dma, identity or blocked");
+      break;
+    case A::kAttach:
+      need("target");
+      need("domain");
+      break;
+    case A::kAssign:
+      need("target");
+      need("vm");
+      break;
     default:
       need("target");
       break;
@@ -785,6 +957,7 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
   }
   if (st.action == A::kFlr && !s.has("restore")) st.flag = false;
   if (st.action == A::kHotReset && !s.has("restore")) st.flag = true;
+  if (st.action == A::kIommuUnmap && !s.has("flush")) st.flag = true;
   return st;
 }
 
@@ -913,9 +1086,36 @@ void validate(SystemConfig& c, const Node& root) {
       }
     }
   }
+  // IOMMU and VMs.
+  std::set<std::string> vm_names, assigned;
+  for (const VmSpec& v : c.vms) {
+    if (!c.iommu.enabled)
+      v.where.fail("a VM needs the IOMMU (iommu: {enabled: true})");
+    if (!vm_names.insert(v.name).second)
+      v.where.child("name").fail("duplicate VM name '" + v.name + "'");
+    if (c.function_exists(v.name) || v.name == "identity" || v.name == "blocked")
+      v.where.child("name").fail("'" + v.name + "' is reserved (a function or domain name)");
+    for (std::size_t i = 0; i < v.functions.size(); ++i) {
+      const std::string& fn = v.functions[i];
+      if (!c.endpoint_of(fn) || !c.function_exists(fn))
+        v.where.child("functions").at(i).fail("no DMA function named '" + fn + "'");
+      if (!assigned.insert(fn).second)
+        v.where.child("functions").at(i).fail("'" + fn + "' is assigned twice");
+    }
+  }
+  if (c.iommu.params.base % 4096)
+    root.child("iommu").child("base").fail("the register block must be 4 KiB aligned");
   for (const ScenarioStep& s : c.scenario) {
     if (!s.workload.empty() && !c.workload(s.workload))
       s.where.child("workload").fail("no workload named '" + s.workload + "'");
+    if (!s.vm.empty() && !c.vm(s.vm)) s.where.child("vm").fail("no VM named '" + s.vm + "'");
+    const bool needs_iommu = s.action == ScenarioStep::kIommuMap ||
+                             s.action == ScenarioStep::kIommuUnmap ||
+                             s.action == ScenarioStep::kIommuFlush ||
+                             s.action == ScenarioStep::kCreateDomain ||
+                             s.action == ScenarioStep::kAttach || s.action == ScenarioStep::kAssign;
+    if (needs_iommu && !c.iommu.enabled)
+      s.where.child("action").fail("this action needs the IOMMU (iommu: {enabled: true})");
     check_target(c, s.target, s.where.child("target"));
     if (s.action == ScenarioStep::kCheck && s.check.kind != Expectation::kStat &&
         s.check.kind != Expectation::kMemory)
@@ -941,6 +1141,7 @@ void validate(SystemConfig& c, const Node& root) {
   for (const Expectation& e : c.expect) {
     if (e.kind != Expectation::kStat && e.kind != Expectation::kMemory)
       check_target(c, e.target, e.where);
+    if (!e.vm.empty() && !c.vm(e.vm)) e.where.fail("no VM named '" + e.vm + "'");
     check_step_ref(e, c.scenario.size());
   }
 }
@@ -955,6 +1156,8 @@ SystemConfig read_document(const Node& root, DocSink* docs) {
       .nested("switches", "list", "PCIe switches")
       .nested("endpoints", "list", "Endpoint devices (DMA engines, optionally with SR-IOV)")
       .nested("links", "list", "Links from root ports / switch downstream ports to devices")
+      .nested("iommu", "mapping", "The IOMMU at the root complex (docs/iommu.md)")
+      .nested("vms", "list", "Virtual machines: guest memory, an IOMMU domain, assigned functions")
       .nested("workloads", "list", "DMA copy workloads the host drivers run")
       .nested("scenario", "list", "Timed host actions (docs/scenarios.md)")
       .nested("expect", "list", "Checks that decide the exit code of `pciesim run`");
@@ -962,6 +1165,7 @@ SystemConfig read_document(const Node& root, DocSink* docs) {
   read_simulation(root.child("simulation"), &c.simulation, docs);
   read_host(root.child("host"), &c.host, docs);
   read_root_complex(root.child("root_complex"), &c.root_complex, docs);
+  read_iommu(root.child("iommu"), &c.iommu, docs);
   auto list = [&](const char* key, auto fn) {
     Node n = root.child(key);
     if (!n.defined()) {
@@ -983,6 +1187,10 @@ SystemConfig read_document(const Node& root, DocSink* docs) {
   list("links", [&](const Node& n, std::size_t i) {
     LinkSpec l = read_link(n, i, docs);
     if (n.defined()) c.links.push_back(l);
+  });
+  list("vms", [&](const Node& n, std::size_t) {
+    VmSpec v = read_vm(n, docs);
+    if (n.defined()) c.vms.push_back(v);
   });
   list("workloads", [&](const Node& n, std::size_t) {
     WorkloadSpec w = read_workload(n, docs);
@@ -1013,6 +1221,12 @@ const EndpointSpec* SystemConfig::endpoint(const std::string& name) const {
 const SwitchSpec* SystemConfig::switch_spec(const std::string& name) const {
   for (const SwitchSpec& s : switches)
     if (s.name == name) return &s;
+  return nullptr;
+}
+
+const VmSpec* SystemConfig::vm(const std::string& name) const {
+  for (const VmSpec& v : vms)
+    if (v.name == name) return &v;
   return nullptr;
 }
 
@@ -1049,7 +1263,7 @@ std::string Comparison::text() const {
     if (v == std::floor(v) && std::fabs(v) < 1e18)
       s << static_cast<long long>(v);
     else
-      s << v;
+      s << std::setprecision(12) << v;
     return s.str();
   };
   switch (op) {

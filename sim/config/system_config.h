@@ -13,6 +13,7 @@
 #include "fabric/link/link.h"
 #include "models/dma_endpoint/dma_device.h"
 #include "models/host_memory/host_memory.h"
+#include "models/iommu/iommu.h"
 #include "models/root_complex/root_complex.h"
 #include "models/switch/pcie_switch.h"
 #include "sim/config/yaml_reader.h"
@@ -35,6 +36,28 @@ struct HostSpec {
   bool ten_bit_tags = false;
   bool rrs_sw_visibility = true;
   bool ari = true;  // enable ARI forwarding where devices support it
+  // ACS controls the host enables where supported; nullopt = as Linux
+  // does: SV, RR, CR and UF when an IOMMU is enabled, nothing otherwise.
+  std::optional<std::uint16_t> acs;
+};
+
+struct IommuSpec {
+  bool enabled = false;
+  models::IommuParams params;
+  // What functions bound to host drivers get: their own translated DMA
+  // domain (Linux's default) or the shared pass-through domain
+  // (iommu.passthrough=1 / iommu=pt).
+  enum DefaultDomain { kDma, kPassThrough } default_domain = kDma;
+  // The host maps with 2 MiB / 1 GiB pages where alignment allows.
+  bool host_large_pages = true;
+};
+
+struct VmSpec {
+  std::string name;
+  std::uint64_t memory = 256ull << 20;  // guest RAM, GPA 0 .. memory
+  std::uint64_t host_base = 0;          // its host physical base; 0 = allocated
+  std::vector<std::string> functions;   // assigned at boot
+  Node where;
 };
 
 struct RootComplexSpec {
@@ -92,6 +115,7 @@ struct Comparison {
   double a = 0;
   double b = 0;   // upper bound (between) or relative tolerance (approx)
   int step = -1;  // >= 0: `a` is the value scenario[step] recorded (equals_step)
+  std::string a_stat;  // non-empty: `a` is this stats value when evaluated ({stat: path})
   std::string text() const;
   bool holds(double v) const;
 };
@@ -107,6 +131,7 @@ struct Expectation {
   unsigned bar = 0;
   std::uint64_t address = 0;
   std::vector<std::uint8_t> bytes;
+  std::string vm;  // memory: address is a guest-physical address of this VM
   bool visible = true;
   Comparison cmp;
   std::string label;  // "expect[3]" or "scenario[2].check"
@@ -132,6 +157,14 @@ struct ScenarioStep {
     kSetBusMaster,
     kSetMemorySpace,
     kSnapshot,
+    kWriteMemory,
+    kDma,
+    kIommuMap,
+    kIommuUnmap,
+    kIommuFlush,
+    kCreateDomain,
+    kAttach,
+    kAssign,
   } action = kWait;
   std::optional<fabric::Time> at;
   std::string target;
@@ -147,6 +180,20 @@ struct ScenarioStep {
   std::string method;  // reset method
   bool flag = false;   // set/clear for BME/MSE; restore for reset
   unsigned power_state = 0;
+  // Memory and IOMMU steps.
+  std::uint64_t address = 0;  // write_memory, iommu_map (host physical)
+  std::vector<std::uint8_t> bytes;
+  std::string vm;       // write_memory in a VM's memory; assign
+  std::string domain;   // iommu_* / attach / create_domain
+  std::uint64_t iova = 0;
+  std::uint64_t length = 0;  // bytes: dma, iommu_map/unmap/flush
+  std::uint64_t src = 0, dst = 0;  // dma: addresses as the function sees them
+  // dma: "ep1.pf.bar2+0x100" -- a BAR as the host assigned it (mapped into
+  // the function's DMA space), instead of a number.
+  std::string src_ref, dst_ref;
+  bool src_local = false, dst_local = false;
+  bool read = true, write = true;  // iommu_map permissions
+  std::string kind;  // iommu_flush: global, domain, page, device; create_domain: dma, identity, blocked
   Expectation check;
   std::string label;
   Node where;
@@ -160,6 +207,8 @@ struct SystemConfig {
   std::vector<SwitchSpec> switches;
   std::vector<EndpointSpec> endpoints;
   std::vector<LinkSpec> links;
+  IommuSpec iommu;
+  std::vector<VmSpec> vms;
   std::vector<WorkloadSpec> workloads;
   std::vector<ScenarioStep> scenario;
   std::vector<Expectation> expect;
@@ -167,6 +216,7 @@ struct SystemConfig {
   const EndpointSpec* endpoint(const std::string& name) const;
   const SwitchSpec* switch_spec(const std::string& name) const;
   const WorkloadSpec* workload(const std::string& name) const;
+  const VmSpec* vm(const std::string& name) const;
   // Is `name` a function the system can have ("ep0.pf", "ep0.vf3", "rc.rp1",
   // "sw0.dsp0", "sw0.usp", "rc.hb")?
   bool function_exists(const std::string& name) const;

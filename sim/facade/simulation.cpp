@@ -300,6 +300,94 @@ int Simulation::enable_vfs(const std::string& pf, unsigned count) {
 
 int Simulation::disable_vfs(const std::string& pf) { return enable_vfs(pf, 0); }
 
+int Simulation::dma(const std::string& target, std::uint64_t src, std::uint64_t dst,
+                    std::uint32_t length, bool src_local, bool dst_local, Time timeout,
+                    std::uint32_t* bytes) {
+  if (length == 0) throw UsageError(target, "dma length must be at least 1 byte");
+  int r = 0;
+  call([&] { r = host_->dma_once(host_device(target), src, dst, length, src_local, dst_local, timeout, bytes); });
+  return r;
+}
+
+int Simulation::iommu_map(const std::string& domain, std::uint64_t iova, std::uint64_t hpa,
+                          std::uint64_t length, bool read, bool write) {
+  int r = 0;
+  call([&] {
+    IommuDomain& d = host_->iommu_domain(domain);
+    r = host_->iommu()->map(d, iova, hpa, length, read, write);
+  });
+  return r;
+}
+
+int Simulation::iommu_unmap(const std::string& domain, std::uint64_t iova, std::uint64_t length,
+                            bool flush) {
+  int r = 0;
+  call([&] {
+    IommuDomain& d = host_->iommu_domain(domain);
+    r = host_->iommu()->unmap(d, iova, length, flush);
+  });
+  return r;
+}
+
+void Simulation::iommu_flush(const std::string& kind, const std::string& domain,
+                             std::uint64_t iova, std::uint64_t length, const std::string& target) {
+  call([&] {
+    host_->iommu_flush(kind, domain, iova, length, target.empty() ? nullptr : &host_device(target));
+  });
+}
+
+void Simulation::create_domain(const std::string& name, const std::string& type) {
+  IommuDomain::Type t;
+  if (type == "dma")
+    t = IommuDomain::kDma;
+  else if (type == "identity")
+    t = IommuDomain::kIdentity;
+  else if (type == "blocked")
+    t = IommuDomain::kBlocked;
+  else
+    throw UsageError(name, "domain type must be dma, identity or blocked, got '" + type + "'");
+  call([&] {
+    if (!host_->iommu()) throw UsageError(name, "there is no IOMMU (iommu: {enabled: true})");
+    if (host_->iommu()->domain(name)) throw UsageError(name, "an IOMMU domain named '" + name + "' exists");
+    host_->iommu()->create_domain(name, t);
+  });
+}
+
+void Simulation::attach(const std::string& target, const std::string& domain) {
+  call([&] {
+    IommuDomain& d = host_->iommu_domain(domain);  // throws without an IOMMU or domain
+    host_->iommu()->attach(host_device(target), d);
+  });
+}
+
+void Simulation::assign(const std::string& target, const std::string& vm) {
+  call([&] {
+    Vm* v = host_->vm(vm);
+    if (!v) throw UsageError(vm, "no VM named '" + vm + "'");
+    std::string err = host_->assign(host_device(target), *v);
+    if (!err.empty()) throw UsageError(target, err);
+  });
+}
+
+bool Simulation::iommu_lookup(const std::string& domain, std::uint64_t iova, std::uint64_t* hpa) {
+  check_alive();
+  return host_->iommu_domain(domain).type == IommuDomain::kDma &&
+         host_->iommu()->lookup(host_->iommu_domain(domain), iova, hpa);
+}
+
+std::uint64_t Simulation::peer_address(const std::string& initiator, const std::string& target,
+                                       unsigned bar) {
+  if (bar > 5) throw UsageError(target, "BAR index must be 0..5");
+  std::uint64_t a = 0;
+  call([&] { a = host_->peer_dma_address(host_device(initiator), host_device(target), bar); });
+  return a;
+}
+
+std::uint64_t Simulation::vm_to_host(const std::string& vm, std::uint64_t gpa, std::uint64_t length) {
+  check_alive();
+  return host_->vm_to_host(vm, gpa, length);
+}
+
 int Simulation::flr(const std::string& target, bool restore) {
   int r = 0;
   call([&] {

@@ -83,6 +83,26 @@ class Simulation {
   void set_power_state(const std::string& target, unsigned state);
   void set_bus_master(const std::string& target, bool enable);
   void set_memory_space(const std::string& target, bool enable);
+  // --- DMA and IOMMU (docs/iommu.md) ---
+  // One descriptor on `target`'s engine: status (0 ok, an engine error
+  // code, -110 timeout); *bytes copied.
+  int dma(const std::string& target, std::uint64_t src, std::uint64_t dst, std::uint32_t length,
+          bool src_local, bool dst_local, fabric::Time timeout, std::uint32_t* bytes);
+  int iommu_map(const std::string& domain, std::uint64_t iova, std::uint64_t hpa,
+                std::uint64_t length, bool read, bool write);
+  int iommu_unmap(const std::string& domain, std::uint64_t iova, std::uint64_t length, bool flush);
+  void iommu_flush(const std::string& kind, const std::string& domain, std::uint64_t iova,
+                   std::uint64_t length, const std::string& target);
+  void create_domain(const std::string& name, const std::string& type);
+  void attach(const std::string& target, const std::string& domain);
+  void assign(const std::string& target, const std::string& vm);
+  // What the domain's page tables map `iova` to (not the IOTLB), if anything.
+  bool iommu_lookup(const std::string& domain, std::uint64_t iova, std::uint64_t* hpa);
+  // The address `initiator` uses for `target`'s BAR (peer-to-peer), mapped
+  // into the initiator's IOMMU domain when there is one.
+  std::uint64_t peer_address(const std::string& initiator, const std::string& target, unsigned bar);
+  std::uint64_t vm_to_host(const std::string& vm, std::uint64_t gpa, std::uint64_t length);
+
   std::string bdf(const std::string& target);  // current routing ID
   std::vector<std::string> functions(bool existing_only = true);
 

@@ -20,8 +20,20 @@ std::uint64_t HostAllocator::alloc(std::uint64_t bytes, std::uint64_t align) {
   while (range_ < ranges_.size()) {
     const models::MemoryRange& r = ranges_[range_];
     std::uint64_t at = (std::max(next_, r.base) + align - 1) / align * align;
+    bool moved = false;
+    for (const models::MemoryRange& x : reserved_)
+      if (at < x.base + x.size && x.base < at + bytes) {
+        next_ = x.base + x.size;  // skip past the reservation and try again
+        moved = true;
+        break;
+      }
+    if (moved) continue;
     if (at + bytes <= r.base + r.size) {
       next_ = at + bytes;
+      if (!handed_.empty() && handed_.back().base + handed_.back().size == at)
+        handed_.back().size += bytes;
+      else
+        handed_.push_back({at, bytes});
       return at;
     }
     ++range_;
@@ -31,7 +43,16 @@ std::uint64_t HostAllocator::alloc(std::uint64_t bytes, std::uint64_t align) {
                                " more bytes requested)");
 }
 
-DmaDriver::DmaDriver(Host& host, PciDev& dev) : host_(host), dev_(dev) {}
+void HostAllocator::reserve(std::uint64_t base, std::uint64_t size) { reserved_.push_back({base, size}); }
+
+bool HostAllocator::allocated(std::uint64_t base, std::uint64_t size) const {
+  for (const models::MemoryRange& h : handed_)
+    if (base < h.base + h.size && h.base < base + size) return true;
+  return false;
+}
+
+DmaDriver::DmaDriver(Host& host, PciDev& dev, DmaSpace& space)
+    : host_(host), dev_(dev), space_(space) {}
 
 bool DmaDriver::probe() {
   PciCore& pci = host_.pci();
@@ -44,8 +65,8 @@ bool DmaDriver::probe() {
     error_ = dev_.rid.str() + " has no MSI-X capability";
     return false;
   }
-  ring_ = host_.allocator().alloc(kRingSize * sizeof(dma::Descriptor));
-  cq_ = host_.allocator().alloc(kRingSize * sizeof(dma::Completion));
+  ring_ = space_.alloc(kRingSize * sizeof(dma::Descriptor));
+  cq_ = space_.alloc(kRingSize * sizeof(dma::Completion));
   msi_data_ = host_.allocate_msi();
   if (!program()) return false;
   dev_.driver = kName;
@@ -55,7 +76,7 @@ bool DmaDriver::probe() {
 bool DmaDriver::program() {
   PciCore& pci = host_.pci();
   std::vector<std::uint8_t> zero(kRingSize * sizeof(dma::Completion), 0);
-  host_.cpu().memory().write(cq_, zero.data(), zero.size());
+  host_.cpu().memory().write(cq_.cpu, zero.data(), zero.size());
   tail_ = cq_head_ = inflight_ = 0;
   pci.enable_memory(dev_, true);
   pci.set_master(dev_, true);
@@ -70,11 +91,11 @@ bool DmaDriver::program() {
     return false;
   }
   write_reg(dma::kCtrl, dma::kCtrlReset);
-  write_reg(dma::kRingBaseLo, static_cast<std::uint32_t>(ring_));
-  write_reg(dma::kRingBaseHi, static_cast<std::uint32_t>(ring_ >> 32));
+  write_reg(dma::kRingBaseLo, static_cast<std::uint32_t>(ring_.dma));
+  write_reg(dma::kRingBaseHi, static_cast<std::uint32_t>(ring_.dma >> 32));
   write_reg(dma::kRingSize, kRingSize);
-  write_reg(dma::kCqBaseLo, static_cast<std::uint32_t>(cq_));
-  write_reg(dma::kCqBaseHi, static_cast<std::uint32_t>(cq_ >> 32));
+  write_reg(dma::kCqBaseLo, static_cast<std::uint32_t>(cq_.dma));
+  write_reg(dma::kCqBaseHi, static_cast<std::uint32_t>(cq_.dma >> 32));
   write_reg(dma::kIrqVector, 0);
   write_reg(dma::kCtrl, dma::kCtrlEnable | dma::kCtrlIrqEnable);
   return true;
@@ -104,7 +125,7 @@ std::uint32_t DmaDriver::post(const dma::Descriptor& d) {
   std::uint32_t index = tail_;
   std::uint8_t buf[sizeof d];
   std::memcpy(buf, &d, sizeof d);
-  host_.cpu().memory().write(ring_ + std::uint64_t{index} * sizeof d, buf, sizeof d);
+  host_.cpu().memory().write(ring_.cpu + std::uint64_t{index} * sizeof d, buf, sizeof d);
   tail_ = (tail_ + 1) % kRingSize;
   ++inflight_;
   return index;
@@ -113,7 +134,7 @@ std::uint32_t DmaDriver::post(const dma::Descriptor& d) {
 void DmaDriver::kick() { write_reg(dma::kRingTail, tail_); }
 
 bool DmaDriver::reap(dma::Completion* out) {
-  const std::uint64_t addr = cq_ + std::uint64_t{cq_head_} * sizeof(dma::Completion);
+  const std::uint64_t addr = cq_.cpu + std::uint64_t{cq_head_} * sizeof(dma::Completion);
   std::uint8_t buf[sizeof(dma::Completion)];
   host_.cpu().memory().read(addr, buf, sizeof buf);
   std::memcpy(out, buf, sizeof buf);

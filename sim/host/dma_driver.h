@@ -10,6 +10,7 @@
 
 #include "fabric/common/sim_time.h"
 #include "models/dma_endpoint/dma_regs.h"
+#include "sim/host/iommu_driver.h"
 #include "sim/host/pci_core.h"
 
 namespace pciesim::sim {
@@ -21,9 +22,16 @@ class HostAllocator {
  public:
   explicit HostAllocator(const std::vector<models::MemoryRange>& ranges);
   std::uint64_t alloc(std::uint64_t bytes, std::uint64_t align = 4096);
+  // Keeps [base, base + size) out of later allocations (memory given to a
+  // VM at a fixed address).
+  void reserve(std::uint64_t base, std::uint64_t size);
+  // Whether any byte of [base, base + size) was handed out already.
+  bool allocated(std::uint64_t base, std::uint64_t size) const;
 
  private:
+  std::vector<models::MemoryRange> handed_;  // merged extents handed out
   std::vector<models::MemoryRange> ranges_;
+  std::vector<models::MemoryRange> reserved_;
   std::size_t range_ = 0;
   std::uint64_t next_ = 0;
 };
@@ -33,7 +41,9 @@ class DmaDriver {
   static constexpr const char* kName = "pciesim_dma";
   static constexpr std::uint32_t kRingSize = 256;
 
-  DmaDriver(Host& host, PciDev& dev);
+  // DMA buffers come from `space` (physical memory, an IOMMU domain, or a
+  // VM's memory when the function is assigned to one).
+  DmaDriver(Host& host, PciDev& dev, DmaSpace& space);
 
   // pci_enable_device, pci_set_master, rings, MSI-X; false if it cannot
   // (e.g. no BAR assigned). `error()` says why.
@@ -43,6 +53,7 @@ class DmaDriver {
   bool reinit();
 
   PciDev& dev() { return dev_; }
+  DmaSpace& dma_space() { return space_; }
   const std::string& error() const { return error_; }
   bool busy() const { return busy_; }
   void set_busy(bool b) { busy_ = b; }
@@ -63,11 +74,12 @@ class DmaDriver {
   bool program();
   Host& host_;
   PciDev& dev_;
+  DmaSpace& space_;
   std::string error_;
   bool busy_ = false;
   std::uint64_t bar0_ = 0;
-  std::uint64_t ring_ = 0;
-  std::uint64_t cq_ = 0;
+  DmaSpace::Buffer ring_;
+  DmaSpace::Buffer cq_;
   std::uint32_t tail_ = 0;
   std::uint32_t cq_head_ = 0;
   std::uint32_t inflight_ = 0;

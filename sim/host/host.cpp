@@ -1,6 +1,9 @@
 #include "sim/host/host.h"
 
+#include <linux/pci_regs.h>
+
 #include "fabric/common/error.h"
+#include "models/dma_endpoint/dma_regs.h"
 #include "fabric/kernel/kernel_context.h"
 
 namespace pciesim::sim {
@@ -15,10 +18,14 @@ Host::Host(sc_core::sc_module_name name, System& system)
   pci_ = std::make_unique<PciCore>(cpu_, system, system.config().host,
                                    system.config().root_complex.params);
   alloc_ = std::make_unique<HostAllocator>(system.memory().params().ranges);
+  physical_ = std::make_unique<PhysicalSpace>(*alloc_);
   pci_->on_added = [this](PciDev& vf) {
     if (vf.physfn && vf.physfn->autoprobe) bind(vf);
   };
-  pci_->on_removing = [this](PciDev& vf) { unbind(vf); };
+  pci_->on_removing = [this](PciDev& vf) {
+    unbind(vf);
+    assigned_.erase(&vf);
+  };
   pci_->on_reset_done = [this](PciDev& d) {
     // The native driver's reset_done: program the engine again.
     if (DmaDriver* drv = driver(d)) drv->reinit();
@@ -48,17 +55,183 @@ DmaDriver* Host::driver(const std::string& function) {
   return d ? driver(*d) : nullptr;
 }
 
-bool Host::bind(PciDev& dev) {
+bool Host::bind(PciDev& dev) { return bind_with(dev, space_of(dev), DmaDriver::kName); }
+
+bool Host::bind_with(PciDev& dev, DmaSpace& space, const std::string& shown_driver) {
   if (driver(dev)) return true;
   FunctionRef* f = system_.function(dev.name);
   if (!f || f->kind() != FunctionRef::kDma) return false;
-  auto drv = std::make_unique<DmaDriver>(*this, dev);
+  auto drv = std::make_unique<DmaDriver>(*this, dev, space);
   if (!drv->probe()) {
     note(dev.name + ": " + DmaDriver::kName + " probe failed: " + drv->error());
     return false;
   }
+  dev.driver = shown_driver;
   drivers_[&dev] = std::move(drv);
   return true;
+}
+
+DmaSpace& Host::space_of(PciDev& dev) {
+  if (auto it = assigned_.find(&dev); it != assigned_.end()) return *it->second;
+  if (!iommu_) return *physical_;
+  // The default domain (Linux: per IOMMU group; here per function).
+  if (system_.config().iommu.default_domain == IommuSpec::kPassThrough) {
+    IommuDomain* id = iommu_->domain("identity");
+    if (!id) id = &iommu_->create_domain("identity", IommuDomain::kIdentity);
+    iommu_->attach(dev, *id);
+    return *physical_;
+  }
+  IommuDomain* d = iommu_->domain(dev.name);
+  if (!d) d = &iommu_->create_domain(dev.name, IommuDomain::kDma);
+  iommu_->attach(dev, *d);
+  auto& space = domain_spaces_[dev.name];
+  if (!space) space = std::make_unique<DomainSpace>(*alloc_, *iommu_, *d);
+  return *space;
+}
+
+Vm* Host::vm(const std::string& name) {
+  auto it = vms_.find(name);
+  return it == vms_.end() ? nullptr : it->second.get();
+}
+
+std::string Host::assign(PciDev& dev, Vm& vm) {
+  if (!iommu_) return "assigning a function to a VM needs the IOMMU";
+  if (dev.bridge) return dev.name + " is a bridge";
+  unbind(dev);
+  assigned_[&dev] = &vm;
+  iommu_->attach(dev, vm.domain());
+  if (!bind_with(dev, vm, "vfio-pci")) return dev.name + ": the guest driver's probe failed";
+  return "";
+}
+
+int Host::dma_once(PciDev& dev, std::uint64_t src, std::uint64_t dst, std::uint32_t length,
+                   bool src_local, bool dst_local, Time timeout, std::uint32_t* bytes) {
+  namespace dma = models::dma;
+  DmaDriver* drv = driver(dev);
+  if (!drv) throw UsageError(dev.name, dev.name + " is not bound to a DMA driver");
+  while (drv->busy()) HostCpu::sleep(1 * kUs);  // a workload owns the engine
+  drv->set_busy(true);
+  dma::Descriptor d{};
+  d.src = src;
+  d.dst = dst;
+  d.length = length;
+  d.flags = dma::kDescReport | dma::kDescIrq | (src_local ? dma::kDescSrcLocal : 0u) |
+            (dst_local ? dma::kDescDstLocal : 0u);
+  d.cookie = 0x7fffffffu;  // distinct from workload cookies (job + 1)
+  drv->post(d);
+  drv->kick();
+  const Time deadline = HostCpu::now() + timeout;
+  int status = -110;
+  *bytes = 0;
+  for (;;) {
+    dma::Completion c;
+    if (drv->reap(&c)) {
+      if (c.cookie != d.cookie) continue;
+      status = static_cast<int>(c.status);
+      *bytes = c.bytes;
+      break;
+    }
+    const Time now = HostCpu::now();
+    if (now >= deadline) break;
+    drv->wait(true, deadline - now);
+  }
+  // Clear a reported error (RW1C) so the engine resumes.
+  if (status > 0) drv->write_reg(dma::kError, static_cast<std::uint32_t>(status));
+  drv->set_busy(false);
+  return status;
+}
+
+std::uint64_t Host::peer_dma_address(PciDev& initiator, PciDev& target, unsigned bar) {
+  const std::uint64_t base = pci_->bar_address(target, bar);
+  if (!base) throw UsageError(target.name, target.name + " BAR" + std::to_string(bar) + " has no address");
+  DmaDriver* drv = driver(initiator);
+  DmaSpace& space = drv ? drv->dma_space() : space_of(initiator);
+  return space.map_peer(base, pci_->bar_size(target, bar));
+}
+
+IommuDomain& Host::iommu_domain(const std::string& name) {
+  if (!iommu_) throw UsageError(name, "there is no IOMMU (iommu: {enabled: true})");
+  if (IommuDomain* d = iommu_->domain(name)) return *d;
+  std::string known;
+  for (const auto& [n, d] : iommu_->domains()) known += (known.empty() ? "" : ", ") + n;
+  throw UsageError(name, "no IOMMU domain named '" + name + "' (domains: " +
+                             (known.empty() ? "none" : known) + ")");
+}
+
+void Host::iommu_flush(const std::string& kind, const std::string& domain, std::uint64_t iova,
+                       std::uint64_t length, PciDev* dev) {
+  namespace io = models::iommu;
+  if (!iommu_) throw UsageError("iommu_flush", "there is no IOMMU");
+  if (kind == "global") {
+    iommu_->flush_context(io::kGlobal);
+    iommu_->flush_iotlb(io::kGlobal);
+  } else if (kind == "domain") {
+    iommu_->flush_iotlb(io::kDomain, iommu_domain(domain).id);
+  } else if (kind == "page") {
+    iommu_->flush_iotlb(io::kSelective, iommu_domain(domain).id, iova, length);
+  } else if (kind == "device") {
+    if (!dev) throw UsageError("iommu_flush", "a device flush needs a function");
+    IommuDomain* d = iommu_->domain_of(*dev);
+    iommu_->flush_context(io::kSelective, d ? d->id : 0, dev->rid);
+    if (d) iommu_->flush_iotlb(io::kDomain, d->id);
+  } else {
+    throw UsageError("iommu_flush", "kind must be global, domain, page or device, got '" + kind + "'");
+  }
+}
+
+std::uint64_t Host::vm_to_host(const std::string& name, std::uint64_t gpa, std::uint64_t length) {
+  Vm* v = vm(name);
+  if (!v) throw UsageError(name, "no VM named '" + name + "'");
+  return v->to_host(gpa, length);
+}
+
+void Host::enable_acs() {
+  // Linux's pci_enable_acs(): with an IOMMU, Source Validation, Request and
+  // Completion Redirect and Upstream Forwarding wherever they exist.
+  const SystemConfig& cfg = system_.config();
+  const std::uint16_t want = cfg.host.acs ? *cfg.host.acs
+                             : cfg.iommu.enabled
+                                 ? std::uint16_t(PCI_ACS_SV | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF)
+                                 : std::uint16_t(0);
+  if (!want) return;
+  for (PciDev* d : pci_->devices()) {
+    if (!d->acs) continue;
+    const std::uint16_t cap = static_cast<std::uint16_t>(cpu_.config_read(d->rid, d->acs + PCI_ACS_CAP, 2));
+    const std::uint16_t ctrl = static_cast<std::uint16_t>(cpu_.config_read(d->rid, d->acs + PCI_ACS_CTRL, 2));
+    const std::uint16_t next = static_cast<std::uint16_t>((ctrl & ~want) | (cap & want));
+    if (next != ctrl) cpu_.config_write(d->rid, d->acs + PCI_ACS_CTRL, 2, next);
+  }
+}
+
+void Host::create_vms() {
+  for (const VmSpec& spec : system_.config().vms) {
+    std::uint64_t base = spec.host_base;
+    if (base && alloc_->allocated(base, spec.memory)) {
+      note("VM " + spec.name + ": host_base overlaps memory the host already uses");
+      continue;
+    }
+    if (base)
+      alloc_->reserve(base, spec.memory);
+    else
+      base = alloc_->alloc(spec.memory, spec.memory >= (1ull << 30) ? (1ull << 30) : (2ull << 20));
+    if (!system_.memory().contains(base, spec.memory)) {
+      note("VM " + spec.name + ": its memory is not inside host DRAM");
+      continue;
+    }
+    IommuDomain& d = iommu_->create_domain(spec.name, IommuDomain::kDma);
+    auto vm = std::make_unique<Vm>(spec, base, *iommu_, d);
+    Vm& ref = *vm;
+    vms_[spec.name] = std::move(vm);
+    for (const std::string& fn : spec.functions) {
+      PciDev* dev = pci_->find(fn);
+      if (!dev) {
+        note("VM " + spec.name + ": " + fn + " does not exist (not enumerated or not enabled)");
+        continue;
+      }
+      std::string err = assign(*dev, ref);
+      if (!err.empty()) note("VM " + spec.name + ": " + err);
+    }
+  }
 }
 
 void Host::unbind(PciDev& dev) {
@@ -77,6 +250,11 @@ Workload* Host::workload(const std::string& name) {
 void Host::boot() {
   pci_->enumerate();
   const SystemConfig& cfg = system_.config();
+  if (cfg.iommu.enabled) {
+    iommu_ = std::make_unique<IommuDriver>(cpu_, *alloc_, cfg.iommu);
+    iommu_->init();
+  }
+  enable_acs();
   for (const EndpointSpec& ep : cfg.endpoints) {
     PciDev* pf = pci_->find(ep.name + ".pf");
     if (!pf) {
@@ -90,6 +268,7 @@ void Host::boot() {
       if (r) note(ep.name + ".pf: enabling " + std::to_string(ep.num_vfs) + " VFs failed (" + std::to_string(r) + ")");
     }
   }
+  if (iommu_) create_vms();
   booted_ = true;
   boot_end_ = HostCpu::now();
   booted_event_.notify(sc_core::SC_ZERO_TIME);

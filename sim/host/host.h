@@ -15,6 +15,7 @@
 #include "sim/config/system_config.h"
 #include "sim/host/dma_driver.h"
 #include "sim/host/host_cpu.h"
+#include "sim/host/iommu_driver.h"
 #include "sim/host/pci_core.h"
 #include "sim/host/workload.h"
 
@@ -40,8 +41,40 @@ class Host : public sc_core::sc_module {
 
   DmaDriver* driver(const std::string& function);
   DmaDriver* driver(PciDev& dev);
+  // Binds the native driver with the function's default DMA space (with an
+  // IOMMU: attached to its default domain first).
   bool bind(PciDev& dev);
   void unbind(PciDev& dev);
+
+  // The IOMMU driver (nullptr without an IOMMU) and VMs.
+  IommuDriver* iommu() { return iommu_.get(); }
+  Vm* vm(const std::string& name);
+  const std::map<std::string, std::unique_ptr<Vm>>& vms() const { return vms_; }
+  // Assigns a function to a VM: unbinds the host driver, attaches the
+  // function to the VM's domain and binds the guest's driver (the host
+  // sees vfio-pci). Returns the error text, empty on success.
+  std::string assign(PciDev& dev, Vm& vm);
+  // The DMA space the function's driver uses (its VM's when assigned).
+  DmaSpace& space_of(PciDev& dev);
+
+  // Host operations shared by scenario steps and the Python API. They
+  // throw UsageError on bad arguments (unknown domain, no driver...).
+  //
+  // One descriptor through the function's driver, waited for: the engine's
+  // completion status (0 ok, dma_regs.h error codes), or -110 (ETIMEDOUT)
+  // when nothing completed within `timeout`. A failed descriptor's error is
+  // cleared afterwards so the engine runs again. *bytes: bytes copied.
+  int dma_once(PciDev& dev, std::uint64_t src, std::uint64_t dst, std::uint32_t length,
+               bool src_local, bool dst_local, fabric::Time timeout, std::uint32_t* bytes);
+  // The address `initiator` uses to reach `target`'s BAR (mapped into the
+  // initiator's IOMMU domain or VM if needed); throws if unassigned.
+  std::uint64_t peer_dma_address(PciDev& initiator, PciDev& target, unsigned bar);
+  IommuDomain& iommu_domain(const std::string& name);
+  // kind: global, domain, page or device (dev's domain and context).
+  void iommu_flush(const std::string& kind, const std::string& domain, std::uint64_t iova,
+                   std::uint64_t length, PciDev* dev);
+  // A guest-physical range of a VM as a host physical address.
+  std::uint64_t vm_to_host(const std::string& vm, std::uint64_t gpa, std::uint64_t length);
   Workload* workload(const std::string& name);
   const std::vector<std::unique_ptr<Workload>>& workloads() const { return workloads_; }
   std::vector<std::string> boot_messages() const { return messages_; }
@@ -56,12 +89,20 @@ class Host : public sc_core::sc_module {
  private:
   void main_thread();
   void boot();
+  void enable_acs();
+  void create_vms();
+  bool bind_with(PciDev& dev, DmaSpace& space, const std::string& shown_driver);
 
   System& system_;
   HostCpu cpu_;
   std::unique_ptr<PciCore> pci_;
   std::unique_ptr<HostAllocator> alloc_;
   std::map<PciDev*, std::unique_ptr<DmaDriver>> drivers_;
+  std::unique_ptr<PhysicalSpace> physical_;
+  std::unique_ptr<IommuDriver> iommu_;
+  std::map<std::string, std::unique_ptr<DomainSpace>> domain_spaces_;
+  std::map<std::string, std::unique_ptr<Vm>> vms_;
+  std::map<PciDev*, Vm*> assigned_;
   std::vector<std::unique_ptr<Workload>> workloads_;
   std::vector<std::string> messages_;
   std::uint32_t next_msi_data_ = 0x4100;

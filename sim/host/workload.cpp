@@ -1,5 +1,7 @@
 #include "sim/host/workload.h"
 
+#include <array>
+
 #include <algorithm>
 #include <cstring>
 
@@ -123,28 +125,40 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
   while (drv->busy())
     HostCpu::sleep(1 * kUs);  // another workload owns the engine
   drv->set_busy(true);
-  // Buffers: host memory per slot, or offsets into device memory.
-  std::vector<Buffer> slots(spec_.queue_depth);
-  for (unsigned s = 0; s < spec_.queue_depth; ++s)
-    for (int which = 0; which < 2; ++which) {
-      const Placement& p = which == 0 ? spec_.src : spec_.dst;
-      std::uint64_t& a = which == 0 ? slots[s].src : slots[s].dst;
-      a = p.kind == Placement::kHost ? host_.allocator().alloc(spec_.size)
-                                     : std::uint64_t{s} * spec_.size;
-    }
-  // Peer placements address the peer's BAR2 as the host assigned it.
+  // Buffers: host memory per slot (from the driver's DMA space: physical,
+  // an IOMMU domain, or a VM's memory), or offsets into device memory.
+  // `cpu` is what the host reads and writes, `dma` what the descriptor says.
+  struct Side {
+    std::uint64_t cpu = 0, dma = 0;
+  };
+  std::vector<std::array<Side, 2>> slots(spec_.queue_depth);
+  // Peer placements address the peer's BAR2 as the host assigned it, in
+  // the function's DMA address space.
   std::uint64_t peer_base[2] = {0, 0};
   for (int which = 0; which < 2; ++which) {
     const Placement& p = which == 0 ? spec_.src : spec_.dst;
     if (p.kind != Placement::kPeer) continue;
     PciDev* pd = host_.pci().find(p.peer);
-    peer_base[which] = pd ? host_.pci().bar_address(*pd, 2) : 0;
-    if (!peer_base[which]) {
+    const std::uint64_t bar = pd ? host_.pci().bar_address(*pd, 2) : 0;
+    if (!bar) {
       drv->set_busy(false);
       c.failure = "peer " + p.peer + " has no BAR2 address in the host's view";
       return;
     }
+    peer_base[which] = drv->dma_space().map_peer(bar, host_.pci().bar_size(*pd, 2));
   }
+  for (unsigned s = 0; s < spec_.queue_depth; ++s)
+    for (int which = 0; which < 2; ++which) {
+      const Placement& p = which == 0 ? spec_.src : spec_.dst;
+      Side& side = slots[s][which];
+      if (p.kind == Placement::kHost) {
+        DmaSpace::Buffer b = drv->dma_space().alloc(spec_.size);
+        side = {b.cpu, b.dma};
+      } else {
+        side.cpu = std::uint64_t{s} * spec_.size;
+        side.dma = side.cpu + peer_base[which];
+      }
+    }
   std::vector<Time> submitted_at(spec_.count, 0);
   std::uint64_t next = 0;
   Time last_progress = HostCpu::now();
@@ -155,14 +169,14 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
            drv->space() > 0) {
       const unsigned slot = static_cast<unsigned>(next % spec_.queue_depth);
       if (spec_.verify) {
-        write_placement(function, spec_.src, slots[slot].src, pattern(function, next));
+        write_placement(function, spec_.src, slots[slot][0].cpu, pattern(function, next));
         // Clear the destination so a copy that never happened cannot verify.
-        write_placement(function, spec_.dst, slots[slot].dst,
+        write_placement(function, spec_.dst, slots[slot][1].cpu,
                         std::vector<std::uint8_t>(spec_.size, 0));
       }
       dma::Descriptor d{};
-      d.src = slots[slot].src + peer_base[0];
-      d.dst = slots[slot].dst + peer_base[1];
+      d.src = slots[slot][0].dma;
+      d.dst = slots[slot][1].dma;
       d.length = static_cast<std::uint32_t>(spec_.size);
       d.flags = dma::kDescReport | (spec_.interrupts ? dma::kDescIrq : 0u) |
                 (spec_.src.kind == Placement::kDevice ? dma::kDescSrcLocal : 0u) |
@@ -194,7 +208,7 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
       stats_.latency.add(to_ns(HostCpu::now() - submitted_at[job]));
       if (spec_.verify) {
         const unsigned slot = static_cast<unsigned>(job % spec_.queue_depth);
-        if (read_placement(function, spec_.dst, slots[slot].dst, spec_.size) ==
+        if (read_placement(function, spec_.dst, slots[slot][1].cpu, spec_.size) ==
             pattern(function, job))
           c.verified_bytes += spec_.size;
         else

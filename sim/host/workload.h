@@ -58,10 +58,6 @@ class Workload {
   void start(fabric::Time delay = 0);
 
  private:
-  struct Buffer {
-    std::uint64_t src = 0;
-    std::uint64_t dst = 0;
-  };
   void run();
   void run_one(const std::string& function, WorkloadCounters& c);
   std::vector<std::uint8_t> pattern(const std::string& function, std::uint64_t job) const;

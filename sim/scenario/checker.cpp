@@ -2,6 +2,7 @@
 
 #include <linux/pci_regs.h>
 #include <cstdio>
+#include <iomanip>
 #include <map>
 #include <sstream>
 
@@ -81,26 +82,40 @@ std::string number(double v) {
   if (v == static_cast<double>(static_cast<long long>(v)))
     o << static_cast<long long>(v);
   else
-    o << v;
+    o << std::setprecision(12) << v;
   return o.str();
 }
 }  // namespace
 
-namespace {
-// Resolves an equals_step comparison against the recorded value.
-bool resolve_step(const Expectation& e, const std::function<const double*(int)>& step_value,
-                  Comparison* cmp, std::string* why) {
+// Resolves an operand that is a recorded step value or another stat.
+bool Checker::resolve_operand(const Expectation& e, Comparison* cmp, std::string* why) {
   *cmp = e.cmp;
-  if (e.cmp.step < 0) return true;
-  const double* v = step_value ? step_value(e.cmp.step) : nullptr;
-  if (!v) {
-    *why = "scenario[" + std::to_string(e.cmp.step) + "] recorded no value";
-    return false;
+  if (e.cmp.step >= 0) {
+    const double* v = step_value ? step_value(e.cmp.step) : nullptr;
+    if (!v) {
+      *why = "scenario[" + std::to_string(e.cmp.step) + "] recorded no value";
+      return false;
+    }
+    cmp->a = *v;
   }
-  cmp->a = *v;
+  if (!e.cmp.a_stat.empty()) {
+    json stats = stats_();
+    const json* v = resolve_stat(stats, e.cmp.a_stat);
+    if (!v || !(v->is_number() || v->is_boolean())) {
+      *why = e.cmp.a_stat + (v ? " is not a number" : ": no such stat");
+      return false;
+    }
+    cmp->a = v->is_boolean() ? (v->get<bool>() ? 1.0 : 0.0) : v->get<double>();
+  }
   return true;
 }
-}  // namespace
+
+std::string Checker::operand_note(const Expectation& e, const Comparison& cmp) const {
+  if (e.cmp.step >= 0) return " (scenario[" + std::to_string(e.cmp.step) + "])";
+  if (!e.cmp.a_stat.empty()) return " (" + e.cmp.a_stat + ")";
+  (void)cmp;
+  return "";
+}
 
 CheckResult Checker::compare(const Expectation& e, std::uint64_t raw, const std::string& what) {
   CheckResult r;
@@ -109,10 +124,9 @@ CheckResult Checker::compare(const Expectation& e, std::uint64_t raw, const std:
   std::uint64_t v = raw & e.mask;
   Comparison cmp;
   std::string why;
-  bool ok = resolve_step(e, step_value, &cmp, &why);
+  bool ok = resolve_operand(e, &cmp, &why);
   r.description = what + (e.mask != ~std::uint64_t{0} ? " & " + hex(e.mask) : "") + " " +
-                  cmp.text() +
-                  (e.cmp.step >= 0 ? " (scenario[" + std::to_string(e.cmp.step) + "])" : "");
+                  cmp.text() + operand_note(e, cmp);
   r.observed = ok ? hex(v) : why;
   r.passed = ok && cmp.holds(static_cast<double>(v));
   return r;
@@ -136,9 +150,8 @@ CheckResult Checker::evaluate(const Expectation& e) {
       double d = v->is_boolean() ? (v->get<bool>() ? 1.0 : 0.0) : v->get<double>();
       Comparison cmp;
       std::string why;
-      bool ok = resolve_step(e, step_value, &cmp, &why);
-      r.description = e.stat + " " + cmp.text() +
-                      (e.cmp.step >= 0 ? " (scenario[" + std::to_string(e.cmp.step) + "])" : "");
+      bool ok = resolve_operand(e, &cmp, &why);
+      r.description = e.stat + " " + cmp.text() + operand_note(e, cmp);
       r.observed = ok ? number(d) : why;
       r.passed = ok && cmp.holds(d);
       return r;
@@ -172,7 +185,13 @@ CheckResult Checker::evaluate(const Expectation& e) {
                       " given bytes";
       std::vector<std::uint8_t> got(e.bytes.size());
       try {
-        system_.memory().read(e.address, got.data(), got.size());
+        std::uint64_t a = e.address;
+        if (!e.vm.empty()) {
+          a = host_.vm_to_host(e.vm, e.address, got.size());
+          r.description = "VM " + e.vm + " memory at " + hex(e.address) + " holds " +
+                          std::to_string(e.bytes.size()) + " given bytes";
+        }
+        system_.memory().read(a, got.data(), got.size());
       } catch (const UsageError& err) {
         r.observed = err.message();
         return r;

@@ -41,6 +41,8 @@ class Checker {
   std::function<const double*(int)> step_value;
 
  private:
+  bool resolve_operand(const Expectation& e, Comparison* cmp, std::string* why);
+  std::string operand_note(const Expectation& e, const Comparison& cmp) const;
   System& system_;
   Host& host_;
   std::function<nlohmann::ordered_json()> stats_;

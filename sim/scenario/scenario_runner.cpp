@@ -32,6 +32,29 @@ PciDev& ScenarioRunner::host_device(const ScenarioStep& s) {
   return *d;
 }
 
+std::uint64_t ScenarioRunner::bar_reference(const ScenarioStep& s, const std::string& ref,
+                                            PciDev& initiator) {
+  // "<function>.bar<N>[+offset]": the BAR as the host assigned it, in the
+  // initiator's DMA address space (mapped into its IOMMU domain if needed).
+  const std::size_t at = ref.rfind(".bar");
+  const std::string fn = ref.substr(0, at);
+  const unsigned bar = static_cast<unsigned>(ref[at + 4] - '0');
+  std::uint64_t offset = 0;
+  if (std::size_t plus = ref.find('+', at); plus != std::string::npos)
+    offset = std::stoull(ref.substr(plus + 1), nullptr, 0);
+  PciDev* target = host_.pci().find(fn);
+  if (!target) throw UsageError(s.label, "the host has no device '" + fn + "'");
+  const std::uint64_t size = host_.pci().bar_size(*target, bar);
+  if (offset + s.length > size)
+    throw UsageError(s.label, ref + " with length " + std::to_string(s.length) +
+                                  " goes beyond the BAR (" + std::to_string(size) + " bytes)");
+  try {
+    return host_.peer_dma_address(initiator, *target, bar) + offset;
+  } catch (const UsageError& e) {
+    throw UsageError(s.label, e.message());
+  }
+}
+
 namespace {
 const char* action_name(ScenarioStep::Action a) {
   switch (a) {
@@ -69,6 +92,22 @@ const char* action_name(ScenarioStep::Action a) {
       return "memory_space";
     case ScenarioStep::kSnapshot:
       return "snapshot";
+    case ScenarioStep::kWriteMemory:
+      return "write_memory";
+    case ScenarioStep::kDma:
+      return "dma";
+    case ScenarioStep::kIommuMap:
+      return "iommu_map";
+    case ScenarioStep::kIommuUnmap:
+      return "iommu_unmap";
+    case ScenarioStep::kIommuFlush:
+      return "iommu_flush";
+    case ScenarioStep::kCreateDomain:
+      return "create_domain";
+    case ScenarioStep::kAttach:
+      return "attach";
+    case ScenarioStep::kAssign:
+      return "assign";
   }
   return "?";
 }
@@ -155,6 +194,61 @@ void ScenarioRunner::execute(const ScenarioStep& s, StepRecord& rec) {
     case ScenarioStep::kSetMemorySpace:
       pci.enable_memory(host_device(s), s.flag);
       break;
+    case ScenarioStep::kWriteMemory: {
+      std::uint64_t a = s.vm.empty() ? s.address : host_.vm_to_host(s.vm, s.address, s.bytes.size());
+      try {
+        system_.memory().write(a, s.bytes.data(), s.bytes.size());
+      } catch (const UsageError& e) {
+        throw UsageError(s.label, e.message());
+      }
+      break;
+    }
+    case ScenarioStep::kDma: {
+      std::uint32_t bytes = 0;
+      PciDev& dev = host_device(s);
+      const std::uint64_t src = s.src_ref.empty() ? s.src : bar_reference(s, s.src_ref, dev);
+      const std::uint64_t dst = s.dst_ref.empty() ? s.dst : bar_reference(s, s.dst_ref, dev);
+      rec.status = host_.dma_once(dev, src, dst, static_cast<std::uint32_t>(s.length), s.src_local,
+                                  s.dst_local, 10 * kMs, &bytes);
+      rec.value = bytes;
+      rec.detail = s.target + " dma: status " + std::to_string(rec.status);
+      break;
+    }
+    case ScenarioStep::kIommuMap: {
+      IommuDomain& d = host_.iommu_domain(s.domain);
+      rec.status = host_.iommu()->map(d, s.iova, s.address, s.length, s.read, s.write);
+      break;
+    }
+    case ScenarioStep::kIommuUnmap: {
+      IommuDomain& d = host_.iommu_domain(s.domain);
+      rec.status = host_.iommu()->unmap(d, s.iova, s.length, s.flag);
+      break;
+    }
+    case ScenarioStep::kIommuFlush:
+      host_.iommu_flush(s.kind, s.domain, s.iova, s.length,
+                        s.target.empty() ? nullptr : &host_device(s));
+      break;
+    case ScenarioStep::kCreateDomain: {
+      const IommuDomain::Type t = s.kind == "identity" ? IommuDomain::kIdentity
+                                  : s.kind == "blocked" ? IommuDomain::kBlocked
+                                                        : IommuDomain::kDma;
+      if (host_.iommu()->domain(s.domain))
+        throw UsageError(s.label, "an IOMMU domain named '" + s.domain + "' exists");
+      host_.iommu()->create_domain(s.domain, t);
+      break;
+    }
+    case ScenarioStep::kAttach: {
+      IommuDomain& d = host_.iommu_domain(s.domain);
+      host_.iommu()->attach(host_device(s), d);
+      break;
+    }
+    case ScenarioStep::kAssign: {
+      Vm* vm = host_.vm(s.vm);
+      if (!vm) throw UsageError(s.label, "no VM named '" + s.vm + "'");
+      std::string err = host_.assign(host_device(s), *vm);
+      if (!err.empty()) throw UsageError(s.label, err);
+      break;
+    }
     case ScenarioStep::kSnapshot: {
       Expectation probe;
       probe.kind = Expectation::kStat;

@@ -45,6 +45,7 @@ class ScenarioRunner {
  private:
   void execute(const ScenarioStep& s, StepRecord& rec);
   PciDev& host_device(const ScenarioStep& s);
+  std::uint64_t bar_reference(const ScenarioStep& s, const std::string& ref, PciDev& initiator);
 
   System& system_;
   Host& host_;

@@ -204,6 +204,128 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
   }
 
   {
+    // Peer-to-peer by path, over every switch, root port and device.
+    std::uint64_t direct = 0, redirected = 0, reflected = 0, blocked = 0, internal = 0,
+                  acs_violations = 0;
+    for (const SwitchSpec& spec : cfg.switches) {
+      models::PcieSwitch* sw = system.switch_device(spec.name);
+      for (unsigned i = 0; i < sw->downstream_count(); ++i) {
+        direct += sw->dsp_stats(i).p2p_direct;
+        redirected += sw->dsp_stats(i).p2p_redirected;
+        acs_violations += sw->dsp_stats(i).acs_violations;
+      }
+    }
+    for (const models::RootPortStats& p : system.rc().stats().ports) {
+      reflected += p.p2p_reflected;
+      blocked += p.p2p_blocked;
+      acs_violations += p.acs_violations;
+    }
+    for (models::DmaDevice* d : system.devices()) {
+      internal += d->pf().stats().p2p_internal;
+      for (unsigned n = 1; n <= d->total_vfs(); ++n) internal += d->vf(n).stats().p2p_internal;
+    }
+    json p2p;
+    p2p["direct"] = direct;          // turned around in a switch
+    p2p["redirected"] = redirected;  // sent up by ACS Request Redirect
+    p2p["reflected"] = reflected;    // sent back down by the root complex
+    p2p["blocked"] = blocked;        // refused by the root complex's P2P policy
+    p2p["internal"] = internal;      // between functions inside one device
+    p2p["acs_violations"] = acs_violations;
+    root["p2p"] = p2p;
+  }
+
+  if (models::Iommu* mmu = system.iommu()) {
+    const models::IommuStats& s = mmu->stats();
+    json j;
+    j["enabled"] = mmu->translation_enabled();
+    j["translations"] = s.translations;
+    j["passthrough"] = s.passthrough;
+    j["iotlb_hits"] = s.iotlb_hits;
+    j["iotlb_misses"] = s.iotlb_misses;
+    j["iotlb_evictions"] = s.iotlb_evictions;
+    j["iotlb_occupancy"] = mmu->iotlb_occupancy();
+    j["walks"] = s.walks;
+    j["walk_reads"] = s.walk_reads;
+    j["mean_walk_ns"] = s.walks ? to_ns(s.walk_time) / static_cast<double>(s.walks) : 0.0;
+    j["context_hits"] = s.context_hits;
+    j["context_misses"] = s.context_misses;
+    j["ad_updates"] = s.ad_updates;
+    j["faults"] = s.faults;
+    json reasons = json::object();
+    for (unsigned r = 1; r < 9; ++r)
+      if (s.faults_by_reason[r])
+        reasons[models::iommu::to_string(static_cast<models::iommu::FaultReason>(r))] =
+            s.faults_by_reason[r];
+    j["faults_by_reason"] = reasons;
+    j["fault_records_dropped"] = s.fault_records_dropped;
+    json inv;
+    inv["iotlb_global"] = s.iotlb_invalidations[1];
+    inv["iotlb_domain"] = s.iotlb_invalidations[2];
+    inv["iotlb_page"] = s.iotlb_invalidations[3];
+    inv["context_global"] = s.context_invalidations[1];
+    inv["context_domain"] = s.context_invalidations[2];
+    inv["context_device"] = s.context_invalidations[3];
+    inv["entries_dropped"] = s.entries_invalidated;
+    j["invalidations"] = inv;
+    json log = json::array();
+    for (const models::IommuFault& f : mmu->fault_log()) {
+      json e;
+      e["t_ns"] = ns(f.at);
+      e["requester"] = f.requester.str();
+      if (FunctionRef* fn = system.function_at(f.requester)) e["function"] = fn->name();
+      if (f.has_pasid) e["pasid"] = f.pasid;
+      char a[24];
+      std::snprintf(a, sizeof a, "0x%llx", static_cast<unsigned long long>(f.address));
+      e["address"] = a;
+      e["write"] = f.write;
+      e["reason"] = models::iommu::to_string(f.reason);
+      e["domain"] = f.domain;
+      log.push_back(e);
+    }
+    j["fault_log"] = log;
+    if (IommuDriver* drv = host.iommu()) {
+      json domains = json::object();
+      for (const auto& [name, d] : drv->domains()) {
+        json dj;
+        dj["id"] = d->id;
+        dj["type"] = IommuDomain::type_name(d->type);
+        json devs = json::array();
+        for (PciDev* p : d->devices) devs.push_back(p->name.empty() ? p->rid.str() : p->name);
+        dj["devices"] = devs;
+        dj["mapped_bytes"] = d->mapped_bytes;
+        domains[name] = dj;
+      }
+      j["domains"] = domains;
+      const IommuDriverStats& ds = drv->stats();
+      json h;
+      h["maps"] = ds.maps;
+      h["unmaps"] = ds.unmaps;
+      h["pages_4k"] = ds.pages_4k;
+      h["pages_2m"] = ds.pages_2m;
+      h["pages_1g"] = ds.pages_1g;
+      h["table_pages"] = ds.table_pages;
+      h["iotlb_flushes"] = ds.iotlb_flushes;
+      h["context_flushes"] = ds.context_flushes;
+      h["flush_wait_ns"] = ns(ds.flush_wait);
+      j["host"] = h;
+    }
+    json vms = json::object();
+    for (const auto& [name, vm] : host.vms()) {
+      json v;
+      char a[24];
+      std::snprintf(a, sizeof a, "0x%llx", static_cast<unsigned long long>(vm->host_base()));
+      v["host_base"] = a;
+      v["memory"] = vm->spec().memory;
+      json fns = json::array();
+      for (PciDev* p : vm->domain().devices) fns.push_back(p->name.empty() ? p->rid.str() : p->name);
+      v["functions"] = fns;
+      vms[name] = v;
+    }
+    j["vms"] = vms;
+    root["iommu"] = j;
+  }
+
+  {
     const HostCpuStats& c = host.cpu().stats();
     const PciCoreStats& p = host.pci().stats();
     json h;

@@ -1,0 +1,365 @@
+#include "sim/host/iommu_driver.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "fabric/common/error.h"
+#include "sim/host/dma_driver.h"
+#include "sim/host/host_cpu.h"
+
+namespace pciesim::sim {
+
+using namespace fabric;
+namespace io = models::iommu;
+
+namespace {
+constexpr int kEinval = -22, kEexist = -17, kEnoent = -2;
+constexpr std::uint64_t k4K = 4096, k2M = 2ull << 20, k1G = 1ull << 30;
+}  // namespace
+
+const char* IommuDomain::type_name(Type t) {
+  switch (t) {
+    case kDma: return "dma";
+    case kIdentity: return "identity";
+    case kBlocked: return "blocked";
+  }
+  return "?";
+}
+
+IommuDriver::IommuDriver(HostCpu& cpu, HostAllocator& alloc, const IommuSpec& spec)
+    : cpu_(cpu), alloc_(alloc), spec_(spec), base_(spec.params.base) {}
+
+// ------------------------------------------------------------ memory and registers
+
+std::uint64_t IommuDriver::get64(std::uint64_t addr) const {
+  std::uint8_t b[8];
+  cpu_.memory().read(addr, b, 8);
+  std::uint64_t v;
+  std::memcpy(&v, b, 8);
+  return v;
+}
+
+void IommuDriver::set64(std::uint64_t addr, std::uint64_t v) {
+  // Table updates are ordinary stores to DRAM; the IOMMU reads DRAM
+  // coherently (VT-d ECAP.C), so no cache flush is modelled.
+  std::uint8_t b[8];
+  std::memcpy(b, &v, 8);
+  cpu_.memory().write(addr, b, 8);
+}
+
+std::uint64_t IommuDriver::new_table() {
+  std::uint64_t p = alloc_.alloc(k4K, k4K);
+  static const std::uint8_t zero[4096] = {};
+  cpu_.memory().write(p, zero, sizeof zero);
+  ++stats_.table_pages;
+  return p;
+}
+
+void IommuDriver::write_reg64(std::uint32_t reg, std::uint64_t v) {
+  cpu_.mmio_write(base_ + reg, 8, v);
+}
+
+void IommuDriver::wait_clear(std::uint32_t reg, std::uint64_t bit) {
+  // Poll like intel-iommu's IOMMU_WAIT_OP: back-to-back register reads.
+  const Time t0 = HostCpu::now();
+  for (int i = 0; i < 1000000; ++i)
+    if (!(cpu_.mmio_read(base_ + reg, 8) & bit)) {
+      stats_.flush_wait += HostCpu::now() - t0;
+      return;
+    }
+  throw ModelError("iommu", "invalidation did not complete");
+}
+
+void IommuDriver::init() {
+  root_table_ = new_table();
+  write_reg64(io::kRtaddr, root_table_);
+  cpu_.mmio_write(base_ + io::kGcmd, 4, io::kGcmdSrtp);
+  cpu_.mmio_write(base_ + io::kGcmd, 4, io::kGcmdTe);
+  if (!(cpu_.mmio_read(base_ + io::kGsts, 4) & io::kGstsTes))
+    throw ModelError("iommu", "translation did not become enabled");
+  flush_context(io::kGlobal);
+  flush_iotlb(io::kGlobal);
+}
+
+// ------------------------------------------------------------ domains
+
+IommuDomain& IommuDriver::create_domain(const std::string& name, IommuDomain::Type type) {
+  if (domains_.count(name)) throw UsageError("iommu", "a domain named '" + name + "' exists");
+  if (next_id_ == 0) throw UsageError("iommu", "out of domain IDs");
+  auto d = std::make_unique<IommuDomain>();
+  d->name = name;
+  d->type = type;
+  d->id = next_id_++;
+  if (type == IommuDomain::kDma) d->root = new_table();
+  IommuDomain& ref = *d;
+  domains_[name] = std::move(d);
+  return ref;
+}
+
+IommuDomain* IommuDriver::domain(const std::string& name) {
+  auto it = domains_.find(name);
+  return it == domains_.end() ? nullptr : it->second.get();
+}
+
+IommuDomain* IommuDriver::domain_of(const PciDev& dev) {
+  auto it = attached_.find(dev.rid.value());
+  return it == attached_.end() ? nullptr : it->second;
+}
+
+std::uint64_t IommuDriver::context_entry(RoutingId rid) {
+  const std::uint64_t re = root_table_ + std::uint64_t{rid.bus()} * io::kRootEntryBytes;
+  std::uint64_t e = get64(re);
+  if (!(e & 1)) {
+    e = new_table() | 1;
+    set64(re, e);
+  }
+  return (e & io::kAddrMask12) + std::uint64_t{rid.devfn()} * io::kContextEntryBytes;
+}
+
+void IommuDriver::attach(PciDev& dev, IommuDomain& d) {
+  const std::uint64_t ce = context_entry(dev.rid);
+  if (IommuDomain* old = domain_of(dev)) {
+    if (old == &d) return;
+    // Tear the old entry down first (VT-d: clear present, then invalidate
+    // the context cache for the device and the IOTLB for the old domain).
+    set64(ce, 0);
+    flush_context(io::kSelective, old->id, dev.rid);
+    flush_iotlb(io::kDomain, old->id);
+    old->devices.erase(&dev);
+  }
+  attached_[dev.rid.value()] = &d;
+  d.devices.insert(&dev);
+  if (d.type == IommuDomain::kBlocked) {
+    set64(ce, 0);  // not present: every request faults
+    return;
+  }
+  const std::uint64_t tt = d.type == IommuDomain::kIdentity ? io::kTtPassThrough : io::kTtTranslate;
+  set64(ce + 8, (std::uint64_t{d.id} << io::kCtxDidShift) | (levels() == 3 ? 1u : 2u));
+  set64(ce + 16, 0);
+  set64(ce, d.root | (tt << io::kCtxTtShift) | io::kCtxPresent);
+  // Not-present entries are not cached (caching mode 0): no flush needed.
+}
+
+// ------------------------------------------------------------ map / unmap
+
+int IommuDriver::map(IommuDomain& d, std::uint64_t iova, std::uint64_t hpa, std::uint64_t len,
+                     bool read, bool write) {
+  if (d.type != IommuDomain::kDma) return kEinval;
+  if (len == 0 || iova % k4K || hpa % k4K || len % k4K) return kEinval;
+  const unsigned width = 12 + 9 * levels();
+  if ((iova + len - 1) >> width || iova + len < iova) return kEinval;
+  const bool large = spec_.host_large_pages && spec_.params.large_pages;
+  // Plan the leaves first, checking that every slot is free.
+  struct Leaf {
+    std::uint64_t iova, hpa;
+    unsigned shift;
+  };
+  std::vector<Leaf> plan;
+  for (std::uint64_t off = 0; off < len;) {
+    const std::uint64_t v = iova + off, p = hpa + off, left = len - off;
+    unsigned shift = 12;
+    if (large && v % k1G == 0 && p % k1G == 0 && left >= k1G)
+      shift = 30;
+    else if (large && v % k2M == 0 && p % k2M == 0 && left >= k2M)
+      shift = 21;
+    // A large slot that already holds a table (from earlier small
+    // mappings) takes small pages instead.
+    while (shift > 12 && !slot_free(d, v, shift)) shift -= 9;
+    if (!slot_free(d, v, shift)) return kEexist;
+    plan.push_back({v, p, shift});
+    off += std::uint64_t{1} << shift;
+  }
+  for (const Leaf& l : plan) {
+    std::uint64_t table = d.root;
+    for (unsigned level = levels(); level >= 1; --level) {
+      const unsigned s = 12 + 9 * (level - 1);
+      const std::uint64_t at = table + 8 * ((l.iova >> s) & 0x1ff);
+      std::uint64_t e = get64(at);
+      if (s == l.shift) {
+        if (e & (io::kPteRead | io::kPteWrite)) return kEexist;  // a table or page is there
+        std::uint64_t leaf = l.hpa;
+        if (read) leaf |= io::kPteRead;
+        if (write) leaf |= io::kPteWrite;
+        if (level > 1) leaf |= io::kPtePs;
+        set64(at, leaf);
+        (l.shift == 12 ? stats_.pages_4k : l.shift == 21 ? stats_.pages_2m : stats_.pages_1g)++;
+        break;
+      }
+      if (!(e & (io::kPteRead | io::kPteWrite))) {
+        e = new_table() | io::kPteRead | io::kPteWrite;
+        set64(at, e);
+      } else if (e & io::kPtePs) {
+        return kEexist;
+      }
+      table = e & io::kPteAddrMask;
+    }
+  }
+  d.mapped_bytes += len;
+  ++stats_.maps;
+  return 0;
+}
+
+bool IommuDriver::slot_free(const IommuDomain& d, std::uint64_t iova, unsigned shift) const {
+  // Free: no leaf above the slot, and the slot holds neither a page nor a
+  // table (a table below it could hold mappings).
+  std::uint64_t table = d.root;
+  for (unsigned level = levels(); level >= 1; --level) {
+    const unsigned s = 12 + 9 * (level - 1);
+    const std::uint64_t e = get64(table + 8 * ((iova >> s) & 0x1ff));
+    const bool present = e & (io::kPteRead | io::kPteWrite);
+    if (s == shift) return !present;
+    if (!present) return true;
+    if (e & io::kPtePs) return false;
+    table = e & io::kPteAddrMask;
+  }
+  return true;
+}
+
+bool IommuDriver::lookup(const IommuDomain& d, std::uint64_t iova, std::uint64_t* hpa) const {
+  if (d.type != IommuDomain::kDma) return false;
+  std::uint64_t table = d.root;
+  for (unsigned level = levels(); level >= 1; --level) {
+    const unsigned s = 12 + 9 * (level - 1);
+    const std::uint64_t e = get64(table + 8 * ((iova >> s) & 0x1ff));
+    if (!(e & (io::kPteRead | io::kPteWrite))) return false;
+    if (level == 1 || (e & io::kPtePs)) {
+      *hpa = (e & io::kPteAddrMask & ~((std::uint64_t{1} << s) - 1)) |
+             (iova & ((std::uint64_t{1} << s) - 1));
+      return true;
+    }
+    table = e & io::kPteAddrMask;
+  }
+  return false;
+}
+
+int IommuDriver::unmap(IommuDomain& d, std::uint64_t iova, std::uint64_t len, bool flush) {
+  if (d.type != IommuDomain::kDma) return kEinval;
+  if (len == 0 || iova % k4K || len % k4K) return kEinval;
+  std::uint64_t cleared = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> leaves;  // (entry address, page size)
+  for (std::uint64_t off = 0; off < len;) {
+    const std::uint64_t v = iova + off;
+    std::uint64_t table = d.root;
+    std::uint64_t step = k4K;
+    for (unsigned level = levels(); level >= 1; --level) {
+      const unsigned s = 12 + 9 * (level - 1);
+      const std::uint64_t at = table + 8 * ((v >> s) & 0x1ff);
+      const std::uint64_t e = get64(at);
+      if (!(e & (io::kPteRead | io::kPteWrite))) {
+        // Nothing mapped here: skip to the end of this empty slot.
+        step = (std::uint64_t{1} << s) - (v & ((std::uint64_t{1} << s) - 1));
+        break;
+      }
+      if (level == 1 || (e & io::kPtePs)) {
+        const std::uint64_t page = std::uint64_t{1} << s;
+        if (v % page || len - off < page) return kEinval;  // would split a large page
+        leaves.push_back({at, page});
+        step = page;
+        break;
+      }
+      table = e & io::kPteAddrMask;
+    }
+    off += std::min(step, len - off);
+  }
+  if (leaves.empty()) return kEnoent;
+  for (const auto& [at, page] : leaves) {
+    set64(at, 0);
+    cleared += page;
+  }
+  d.mapped_bytes -= std::min(d.mapped_bytes, cleared);
+  ++stats_.unmaps;
+  if (flush) flush_iotlb(io::kSelective, d.id, iova, len);
+  return 0;
+}
+
+// ------------------------------------------------------------ invalidation
+
+void IommuDriver::flush_iotlb(io::Granularity g, std::uint16_t did, std::uint64_t iova,
+                              std::uint64_t len) {
+  if (g == io::kSelective) {
+    // Page-selective: 2^AM pages aligned on their size, covering the range
+    // (intel-iommu falls back to domain-selective beyond its mask limit).
+    const std::uint64_t first = iova >> 12, last = (iova + std::max<std::uint64_t>(len, 1) - 1) >> 12;
+    unsigned am = 0;
+    while ((first >> am) != (last >> am)) ++am;
+    if (am > 18) {
+      g = io::kDomain;
+    } else {
+      write_reg64(io::kIva, ((first >> am) << (12 + am)) | am);
+    }
+  }
+  ++stats_.iotlb_flushes;
+  write_reg64(io::kIotlb, io::kIotlbIvt | (std::uint64_t{g} << io::kIotlbIirgShift) |
+                              (std::uint64_t{did} << io::kIotlbDidShift));
+  wait_clear(io::kIotlb, io::kIotlbIvt);
+}
+
+void IommuDriver::flush_context(io::Granularity g, std::uint16_t did, RoutingId sid) {
+  ++stats_.context_flushes;
+  write_reg64(io::kCcmd, io::kCcmdIcc | (std::uint64_t{g} << io::kCcmdCirgShift) |
+                             (std::uint64_t{sid.value()} << io::kCcmdSidShift) | did);
+  wait_clear(io::kCcmd, io::kCcmdIcc);
+}
+
+// ------------------------------------------------------------ spaces
+
+DmaSpace::Buffer PhysicalSpace::alloc(std::uint64_t bytes) {
+  std::uint64_t a = alloc_.alloc(bytes);
+  return {a, a};
+}
+
+DmaSpace::Buffer DomainSpace::alloc(std::uint64_t bytes) {
+  const std::uint64_t size = (bytes + k4K - 1) & ~(k4K - 1);
+  std::uint64_t a = alloc_.alloc(size);
+  int r = iommu_.map(domain_, a, a, size, true, true);
+  if (r) throw ModelError("iommu", "mapping a DMA buffer in domain '" + domain_.name + "' failed (" + std::to_string(r) + ")");
+  return {a, a};
+}
+
+std::uint64_t DomainSpace::map_peer(std::uint64_t hpa, std::uint64_t len) {
+  const std::uint64_t base = hpa & ~(k4K - 1);
+  const std::uint64_t size = ((hpa + len + k4K - 1) & ~(k4K - 1)) - base;
+  std::uint64_t existing;
+  if (!iommu_.lookup(domain_, base, &existing)) {
+    int r = iommu_.map(domain_, base, base, size, true, true);
+    if (r) throw ModelError("iommu", "mapping a peer BAR in domain '" + domain_.name + "' failed (" + std::to_string(r) + ")");
+  }
+  return hpa;
+}
+
+Vm::Vm(const VmSpec& spec, std::uint64_t host_base, IommuDriver& iommu, IommuDomain& d)
+    : spec_(spec), host_base_(host_base), iommu_(iommu), domain_(d) {
+  int r = iommu_.map(domain_, 0, host_base_, spec_.memory, true, true);
+  if (r) throw ModelError("iommu", "mapping VM " + spec_.name + "'s memory failed (" + std::to_string(r) + ")");
+}
+
+DmaSpace::Buffer Vm::alloc(std::uint64_t bytes) {
+  const std::uint64_t size = (bytes + k4K - 1) & ~(k4K - 1);
+  if (next_ + size > spec_.memory)
+    throw UsageError(spec_.name, "out of guest memory for DMA buffers (" + std::to_string(size) +
+                                     " more bytes requested)");
+  const std::uint64_t gpa = next_;
+  next_ += size;
+  return {host_base_ + gpa, gpa};
+}
+
+std::uint64_t Vm::map_peer(std::uint64_t hpa, std::uint64_t len) {
+  if (hpa < spec_.memory)
+    throw UsageError(spec_.name, "a peer BAR at a guest RAM address cannot be mapped");
+  const std::uint64_t base = hpa & ~(k4K - 1);
+  if (peers_.insert(base).second) {
+    const std::uint64_t size = ((hpa + len + k4K - 1) & ~(k4K - 1)) - base;
+    int r = iommu_.map(domain_, base, base, size, true, true);
+    if (r && r != kEexist)
+      throw ModelError("iommu", "mapping a peer BAR into VM " + spec_.name + " failed (" + std::to_string(r) + ")");
+  }
+  return hpa;
+}
+
+std::uint64_t Vm::to_host(std::uint64_t gpa, std::uint64_t len) const {
+  if (gpa >= spec_.memory || len > spec_.memory - gpa)
+    throw UsageError(spec_.name, "guest-physical range is outside the VM's memory");
+  return host_base_ + gpa;
+}
+
+}  // namespace pciesim::sim
