@@ -286,6 +286,56 @@ PYBIND11_MODULE(_pciesim, m) {
            [](Session& s, const std::string& t, bool restore) {
              return s.unlocked([&](Simulation& sim) { return sim.flr(t, restore); });
            })
+      .def("dma",
+           [](Session& s, const std::string& t, std::uint64_t src, std::uint64_t dst,
+              std::uint32_t len, bool src_local, bool dst_local, fabric::Time timeout) {
+             // Python objects only once the GIL is held again.
+             std::uint32_t bytes = 0;
+             int st = s.unlocked([&](Simulation& sim) {
+               return sim.dma(t, src, dst, len, src_local, dst_local, timeout, &bytes);
+             });
+             return py::make_tuple(st, bytes);
+           })
+      .def("iommu_map",
+           [](Session& s, const std::string& d, std::uint64_t iova, std::uint64_t hpa,
+              std::uint64_t len, bool r, bool w) {
+             return s.unlocked(
+                 [&](Simulation& sim) { return sim.iommu_map(d, iova, hpa, len, r, w); });
+           })
+      .def("iommu_unmap",
+           [](Session& s, const std::string& d, std::uint64_t iova, std::uint64_t len, bool flush) {
+             return s.unlocked(
+                 [&](Simulation& sim) { return sim.iommu_unmap(d, iova, len, flush); });
+           })
+      .def("iommu_flush",
+           [](Session& s, const std::string& kind, const std::string& d, std::uint64_t iova,
+              std::uint64_t len, const std::string& t) {
+             s.unlocked([&](Simulation& sim) { sim.iommu_flush(kind, d, iova, len, t); });
+           })
+      .def("create_domain",
+           [](Session& s, const std::string& name, const std::string& type) {
+             s.unlocked([&](Simulation& sim) { sim.create_domain(name, type); });
+           })
+      .def("attach",
+           [](Session& s, const std::string& t, const std::string& d) {
+             s.unlocked([&](Simulation& sim) { sim.attach(t, d); });
+           })
+      .def("assign",
+           [](Session& s, const std::string& t, const std::string& vm) {
+             s.unlocked([&](Simulation& sim) { sim.assign(t, vm); });
+           })
+      .def("peer_address",
+           [](Session& s, const std::string& i, const std::string& t, unsigned bar) {
+             return s.unlocked([&](Simulation& sim) { return sim.peer_address(i, t, bar); });
+           })
+      .def("iommu_lookup",
+           [](Session& s, const std::string& d, std::uint64_t iova) -> py::object {
+             std::uint64_t hpa = 0;
+             if (!s.sim().iommu_lookup(d, iova, &hpa)) return py::none();
+             return py::int_(hpa);
+           })
+      .def("vm_to_host", [](Session& s, const std::string& vm, std::uint64_t gpa,
+                            std::uint64_t len) { return s.sim().vm_to_host(vm, gpa, len); })
       .def("reset_function",
            [](Session& s, const std::string& t, const std::string& m) {
              return s.unlocked([&](Simulation& sim) { return sim.reset_function(t, m); });

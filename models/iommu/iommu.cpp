@@ -12,14 +12,22 @@ using namespace iommu;
 
 const char* iommu::to_string(FaultReason r) {
   switch (r) {
-    case FaultReason::kRootNotPresent: return "root entry not present";
-    case FaultReason::kContextNotPresent: return "context entry not present";
-    case FaultReason::kPasidNotPresent: return "PASID entry not present";
-    case FaultReason::kAddressTooWide: return "address beyond the domain's width";
-    case FaultReason::kPageNotPresent: return "page not present";
-    case FaultReason::kReadDenied: return "read not permitted";
-    case FaultReason::kWriteDenied: return "write not permitted";
-    case FaultReason::kBadEntry: return "invalid table entry";
+    case FaultReason::kRootNotPresent:
+      return "root entry not present";
+    case FaultReason::kContextNotPresent:
+      return "context entry not present";
+    case FaultReason::kPasidNotPresent:
+      return "PASID entry not present";
+    case FaultReason::kAddressTooWide:
+      return "address beyond the domain's width";
+    case FaultReason::kPageNotPresent:
+      return "page not present";
+    case FaultReason::kReadDenied:
+      return "read not permitted";
+    case FaultReason::kWriteDenied:
+      return "write not permitted";
+    case FaultReason::kBadEntry:
+      return "invalid table entry";
   }
   return "?";
 }
@@ -67,7 +75,8 @@ Iommu::Lookup Iommu::context_for(RoutingId rid, bool has_pasid, std::uint32_t pa
   }
   if (!debug) ++stats_.context_misses;
   std::uint64_t root = 0;
-  MemoryResult m = read64(root_table_ + std::uint64_t{rid.bus()} * kRootEntryBytes, &root, t, debug);
+  MemoryResult m =
+      read64(root_table_ + std::uint64_t{rid.bus()} * kRootEntryBytes, &root, t, debug);
   out.t = m.done;
   if (!m.ok || !(root & 1)) {
     out.reason = FaultReason::kRootNotPresent;
@@ -267,7 +276,9 @@ void Iommu::tlb_insert(const TlbEntry& e) {
   ++tlb_used_;
 }
 
-std::size_t Iommu::iotlb_occupancy() const { return tlb_used_; }
+std::size_t Iommu::iotlb_occupancy() const {
+  return tlb_used_;
+}
 
 // ------------------------------------------------------------ translate
 
@@ -467,7 +478,8 @@ void Iommu::invalidate_iotlb(std::uint64_t cmd, Time t) {
 
 std::uint64_t Iommu::read_register(std::uint32_t reg, Time t) const {
   switch (reg) {
-    case kVersion: return kVersionValue;
+    case kVersion:
+      return kVersionValue;
     case kCap: {
       std::uint64_t cap = params_.levels;
       if (params_.large_pages) cap |= kCap2M | kCap1G;
@@ -477,17 +489,23 @@ std::uint64_t Iommu::read_register(std::uint32_t reg, Time t) const {
       cap |= std::uint64_t{16} << kCapDomainBitsShift;
       return cap;
     }
-    case kGsts: return gsts_;
-    case kRtaddr: return rtaddr_;
-    case kCcmd: return (ccmd_ & ~kCcmdIcc) | (t < ccmd_done_ ? kCcmdIcc : 0);
+    case kGsts:
+      return gsts_;
+    case kRtaddr:
+      return rtaddr_;
+    case kCcmd:
+      return (ccmd_ & ~kCcmdIcc) | (t < ccmd_done_ ? kCcmdIcc : 0);
     case kFsts: {
       bool pending = false;
-      for (unsigned i = 0; i < params_.fault_records; ++i) pending |= (records_[2 * i + 1] & kFrcdF) != 0;
+      for (unsigned i = 0; i < params_.fault_records; ++i)
+        pending |= (records_[2 * i + 1] & kFrcdF) != 0;
       return (fault_overflow_ ? kFstsPfo : 0u) | (pending ? kFstsPpf : 0u) |
              (std::uint64_t{next_record_} << kFstsFriShift);
     }
-    case kIva: return iva_;
-    case kIotlb: return (iotlb_cmd_ & ~kIotlbIvt) | (t < iotlb_done_ ? kIotlbIvt : 0);
+    case kIva:
+      return iva_;
+    case kIotlb:
+      return (iotlb_cmd_ & ~kIotlbIvt) | (t < iotlb_done_ ? kIotlbIvt : 0);
     default:
       if (reg >= kFaultRecords && reg < kFaultRecords + 16 * params_.fault_records)
         return records_[(reg - kFaultRecords) / 8];
@@ -510,7 +528,9 @@ void Iommu::write_register(std::uint32_t reg, std::uint64_t value, std::uint64_t
         gsts_ &= ~kGstsTes;
       return;
     }
-    case kRtaddr: rtaddr_ = merged(rtaddr_) & kAddrMask12; return;
+    case kRtaddr:
+      rtaddr_ = merged(rtaddr_) & kAddrMask12;
+      return;
     case kCcmd:
       ccmd_ = merged(ccmd_);
       // The command fires when the write sets ICC (the upper dword).
@@ -519,7 +539,9 @@ void Iommu::write_register(std::uint32_t reg, std::uint64_t value, std::uint64_t
     case kFsts:
       if (value & mask & kFstsPfo) fault_overflow_ = false;
       return;
-    case kIva: iva_ = merged(iva_); return;
+    case kIva:
+      iva_ = merged(iva_);
+      return;
     case kIotlb:
       iotlb_cmd_ = merged(iotlb_cmd_);
       if ((mask & kIotlbIvt) && (value & kIotlbIvt)) invalidate_iotlb(iotlb_cmd_, t);
@@ -554,8 +576,9 @@ CplStatus Iommu::register_access(std::uint64_t offset, std::uint8_t* data, std::
     }
     return CplStatus::kSC;
   }
-  std::uint64_t v = split ? (read_register(slot, t) & 0xffffffffull) | (read_register(slot + 4, t) << 32)
-                          : read_register(slot, t);
+  std::uint64_t v =
+      split ? (read_register(slot, t) & 0xffffffffull) | (read_register(slot + 4, t) << 32)
+            : read_register(slot, t);
   v >>= shift;
   std::memcpy(data, &v, len);
   return CplStatus::kSC;

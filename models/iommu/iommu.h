@@ -86,7 +86,7 @@ struct IommuStats {
   std::uint64_t ad_updates = 0;  // page-table entries whose A/D bits were set
   std::uint64_t faults = 0;
   std::uint64_t faults_by_reason[9] = {};
-  std::uint64_t fault_records_dropped = 0;  // hardware records full (PFO)
+  std::uint64_t fault_records_dropped = 0;      // hardware records full (PFO)
   std::uint64_t iotlb_invalidations[4] = {};    // [granularity]: 1 global, 2 domain, 3 page
   std::uint64_t context_invalidations[4] = {};  // 1 global, 2 domain, 3 device
   std::uint64_t entries_invalidated = 0;
@@ -101,9 +101,9 @@ class Iommu : public UpstreamTranslator, public RegisterBlock {
   };
   // Reads or writes host memory for table walks: timed (from time t) or,
   // with debug, in zero time. ok is false outside DRAM.
-  using MemoryAccess = std::function<MemoryResult(std::uint64_t addr, std::uint8_t* data,
-                                                  std::uint32_t len, bool write, fabric::Time t,
-                                                  bool debug)>;
+  using MemoryAccess =
+      std::function<MemoryResult(std::uint64_t addr, std::uint8_t* data, std::uint32_t len,
+                                 bool write, fabric::Time t, bool debug)>;
 
   Iommu(const IommuParams& params, MemoryAccess memory);
 
@@ -168,7 +168,8 @@ class Iommu : public UpstreamTranslator, public RegisterBlock {
   TlbEntry* tlb_find(std::uint16_t did, std::uint32_t space, std::uint64_t iova);
   void tlb_insert(const TlbEntry& e);
   void tlb_erase(std::size_t index);
-  std::uint64_t tlb_key(std::uint16_t did, std::uint32_t space, unsigned shift, std::uint64_t vpn) const;
+  std::uint64_t tlb_key(std::uint16_t did, std::uint32_t space, unsigned shift,
+                        std::uint64_t vpn) const;
   void record_fault(const TranslationRequest& req, iommu::FaultReason reason, std::uint16_t did,
                     bool fpd, fabric::Time t);
   void invalidate_context(std::uint64_t cmd, fabric::Time t);

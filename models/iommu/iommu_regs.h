@@ -12,28 +12,28 @@ namespace pciesim::models::iommu {
 constexpr std::uint64_t kRegisterBlockSize = 4096;
 
 enum Reg : std::uint32_t {
-  kVersion = 0x000,     // RO 32
-  kCap = 0x008,         // RO 64: capabilities (CapBits)
-  kGcmd = 0x018,        // WO 32: global command
-  kGsts = 0x01c,        // RO 32: global status
-  kRtaddr = 0x020,      // RW 64: root table address (4 KiB aligned)
-  kCcmd = 0x028,        // RW 64: context-cache invalidation
-  kFsts = 0x034,        // RW1C 32: fault status
-  kIva = 0x100,         // RW 64: IOTLB invalidation address
-  kIotlb = 0x108,       // RW 64: IOTLB invalidation command
+  kVersion = 0x000,      // RO 32
+  kCap = 0x008,          // RO 64: capabilities (CapBits)
+  kGcmd = 0x018,         // WO 32: global command
+  kGsts = 0x01c,         // RO 32: global status
+  kRtaddr = 0x020,       // RW 64: root table address (4 KiB aligned)
+  kCcmd = 0x028,         // RW 64: context-cache invalidation
+  kFsts = 0x034,         // RW1C 32: fault status
+  kIva = 0x100,          // RW 64: IOTLB invalidation address
+  kIotlb = 0x108,        // RW 64: IOTLB invalidation command
   kFaultRecords = 0x200  // 16 bytes each (CapBits::kFaultRecordsShift)
 };
 
 constexpr std::uint32_t kVersionValue = 0x00010000;
 
 enum CapBits : std::uint64_t {
-  kCapLevelsMask = 0xf,          // [3:0] page-table levels: 3 (39-bit) or 4 (48-bit)
-  kCap2M = 1ull << 4,            // 2 MiB leaf entries
-  kCap1G = 1ull << 5,            // 1 GiB leaf entries
-  kCapAccessDirty = 1ull << 6,   // A/D bits are set in page-table entries
-  kCapPasid = 1ull << 7,         // PASID tables in context entries
-  kCapFaultRecordsShift = 16,    // [23:16] number of fault recording registers
-  kCapDomainBitsShift = 32,      // [39:32] domain-ID bits (16)
+  kCapLevelsMask = 0xf,         // [3:0] page-table levels: 3 (39-bit) or 4 (48-bit)
+  kCap2M = 1ull << 4,           // 2 MiB leaf entries
+  kCap1G = 1ull << 5,           // 1 GiB leaf entries
+  kCapAccessDirty = 1ull << 6,  // A/D bits are set in page-table entries
+  kCapPasid = 1ull << 7,        // PASID tables in context entries
+  kCapFaultRecordsShift = 16,   // [23:16] number of fault recording registers
+  kCapDomainBitsShift = 32,     // [39:32] domain-ID bits (16)
 };
 
 enum GcmdBits : std::uint32_t {
@@ -53,8 +53,8 @@ constexpr std::uint64_t kCcmdDidMask = 0xffff;
 
 // IOTLB: write with IVT set; IVT reads 1 until the invalidation completes.
 constexpr std::uint64_t kIotlbIvt = 1ull << 63;
-constexpr unsigned kIotlbIirgShift = 60;  // 1 global, 2 domain, 3 page-selective (IVA)
-constexpr unsigned kIotlbDidShift = 32;   // [47:32]
+constexpr unsigned kIotlbIirgShift = 60;    // 1 global, 2 domain, 3 page-selective (IVA)
+constexpr unsigned kIotlbDidShift = 32;     // [47:32]
 constexpr std::uint64_t kIvaAmMask = 0x3f;  // IVA [5:0]: 2^AM pages of 4 KiB
 
 enum Granularity : unsigned { kGlobal = 1, kDomain = 2, kSelective = 3 };

@@ -29,7 +29,8 @@ struct FakeMemory {
     return v;
   }
   void set64(std::uint64_t a, std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) bytes[a + i] = static_cast<std::uint8_t>(v >> (8 * i));
+    for (int i = 0; i < 8; ++i)
+      bytes[a + i] = static_cast<std::uint8_t>(v >> (8 * i));
   }
   Iommu::MemoryAccess accessor() {
     return [this](std::uint64_t addr, std::uint8_t* data, std::uint32_t len, bool write, Time t,
@@ -241,7 +242,8 @@ TEST_F(IommuTest, PermissionsAndFaultsAreLoggedAndRecorded) {
 TEST_F(IommuTest, FaultRecordsOverflowUntilSoftwareClearsThem) {
   params.fault_records = 2;
   build();
-  for (int i = 0; i < 3; ++i) EXPECT_FALSE(xlate(0x1000 * (i + 1)).ok);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_FALSE(xlate(0x1000 * (i + 1)).ok);
   EXPECT_EQ(mmu->stats().fault_records_dropped, 1u);
   std::uint8_t b[4];
   ASSERT_EQ(mmu->register_access(kFsts, b, 4, false, 0), CplStatus::kSC);
@@ -262,8 +264,10 @@ TEST_F(IommuTest, FaultRecordsOverflowUntilSoftwareClearsThem) {
 TEST_F(IommuTest, IotlbHoldsItsSizeAndReplacesLeastRecentlyUsed) {
   params.iotlb_entries = 4;
   build();
-  for (std::uint64_t p = 0; p < 5; ++p) tables.map(pt, 4, p << 12, 0x100000 + (p << 12));
-  for (std::uint64_t p = 0; p < 4; ++p) ASSERT_TRUE(xlate(p << 12).ok);
+  for (std::uint64_t p = 0; p < 5; ++p)
+    tables.map(pt, 4, p << 12, 0x100000 + (p << 12));
+  for (std::uint64_t p = 0; p < 4; ++p)
+    ASSERT_TRUE(xlate(p << 12).ok);
   ASSERT_TRUE(xlate(0).ok);  // page 0 is now the most recently used
   EXPECT_EQ(mmu->stats().iotlb_hits, 1u);
   ASSERT_TRUE(xlate(4 << 12).ok);  // evicts page 1 (least recently used)
@@ -279,8 +283,10 @@ TEST_F(IommuTest, FifoReplacementIgnoresHits) {
   params.iotlb_entries = 4;
   params.replacement = IotlbReplacement::kFifo;
   build();
-  for (std::uint64_t p = 0; p < 5; ++p) tables.map(pt, 4, p << 12, 0x100000 + (p << 12));
-  for (std::uint64_t p = 0; p < 4; ++p) ASSERT_TRUE(xlate(p << 12).ok);
+  for (std::uint64_t p = 0; p < 5; ++p)
+    tables.map(pt, 4, p << 12, 0x100000 + (p << 12));
+  for (std::uint64_t p = 0; p < 4; ++p)
+    ASSERT_TRUE(xlate(p << 12).ok);
   ASSERT_TRUE(xlate(0).ok);        // a hit does not protect page 0
   ASSERT_TRUE(xlate(4 << 12).ok);  // evicts page 0, the oldest insertion
   const std::uint64_t misses = mmu->stats().iotlb_misses;
@@ -298,7 +304,8 @@ TEST_F(IommuTest, RandomReplacementIsDeterministicForASeed) {
     Iommu u(params, m.accessor());
     std::uint64_t root = t.page();
     t.context(dev, 1, root);
-    for (std::uint64_t p = 0; p < 32; ++p) t.map(root, 4, p << 12, p << 12);
+    for (std::uint64_t p = 0; p < 32; ++p)
+      t.map(root, 4, p << 12, p << 12);
     std::uint8_t b[8];
     std::uint64_t v = t.root;
     std::memcpy(b, &v, 8);
@@ -330,10 +337,13 @@ TEST_F(IommuTest, NoStaleTranslationAfterAnInvalidationCompletes) {
   EXPECT_EQ(xlate(0x10000, false, 9 * kUs).address, 0xa000u);
   // Page-selective IOTLB invalidation at 3 us.
   write64(kIva, 0x10000);
-  write64(kIotlb, kIotlbIvt | (std::uint64_t{kSelective} << kIotlbIirgShift) |
-                      (std::uint64_t{7} << kIotlbDidShift), 3 * kUs);
+  write64(kIotlb,
+          kIotlbIvt | (std::uint64_t{kSelective} << kIotlbIirgShift) |
+              (std::uint64_t{7} << kIotlbDidShift),
+          3 * kUs);
   // It completes only after the fixed latency and after the 9 us use.
-  const Time done = std::max(3 * kUs + params.invalidation_latency, 9 * kUs + params.iotlb_hit_latency);
+  const Time done =
+      std::max(3 * kUs + params.invalidation_latency, 9 * kUs + params.iotlb_hit_latency);
   EXPECT_NE(read64(kIotlb, done - 1) & kIotlbIvt, 0u);
   EXPECT_EQ(read64(kIotlb, done) & kIotlbIvt, 0u);
   EXPECT_EQ(mmu->stats().last_invalidation_done, done);
@@ -351,8 +361,10 @@ TEST_F(IommuTest, DomainAndGlobalInvalidationsDropTheirEntriesOnly) {
   ASSERT_TRUE(xlate(0x1000).ok);
   ASSERT_TRUE(xlate(0x1000, false, 1 * kUs, other).ok);
   EXPECT_EQ(mmu->iotlb_occupancy(), 2u);
-  write64(kIotlb, kIotlbIvt | (std::uint64_t{kDomain} << kIotlbIirgShift) |
-                      (std::uint64_t{9} << kIotlbDidShift), 2 * kUs);
+  write64(kIotlb,
+          kIotlbIvt | (std::uint64_t{kDomain} << kIotlbIirgShift) |
+              (std::uint64_t{9} << kIotlbDidShift),
+          2 * kUs);
   EXPECT_EQ(mmu->iotlb_occupancy(), 1u);
   ASSERT_TRUE(xlate(0x1000, false, 3 * kUs).ok);
   EXPECT_EQ(mmu->stats().iotlb_hits, 1u);  // domain 7 survived
@@ -369,8 +381,10 @@ TEST_F(IommuTest, ContextCacheKeepsTheOldDomainUntilDeviceInvalidation) {
   tables.map(pt2, 4, 0x1000, 0xb000);
   tables.context(dev, 8, pt2);
   EXPECT_EQ(xlate(0x1000, false, 2 * kUs).address, 0xa000u);  // cached context and IOTLB
-  write64(kCcmd, kCcmdIcc | (std::uint64_t{kSelective} << kCcmdCirgShift) |
-                     (std::uint64_t{dev.value()} << kCcmdSidShift), 3 * kUs);
+  write64(kCcmd,
+          kCcmdIcc | (std::uint64_t{kSelective} << kCcmdCirgShift) |
+              (std::uint64_t{dev.value()} << kCcmdSidShift),
+          3 * kUs);
   EXPECT_NE(read64(kCcmd, 3 * kUs) & kCcmdIcc, 0u);
   EXPECT_EQ(read64(kCcmd, 3 * kUs + params.invalidation_latency) & kCcmdIcc, 0u);
   EXPECT_EQ(xlate(0x1000, false, 5 * kUs).address, 0xb000u);  // new domain, new tables

@@ -219,6 +219,63 @@ class Simulation:
         """Set or clear Memory Space Enable."""
         self._n.set_memory_space(target, enable)
 
+    # ---- DMA, IOMMU and VMs (docs/iommu.md) ----
+    def dma(self, target: str, src, dst, length: int, *, src_local: bool = False,
+            dst_local: bool = False, timeout="10ms") -> int:
+        """One descriptor on `target`'s engine, waited for. `src`/`dst` are
+        addresses as the function sees them (IOVA, guest-physical for a VM's
+        function, or offsets in its device memory with src_local/dst_local).
+        Returns the engine's status: 0, an error code (pciesim.dma: ERR_DMA_UR
+        ...), or -110 when nothing completed within `timeout`."""
+        status, _ = self._n.dma(target, int(src), int(dst), int(length), src_local, dst_local,
+                                int(as_time(timeout)))
+        return status
+
+    def peer_address(self, initiator: str, target: str, bar: int = 2) -> int:
+        """The address `initiator` uses to reach `target`'s BAR (mapped into
+        its IOMMU domain or VM if needed): a peer-to-peer DMA address."""
+        return self._n.peer_address(initiator, target, bar)
+
+    def iommu_map(self, domain: str, iova: int, address: int, length: int, *, read: bool = True,
+                  write: bool = True) -> int:
+        """Map [iova, iova+length) to host-physical `address` in a domain: 0,
+        -EINVAL (-22) or -EEXIST (-17)."""
+        return self._n.iommu_map(domain, iova, address, length, read, write)
+
+    def iommu_unmap(self, domain: str, iova: int, length: int, *, flush: bool = True) -> int:
+        """Unmap, and (flush=True) invalidate the IOTLB and wait: 0, -EINVAL or -ENOENT (-2)."""
+        return self._n.iommu_unmap(domain, iova, length, flush)
+
+    def iommu_flush(self, kind: str = "global", *, domain: str = "", iova: int = 0,
+                    length: int = 0, target: str = "") -> None:
+        """Invalidate: kind 'global', 'domain', 'page' (domain, iova, length)
+        or 'device' (target's context and domain); waits for completion."""
+        self._n.iommu_flush(kind, domain, iova, length, target)
+
+    def create_domain(self, name: str, kind: str = "dma") -> None:
+        """A new IOMMU domain: 'dma' (translated), 'identity' or 'blocked'."""
+        self._n.create_domain(name, kind)
+
+    def attach(self, target: str, domain: str) -> None:
+        """Point `target`'s context entry at `domain`."""
+        self._n.attach(target, domain)
+
+    def assign(self, target: str, vm: str) -> None:
+        """Assign a function to a VM: its domain, and the guest's driver."""
+        self._n.assign(target, vm)
+
+    def iommu_lookup(self, domain: str, iova: int) -> Optional[int]:
+        """What the domain's page tables map `iova` to (None if unmapped)."""
+        return self._n.iommu_lookup(domain, iova)
+
+    def vm_address(self, vm: str, gpa: int, length: int = 1) -> int:
+        """Host-physical address of a VM's guest-physical address."""
+        return self._n.vm_to_host(vm, gpa, length)
+
+    def iommu_faults(self) -> List[dict]:
+        """The IOMMU's fault log: requester, function, address, write, reason, t_ns."""
+        return self.stats().get("iommu", {}).get("fault_log", [])
+
     # ---- inspection ----
     def bdf(self, target: str) -> str:
         """Current routing ID of a function ("03:00.0")."""

@@ -91,3 +91,32 @@ def test_pf_flr_stops_every_tlp_from_its_vfs(cli):
     assert busy and min(t["t_ns"] for t in busy) < flr
     late = [t for t in busy if t["t_ns"] > flr]
     assert late == [], f"{len(late)} TLPs from VFs after the PF FLR at {flr} ns: {late[:3]}"
+
+
+def test_no_read_of_an_unmapped_range_succeeds_after_the_invalidation(cli):
+    """iommu_unmap_under_dma: once the unmap step (with its waited-for IOTLB
+    invalidation) returned, every read of the range that reaches the root
+    complex is refused; before the unmap began, they all succeeded."""
+    s, tlps = run_traced(cli, "iommu_unmap_under_dma.yaml")
+    step = s["scenario"][2]
+    assert step["action"] == "iommu_unmap" and step["status"] == 0
+    vf1 = s["functions"]["ep0.vf1"]["rid"]
+    lo, hi = 0x103000, 0x103000 + 0x3efd000
+    reads = [t for t in tlps if t["requester"] == vf1 and t["kind"] == "MRd" and t["dir"] == "up"
+             and lo <= int(t["address"], 16) < hi]
+    before = [t for t in reads if t["arrive_ns"] < step["start_ns"]]
+    after = [t for t in reads if t["arrive_ns"] > step["end_ns"]]
+    assert before and all(t["status"] == "SC" for t in before)
+    assert after, "the engine should have tried to read the range again"
+    assert all(t["status"] == "UR" for t in after), [t for t in after if t["status"] != "UR"][:3]
+
+
+CONFIGS = sorted((pathlib.Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_shipped_config_passes(cli, config):
+    text = config.read_text()
+    assert text.startswith("# " + config.name), f"{config.name}: header comment must start with its name"
+    p = cli("run", config, "-q")
+    assert p.returncode == 0, p.stdout + p.stderr

@@ -173,3 +173,20 @@ def test_real_lspci_decodes_sriov_and_every_vf(cli, root):
         assert "MSI-X: Enable+ Count=2" in vf
     # Nothing between the VFs or beyond the last one.
     assert sorted(b for b in blocks if b.startswith("01:")) == sorted(["01:00.0", *vfs])
+
+
+def test_validate_iommu_and_dma_steps(cli):
+    base = "endpoints: [{name: ep0}]\nlinks: [{upstream: rc.rp0, downstream: ep0}]\n"
+    p = cli("validate", cli.write("a.yaml", base + "scenario:\n  - {action: dma, target: ep0.pf, "
+                                  "src: ep9.pf.bar2, dst: 0, length: 4}\n"), check=2)
+    assert "a.yaml:4:40 (scenario[0].src)" in p.stderr and "no DMA function named 'ep9.pf'" in p.stderr
+    p = cli("validate", cli.write("b.yaml", base + "scenario:\n  - {action: iommu_unmap, domain: d, "
+                                  "iova: 0, length: 4096}\n"), check=2)
+    assert "needs the IOMMU" in p.stderr
+    p = cli("validate", cli.write("c.yaml", base + "vms: [{name: v, memory: 3MiB}]\n"), check=2)
+    assert "c.yaml:3" in p.stderr
+    p = cli("validate", cli.write("d.yaml", base + "iommu: {enabled: true, levels: 5}\n"), check=2)
+    assert "d.yaml:3" in p.stderr and "levels" in p.stderr
+    p = cli("validate", cli.write("e.yaml", base + "iommu: {enabled: true}\n"
+                                  "vms: [{name: v, functions: [ep0.vf1]}]\n"), check=2)
+    assert "no DMA function named 'ep0.vf1'" in p.stderr

@@ -9,8 +9,8 @@
 #include <string>
 
 #include "fabric/link/link_timing.h"
-#include "sim/config/config_loader.h"
 #include "sim/builder/system.h"
+#include "sim/config/config_loader.h"
 #include "sim/facade/simulation.h"
 #include "sim/host/host.h"
 
@@ -46,18 +46,23 @@ Read p2p_read(bool redirect, bool iommu, unsigned warm = 0) {
   Simulation sim(load_config_text(config(iommu), "p2p"));
   sim.boot();
   // ACS Control of ep0's port: Request Redirect + Upstream Forwarding, or none.
-  const std::uint16_t acs = sim.system().function("sw0.dsp0")->config().find_extended_capability(PCI_EXT_CAP_ID_ACS);
+  const std::uint16_t acs =
+      sim.system().function("sw0.dsp0")->config().find_extended_capability(PCI_EXT_CAP_ID_ACS);
   sim.config_write("sw0.dsp0", static_cast<std::uint16_t>(acs + PCI_ACS_CTRL), 2,
                    redirect ? (PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF) : 0);
   std::vector<std::uint8_t> pattern(64);
-  for (unsigned i = 0; i < 64; ++i) pattern[i] = static_cast<std::uint8_t>(0x40 + i);
+  for (unsigned i = 0; i < 64; ++i)
+    pattern[i] = static_cast<std::uint8_t>(0x40 + i);
   sim.host().system().function("ep1.pf")->dma()->devmem_debug(0x100, pattern.data(), 64, true);
   const std::uint64_t bar2 = sim.peer_address("ep0.pf", "ep1.pf", 2);
   std::uint32_t bytes = 0;
-  for (unsigned i = 0; i < warm; ++i) sim.dma("ep0.pf", bar2 + 0x100, 0x800, 64, false, true, fabric::kMs, &bytes);
+  for (unsigned i = 0; i < warm; ++i)
+    sim.dma("ep0.pf", bar2 + 0x100, 0x800, 64, false, true, fabric::kMs, &bytes);
   Read r;
-  const double before_n = sim.stats()["functions"]["ep0.pf"]["dma"]["read_latency_ns"]["count"].get<double>();
-  const double before_sum = before_n * sim.stats()["functions"]["ep0.pf"]["dma"]["read_latency_ns"]["mean"].get<double>();
+  const double before_n =
+      sim.stats()["functions"]["ep0.pf"]["dma"]["read_latency_ns"]["count"].get<double>();
+  const double before_sum =
+      before_n * sim.stats()["functions"]["ep0.pf"]["dma"]["read_latency_ns"]["mean"].get<double>();
   r.status = sim.dma("ep0.pf", bar2 + 0x100, 0, 64, false, true, fabric::kMs, &bytes);
   r.stats = sim.stats();
   const auto& h = r.stats["functions"]["ep0.pf"]["dma"]["read_latency_ns"];
@@ -69,14 +74,16 @@ Read p2p_read(bool redirect, bool iommu, unsigned warm = 0) {
   // root complex's upstream and downstream latencies, and one crossing of
   // the switch's uplink (as this system trained and configured it).
   const SystemConfig& cfg = sim.config();
-  const fabric::LinkTiming& t = sim.system().links()[0].link->direction(fabric::LinkDir::kUp).timing();
+  const fabric::LinkTiming& t =
+      sim.system().links()[0].link->direction(fabric::LinkDir::kUp).timing();
   EXPECT_EQ(sim.system().links()[0].name, "rc.rp0--sw0.usp");
   const Time mrd = t.serialization(t.wire_bytes(fabric::TlpKind::MRd, 0, bar2 > 0xffffffffull));
   const Time cpld = t.serialization(t.wire_bytes(fabric::TlpKind::CplD, 64, false));
   const Time prop = cfg.links[0].config.propagation;
   const auto& rc = cfg.root_complex.params;
   Time extra = 2 * cfg.switches[0].params.traversal_latency +
-               2 * (rc.upstream_latency + rc.downstream_latency) + 2 * (mrd + prop) + 2 * (cpld + prop);
+               2 * (rc.upstream_latency + rc.downstream_latency) + 2 * (mrd + prop) +
+               2 * (cpld + prop);
   if (iommu) extra += cfg.iommu.params.iotlb_hit_latency;
   r.extra_hops_ns = fabric::to_ns(extra);
   r.bytes.resize(64);
@@ -120,8 +127,10 @@ TEST(P2p, ThroughTheIommuAnIotlbHitAddsItsLatencyOnly) {
 TEST(P2p, RootComplexPolicyCanBlockRedirectedPeerToPeer) {
   Simulation sim(load_config_text(config(false) + "root_complex: {p2p: block}\n", "p2p"));
   sim.boot();
-  const std::uint16_t acs = sim.system().function("sw0.dsp0")->config().find_extended_capability(PCI_EXT_CAP_ID_ACS);
-  sim.config_write("sw0.dsp0", static_cast<std::uint16_t>(acs + PCI_ACS_CTRL), 2, PCI_ACS_RR | PCI_ACS_UF);
+  const std::uint16_t acs =
+      sim.system().function("sw0.dsp0")->config().find_extended_capability(PCI_EXT_CAP_ID_ACS);
+  sim.config_write("sw0.dsp0", static_cast<std::uint16_t>(acs + PCI_ACS_CTRL), 2,
+                   PCI_ACS_RR | PCI_ACS_UF);
   PciDev* target = sim.host().pci().find("ep1.pf");
   std::uint32_t bytes = 0;
   int st = sim.dma("ep0.pf", sim.host().pci().bar_address(*target, 2), 0, 64, false, true,

@@ -200,10 +200,12 @@ VmSpec read_vm(const Node& n, DocSink* docs) {
   if (s.has("functions")) {
     Node f = s.child("functions");
     if (!f.is_sequence()) f.fail("expected a list of function names");
-    for (std::size_t i = 0; i < f.size(); ++i) v.functions.push_back(f.at(i).as_string());
+    for (std::size_t i = 0; i < f.size(); ++i)
+      v.functions.push_back(f.at(i).as_string());
   }
   s.finish();
-  if (n.defined() && v.memory % (2 << 20)) s.child("memory").fail("VM memory must be a multiple of 2 MiB");
+  if (n.defined() && v.memory % (2 << 20))
+    s.child("memory").fail("VM memory must be a multiple of 2 MiB");
   if (n.defined() && v.host_base % (2 << 20))
     s.child("host_base").fail("host_base must be 2 MiB aligned");
   return v;
@@ -791,7 +793,8 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
              "physical address mapped")
       .nested("bytes", "hex string", "write_memory: the bytes, e.g. 'de ad be ef'")
       .field("vm", &st.vm, "write_memory: in this VM's memory; assign: the VM")
-      .field("domain", &st.domain, "iommu_map/unmap/flush, attach, create_domain: IOMMU domain name")
+      .field("domain", &st.domain,
+             "iommu_map/unmap/flush, attach, create_domain: IOMMU domain name")
       .field("iova", &st.iova, "iommu_map/unmap/flush: I/O virtual address")
       .bytes("length", &st.length, "dma, iommu_map/unmap/flush: bytes")
       .nested("src", "integer | <function>.bar<N>[+offset]",
@@ -821,7 +824,8 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
     std::string& ref = std::string(key) == "src" ? st.src_ref : st.dst_ref;
     const std::string text = a.is_scalar() ? a.scalar() : std::string();
     if (text.find(".bar") != std::string::npos) {
-      static const std::regex re(R"(^([A-Za-z_][\w]*\.(pf|vf\d+))\.bar([0-5])(\+(0[xX][0-9a-fA-F]+|\d+))?$)");
+      static const std::regex re(
+          R"(^([A-Za-z_][\w]*\.(pf|vf\d+))\.bar([0-5])(\+(0[xX][0-9a-fA-F]+|\d+))?$)");
       if (!std::regex_match(text, re))
         a.fail("expected an address or <function>.bar<N>[+offset] such as ep1.pf.bar2+0x100");
       ref = text;
@@ -906,7 +910,8 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       need("src");
       need("dst");
       need("length");
-      if (st.length == 0 || st.length > 0xffffffffull) s.child("length").fail("dma length must be 1 B .. 4 GiB");
+      if (st.length == 0 || st.length > 0xffffffffull)
+        s.child("length").fail("dma length must be 1 B .. 4 GiB");
       break;
     case A::kIommuMap:
       need("domain");
@@ -1089,8 +1094,7 @@ void validate(SystemConfig& c, const Node& root) {
   // IOMMU and VMs.
   std::set<std::string> vm_names, assigned;
   for (const VmSpec& v : c.vms) {
-    if (!c.iommu.enabled)
-      v.where.fail("a VM needs the IOMMU (iommu: {enabled: true})");
+    if (!c.iommu.enabled) v.where.fail("a VM needs the IOMMU (iommu: {enabled: true})");
     if (!vm_names.insert(v.name).second)
       v.where.child("name").fail("duplicate VM name '" + v.name + "'");
     if (c.function_exists(v.name) || v.name == "identity" || v.name == "blocked")
@@ -1109,11 +1113,17 @@ void validate(SystemConfig& c, const Node& root) {
     if (!s.workload.empty() && !c.workload(s.workload))
       s.where.child("workload").fail("no workload named '" + s.workload + "'");
     if (!s.vm.empty() && !c.vm(s.vm)) s.where.child("vm").fail("no VM named '" + s.vm + "'");
-    const bool needs_iommu = s.action == ScenarioStep::kIommuMap ||
-                             s.action == ScenarioStep::kIommuUnmap ||
-                             s.action == ScenarioStep::kIommuFlush ||
-                             s.action == ScenarioStep::kCreateDomain ||
-                             s.action == ScenarioStep::kAttach || s.action == ScenarioStep::kAssign;
+    for (const char* key : {"src", "dst"}) {
+      const std::string& ref = std::string(key) == "src" ? s.src_ref : s.dst_ref;
+      if (ref.empty()) continue;
+      const std::string fn = ref.substr(0, ref.rfind(".bar"));
+      if (!c.endpoint_of(fn) || !c.function_exists(fn))
+        s.where.child(key).fail("no DMA function named '" + fn + "'");
+    }
+    const bool needs_iommu =
+        s.action == ScenarioStep::kIommuMap || s.action == ScenarioStep::kIommuUnmap ||
+        s.action == ScenarioStep::kIommuFlush || s.action == ScenarioStep::kCreateDomain ||
+        s.action == ScenarioStep::kAttach || s.action == ScenarioStep::kAssign;
     if (needs_iommu && !c.iommu.enabled)
       s.where.child("action").fail("this action needs the IOMMU (iommu: {enabled: true})");
     check_target(c, s.target, s.where.child("target"));

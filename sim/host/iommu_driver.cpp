@@ -19,9 +19,12 @@ constexpr std::uint64_t k4K = 4096, k2M = 2ull << 20, k1G = 1ull << 30;
 
 const char* IommuDomain::type_name(Type t) {
   switch (t) {
-    case kDma: return "dma";
-    case kIdentity: return "identity";
-    case kBlocked: return "blocked";
+    case kDma:
+      return "dma";
+    case kIdentity:
+      return "identity";
+    case kBlocked:
+      return "blocked";
   }
   return "?";
 }
@@ -164,7 +167,8 @@ int IommuDriver::map(IommuDomain& d, std::uint64_t iova, std::uint64_t hpa, std:
       shift = 21;
     // A large slot that already holds a table (from earlier small
     // mappings) takes small pages instead.
-    while (shift > 12 && !slot_free(d, v, shift)) shift -= 9;
+    while (shift > 12 && !slot_free(d, v, shift))
+      shift -= 9;
     if (!slot_free(d, v, shift)) return kEexist;
     plan.push_back({v, p, shift});
     off += std::uint64_t{1} << shift;
@@ -279,9 +283,11 @@ void IommuDriver::flush_iotlb(io::Granularity g, std::uint16_t did, std::uint64_
   if (g == io::kSelective) {
     // Page-selective: 2^AM pages aligned on their size, covering the range
     // (intel-iommu falls back to domain-selective beyond its mask limit).
-    const std::uint64_t first = iova >> 12, last = (iova + std::max<std::uint64_t>(len, 1) - 1) >> 12;
+    const std::uint64_t first = iova >> 12,
+                        last = (iova + std::max<std::uint64_t>(len, 1) - 1) >> 12;
     unsigned am = 0;
-    while ((first >> am) != (last >> am)) ++am;
+    while ((first >> am) != (last >> am))
+      ++am;
     if (am > 18) {
       g = io::kDomain;
     } else {
@@ -312,7 +318,9 @@ DmaSpace::Buffer DomainSpace::alloc(std::uint64_t bytes) {
   const std::uint64_t size = (bytes + k4K - 1) & ~(k4K - 1);
   std::uint64_t a = alloc_.alloc(size);
   int r = iommu_.map(domain_, a, a, size, true, true);
-  if (r) throw ModelError("iommu", "mapping a DMA buffer in domain '" + domain_.name + "' failed (" + std::to_string(r) + ")");
+  if (r)
+    throw ModelError("iommu", "mapping a DMA buffer in domain '" + domain_.name + "' failed (" +
+                                  std::to_string(r) + ")");
   return {a, a};
 }
 
@@ -322,7 +330,9 @@ std::uint64_t DomainSpace::map_peer(std::uint64_t hpa, std::uint64_t len) {
   std::uint64_t existing;
   if (!iommu_.lookup(domain_, base, &existing)) {
     int r = iommu_.map(domain_, base, base, size, true, true);
-    if (r) throw ModelError("iommu", "mapping a peer BAR in domain '" + domain_.name + "' failed (" + std::to_string(r) + ")");
+    if (r)
+      throw ModelError("iommu", "mapping a peer BAR in domain '" + domain_.name + "' failed (" +
+                                    std::to_string(r) + ")");
   }
   return hpa;
 }
@@ -330,7 +340,9 @@ std::uint64_t DomainSpace::map_peer(std::uint64_t hpa, std::uint64_t len) {
 Vm::Vm(const VmSpec& spec, std::uint64_t host_base, IommuDriver& iommu, IommuDomain& d)
     : spec_(spec), host_base_(host_base), iommu_(iommu), domain_(d) {
   int r = iommu_.map(domain_, 0, host_base_, spec_.memory, true, true);
-  if (r) throw ModelError("iommu", "mapping VM " + spec_.name + "'s memory failed (" + std::to_string(r) + ")");
+  if (r)
+    throw ModelError("iommu",
+                     "mapping VM " + spec_.name + "'s memory failed (" + std::to_string(r) + ")");
 }
 
 DmaSpace::Buffer Vm::alloc(std::uint64_t bytes) {
@@ -351,7 +363,8 @@ std::uint64_t Vm::map_peer(std::uint64_t hpa, std::uint64_t len) {
     const std::uint64_t size = ((hpa + len + k4K - 1) & ~(k4K - 1)) - base;
     int r = iommu_.map(domain_, base, base, size, true, true);
     if (r && r != kEexist)
-      throw ModelError("iommu", "mapping a peer BAR into VM " + spec_.name + " failed (" + std::to_string(r) + ")");
+      throw ModelError("iommu", "mapping a peer BAR into VM " + spec_.name + " failed (" +
+                                    std::to_string(r) + ")");
   }
   return hpa;
 }
