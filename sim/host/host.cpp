@@ -3,8 +3,8 @@
 #include <linux/pci_regs.h>
 
 #include "fabric/common/error.h"
-#include "models/dma_endpoint/dma_regs.h"
 #include "fabric/kernel/kernel_context.h"
+#include "models/dma_endpoint/dma_regs.h"
 
 namespace pciesim::sim {
 
@@ -20,6 +20,7 @@ Host::Host(sc_core::sc_module_name name, System& system)
   alloc_ = std::make_unique<HostAllocator>(system.memory().params().ranges);
   physical_ = std::make_unique<PhysicalSpace>(*alloc_);
   pci_->on_added = [this](PciDev& vf) {
+    enable_acs(vf);  // Linux: pci_device_add -> pci_acs_init, VFs included
     if (vf.physfn && vf.physfn->autoprobe) bind(vf);
   };
   pci_->on_removing = [this](PciDev& vf) {
@@ -37,9 +38,13 @@ Host::Host(sc_core::sc_module_name name, System& system)
 
 Host::~Host() = default;
 
-std::uint64_t Host::msi_address() const { return system_.config().root_complex.params.msi_base; }
+std::uint64_t Host::msi_address() const {
+  return system_.config().root_complex.params.msi_base;
+}
 
-sc_core::sc_event& Host::msi_event(std::uint32_t data) { return system_.rc().msi().event_for(data); }
+sc_core::sc_event& Host::msi_event(std::uint32_t data) {
+  return system_.rc().msi().event_for(data);
+}
 
 std::uint64_t Host::msi_count(std::uint32_t data) const {
   return system_.rc().msi().count_for(data);
@@ -55,7 +60,9 @@ DmaDriver* Host::driver(const std::string& function) {
   return d ? driver(*d) : nullptr;
 }
 
-bool Host::bind(PciDev& dev) { return bind_with(dev, space_of(dev), DmaDriver::kName); }
+bool Host::bind(PciDev& dev) {
+  return bind_with(dev, space_of(dev), DmaDriver::kName);
+}
 
 bool Host::bind_with(PciDev& dev, DmaSpace& space, const std::string& shown_driver) {
   if (driver(dev)) return true;
@@ -109,7 +116,8 @@ int Host::dma_once(PciDev& dev, std::uint64_t src, std::uint64_t dst, std::uint3
   namespace dma = models::dma;
   DmaDriver* drv = driver(dev);
   if (!drv) throw UsageError(dev.name, dev.name + " is not bound to a DMA driver");
-  while (drv->busy()) HostCpu::sleep(1 * kUs);  // a workload owns the engine
+  while (drv->busy())
+    HostCpu::sleep(1 * kUs);  // a workload owns the engine
   drv->set_busy(true);
   dma::Descriptor d{};
   d.src = src;
@@ -143,7 +151,8 @@ int Host::dma_once(PciDev& dev, std::uint64_t src, std::uint64_t dst, std::uint3
 
 std::uint64_t Host::peer_dma_address(PciDev& initiator, PciDev& target, unsigned bar) {
   const std::uint64_t base = pci_->bar_address(target, bar);
-  if (!base) throw UsageError(target.name, target.name + " BAR" + std::to_string(bar) + " has no address");
+  if (!base)
+    throw UsageError(target.name, target.name + " BAR" + std::to_string(bar) + " has no address");
   DmaDriver* drv = driver(initiator);
   DmaSpace& space = drv ? drv->dma_space() : space_of(initiator);
   return space.map_peer(base, pci_->bar_size(target, bar));
@@ -153,9 +162,10 @@ IommuDomain& Host::iommu_domain(const std::string& name) {
   if (!iommu_) throw UsageError(name, "there is no IOMMU (iommu: {enabled: true})");
   if (IommuDomain* d = iommu_->domain(name)) return *d;
   std::string known;
-  for (const auto& [n, d] : iommu_->domains()) known += (known.empty() ? "" : ", ") + n;
-  throw UsageError(name, "no IOMMU domain named '" + name + "' (domains: " +
-                             (known.empty() ? "none" : known) + ")");
+  for (const auto& [n, d] : iommu_->domains())
+    known += (known.empty() ? "" : ", ") + n;
+  throw UsageError(name, "no IOMMU domain named '" + name +
+                             "' (domains: " + (known.empty() ? "none" : known) + ")");
 }
 
 void Host::iommu_flush(const std::string& kind, const std::string& domain, std::uint64_t iova,
@@ -175,7 +185,8 @@ void Host::iommu_flush(const std::string& kind, const std::string& domain, std::
     iommu_->flush_context(io::kSelective, d ? d->id : 0, dev->rid);
     if (d) iommu_->flush_iotlb(io::kDomain, d->id);
   } else {
-    throw UsageError("iommu_flush", "kind must be global, domain, page or device, got '" + kind + "'");
+    throw UsageError("iommu_flush",
+                     "kind must be global, domain, page or device, got '" + kind + "'");
   }
 }
 
@@ -185,22 +196,24 @@ std::uint64_t Host::vm_to_host(const std::string& name, std::uint64_t gpa, std::
   return v->to_host(gpa, length);
 }
 
-void Host::enable_acs() {
+std::uint16_t Host::acs_wanted() const {
   // Linux's pci_enable_acs(): with an IOMMU, Source Validation, Request and
   // Completion Redirect and Upstream Forwarding wherever they exist.
   const SystemConfig& cfg = system_.config();
-  const std::uint16_t want = cfg.host.acs ? *cfg.host.acs
-                             : cfg.iommu.enabled
-                                 ? std::uint16_t(PCI_ACS_SV | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF)
-                                 : std::uint16_t(0);
-  if (!want) return;
-  for (PciDev* d : pci_->devices()) {
-    if (!d->acs) continue;
-    const std::uint16_t cap = static_cast<std::uint16_t>(cpu_.config_read(d->rid, d->acs + PCI_ACS_CAP, 2));
-    const std::uint16_t ctrl = static_cast<std::uint16_t>(cpu_.config_read(d->rid, d->acs + PCI_ACS_CTRL, 2));
-    const std::uint16_t next = static_cast<std::uint16_t>((ctrl & ~want) | (cap & want));
-    if (next != ctrl) cpu_.config_write(d->rid, d->acs + PCI_ACS_CTRL, 2, next);
-  }
+  if (cfg.host.acs) return *cfg.host.acs;
+  return cfg.iommu.enabled ? std::uint16_t(PCI_ACS_SV | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF)
+                           : std::uint16_t(0);
+}
+
+void Host::enable_acs(PciDev& d) {
+  const std::uint16_t want = acs_wanted();
+  if (!want || !d.acs) return;
+  const std::uint16_t cap =
+      static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.acs + PCI_ACS_CAP, 2));
+  const std::uint16_t ctrl =
+      static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.acs + PCI_ACS_CTRL, 2));
+  const std::uint16_t next = static_cast<std::uint16_t>((ctrl & ~want) | (cap & want));
+  if (next != ctrl) cpu_.config_write(d.rid, d.acs + PCI_ACS_CTRL, 2, next);
 }
 
 void Host::create_vms() {
@@ -254,7 +267,8 @@ void Host::boot() {
     iommu_ = std::make_unique<IommuDriver>(cpu_, *alloc_, cfg.iommu);
     iommu_->init();
   }
-  enable_acs();
+  for (PciDev* d : pci_->devices())
+    enable_acs(*d);
   for (const EndpointSpec& ep : cfg.endpoints) {
     PciDev* pf = pci_->find(ep.name + ".pf");
     if (!pf) {
@@ -265,7 +279,9 @@ void Host::boot() {
     if (ep.driver == "pf-stub") pf->driver = "pci-pf-stub";
     if (ep.num_vfs) {
       int r = pci_->sriov_numvfs(*pf, ep.num_vfs);
-      if (r) note(ep.name + ".pf: enabling " + std::to_string(ep.num_vfs) + " VFs failed (" + std::to_string(r) + ")");
+      if (r)
+        note(ep.name + ".pf: enabling " + std::to_string(ep.num_vfs) + " VFs failed (" +
+             std::to_string(r) + ")");
     }
   }
   if (iommu_) create_vms();

@@ -89,7 +89,8 @@ class Host : public sc_core::sc_module {
  private:
   void main_thread();
   void boot();
-  void enable_acs();
+  std::uint16_t acs_wanted() const;
+  void enable_acs(PciDev& d);
   void create_vms();
   bool bind_with(PciDev& dev, DmaSpace& space, const std::string& shown_driver);
 
