@@ -143,3 +143,67 @@ TEST(P2p, RootComplexPolicyCanBlockRedirectedPeerToPeer) {
 
 }  // namespace
 }  // namespace pciesim::sim
+
+namespace pciesim::sim {
+namespace {
+
+// ACS controls that need requests our DMA engines never make (a requester
+// ID from elsewhere, ATS-translated addresses): TLPs injected at a switch
+// downstream port as if they came from the device below.
+struct Injected {
+  fabric::CplStatus status;
+  fabric::P2pPath path;
+};
+
+Injected inject(Simulation& sim, fabric::RoutingId requester, std::uint64_t addr,
+                fabric::AddressType type) {
+  Injected out{};
+  models::PcieSwitch* sw = sim.system().switch_device("sw0");
+  sim.schedule(sim.now(), [&] {
+    std::uint8_t data[64] = {};
+    fabric::Tlp tlp;
+    tlp.memory(fabric::TlpKind::MRd, requester, addr, data, 64);
+    tlp.ext().address_type = type;
+    sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+    sw->port_receive(sw->downstream_port(0), tlp.gp(), d);
+    out = {tlp.ext().status, tlp.ext().p2p};
+  });
+  sim.run_for(10 * fabric::kUs);
+  return out;
+}
+
+TEST(Acs, SourceValidationTranslationBlockingAndDirectTranslated) {
+  Simulation sim(load_config_text(config(false), "acs"));
+  sim.boot();
+  const std::uint16_t acs =
+      sim.system().function("sw0.dsp0")->config().find_extended_capability(PCI_EXT_CAP_ID_ACS);
+  const auto ctrl = static_cast<std::uint16_t>(acs + PCI_ACS_CTRL);
+  const fabric::RoutingId ep0 = sim.system().function("ep0.pf")->rid();
+  const fabric::RoutingId stranger{0x20, 0, 0};  // a bus not below dsp0
+  PciDev* target = sim.host().pci().find("ep1.pf");
+  const std::uint64_t peer = sim.host().pci().bar_address(*target, 2);
+  using fabric::AddressType;
+  using fabric::CplStatus;
+
+  // Without ACS a spoofed requester and a translated request get through.
+  EXPECT_EQ(inject(sim, stranger, peer, AddressType::kUntranslated).status, CplStatus::kSC);
+  EXPECT_EQ(inject(sim, ep0, peer, AddressType::kTranslated).status, CplStatus::kSC);
+
+  sim.config_write("sw0.dsp0", ctrl, 2, PCI_ACS_SV | PCI_ACS_TB);
+  EXPECT_EQ(inject(sim, stranger, peer, AddressType::kUntranslated).status, CplStatus::kCA);
+  EXPECT_EQ(inject(sim, ep0, peer, AddressType::kTranslated).status, CplStatus::kCA);
+  EXPECT_EQ(inject(sim, ep0, peer, AddressType::kUntranslated).status, CplStatus::kSC);
+  auto s = sim.stats();
+  EXPECT_EQ(s["switches"]["sw0"]["dsp0"]["acs_violations"], 2);
+
+  // Request Redirect sends peer traffic up, except translated requests
+  // with Direct Translated P2P.
+  sim.config_write("sw0.dsp0", ctrl, 2, PCI_ACS_RR | PCI_ACS_DT);
+  EXPECT_EQ(inject(sim, ep0, peer, AddressType::kUntranslated).path, fabric::P2pPath::kReflected);
+  Injected dt = inject(sim, ep0, peer, AddressType::kTranslated);
+  EXPECT_EQ(dt.status, CplStatus::kSC);
+  EXPECT_EQ(dt.path, fabric::P2pPath::kDirect);
+}
+
+}  // namespace
+}  // namespace pciesim::sim
