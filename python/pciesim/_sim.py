@@ -70,6 +70,15 @@ def validate(config, *, overrides=None) -> None:
         _native.validate_file(os.fspath(config), _overrides(overrides))
 
 
+def _uint(name: str, value, bits: int = 64, minimum: int = 0) -> int:
+    """An integer argument in range, or a UsageError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _native.UsageError(f"{name} must be an integer, got {value!r}")
+    if not minimum <= value < (1 << bits):
+        raise _native.UsageError(f"{name} must be in {minimum}..{(1 << bits) - 1:#x}, got {value:#x}")
+    return value
+
+
 def _power_state(state) -> int:
     table = {"D0": D0, "D3hot": D3HOT, "d0": D0, "d3hot": D3HOT, 0: D0, 3: D3HOT}
     if state not in table:
@@ -227,30 +236,32 @@ class Simulation:
         function, or offsets in its device memory with src_local/dst_local).
         Returns the engine's status: 0, an error code (pciesim.dma: ERR_DMA_UR
         ...), or -110 when nothing completed within `timeout`."""
-        status, _ = self._n.dma(target, int(src), int(dst), int(length), src_local, dst_local,
+        status, _ = self._n.dma(target, _uint("src", src), _uint("dst", dst),
+                                _uint("length", length, 32, 1), src_local, dst_local,
                                 int(as_time(timeout)))
         return status
 
     def peer_address(self, initiator: str, target: str, bar: int = 2) -> int:
         """The address `initiator` uses to reach `target`'s BAR (mapped into
         its IOMMU domain or VM if needed): a peer-to-peer DMA address."""
-        return self._n.peer_address(initiator, target, bar)
+        return self._n.peer_address(initiator, target, _uint("bar", bar, 3))
 
     def iommu_map(self, domain: str, iova: int, address: int, length: int, *, read: bool = True,
                   write: bool = True) -> int:
         """Map [iova, iova+length) to host-physical `address` in a domain: 0,
         -EINVAL (-22) or -EEXIST (-17)."""
-        return self._n.iommu_map(domain, iova, address, length, read, write)
+        return self._n.iommu_map(domain, _uint("iova", iova), _uint("address", address),
+                                 _uint("length", length), read, write)
 
     def iommu_unmap(self, domain: str, iova: int, length: int, *, flush: bool = True) -> int:
         """Unmap, and (flush=True) invalidate the IOTLB and wait: 0, -EINVAL or -ENOENT (-2)."""
-        return self._n.iommu_unmap(domain, iova, length, flush)
+        return self._n.iommu_unmap(domain, _uint("iova", iova), _uint("length", length), flush)
 
     def iommu_flush(self, kind: str = "global", *, domain: str = "", iova: int = 0,
                     length: int = 0, target: str = "") -> None:
         """Invalidate: kind 'global', 'domain', 'page' (domain, iova, length)
         or 'device' (target's context and domain); waits for completion."""
-        self._n.iommu_flush(kind, domain, iova, length, target)
+        self._n.iommu_flush(kind, domain, _uint("iova", iova), _uint("length", length), target)
 
     def create_domain(self, name: str, kind: str = "dma") -> None:
         """A new IOMMU domain: 'dma' (translated), 'identity' or 'blocked'."""
@@ -266,11 +277,11 @@ class Simulation:
 
     def iommu_lookup(self, domain: str, iova: int) -> Optional[int]:
         """What the domain's page tables map `iova` to (None if unmapped)."""
-        return self._n.iommu_lookup(domain, iova)
+        return self._n.iommu_lookup(domain, _uint("iova", iova))
 
     def vm_address(self, vm: str, gpa: int, length: int = 1) -> int:
         """Host-physical address of a VM's guest-physical address."""
-        return self._n.vm_to_host(vm, gpa, length)
+        return self._n.vm_to_host(vm, _uint("gpa", gpa), _uint("length", length))
 
     def iommu_faults(self) -> List[dict]:
         """The IOMMU's fault log: requester, function, address, write, reason, t_ns."""

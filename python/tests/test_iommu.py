@@ -129,3 +129,18 @@ def test_vms_need_the_iommu_in_the_config():
     del cfg["iommu"]
     with pytest.raises(pciesim.ConfigError, match=r"vms\[0\].*needs the IOMMU"):
         pciesim.from_dict(cfg)
+
+
+def test_bad_arguments_raise_usage_errors_not_type_errors():
+    with pciesim.from_dict(vm_config()) as sim:
+        sim.boot()
+        with pytest.raises(pciesim.UsageError, match="length must be in 1"):
+            sim.dma("ep0.vf1", 0, 0, 1 << 33)
+        with pytest.raises(pciesim.UsageError, match="src must be in"):
+            sim.dma("ep0.vf1", -1, 0, 8)
+        with pytest.raises(pciesim.UsageError, match="iova must be an integer"):
+            sim.iommu_map("vmA", "0x1000", 0, 4096)
+        with pytest.raises(pciesim.UsageError, match="no function named 'ep9.pf'"):
+            sim.dma("ep9.pf", 0, 0, 8)
+        with pytest.raises(pciesim.UsageError, match="not bound to a DMA driver"):
+            sim.dma("sw0.dsp0", 0, 0, 8)  # a bridge: no DMA driver

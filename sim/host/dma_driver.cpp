@@ -104,10 +104,12 @@ bool DmaDriver::program() {
 bool DmaDriver::reinit() { return program(); }
 
 void DmaDriver::remove() {
+  if (removed_) return;
   if (bar0_) write_reg(dma::kCtrl, 0);
   host_.pci().enable_msix(dev_, false);
   host_.pci().set_master(dev_, false);
   dev_.driver.clear();
+  removed_ = true;  // dev_ may be destroyed from here on: never touched again
 }
 
 std::uint32_t DmaDriver::read_reg(std::uint32_t off) {

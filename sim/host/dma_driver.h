@@ -48,7 +48,10 @@ class DmaDriver {
   // pci_enable_device, pci_set_master, rings, MSI-X; false if it cannot
   // (e.g. no BAR assigned). `error()` says why.
   bool probe();
+  // Unbind: the engine is stopped; the driver object may outlive the
+  // function (a workload still holding it sees removed()).
   void remove();
+  bool removed() const { return removed_; }
   // After a reset of the function: program the device again.
   bool reinit();
 
@@ -77,6 +80,7 @@ class DmaDriver {
   DmaSpace& space_;
   std::string error_;
   bool busy_ = false;
+  bool removed_ = false;
   std::uint64_t bar0_ = 0;
   DmaSpace::Buffer ring_;
   DmaSpace::Buffer cq_;

@@ -26,6 +26,7 @@ Host::Host(sc_core::sc_module_name name, System& system)
   pci_->on_removing = [this](PciDev& vf) {
     unbind(vf);
     assigned_.erase(&vf);
+    if (iommu_) iommu_->detach(vf);  // the function is gone: no context entry
   };
   pci_->on_reset_done = [this](PciDev& d) {
     // The native driver's reset_done: program the engine again.
@@ -55,6 +56,13 @@ DmaDriver* Host::driver(PciDev& dev) {
   return it == drivers_.end() ? nullptr : it->second.get();
 }
 
+std::shared_ptr<DmaDriver> Host::driver_ref(const std::string& function) {
+  PciDev* d = pci_->find(function);
+  if (!d) return nullptr;
+  auto it = drivers_.find(d);
+  return it == drivers_.end() ? nullptr : it->second;
+}
+
 DmaDriver* Host::driver(const std::string& function) {
   PciDev* d = pci_->find(function);
   return d ? driver(*d) : nullptr;
@@ -68,7 +76,7 @@ bool Host::bind_with(PciDev& dev, DmaSpace& space, const std::string& shown_driv
   if (driver(dev)) return true;
   FunctionRef* f = system_.function(dev.name);
   if (!f || f->kind() != FunctionRef::kDma) return false;
-  auto drv = std::make_unique<DmaDriver>(*this, dev, space);
+  auto drv = std::make_shared<DmaDriver>(*this, dev, space);
   if (!drv->probe()) {
     note(dev.name + ": " + DmaDriver::kName + " probe failed: " + drv->error());
     return false;
@@ -140,11 +148,11 @@ int Host::dma_once(PciDev& dev, std::uint64_t src, std::uint64_t dst, std::uint3
       break;
     }
     const Time now = HostCpu::now();
-    if (now >= deadline) break;
+    if (now >= deadline || drv->removed()) break;
     drv->wait(true, deadline - now);
   }
   // Clear a reported error (RW1C) so the engine resumes.
-  if (status > 0) drv->write_reg(dma::kError, static_cast<std::uint32_t>(status));
+  if (status > 0 && !drv->removed()) drv->write_reg(dma::kError, static_cast<std::uint32_t>(status));
   drv->set_busy(false);
   return status;
 }

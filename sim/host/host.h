@@ -41,6 +41,7 @@ class Host : public sc_core::sc_module {
 
   DmaDriver* driver(const std::string& function);
   DmaDriver* driver(PciDev& dev);
+  std::shared_ptr<DmaDriver> driver_ref(const std::string& function);
   // Binds the native driver with the function's default DMA space (with an
   // IOMMU: attached to its default domain first).
   bool bind(PciDev& dev);
@@ -98,7 +99,9 @@ class Host : public sc_core::sc_module {
   HostCpu cpu_;
   std::unique_ptr<PciCore> pci_;
   std::unique_ptr<HostAllocator> alloc_;
-  std::map<PciDev*, std::unique_ptr<DmaDriver>> drivers_;
+  // Shared: a workload or a DMA step keeps its driver alive (and sees it
+  // marked removed) if the function goes away under it.
+  std::map<PciDev*, std::shared_ptr<DmaDriver>> drivers_;
   std::unique_ptr<PhysicalSpace> physical_;
   std::unique_ptr<IommuDriver> iommu_;
   std::map<std::string, std::unique_ptr<DomainSpace>> domain_spaces_;

@@ -13,7 +13,10 @@ using namespace fabric;
 namespace io = models::iommu;
 
 namespace {
-constexpr int kEinval = -22, kEexist = -17, kEnoent = -2;
+constexpr int kEinval = -22, kEexist = -17, kEnoent = -2, kEnomem = -12;
+// One map call writes at most this many leaf entries (16 GiB of 4 KiB
+// pages): bigger requests are refused instead of exhausting memory.
+constexpr std::size_t kMaxLeavesPerMap = std::size_t{1} << 22;
 constexpr std::uint64_t k4K = 4096, k2M = 2ull << 20, k1G = 1ull << 30;
 }  // namespace
 
@@ -143,6 +146,16 @@ void IommuDriver::attach(PciDev& dev, IommuDomain& d) {
   // Not-present entries are not cached (caching mode 0): no flush needed.
 }
 
+void IommuDriver::detach(PciDev& dev) {
+  IommuDomain* d = domain_of(dev);
+  if (!d) return;
+  set64(context_entry(dev.rid), 0);
+  flush_context(io::kSelective, d->id, dev.rid);
+  flush_iotlb(io::kDomain, d->id);
+  d->devices.erase(&dev);
+  attached_.erase(dev.rid.value());
+}
+
 // ------------------------------------------------------------ map / unmap
 
 int IommuDriver::map(IommuDomain& d, std::uint64_t iova, std::uint64_t hpa, std::uint64_t len,
@@ -171,6 +184,7 @@ int IommuDriver::map(IommuDomain& d, std::uint64_t iova, std::uint64_t hpa, std:
       shift -= 9;
     if (!slot_free(d, v, shift)) return kEexist;
     plan.push_back({v, p, shift});
+    if (plan.size() > kMaxLeavesPerMap) return kEnomem;
     off += std::uint64_t{1} << shift;
   }
   for (const Leaf& l : plan) {

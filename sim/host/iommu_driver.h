@@ -59,9 +59,13 @@ class IommuDriver {
   // Points the function's context entry at the domain (detaching it from
   // its previous one, with the invalidations that requires).
   void attach(PciDev& dev, IommuDomain& d);
+  // The function is going away: clear its context entry (with the
+  // invalidations) and forget it.
+  void detach(PciDev& dev);
   // Maps [iova, iova + len) to [hpa, hpa + len): 0, or -EINVAL (not 4 KiB
   // aligned, not a translated domain, beyond the address width), -EEXIST
-  // (something is already mapped there). Nothing is written on failure.
+  // (something is already mapped there), -ENOMEM (more than 2^22 pages in
+  // one call). Nothing is written on failure.
   int map(IommuDomain& d, std::uint64_t iova, std::uint64_t hpa, std::uint64_t len, bool read,
           bool write);
   // Clears the mappings of [iova, iova + len) and, with flush, invalidates

@@ -117,7 +117,8 @@ WorkloadStats Workload::stats() const {
 }
 
 void Workload::run_one(const std::string& function, WorkloadCounters& c) {
-  DmaDriver* drv = host_.driver(function);
+  // Keep the driver alive even if the function disappears under us.
+  std::shared_ptr<DmaDriver> drv = host_.driver_ref(function);
   if (!drv) {
     c.failure = function + " is not bound to the " + DmaDriver::kName + " driver";
     return;
@@ -164,6 +165,11 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
   Time last_progress = HostCpu::now();
   const std::uint64_t irq_before = host_.msi_count(drv->msi_data());
   while (c.jobs_completed + c.errors < spec_.count) {
+    if (drv->removed()) {
+      c.failure = "the function went away (driver unbound) with jobs outstanding";
+      c.stalled = true;
+      break;
+    }
     bool posted = false;
     while (next < spec_.count && next - c.jobs_completed - c.errors < spec_.queue_depth &&
            drv->space() > 0) {
