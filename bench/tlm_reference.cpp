@@ -2,11 +2,11 @@
 // loop (one initiator thread with a quantum keeper, a memory target that
 // copies 256 bytes), measured in the same run as the simulator. Prints
 // "transactions_per_second <n>".
-#include <systemc>
-#include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 #include <tlm_utils/tlm_quantumkeeper.h>
+#include <systemc>
+#include <tlm>
 
 #include <chrono>
 #include <cstdio>

@@ -12,7 +12,9 @@ bool bus_behind(const ConfigSpace& cs, unsigned bus) {
 bool memory_space_enabled(const ConfigSpace& cs) {
   return cs.get16(PCI_COMMAND) & PCI_COMMAND_MEMORY;
 }
-bool bus_master_enabled(const ConfigSpace& cs) { return cs.get16(PCI_COMMAND) & PCI_COMMAND_MASTER; }
+bool bus_master_enabled(const ConfigSpace& cs) {
+  return cs.get16(PCI_COMMAND) & PCI_COMMAND_MASTER;
+}
 bool secondary_bus_reset(const ConfigSpace& cs) {
   return cs.get16(PCI_BRIDGE_CONTROL) & PCI_BRIDGE_CTL_BUS_RESET;
 }

@@ -40,9 +40,15 @@ inline bool windows_contain(const ConfigSpace& cs, std::uint64_t addr, std::uint
   return memory_window(cs).contains(addr, len) || prefetchable_window(cs).contains(addr, len);
 }
 
-inline unsigned primary_bus(const ConfigSpace& cs) { return cs.get8(0x18); }
-inline unsigned secondary_bus(const ConfigSpace& cs) { return cs.get8(0x19); }
-inline unsigned subordinate_bus(const ConfigSpace& cs) { return cs.get8(0x1a); }
+inline unsigned primary_bus(const ConfigSpace& cs) {
+  return cs.get8(0x18);
+}
+inline unsigned secondary_bus(const ConfigSpace& cs) {
+  return cs.get8(0x19);
+}
+inline unsigned subordinate_bus(const ConfigSpace& cs) {
+  return cs.get8(0x1a);
+}
 // Bus in [secondary, subordinate] and secondary != 0 (unconfigured bridge).
 bool bus_behind(const ConfigSpace& cs, unsigned bus);
 
@@ -55,10 +61,10 @@ std::uint16_t acs_control(const ConfigSpace& cs);  // 0 without the capability
 
 // Where a config request arriving on a bridge's primary side goes.
 enum class ConfigRoute {
-  kNotMine,          // bus outside [secondary, subordinate]
-  kType0Secondary,   // bus == secondary: convert to Type 0 and send on the link
-  kType1Forward,     // deeper: forward as Type 1
-  kBlockedDevice,    // Type 0 to device != 0 without ARI Forwarding: UR
+  kNotMine,         // bus outside [secondary, subordinate]
+  kType0Secondary,  // bus == secondary: convert to Type 0 and send on the link
+  kType1Forward,    // deeper: forward as Type 1
+  kBlockedDevice,   // Type 0 to device != 0 without ARI Forwarding: UR
 };
 ConfigRoute route_config(const ConfigSpace& bridge, unsigned bus, unsigned device,
                          bool downstream_port);

@@ -20,13 +20,25 @@ constexpr Time kMs = 1000 * kUs;
 constexpr Time kSec = 1000 * kMs;
 constexpr Time kTimeMax = ~Time{0};
 
-constexpr Time ns(double v) { return static_cast<Time>(v * static_cast<double>(kNs) + 0.5); }
-constexpr Time us(double v) { return static_cast<Time>(v * static_cast<double>(kUs) + 0.5); }
-constexpr Time ms(double v) { return static_cast<Time>(v * static_cast<double>(kMs) + 0.5); }
+constexpr Time ns(double v) {
+  return static_cast<Time>(v * static_cast<double>(kNs) + 0.5);
+}
+constexpr Time us(double v) {
+  return static_cast<Time>(v * static_cast<double>(kUs) + 0.5);
+}
+constexpr Time ms(double v) {
+  return static_cast<Time>(v * static_cast<double>(kMs) + 0.5);
+}
 
-constexpr double to_ns(Time t) { return static_cast<double>(t) / static_cast<double>(kNs); }
-constexpr double to_us(Time t) { return static_cast<double>(t) / static_cast<double>(kUs); }
-constexpr double to_sec(Time t) { return static_cast<double>(t) / static_cast<double>(kSec); }
+constexpr double to_ns(Time t) {
+  return static_cast<double>(t) / static_cast<double>(kNs);
+}
+constexpr double to_us(Time t) {
+  return static_cast<double>(t) / static_cast<double>(kUs);
+}
+constexpr double to_sec(Time t) {
+  return static_cast<double>(t) / static_cast<double>(kSec);
+}
 
 // "1.5 us", "100 ns", "2 ms": the shortest exact unit that reads well.
 std::string format_time(Time t);

@@ -14,7 +14,8 @@ constexpr std::uint16_t kStatusRw1c = PCI_STATUS_PARITY | PCI_STATUS_SIG_TARGET_
 
 unsigned log2_exact(std::uint64_t v) {
   unsigned n = 0;
-  while ((std::uint64_t{1} << n) < v) ++n;
+  while ((std::uint64_t{1} << n) < v)
+    ++n;
   return n;
 }
 
@@ -32,8 +33,8 @@ void define_memory_bar(ConfigSpace& cs, std::uint16_t reg, const BarSpec& bar) {
     return;
   }
   if (bar.size < 16 || (bar.size & (bar.size - 1)) != 0)
-    throw ModelError("config_space", "BAR size must be a power of two >= 16, got " +
-                                         std::to_string(bar.size));
+    throw ModelError("config_space",
+                     "BAR size must be a power of two >= 16, got " + std::to_string(bar.size));
   if (!bar.is_64bit && bar.size > (std::uint64_t{1} << 31))
     throw ModelError("config_space", "a 32-bit BAR cannot exceed 2 GiB");
   std::uint32_t flags = (bar.is_64bit ? PCI_BASE_ADDRESS_MEM_TYPE_64 : 0) |
@@ -110,8 +111,8 @@ void build_type1_header(ConfigSpace& cs, const Type1Header& h) {
   cs.define(PCI_PREF_LIMIT_UPPER32, 4, 0, 0xffffffff);
   cs.define(PCI_INTERRUPT_LINE, 1, 0, 0xff);
   cs.define(PCI_BRIDGE_CONTROL, 2, 0,
-            PCI_BRIDGE_CTL_PARITY | PCI_BRIDGE_CTL_SERR | PCI_BRIDGE_CTL_ISA |
-                PCI_BRIDGE_CTL_VGA | PCI_BRIDGE_CTL_MASTER_ABORT | PCI_BRIDGE_CTL_BUS_RESET);
+            PCI_BRIDGE_CTL_PARITY | PCI_BRIDGE_CTL_SERR | PCI_BRIDGE_CTL_ISA | PCI_BRIDGE_CTL_VGA |
+                PCI_BRIDGE_CTL_MASTER_ABORT | PCI_BRIDGE_CTL_BUS_RESET);
   cs.mark_allocated(0, 0x40);
 }
 
@@ -123,8 +124,8 @@ std::uint16_t CapabilityAllocator::find_free(std::uint16_t from, std::uint16_t t
                                              std::uint16_t size) const {
   for (std::uint16_t off = from; off + size <= to; off = static_cast<std::uint16_t>(off + 4))
     if (!cs_.is_allocated(off, size)) return off;
-  throw ModelError("config_space", "no room for a capability of " + std::to_string(size) +
-                                       " bytes");
+  throw ModelError("config_space",
+                   "no room for a capability of " + std::to_string(size) + " bytes");
 }
 
 std::uint16_t CapabilityAllocator::add(std::uint8_t id, std::uint16_t size) {
@@ -167,11 +168,10 @@ std::uint16_t CapabilityAllocator::add_extended(std::uint16_t id, std::uint8_t v
 std::uint16_t add_pcie_capability(ConfigSpace& cs, const PcieCapOptions& o) {
   CapabilityAllocator alloc(cs);
   std::uint16_t c = alloc.add(PCI_CAP_ID_EXP, 0x3c);  // through Slot Status 2
-  const bool downstream = o.port_type == PCI_EXP_TYPE_ROOT_PORT ||
-                          o.port_type == PCI_EXP_TYPE_DOWNSTREAM;
+  const bool downstream =
+      o.port_type == PCI_EXP_TYPE_ROOT_PORT || o.port_type == PCI_EXP_TYPE_DOWNSTREAM;
   const bool root = o.port_type == PCI_EXP_TYPE_ROOT_PORT;
-  const bool endpoint = o.port_type == PCI_EXP_TYPE_ENDPOINT ||
-                        o.port_type == PCI_EXP_TYPE_LEG_END;
+  const bool endpoint = o.port_type == PCI_EXP_TYPE_ENDPOINT || o.port_type == PCI_EXP_TYPE_LEG_END;
   cs.define(c + PCI_EXP_FLAGS, 2,
             2u | (static_cast<std::uint32_t>(o.port_type) << 4) |
                 (o.slot_implemented ? PCI_EXP_FLAGS_SLOT : 0));
@@ -184,8 +184,8 @@ std::uint16_t add_pcie_capability(ConfigSpace& cs, const PcieCapOptions& o) {
 
   // Device Control reset value: MPS 128, MRRS 512, relaxed ordering and
   // no-snoop enabled (PCIe Base 7.5.3.4 defaults).
-  std::uint32_t devctl = PCI_EXP_DEVCTL_RELAX_EN | PCI_EXP_DEVCTL_NOSNOOP_EN |
-                         PCI_EXP_DEVCTL_READRQ_512B;
+  std::uint32_t devctl =
+      PCI_EXP_DEVCTL_RELAX_EN | PCI_EXP_DEVCTL_NOSNOOP_EN | PCI_EXP_DEVCTL_READRQ_512B;
   std::uint32_t devctl_mask = PCI_EXP_DEVCTL_CERE | PCI_EXP_DEVCTL_NFERE | PCI_EXP_DEVCTL_FERE |
                               PCI_EXP_DEVCTL_URRE | PCI_EXP_DEVCTL_RELAX_EN |
                               PCI_EXP_DEVCTL_PAYLOAD | PCI_EXP_DEVCTL_AUX_PME |
@@ -253,8 +253,8 @@ std::uint16_t add_pcie_capability(ConfigSpace& cs, const PcieCapOptions& o) {
 void set_link_status(ConfigSpace& cs, int speed, int width, bool dll_active) {
   std::uint16_t c = cs.find_capability(PCI_CAP_ID_EXP);
   if (!c) return;
-  std::uint16_t v = static_cast<std::uint16_t>((speed & 0xf) | ((width & 0x3f) << 4) |
-                                               PCI_EXP_LNKSTA_SLC);
+  std::uint16_t v =
+      static_cast<std::uint16_t>((speed & 0xf) | ((width & 0x3f) << 4) | PCI_EXP_LNKSTA_SLC);
   if (dll_active && (cs.get32(c + PCI_EXP_LNKCAP) & PCI_EXP_LNKCAP_DLLLARC))
     v |= PCI_EXP_LNKSTA_DLLLA;
   cs.set16(c + PCI_EXP_LNKSTA, v);
@@ -278,8 +278,8 @@ std::uint16_t add_pm_capability(ConfigSpace& cs, const PmOptions& o) {
 
 std::uint16_t add_msix_capability(ConfigSpace& cs, const MsixOptions& o) {
   if (o.table_size < 1 || o.table_size > 2048)
-    throw ModelError("config_space", "MSI-X table size must be 1..2048, got " +
-                                         std::to_string(o.table_size));
+    throw ModelError("config_space",
+                     "MSI-X table size must be 1..2048, got " + std::to_string(o.table_size));
   CapabilityAllocator alloc(cs);
   std::uint16_t c = alloc.add(PCI_CAP_ID_MSIX, PCI_CAP_MSIX_SIZEOF);
   cs.define(c + PCI_MSIX_FLAGS, 2, static_cast<std::uint32_t>(o.table_size - 1),
@@ -295,8 +295,7 @@ std::uint16_t add_sriov_capability(ConfigSpace& cs, const SriovOptions& o) {
   CapabilityAllocator alloc(cs);
   std::uint16_t c = alloc.add_extended(PCI_EXT_CAP_ID_SRIOV, 1, PCI_EXT_CAP_SRIOV_SIZEOF);
   cs.define(c + PCI_SRIOV_CAP, 4, o.ari_preserved ? kSriovCapAriPreserved : 0);
-  cs.define(c + PCI_SRIOV_CTRL, 2, 0,
-            PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE | PCI_SRIOV_CTRL_ARI);
+  cs.define(c + PCI_SRIOV_CTRL, 2, 0, PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE | PCI_SRIOV_CTRL_ARI);
   // ARI Capable Hierarchy survives FLR, not conventional reset (SPEC.md D).
   cs.set_flr_keep(c + PCI_SRIOV_CTRL, 2, PCI_SRIOV_CTRL_ARI);
   cs.define(c + PCI_SRIOV_STATUS, 2, 0);
@@ -370,7 +369,8 @@ std::uint16_t add_aer_capability(ConfigSpace& cs, bool root_port) {
   cs.define(c + PCI_ERR_COR_STATUS, 4, 0, 0, kAerCorSupported, kAerCorSupported);
   cs.define(c + PCI_ERR_COR_MASK, 4, PCI_ERR_COR_ADV_NFAT, kAerCorSupported, 0, kAerCorSupported);
   cs.define(c + PCI_ERR_CAP, 4, 0, 0, 0, 0x1f);
-  for (unsigned i = 0; i < 4; ++i) cs.define(c + PCI_ERR_HEADER_LOG + 4 * i, 4, 0, 0, 0, 0xffffffff);
+  for (unsigned i = 0; i < 4; ++i)
+    cs.define(c + PCI_ERR_HEADER_LOG + 4 * i, 4, 0, 0, 0, 0xffffffff);
   if (root_port) {
     cs.define(c + PCI_ERR_ROOT_COMMAND, 4, 0, 0x7);
     cs.define(c + PCI_ERR_ROOT_STATUS, 4, 0, 0, 0x7f, 0x7f);
@@ -382,13 +382,27 @@ std::uint16_t add_aer_capability(ConfigSpace& cs, bool root_port) {
 void record_error(ConfigSpace& cs, ErrorKind kind, const std::array<std::uint32_t, 4>& header) {
   std::uint32_t bit = 0;
   switch (kind) {
-    case ErrorKind::kUnsupportedRequest: bit = PCI_ERR_UNC_UNSUP; break;
-    case ErrorKind::kCompleterAbort: bit = PCI_ERR_UNC_COMP_ABORT; break;
-    case ErrorKind::kCompletionTimeout: bit = PCI_ERR_UNC_COMP_TIME; break;
-    case ErrorKind::kUnexpectedCompletion: bit = PCI_ERR_UNC_UNX_COMP; break;
-    case ErrorKind::kAcsViolation: bit = PCI_ERR_UNC_ACSV; break;
-    case ErrorKind::kPoisonedTlp: bit = PCI_ERR_UNC_POISON_TLP; break;
-    case ErrorKind::kMalformedTlp: bit = PCI_ERR_UNC_MALF_TLP; break;
+    case ErrorKind::kUnsupportedRequest:
+      bit = PCI_ERR_UNC_UNSUP;
+      break;
+    case ErrorKind::kCompleterAbort:
+      bit = PCI_ERR_UNC_COMP_ABORT;
+      break;
+    case ErrorKind::kCompletionTimeout:
+      bit = PCI_ERR_UNC_COMP_TIME;
+      break;
+    case ErrorKind::kUnexpectedCompletion:
+      bit = PCI_ERR_UNC_UNX_COMP;
+      break;
+    case ErrorKind::kAcsViolation:
+      bit = PCI_ERR_UNC_ACSV;
+      break;
+    case ErrorKind::kPoisonedTlp:
+      bit = PCI_ERR_UNC_POISON_TLP;
+      break;
+    case ErrorKind::kMalformedTlp:
+      bit = PCI_ERR_UNC_MALF_TLP;
+      break;
   }
   bool fatal = (kAerUncDefaultSeverity & bit) != 0;
   std::uint16_t aer = cs.find_extended_capability(PCI_EXT_CAP_ID_ERR);
@@ -400,10 +414,12 @@ void record_error(ConfigSpace& cs, ErrorKind kind, const std::array<std::uint32_
     cs.set32(aer + PCI_ERR_UNCOR_STATUS, status | bit);
     if (first && !(mask & bit)) {
       unsigned index = 0;
-      while (!((bit >> index) & 1)) ++index;
+      while (!((bit >> index) & 1))
+        ++index;
       std::uint32_t cap = cs.get32(aer + PCI_ERR_CAP);
       cs.set32(aer + PCI_ERR_CAP, (cap & ~0x1fu) | index);
-      for (unsigned i = 0; i < 4; ++i) cs.set32(aer + PCI_ERR_HEADER_LOG + 4 * i, header[i]);
+      for (unsigned i = 0; i < 4; ++i)
+        cs.set32(aer + PCI_ERR_HEADER_LOG + 4 * i, header[i]);
     }
   }
   std::uint16_t exp = cs.find_capability(PCI_CAP_ID_EXP);
@@ -415,9 +431,15 @@ void record_error(ConfigSpace& cs, ErrorKind kind, const std::array<std::uint32_
   }
 }
 
-void note_received_ur(ConfigSpace& cs) { cs.set_bits16(PCI_STATUS, PCI_STATUS_REC_MASTER_ABORT, true); }
-void note_received_ca(ConfigSpace& cs) { cs.set_bits16(PCI_STATUS, PCI_STATUS_REC_TARGET_ABORT, true); }
-void note_signaled_ca(ConfigSpace& cs) { cs.set_bits16(PCI_STATUS, PCI_STATUS_SIG_TARGET_ABORT, true); }
+void note_received_ur(ConfigSpace& cs) {
+  cs.set_bits16(PCI_STATUS, PCI_STATUS_REC_MASTER_ABORT, true);
+}
+void note_received_ca(ConfigSpace& cs) {
+  cs.set_bits16(PCI_STATUS, PCI_STATUS_REC_TARGET_ABORT, true);
+}
+void note_signaled_ca(ConfigSpace& cs) {
+  cs.set_bits16(PCI_STATUS, PCI_STATUS_SIG_TARGET_ABORT, true);
+}
 
 std::uint32_t max_payload_size(const ConfigSpace& cs) {
   std::uint16_t exp = cs.find_capability(PCI_CAP_ID_EXP);

@@ -64,11 +64,11 @@ struct PcieCapOptions {
   std::uint32_t max_payload_supported = 512;  // bytes
   bool extended_tag = true;
   bool flr = false;
-  bool ari_forwarding = false;       // downstream ports only
-  bool rrs_sw_visibility = false;    // root ports only
+  bool ari_forwarding = false;     // downstream ports only
+  bool rrs_sw_visibility = false;  // root ports only
   bool ten_bit_tag_completer = false;
   bool ten_bit_tag_requester = false;
-  int max_link_speed = 3;            // generation 1..6
+  int max_link_speed = 3;  // generation 1..6
   int max_link_width = 8;
   std::uint8_t port_number = 0;
   bool vf = false;  // VF rules: most Device Control fields are RsvdP
@@ -152,7 +152,7 @@ void note_received_ca(ConfigSpace& cs);
 void note_signaled_ca(ConfigSpace& cs);
 
 // Decoded payload sizes.
-std::uint32_t max_payload_size(const ConfigSpace& cs);   // Device Control, bytes
-std::uint32_t max_read_request(const ConfigSpace& cs);   // Device Control, bytes
+std::uint32_t max_payload_size(const ConfigSpace& cs);  // Device Control, bytes
+std::uint32_t max_read_request(const ConfigSpace& cs);  // Device Control, bytes
 
 }  // namespace pciesim::fabric

@@ -22,8 +22,8 @@ std::uint32_t ConfigWrite::field(std::uint32_t v, std::uint16_t at, unsigned len
 ConfigSpace::ConfigSpace(std::uint16_t size)
     : size_(size), layout_(std::make_shared<ConfigLayout>()) {
   if (size != kConfigSpaceSize && size != kLegacyConfigSize)
-    throw ModelError("config_space", "config space size must be 256 or 4096, got " +
-                                         std::to_string(size));
+    throw ModelError("config_space",
+                     "config space size must be 256 or 4096, got " + std::to_string(size));
 }
 
 ConfigSpace ConfigSpace::sharing_layout_of(const ConfigSpace& other) {
@@ -87,7 +87,8 @@ void ConfigSpace::set16(std::uint16_t off, std::uint16_t v) {
   data_[off + 1] = static_cast<std::uint8_t>(v >> 8);
 }
 void ConfigSpace::set32(std::uint16_t off, std::uint32_t v) {
-  for (unsigned i = 0; i < 4; ++i) data_[off + i] = static_cast<std::uint8_t>(v >> (8 * i));
+  for (unsigned i = 0; i < 4; ++i)
+    data_[off + i] = static_cast<std::uint8_t>(v >> (8 * i));
 }
 void ConfigSpace::set_bits16(std::uint16_t off, std::uint16_t bits, bool on) {
   std::uint16_t v = get16(off);
@@ -133,7 +134,8 @@ void ConfigSpace::set_flr_keep(std::uint16_t off, unsigned size, std::uint32_t m
 
 void ConfigSpace::capture_reset_value(std::uint16_t off, unsigned size) {
   ConfigLayout& l = mutable_layout();
-  for (unsigned i = 0; i < size; ++i) l.reset_image[off + i] = data_[off + i];
+  for (unsigned i = 0; i < size; ++i)
+    l.reset_image[off + i] = data_[off + i];
 }
 
 void ConfigSpace::watch_writes(std::uint16_t off, std::uint16_t len, int id) {
@@ -146,7 +148,8 @@ void ConfigSpace::watch_reads(std::uint16_t off, std::uint16_t len, int id) {
 
 void ConfigSpace::mark_allocated(std::uint16_t off, std::uint16_t len) {
   ConfigLayout& l = mutable_layout();
-  for (unsigned i = off; i < off + len && i < kConfigSpaceSize; ++i) l.allocated.set(i);
+  for (unsigned i = off; i < off + len && i < kConfigSpaceSize; ++i)
+    l.allocated.set(i);
 }
 
 bool ConfigSpace::is_allocated(std::uint16_t off, std::uint16_t len) const {
@@ -169,8 +172,8 @@ std::vector<std::uint16_t> ConfigSpace::capability_offsets() const {
   std::vector<std::uint16_t> out;
   if (!(get16(PCI_STATUS) & PCI_STATUS_CAP_LIST)) return out;
   std::uint8_t header = data_[PCI_HEADER_TYPE] & 0x7f;
-  std::uint16_t ptr_reg = header == PCI_HEADER_TYPE_CARDBUS ? PCI_CB_CAPABILITY_LIST
-                                                            : PCI_CAPABILITY_LIST;
+  std::uint16_t ptr_reg =
+      header == PCI_HEADER_TYPE_CARDBUS ? PCI_CB_CAPABILITY_LIST : PCI_CAPABILITY_LIST;
   std::uint16_t pos = data_[ptr_reg] & 0xfc;
   // A malformed list (loop, pointer into the header) ends the walk: at most
   // 48 capabilities fit in 192 bytes.
@@ -200,7 +203,8 @@ void ConfigSpace::fill_cap_cache() const {
   l.ext_cap_offset.fill(0);
   // The first occurrence of an ID wins, as in a list walk.
   for (std::uint16_t pos : capability_offsets())
-    if (data_[pos] < l.cap_offset.size() && !l.cap_offset[data_[pos]]) l.cap_offset[data_[pos]] = pos;
+    if (data_[pos] < l.cap_offset.size() && !l.cap_offset[data_[pos]])
+      l.cap_offset[data_[pos]] = pos;
   for (std::uint16_t pos : extended_capability_offsets()) {
     unsigned id = PCI_EXT_CAP_ID(get32(pos));
     if (id < l.ext_cap_offset.size() && !l.ext_cap_offset[id]) l.ext_cap_offset[id] = pos;

@@ -70,9 +70,15 @@ struct ConfigWrite {
   bool covers(std::uint16_t at, unsigned len = 1) const {
     return at < offset + size && at + len > offset;
   }
-  std::uint32_t old_field(std::uint16_t at, unsigned len) const { return field(old_value, at, len); }
-  std::uint32_t new_field(std::uint16_t at, unsigned len) const { return field(new_value, at, len); }
-  std::uint32_t written_field(std::uint16_t at, unsigned len) const { return field(written, at, len); }
+  std::uint32_t old_field(std::uint16_t at, unsigned len) const {
+    return field(old_value, at, len);
+  }
+  std::uint32_t new_field(std::uint16_t at, unsigned len) const {
+    return field(new_value, at, len);
+  }
+  std::uint32_t written_field(std::uint16_t at, unsigned len) const {
+    return field(written, at, len);
+  }
 
  private:
   std::uint32_t field(std::uint32_t v, std::uint16_t at, unsigned len) const;

@@ -49,7 +49,7 @@ TEST(ConfigSpace, SharedLayoutIsCopiedOnWrite) {
   ConfigSpace b = ConfigSpace::sharing_layout_of(a);
   a.write(0x60, 2, 0x2222);
   EXPECT_EQ(b.read(0x60, 2), 0x1111u);  // b starts from the reset image
-  b.set_write_mask(0x60, 2, 0);          // b's rule changes, a's must not
+  b.set_write_mask(0x60, 2, 0);         // b's rule changes, a's must not
   b.write(0x60, 2, 0x3333);
   a.write(0x60, 2, 0x4444);
   EXPECT_EQ(b.read(0x60, 2), 0x1111u);
@@ -192,8 +192,7 @@ TEST(Capabilities, RecordErrorLogsAerAndDeviceStatus) {
   EXPECT_EQ(cs.read(aer + PCI_ERR_UNCOR_STATUS, 4), unsigned(PCI_ERR_UNC_UNSUP));
   EXPECT_EQ(cs.read(aer + PCI_ERR_CAP, 4) & 0x1f, 20u);
   EXPECT_EQ(cs.read(aer + PCI_ERR_HEADER_LOG, 4), 0x11u);
-  EXPECT_EQ(cs.read(exp + PCI_EXP_DEVSTA, 2),
-            unsigned(PCI_EXP_DEVSTA_NFED | PCI_EXP_DEVSTA_URD));
+  EXPECT_EQ(cs.read(exp + PCI_EXP_DEVSTA, 2), unsigned(PCI_EXP_DEVSTA_NFED | PCI_EXP_DEVSTA_URD));
   // A second error does not overwrite the first error pointer / header log.
   record_error(cs, ErrorKind::kAcsViolation, {0x99, 0, 0, 0});
   EXPECT_EQ(cs.read(aer + PCI_ERR_CAP, 4) & 0x1f, 20u);

@@ -9,18 +9,24 @@ namespace pciesim::fabric {
 FcClass fc_class(TlpKind kind) {
   switch (kind) {
     case TlpKind::MWr:
-    case TlpKind::Msg: return FcClass::kPosted;
+    case TlpKind::Msg:
+      return FcClass::kPosted;
     case TlpKind::Cpl:
-    case TlpKind::CplD: return FcClass::kCompletion;
-    default: return FcClass::kNonPosted;
+    case TlpKind::CplD:
+      return FcClass::kCompletion;
+    default:
+      return FcClass::kNonPosted;
   }
 }
 
 const char* to_string(FcClass c) {
   switch (c) {
-    case FcClass::kPosted: return "posted";
-    case FcClass::kNonPosted: return "nonposted";
-    case FcClass::kCompletion: return "completion";
+    case FcClass::kPosted:
+      return "posted";
+    case FcClass::kNonPosted:
+      return "nonposted";
+    case FcClass::kCompletion:
+      return "completion";
   }
   return "?";
 }
@@ -47,7 +53,8 @@ Time CreditPool::acquire(std::uint32_t hdr, std::uint32_t data, Time ready, FcSt
     data_used_ -= e.data;
     pending_.pop_front();
   };
-  while (!pending_.empty() && pending_.front().release <= t) pop();
+  while (!pending_.empty() && pending_.front().release <= t)
+    pop();
   while (!fits()) {
     t = std::max(t, pending_.front().release);
     pop();
@@ -80,12 +87,15 @@ void CreditPool::reset() {
   data_used_ = 0;
 }
 
-TagPool::TagPool(unsigned count) { resize(count); }
+TagPool::TagPool(unsigned count) {
+  resize(count);
+}
 
 void TagPool::resize(unsigned count) {
   release_.assign(count, 0);
   free_ = {};
-  for (unsigned i = 0; i < count; ++i) free_.push({0, static_cast<std::uint16_t>(i)});
+  for (unsigned i = 0; i < count; ++i)
+    free_.push({0, static_cast<std::uint16_t>(i)});
 }
 
 TagPool::Grant TagPool::acquire(Time ready) {
@@ -108,10 +118,13 @@ unsigned TagPool::outstanding(Time t) const {
 
 Time TagPool::all_released() const {
   Time m = 0;
-  for (Time r : release_) m = std::max(m, r);
+  for (Time r : release_)
+    m = std::max(m, r);
   return m;
 }
 
-void TagPool::reset() { resize(count()); }
+void TagPool::reset() {
+  resize(count());
+}
 
 }  // namespace pciesim::fabric

@@ -4,7 +4,9 @@
 
 namespace pciesim::fabric {
 
-const char* to_string(LinkDir d) { return d == LinkDir::kDown ? "down" : "up"; }
+const char* to_string(LinkDir d) {
+  return d == LinkDir::kDown ? "down" : "up";
+}
 
 LinkDirection::LinkDirection(const LinkSpeed& speed, std::uint32_t mps, const FcCredits& rx)
     : timing_(speed, mps),
@@ -49,7 +51,8 @@ Time LinkDirection::occupy_burst(Time first_ready, Time last_ready, std::uint32_
 }
 
 void LinkDirection::reset_flow_control() {
-  for (CreditPool& p : credits_) p.reset();
+  for (CreditPool& p : credits_)
+    p.reset();
 }
 
 Link::Link(std::string name, const LinkConfig& config)
@@ -62,11 +65,13 @@ void Link::set_up(bool up) {
   if (up_ == up) return;
   up_ = up;
   // Flow control is re-initialised when the Data Link Layer comes back.
-  for (LinkDirection& d : dirs_) d.reset_flow_control();
+  for (LinkDirection& d : dirs_)
+    d.reset_flow_control();
 }
 
 void Link::set_mps(std::uint32_t mps) {
-  for (LinkDirection& d : dirs_) d.timing().set_mps(mps);
+  for (LinkDirection& d : dirs_)
+    d.timing().set_mps(mps);
 }
 
 }  // namespace pciesim::fabric

@@ -14,7 +14,9 @@
 namespace pciesim::fabric {
 
 enum class LinkDir : std::uint8_t { kDown = 0, kUp = 1 };
-inline LinkDir reverse(LinkDir d) { return d == LinkDir::kDown ? LinkDir::kUp : LinkDir::kDown; }
+inline LinkDir reverse(LinkDir d) {
+  return d == LinkDir::kDown ? LinkDir::kUp : LinkDir::kDown;
+}
 const char* to_string(LinkDir d);
 
 struct LinkDirectionStats {

@@ -27,25 +27,34 @@ constexpr unsigned kAckGen3[6][6] = {
 
 unsigned width_row(int width) {
   switch (width) {
-    case 1: return 0;
-    case 2: return 1;
-    case 4: return 2;
-    case 8: return 3;
+    case 1:
+      return 0;
+    case 2:
+      return 1;
+    case 4:
+      return 2;
+    case 8:
+      return 3;
     case 12:
-    case 16: return 4;
-    default: return 5;
+    case 16:
+      return 4;
+    default:
+      return 5;
   }
 }
 
 unsigned mps_col(std::uint32_t mps) {
   unsigned col = 0;
-  for (std::uint32_t v = 128; v < mps && col < 5; v <<= 1) ++col;
+  for (std::uint32_t v = 128; v < mps && col < 5; v <<= 1)
+    ++col;
   return col;
 }
 
 }  // namespace
 
-bool valid_generation(int g) { return g >= 1 && g <= 6; }
+bool valid_generation(int g) {
+  return g >= 1 && g <= 6;
+}
 bool valid_width(int w) {
   return w == 1 || w == 2 || w == 4 || w == 8 || w == 12 || w == 16 || w == 32;
 }
@@ -71,21 +80,26 @@ unsigned dllp_interval_symbols(int generation, int width, std::uint32_t mps) {
 unsigned tlp_header_bytes(TlpKind kind, bool addr64) {
   switch (kind) {
     case TlpKind::MRd:
-    case TlpKind::MWr: return addr64 ? 16 : 12;
-    case TlpKind::Msg: return 16;
-    default: return 12;  // Cfg*, Cpl, CplD
+    case TlpKind::MWr:
+      return addr64 ? 16 : 12;
+    case TlpKind::Msg:
+      return 16;
+    default:
+      return 12;  // Cfg*, Cpl, CplD
   }
 }
 
-unsigned tlp_framing_bytes(int generation) { return generation >= 6 ? 0 : 8; }
+unsigned tlp_framing_bytes(int generation) {
+  return generation >= 6 ? 0 : 8;
+}
 
 LinkTiming::LinkTiming(const LinkSpeed& speed, std::uint32_t mps) : speed_(speed), mps_(mps) {
   if (!valid_generation(speed.generation))
-    throw ModelError("link", "PCIe generation must be 1..6, got " +
-                                 std::to_string(speed.generation));
+    throw ModelError("link",
+                     "PCIe generation must be 1..6, got " + std::to_string(speed.generation));
   if (!valid_width(speed.width))
-    throw ModelError("link", "link width must be x1/x2/x4/x8/x12/x16/x32, got x" +
-                                 std::to_string(speed.width));
+    throw ModelError(
+        "link", "link width must be x1/x2/x4/x8/x12/x16/x32, got x" + std::to_string(speed.width));
   recompute();
 }
 
@@ -116,8 +130,7 @@ double LinkTiming::tlp_gbps() const {
   return raw_gbps() * (1.0 - dllp_overhead_ - skip_overhead_);
 }
 
-std::uint32_t LinkTiming::wire_bytes(TlpKind kind, std::uint32_t payload_bytes,
-                                     bool addr64) const {
+std::uint32_t LinkTiming::wire_bytes(TlpKind kind, std::uint32_t payload_bytes, bool addr64) const {
   std::uint32_t padded = (payload_bytes + 3u) & ~3u;
   return tlp_header_bytes(kind, addr64) + padded + (speed_.ecrc ? 4u : 0u) +
          tlp_framing_bytes(speed_.generation);
@@ -139,12 +152,12 @@ AnalyticPoint analytic_bandwidth(const LinkSpeed& speed, std::uint32_t mps, std:
                                  std::uint32_t cpl_chunk, std::uint32_t size, bool addr64) {
   // Written out from the definitions rather than through LinkTiming, so the
   // simulator is checked against an independent computation.
-  double rate = transfer_rate_gtps(speed.generation) * speed.width *
-                encoding_efficiency(speed.generation);
-  double dllp = speed.generation >= 6
-                    ? 0.0
-                    : 16.0 / (dllp_interval_symbols(speed.generation, speed.width, mps) *
-                              speed.width);
+  double rate =
+      transfer_rate_gtps(speed.generation) * speed.width * encoding_efficiency(speed.generation);
+  double dllp =
+      speed.generation >= 6
+          ? 0.0
+          : 16.0 / (dllp_interval_symbols(speed.generation, speed.width, mps) * speed.width);
   double skip = speed.generation <= 2 ? 4.0 / 1538.0 : 1.0 / 376.0;
   double usable = rate * (1.0 - dllp - skip);
   double framing = tlp_framing_bytes(speed.generation) + (speed.ecrc ? 4.0 : 0.0);

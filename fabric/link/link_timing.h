@@ -38,7 +38,7 @@ struct LinkSpeed {
 
 bool valid_generation(int g);
 bool valid_width(int w);
-double transfer_rate_gtps(int generation);  // 2.5, 5, 8, 16, 32, 64
+double transfer_rate_gtps(int generation);   // 2.5, 5, 8, 16, 32, 64
 double encoding_efficiency(int generation);  // 0.8, 128/130, 236/256 (flit)
 // Ack/UpdateFC latency limit in symbol times (see the header comment).
 unsigned dllp_interval_symbols(int generation, int width, std::uint32_t mps);

@@ -72,8 +72,8 @@ TEST(LinkTiming, CompletionSplitting) {
   EXPECT_EQ(completion_count(0, 512, 64), 8u);
   EXPECT_EQ(completion_count(0, 512, 256), 2u);
   EXPECT_EQ(completion_count(0, 64, 256), 1u);
-  EXPECT_EQ(completion_count(32, 64, 64), 2u);    // crosses one boundary
-  EXPECT_EQ(completion_count(0x3c, 8, 64), 2u);   // 4 bytes, then 4 bytes
+  EXPECT_EQ(completion_count(32, 64, 64), 2u);        // crosses one boundary
+  EXPECT_EQ(completion_count(0x3c, 8, 64), 2u);       // 4 bytes, then 4 bytes
   EXPECT_EQ(completion_count(0x40, 4096, 128), 33u);  // 64 B to the boundary, then 32 pieces
 }
 

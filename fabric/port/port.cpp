@@ -76,9 +76,9 @@ void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
   // The receiver freed the buffer at consumed_at; the credit is back once
   // its UpdateFC DLLP crossed the link.
   const Time consumed = std::max(ext.consumed_at, arrival);
-  pool.commit(1, data_credits,
-              consumed + link_->fc_update_latency() + out.timing().dllp_time() +
-                  link_->propagation());
+  pool.commit(
+      1, data_credits,
+      consumed + link_->fc_update_latency() + out.timing().dllp_time() + link_->propagation());
 
   Time done = now + d.value();
   if (!is_posted(kind) && ext.status != CplStatus::kDiscarded &&
@@ -94,14 +94,15 @@ void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
                                   (back.timing().speed().ecrc ? 4u : 0u);
     const std::uint32_t wire = n * per_tlp + ((len + 3u) & ~3u);
     const std::uint32_t chunk = ext.cpl_chunk ? ext.cpl_chunk : 64u;
-    const std::uint32_t first_len = n > 1 ? static_cast<std::uint32_t>(chunk - gp.get_address() % chunk) : len;
+    const std::uint32_t first_len =
+        n > 1 ? static_cast<std::uint32_t>(chunk - gp.get_address() % chunk) : len;
     const std::uint32_t last_len = n > 1 ? len - first_len - (n - 2) * chunk : len;
     const Time first_ready = ext.cpl_first && ext.cpl_first < done ? ext.cpl_first : done;
     Time cend = 0;
-    const Time cstart = back.occupy_burst(first_ready, done, wire, per_tlp + ((last_len + 3u) & ~3u),
-                                          len, n, &cend);
-    ext.cpl_first =
-        cstart + back.timing().serialization(per_tlp + ((first_len + 3u) & ~3u)) + link_->propagation();
+    const Time cstart = back.occupy_burst(first_ready, done, wire,
+                                          per_tlp + ((last_len + 3u) & ~3u), len, n, &cend);
+    ext.cpl_first = cstart + back.timing().serialization(per_tlp + ((first_len + 3u) & ~3u)) +
+                    link_->propagation();
     done = cend + link_->propagation();
   }
   if (TraceSink* sink = trace_sink())

@@ -7,10 +7,10 @@
 // whenever Request Redirect is on); see docs/timing.md.
 #pragma once
 
-#include <systemc>
-#include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
+#include <systemc>
+#include <tlm>
 
 #include "fabric/common/sim_time.h"
 #include "fabric/link/link.h"
@@ -33,8 +33,12 @@ class PortOwner {
 };
 
 // Current simulated time in femtoseconds (the kernel runs at 1 fs).
-inline Time now_fs() { return sc_core::sc_get_curr_simcontext()->time_stamp().value(); }
-inline sc_core::sc_time to_sc(Time t) { return sc_core::sc_time::from_value(t); }
+inline Time now_fs() {
+  return sc_core::sc_get_curr_simcontext()->time_stamp().value();
+}
+inline sc_core::sc_time to_sc(Time t) {
+  return sc_core::sc_time::from_value(t);
+}
 
 class Port : public sc_core::sc_module {
  public:

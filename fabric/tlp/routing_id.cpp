@@ -17,9 +17,10 @@ bool hex_field(std::string_view s, unsigned max, unsigned* out) {
   unsigned v = 0;
   for (char c : s) {
     if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
-    v = v * 16 + static_cast<unsigned>(std::isdigit(static_cast<unsigned char>(c))
-                                           ? c - '0'
-                                           : std::tolower(static_cast<unsigned char>(c)) - 'a' + 10);
+    v = v * 16 +
+        static_cast<unsigned>(std::isdigit(static_cast<unsigned char>(c))
+                                  ? c - '0'
+                                  : std::tolower(static_cast<unsigned char>(c)) - 'a' + 10);
   }
   if (v > max) return false;
   *out = v;

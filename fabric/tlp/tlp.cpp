@@ -8,42 +8,63 @@ namespace pciesim::fabric {
 
 const char* to_string(TlpKind k) {
   switch (k) {
-    case TlpKind::MRd: return "MRd";
-    case TlpKind::MWr: return "MWr";
-    case TlpKind::CfgRd0: return "CfgRd0";
-    case TlpKind::CfgWr0: return "CfgWr0";
-    case TlpKind::CfgRd1: return "CfgRd1";
-    case TlpKind::CfgWr1: return "CfgWr1";
-    case TlpKind::Msg: return "Msg";
-    case TlpKind::Cpl: return "Cpl";
-    case TlpKind::CplD: return "CplD";
+    case TlpKind::MRd:
+      return "MRd";
+    case TlpKind::MWr:
+      return "MWr";
+    case TlpKind::CfgRd0:
+      return "CfgRd0";
+    case TlpKind::CfgWr0:
+      return "CfgWr0";
+    case TlpKind::CfgRd1:
+      return "CfgRd1";
+    case TlpKind::CfgWr1:
+      return "CfgWr1";
+    case TlpKind::Msg:
+      return "Msg";
+    case TlpKind::Cpl:
+      return "Cpl";
+    case TlpKind::CplD:
+      return "CplD";
   }
   return "?";
 }
 
 const char* to_string(CplStatus s) {
   switch (s) {
-    case CplStatus::kSC: return "SC";
-    case CplStatus::kUR: return "UR";
-    case CplStatus::kRRS: return "RRS";
-    case CplStatus::kCA: return "CA";
-    case CplStatus::kDiscarded: return "discarded";
-    case CplStatus::kTimeout: return "timeout";
+    case CplStatus::kSC:
+      return "SC";
+    case CplStatus::kUR:
+      return "UR";
+    case CplStatus::kRRS:
+      return "RRS";
+    case CplStatus::kCA:
+      return "CA";
+    case CplStatus::kDiscarded:
+      return "discarded";
+    case CplStatus::kTimeout:
+      return "timeout";
   }
   return "?";
 }
 
 const char* to_string(P2pPath p) {
   switch (p) {
-    case P2pPath::kNone: return "none";
-    case P2pPath::kDirect: return "direct";
-    case P2pPath::kReflected: return "reflected";
-    case P2pPath::kBlocked: return "blocked";
+    case P2pPath::kNone:
+      return "none";
+    case P2pPath::kDirect:
+      return "direct";
+    case P2pPath::kReflected:
+      return "reflected";
+    case P2pPath::kBlocked:
+      return "blocked";
   }
   return "?";
 }
 
-tlm::tlm_extension_base* TlpExtension::clone() const { return new TlpExtension(*this); }
+tlm::tlm_extension_base* TlpExtension::clone() const {
+  return new TlpExtension(*this);
+}
 
 void TlpExtension::copy_from(const tlm::tlm_extension_base& other) {
   *this = static_cast<const TlpExtension&>(other);
@@ -92,8 +113,8 @@ void Tlp::config(TlpKind kind, RoutingId requester, RoutingId target, std::uint1
   ext_.requester = requester;
   ext_.completer = target;
   if (size != 1 && size != 2 && size != 4)
-    throw UsageError("config", "config access size must be 1, 2 or 4 bytes, got " +
-                                   std::to_string(size));
+    throw UsageError("config",
+                     "config access size must be 1, 2 or 4 bytes, got " + std::to_string(size));
   for (unsigned i = 0; i < sizeof small_; ++i)
     small_[i] = i < size ? static_cast<std::uint8_t>(value >> (8 * i)) : 0;
   bool write = kind == TlpKind::CfgWr0 || kind == TlpKind::CfgWr1;
@@ -115,10 +136,18 @@ std::uint32_t Tlp::config_value() const {
 void set_response_from_status(tlm::tlm_generic_payload& gp) {
   const TlpExtension& ext = tlp_of(gp);
   switch (ext.status) {
-    case CplStatus::kSC: gp.set_response_status(tlm::TLM_OK_RESPONSE); break;
-    case CplStatus::kUR: gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE); break;
-    case CplStatus::kCA: gp.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE); break;
-    default: gp.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE); break;
+    case CplStatus::kSC:
+      gp.set_response_status(tlm::TLM_OK_RESPONSE);
+      break;
+    case CplStatus::kUR:
+      gp.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+      break;
+    case CplStatus::kCA:
+      gp.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+      break;
+    default:
+      gp.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+      break;
   }
 }
 

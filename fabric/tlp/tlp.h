@@ -27,7 +27,11 @@ enum class CplStatus : std::uint8_t {
   kTimeout = 0xff,
 };
 
-enum class AddressType : std::uint8_t { kUntranslated = 0, kTranslationRequest = 1, kTranslated = 2 };
+enum class AddressType : std::uint8_t {
+  kUntranslated = 0,
+  kTranslationRequest = 1,
+  kTranslated = 2
+};
 
 // How a peer-to-peer request travelled (stats, tests).
 enum class P2pPath : std::uint8_t { kNone, kDirect, kReflected, kBlocked };
@@ -42,7 +46,9 @@ const char* to_string(TlpKind k);
 const char* to_string(CplStatus s);
 const char* to_string(P2pPath p);
 
-inline bool is_posted(TlpKind k) { return k == TlpKind::MWr || k == TlpKind::Msg; }
+inline bool is_posted(TlpKind k) {
+  return k == TlpKind::MWr || k == TlpKind::Msg;
+}
 inline bool is_config(TlpKind k) {
   return k == TlpKind::CfgRd0 || k == TlpKind::CfgWr0 || k == TlpKind::CfgRd1 ||
          k == TlpKind::CfgWr1;
@@ -50,7 +56,9 @@ inline bool is_config(TlpKind k) {
 inline bool is_read(TlpKind k) {
   return k == TlpKind::MRd || k == TlpKind::CfgRd0 || k == TlpKind::CfgRd1;
 }
-inline bool is_memory(TlpKind k) { return k == TlpKind::MRd || k == TlpKind::MWr; }
+inline bool is_memory(TlpKind k) {
+  return k == TlpKind::MRd || k == TlpKind::MWr;
+}
 
 class TlpExtension : public tlm::tlm_extension<TlpExtension> {
  public:
@@ -119,8 +127,8 @@ class Tlp {
               std::uint32_t len);
   // Prepares a configuration read/write: `target` routing ID, register
   // offset, 1/2/4 bytes using the internal buffer.
-  void config(TlpKind kind, RoutingId requester, RoutingId target, std::uint16_t reg,
-              unsigned size, std::uint32_t value = 0);
+  void config(TlpKind kind, RoutingId requester, RoutingId target, std::uint16_t reg, unsigned size,
+              std::uint32_t value = 0);
   std::uint32_t config_value() const;  // little-endian value of the buffer
 
  private:

@@ -7,9 +7,12 @@ namespace pciesim::fabric {
 
 const char* to_string(NodeKind k) {
   switch (k) {
-    case NodeKind::kRootComplex: return "root complex";
-    case NodeKind::kSwitch: return "switch";
-    case NodeKind::kEndpoint: return "endpoint";
+    case NodeKind::kRootComplex:
+      return "root complex";
+    case NodeKind::kSwitch:
+      return "switch";
+    case NodeKind::kEndpoint:
+      return "endpoint";
   }
   return "?";
 }
@@ -24,7 +27,9 @@ void Topology::add_node(const TopoNode& node) {
   by_name_[node.name] = v;
 }
 
-void Topology::add_link(const TopoLink& link) { links_.push_back(link); }
+void Topology::add_link(const TopoLink& link) {
+  links_.push_back(link);
+}
 
 namespace {
 struct CycleFinder : boost::default_dfs_visitor {
@@ -47,8 +52,8 @@ void Topology::validate() const {
   }
   if (roots.empty()) throw TopologyError("root_complex", "the system has no root complex");
   if (roots.size() > 1)
-    throw TopologyError(roots[1], "a second root complex '" + roots[1] +
-                                      "': a system has exactly one");
+    throw TopologyError(roots[1],
+                        "a second root complex '" + roots[1] + "': a system has exactly one");
 
   // Links: ends exist, ports in range and used once, one upstream link each.
   Graph g = g_;
@@ -68,13 +73,12 @@ void Topology::validate() const {
                                       "' is an endpoint; links hang below root ports or switch "
                                       "downstream ports");
     if (l.upper_port >= un.downstream_ports)
-      throw TopologyError(l.name, "'" + l.upper + "' has " +
-                                      std::to_string(un.downstream_ports) +
+      throw TopologyError(l.name, "'" + l.upper + "' has " + std::to_string(un.downstream_ports) +
                                       " downstream ports; port " + std::to_string(l.upper_port) +
                                       " does not exist");
     if (ln.kind == NodeKind::kRootComplex)
-      throw TopologyError(l.name, "the root complex '" + l.lower +
-                                      "' cannot be the downstream end of a link");
+      throw TopologyError(
+          l.name, "the root complex '" + l.lower + "' cannot be the downstream end of a link");
     if (!used_ports.insert({l.upper, l.upper_port}).second)
       throw TopologyError(l.name, "port " + std::to_string(l.upper_port) + " of '" + l.upper +
                                       "' already carries a link");
@@ -82,8 +86,7 @@ void Topology::validate() const {
       throw TopologyError(l.name, "'" + l.lower + "' already has an upstream link (" +
                                       upstream_of[l.lower] + "); a PCIe hierarchy is a tree");
     upstream_of[l.lower] = l.name;
-    if (l.upper == l.lower)
-      throw TopologyError(l.name, "link from '" + l.upper + "' to itself");
+    if (l.upper == l.lower) throw TopologyError(l.name, "link from '" + l.upper + "' to itself");
     boost::add_edge(up->second, lo->second, EdgeProps{l}, g);
   }
 
@@ -95,8 +98,8 @@ void Topology::validate() const {
   // Reachability from the root complex.
   Vertex root = by_name_.at(roots[0]);
   std::vector<boost::default_color_type> colors(boost::num_vertices(g));
-  auto color_map = boost::make_iterator_property_map(colors.begin(),
-                                                     boost::get(boost::vertex_index, g));
+  auto color_map =
+      boost::make_iterator_property_map(colors.begin(), boost::get(boost::vertex_index, g));
   boost::depth_first_visit(g, root, boost::default_dfs_visitor(), color_map);
   for (const TopoNode& n : pending_nodes_) {
     Vertex v = by_name_.at(n.name);
@@ -126,9 +129,15 @@ unsigned Topology::buses_required() const {
   for (auto [vi, ve] = boost::vertices(g_); vi != ve; ++vi) {
     const TopoNode& n = g_[*vi].node;
     switch (n.kind) {
-      case NodeKind::kRootComplex: buses += n.downstream_ports; break;
-      case NodeKind::kSwitch: buses += 1 + n.downstream_ports; break;
-      case NodeKind::kEndpoint: buses += n.extra_buses; break;
+      case NodeKind::kRootComplex:
+        buses += n.downstream_ports;
+        break;
+      case NodeKind::kSwitch:
+        buses += 1 + n.downstream_ports;
+        break;
+      case NodeKind::kEndpoint:
+        buses += n.extra_buses;
+        break;
     }
   }
   return buses;
@@ -140,7 +149,9 @@ const TopoNode& Topology::node(const std::string& name) const {
   return g_[it->second].node;
 }
 
-bool Topology::has_node(const std::string& name) const { return by_name_.count(name) > 0; }
+bool Topology::has_node(const std::string& name) const {
+  return by_name_.count(name) > 0;
+}
 
 std::map<unsigned, std::string> Topology::children(const std::string& name) const {
   std::map<unsigned, std::string> out;
@@ -171,7 +182,8 @@ std::vector<std::string> Topology::depth_first_order() const {
     if (n.empty() || !seen.insert(n).second) continue;
     order.push_back(n);
     auto kids = children(n);
-    for (auto it = kids.rbegin(); it != kids.rend(); ++it) stack.push_back(it->second);
+    for (auto it = kids.rbegin(); it != kids.rend(); ++it)
+      stack.push_back(it->second);
   }
   return order;
 }

@@ -53,8 +53,8 @@ class Topology {
   struct EdgeProps {
     TopoLink link;
   };
-  using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS,
-                                      VertexProps, EdgeProps>;
+  using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS, VertexProps,
+                                      EdgeProps>;
   using Vertex = Graph::vertex_descriptor;
 
   // Adding never throws for semantic problems; validate() reports them all

@@ -16,8 +16,8 @@ BridgeFunction::BridgeFunction(std::string name, const BridgeOptions& o)
   add_pm_capability(cs_, {});
   PcieCapOptions pc;
   pc.port_type = o.port_type;
-  const bool downstream = o.port_type == PCI_EXP_TYPE_ROOT_PORT ||
-                          o.port_type == PCI_EXP_TYPE_DOWNSTREAM;
+  const bool downstream =
+      o.port_type == PCI_EXP_TYPE_ROOT_PORT || o.port_type == PCI_EXP_TYPE_DOWNSTREAM;
   pc.slot_implemented = downstream;
   pc.physical_slot = o.physical_slot;
   pc.ari_forwarding = o.ari_forwarding && downstream;
@@ -47,9 +47,13 @@ bool BridgeFunction::downstream_port() const {
          options_.port_type == PCI_EXP_TYPE_DOWNSTREAM;
 }
 
-std::uint16_t BridgeFunction::acs_control() const { return fabric::acs_control(cs_); }
+std::uint16_t BridgeFunction::acs_control() const {
+  return fabric::acs_control(cs_);
+}
 
-void BridgeFunction::reset() { cs_.reset(ResetKind::kConventional); }
+void BridgeFunction::reset() {
+  cs_.reset(ResetKind::kConventional);
+}
 
 void BridgeFunction::config_written(ConfigSpace& cs, int watch, const ConfigWrite& w) {
   switch (watch) {

@@ -22,7 +22,7 @@ struct BridgeOptions {
   std::uint8_t port_type = PCI_EXP_TYPE_ROOT_PORT;
   std::uint16_t physical_slot = 0;  // slot number for root/downstream ports
   bool ari_forwarding = true;
-  bool rrs_sw_visibility = true;  // root ports
+  bool rrs_sw_visibility = true;    // root ports
   std::uint16_t acs_supported = 0;  // PCI_ACS_* bits; 0 = no ACS capability
   unsigned egress_vector_bits = 0;  // with PCI_ACS_EC: bits of the Egress Control Vector
   bool aer = true;

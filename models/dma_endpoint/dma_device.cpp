@@ -24,8 +24,8 @@ DmaDevice::DmaDevice(sc_core::sc_module_name name, const DmaDeviceParams& p)
     ConfigSpace tmpl = build_vf_template();
     functions_.reserve(1 + p.total_vfs);
     for (unsigned n = 1; n <= p.total_vfs; ++n)
-      functions_.push_back(std::make_unique<DmaFunction>(
-          *this, base + ".vf" + std::to_string(n), n, ConfigSpace::sharing_layout_of(tmpl)));
+      functions_.push_back(std::make_unique<DmaFunction>(*this, base + ".vf" + std::to_string(n), n,
+                                                         ConfigSpace::sharing_layout_of(tmpl)));
   }
   queued_at_.assign(functions_.size(), kTimeMax);
   SC_THREAD(engine_thread);
@@ -143,8 +143,8 @@ RoutingId DmaDevice::vf_rid(unsigned n) const {
   const ConfigSpace& cs = functions_[0]->config();
   std::uint32_t offset = cs.get16(sriov_ + PCI_SRIOV_VF_OFFSET);
   std::uint32_t stride = cs.get16(sriov_ + PCI_SRIOV_VF_STRIDE);
-  return RoutingId(static_cast<std::uint16_t>(functions_[0]->rid().value() + offset +
-                                              (n - 1) * stride));
+  return RoutingId(
+      static_cast<std::uint16_t>(functions_[0]->rid().value() + offset + (n - 1) * stride));
 }
 
 DmaFunction* DmaDevice::function_by_rid(RoutingId rid) {
@@ -192,7 +192,8 @@ void DmaDevice::sriov_control_written(std::uint16_t old_ctrl, std::uint16_t new_
   const bool now = new_ctrl & PCI_SRIOV_CTRL_VFE;
   if (!was && ((old_ctrl ^ new_ctrl) & PCI_SRIOV_CTRL_ARI)) {
     const bool ari = new_ctrl & PCI_SRIOV_CTRL_ARI;
-    cs.set16(sriov_ + PCI_SRIOV_VF_OFFSET, ari ? params_.first_vf_offset : params_.first_vf_offset_no_ari);
+    cs.set16(sriov_ + PCI_SRIOV_VF_OFFSET,
+             ari ? params_.first_vf_offset : params_.first_vf_offset_no_ari);
     cs.set16(sriov_ + PCI_SRIOV_VF_STRIDE, ari ? params_.vf_stride : params_.vf_stride_no_ari);
   }
   if (!was && now) enable_vfs(t);
@@ -215,7 +216,8 @@ void DmaDevice::enable_vfs(Time t) {
 
 void DmaDevice::disable_vfs(Time t) {
   if (!sriov_) return;
-  for (unsigned n = 1; n < functions_.size(); ++n) functions_[n]->destroy(t);
+  for (unsigned n = 1; n < functions_.size(); ++n)
+    functions_[n]->destroy(t);
   enabled_vfs_ = 0;
   ConfigSpace& cs = functions_[0]->config();
   cs.set_write_mask(sriov_ + PCI_SRIOV_NUM_VF, 2, 0xffff);
@@ -244,8 +246,12 @@ void DmaDevice::port_hot_reset(Port&) {
 
 // ------------------------------------------------------------ services
 
-std::uint32_t DmaDevice::mps() const { return max_payload_size(functions_[0]->config()); }
-std::uint32_t DmaDevice::mrrs() const { return max_read_request(functions_[0]->config()); }
+std::uint32_t DmaDevice::mps() const {
+  return max_payload_size(functions_[0]->config());
+}
+std::uint32_t DmaDevice::mrrs() const {
+  return max_read_request(functions_[0]->config());
+}
 
 bool DmaDevice::pf_bus_master() const {
   return functions_[0]->config().get16(PCI_COMMAND) & PCI_COMMAND_MASTER;
@@ -263,15 +269,24 @@ Time DmaDevice::completion_timeout() const {
   std::uint16_t ctl2 = cs.get16(exp + PCI_EXP_DEVCTL2);
   if (ctl2 & PCI_EXP_DEVCTL2_COMP_TMOUT_DIS) return kTimeMax / 4;
   switch (ctl2 & PCI_EXP_DEVCTL2_COMP_TIMEOUT) {
-    case 0x1: return 100 * kUs;
-    case 0x2: return 10 * kMs;
-    case 0x5: return 55 * kMs;
-    case 0x6: return 210 * kMs;
-    case 0x9: return 900 * kMs;
-    case 0xa: return 3500 * kMs;
-    case 0xd: return 13 * kSec;
-    case 0xe: return 64 * kSec;
-    default: return 50 * kMs;  // default range 50 us - 50 ms
+    case 0x1:
+      return 100 * kUs;
+    case 0x2:
+      return 10 * kMs;
+    case 0x5:
+      return 55 * kMs;
+    case 0x6:
+      return 210 * kMs;
+    case 0x9:
+      return 900 * kMs;
+    case 0xa:
+      return 3500 * kMs;
+    case 0xd:
+      return 13 * kSec;
+    case 0xe:
+      return 64 * kSec;
+    default:
+      return 50 * kMs;  // default range 50 us - 50 ms
   }
 }
 
@@ -286,7 +301,8 @@ void DmaDevice::schedule(DmaFunction& f, Time t) {
 void DmaDevice::engine_thread() {
   KernelContext::guard([this] {
     for (;;) {
-      while (!queue_.empty() && queued_at_[queue_.top().fn] != queue_.top().t) queue_.pop();
+      while (!queue_.empty() && queued_at_[queue_.top().fn] != queue_.top().t)
+        queue_.pop();
       if (queue_.empty()) {
         sc_core::wait(work_);
         continue;
@@ -316,7 +332,8 @@ DmaDevice::Decoded DmaDevice::decode_memory(std::uint64_t addr, std::uint32_t le
   if (cs.get16(PCI_COMMAND) & PCI_COMMAND_MEMORY) {
     const std::uint64_t sizes[3] = {dma::kBar0Size, 0, params_.device_memory};
     for (unsigned bar : {0u, 2u}) {
-      std::uint64_t base = bar_address(cs, static_cast<std::uint16_t>(PCI_BASE_ADDRESS_0 + 4 * bar));
+      std::uint64_t base =
+          bar_address(cs, static_cast<std::uint16_t>(PCI_BASE_ADDRESS_0 + 4 * bar));
       if (addr >= base && addr - base < sizes[bar] && len <= sizes[bar] - (addr - base))
         return {&pf, static_cast<int>(bar), addr - base};
     }
@@ -351,7 +368,8 @@ IssueResult DmaDevice::issue(DmaFunction& f, TlpKind kind, std::uint64_t addr, s
   std::uint16_t acs = fabric::acs_control(f.config());
   if (peer.f && !(acs & PCI_ACS_RR)) {
     if (acs & PCI_ACS_EC) {
-      record_error(f.config(), ErrorKind::kAcsViolation, {0, std::uint32_t{f.rid().value()} << 16, 0, 0});
+      record_error(f.config(), ErrorKind::kAcsViolation,
+                   {0, std::uint32_t{f.rid().value()} << 16, 0, 0});
       return {CplStatus::kCA, t, t};
     }
     ++f.stats().p2p_internal;
@@ -359,9 +377,9 @@ IssueResult DmaDevice::issue(DmaFunction& f, TlpKind kind, std::uint64_t addr, s
     if (peer.f->exists() && !peer.f->in_reset(t) && peer.f->ready(t) &&
         peer.f->power_state() == PowerState::kD0) {
       const bool write = kind == TlpKind::MWr;
-      s = peer.bar == 0 ? peer.f->bar0_access(static_cast<std::uint32_t>(peer.offset), data, len,
-                                              write, t)
-                        : peer.f->devmem_access(peer.offset, data, len, write);
+      s = peer.bar == 0
+              ? peer.f->bar0_access(static_cast<std::uint32_t>(peer.offset), data, len, write, t)
+              : peer.f->devmem_access(peer.offset, data, len, write);
     }
     Time lat = peer.bar == 0 ? params_.mmio_latency : params_.devmem_latency;
     return {s, t + lat, t};
@@ -393,7 +411,8 @@ void DmaDevice::serve(tlm::tlm_generic_payload& gp, TlpExtension& ext, Time t, T
       RoutingId pf_rid(target.bus(), 0, 0);
       if (functions_[0]->rid() != pf_rid) {
         functions_[0]->set_rid(pf_rid);
-        for (unsigned n = 1; n <= enabled_vfs_; ++n) functions_[n]->set_rid(vf_rid(n));
+        for (unsigned n = 1; n <= enabled_vfs_; ++n)
+          functions_[n]->set_rid(vf_rid(n));
       }
     }
     DmaFunction* f = function_by_rid(target);
@@ -463,11 +482,13 @@ unsigned DmaDevice::port_receive_dbg(Port&, tlm::tlm_generic_payload& gp) {
     std::uint16_t reg = config_register(addr);
     if (gp.is_write()) {
       std::uint32_t v = 0;
-      for (unsigned i = 0; i < len; ++i) v |= static_cast<std::uint32_t>(data[i]) << (8 * i);
+      for (unsigned i = 0; i < len; ++i)
+        v |= static_cast<std::uint32_t>(data[i]) << (8 * i);
       f->config().write(reg, len, v);
     } else {
       std::uint32_t v = f->config().read(reg, len);
-      for (unsigned i = 0; i < len; ++i) data[i] = static_cast<std::uint8_t>(v >> (8 * i));
+      for (unsigned i = 0; i < len; ++i)
+        data[i] = static_cast<std::uint8_t>(v >> (8 * i));
     }
     return len;
   }

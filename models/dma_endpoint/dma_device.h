@@ -28,8 +28,8 @@ struct DmaDeviceParams {
   std::uint8_t revision = 1;
   std::uint32_t class_code = 0x088000;  // generic system peripheral
 
-  std::uint64_t device_memory = 1 << 20;     // PF BAR2 bytes
-  std::uint64_t vf_device_memory = 64 << 10; // per-VF BAR2 bytes
+  std::uint64_t device_memory = 1 << 20;      // PF BAR2 bytes
+  std::uint64_t vf_device_memory = 64 << 10;  // per-VF BAR2 bytes
   std::uint16_t msix_vectors = 4;
   std::uint16_t vf_msix_vectors = 2;
 
@@ -100,8 +100,8 @@ class DmaDevice : public sc_core::sc_module, public fabric::PortOwner {
   std::uint16_t sriov_cap() const { return sriov_; }
 
   // --- services for functions ---
-  IssueResult issue(DmaFunction& f, fabric::TlpKind kind, std::uint64_t addr,
-                    std::uint8_t* data, std::uint32_t len, std::uint16_t tag, fabric::Time t);
+  IssueResult issue(DmaFunction& f, fabric::TlpKind kind, std::uint64_t addr, std::uint8_t* data,
+                    std::uint32_t len, std::uint16_t tag, fabric::Time t);
   void schedule(DmaFunction& f, fabric::Time t);
   std::uint32_t mps() const;
   std::uint32_t mrrs() const;

@@ -15,12 +15,17 @@ namespace {
 constexpr std::uint32_t kMaxChunk = 4096;
 constexpr std::uint32_t kDescBytes = sizeof(Descriptor);
 
-bool valid_ring_size(std::uint32_t n) { return n >= 2 && n <= 65536 && (n & (n - 1)) == 0; }
+bool valid_ring_size(std::uint32_t n) {
+  return n >= 2 && n <= 65536 && (n & (n - 1)) == 0;
+}
 std::uint32_t to_error(CplStatus s) {
   switch (s) {
-    case CplStatus::kUR: return kErrDmaUr;
-    case CplStatus::kCA: return kErrDmaCa;
-    default: return kErrDmaTimeout;
+    case CplStatus::kUR:
+      return kErrDmaUr;
+    case CplStatus::kCA:
+      return kErrDmaCa;
+    default:
+      return kErrDmaTimeout;
   }
 }
 }  // namespace
@@ -130,7 +135,8 @@ void DmaFunction::reset_engine(Time t, EngineReset how) {
   if (how != EngineReset::kSoft) {
     if (late) {
       stats_.unexpected_completions += late;
-      record_error(cs_, ErrorKind::kUnexpectedCompletion, {0, std::uint32_t{rid_.value()} << 16, 0, 0});
+      record_error(cs_, ErrorKind::kUnexpectedCompletion,
+                   {0, std::uint32_t{rid_.value()} << 16, 0, 0});
     }
     if (tags_) tags_->reset();
   }
@@ -167,7 +173,9 @@ std::uint32_t DmaFunction::engine_status() const {
   return s;
 }
 
-void DmaFunction::wake(Time t) { dev_.schedule(*this, t); }
+void DmaFunction::wake(Time t) {
+  dev_.schedule(*this, t);
+}
 
 // ------------------------------------------------------------ config
 
@@ -185,12 +193,14 @@ CplStatus DmaFunction::config_access(std::uint16_t reg, unsigned size, bool writ
   if (write) {
     ++stats_.config_writes;
     std::uint32_t v = 0;
-    for (unsigned i = 0; i < size; ++i) v |= static_cast<std::uint32_t>(data[i]) << (8 * i);
+    for (unsigned i = 0; i < size; ++i)
+      v |= static_cast<std::uint32_t>(data[i]) << (8 * i);
     cs_.write(reg, size, v);
   } else {
     ++stats_.config_reads;
     std::uint32_t v = cs_.read(reg, size);
-    for (unsigned i = 0; i < size; ++i) data[i] = static_cast<std::uint8_t>(v >> (8 * i));
+    for (unsigned i = 0; i < size; ++i)
+      data[i] = static_cast<std::uint8_t>(v >> (8 * i));
   }
   return CplStatus::kSC;
 }
@@ -268,8 +278,11 @@ void DmaFunction::config_written(ConfigSpace& cs, int watch, const ConfigWrite& 
                                  static_cast<std::uint16_t>(w.new_field(off, 2)), t);
       break;
     }
-    case kWatchSriovPageSize: dev_.sriov_page_size_written(); break;
-    default: break;
+    case kWatchSriovPageSize:
+      dev_.sriov_page_size_written();
+      break;
+    default:
+      break;
   }
 }
 
@@ -277,30 +290,54 @@ void DmaFunction::config_written(ConfigSpace& cs, int watch, const ConfigWrite& 
 
 std::uint32_t DmaFunction::reg_read(std::uint32_t off) const {
   switch (off) {
-    case kId: return kIdValue;
-    case kVersion: return kVersionValue;
-    case kCtrl: return regs_.ctrl;
-    case kStatus: return engine_status();
-    case kRingBaseLo: return static_cast<std::uint32_t>(regs_.ring_base);
-    case kRingBaseHi: return static_cast<std::uint32_t>(regs_.ring_base >> 32);
-    case kRingSize: return regs_.ring_size;
-    case kRingHead: return regs_.head;
-    case kRingTail: return regs_.tail;
-    case kCqBaseLo: return static_cast<std::uint32_t>(regs_.cq_base);
-    case kCqBaseHi: return static_cast<std::uint32_t>(regs_.cq_base >> 32);
-    case kCqTail: return regs_.cq_tail;
-    case kCompleted: return regs_.completed;
-    case kError: return regs_.error;
-    case kErrorAddrLo: return static_cast<std::uint32_t>(regs_.error_addr);
-    case kErrorAddrHi: return static_cast<std::uint32_t>(regs_.error_addr >> 32);
-    case kIrqVector: return regs_.irq_vector;
-    case kMaxReads: return regs_.max_reads;
-    case kPrefetch: return regs_.prefetch;
-    case kBytesRead: return static_cast<std::uint32_t>(regs_.bytes_read);
-    case kBytesRead + 4: return static_cast<std::uint32_t>(regs_.bytes_read >> 32);
-    case kBytesWritten: return static_cast<std::uint32_t>(regs_.bytes_written);
-    case kBytesWritten + 4: return static_cast<std::uint32_t>(regs_.bytes_written >> 32);
-    default: return 0;
+    case kId:
+      return kIdValue;
+    case kVersion:
+      return kVersionValue;
+    case kCtrl:
+      return regs_.ctrl;
+    case kStatus:
+      return engine_status();
+    case kRingBaseLo:
+      return static_cast<std::uint32_t>(regs_.ring_base);
+    case kRingBaseHi:
+      return static_cast<std::uint32_t>(regs_.ring_base >> 32);
+    case kRingSize:
+      return regs_.ring_size;
+    case kRingHead:
+      return regs_.head;
+    case kRingTail:
+      return regs_.tail;
+    case kCqBaseLo:
+      return static_cast<std::uint32_t>(regs_.cq_base);
+    case kCqBaseHi:
+      return static_cast<std::uint32_t>(regs_.cq_base >> 32);
+    case kCqTail:
+      return regs_.cq_tail;
+    case kCompleted:
+      return regs_.completed;
+    case kError:
+      return regs_.error;
+    case kErrorAddrLo:
+      return static_cast<std::uint32_t>(regs_.error_addr);
+    case kErrorAddrHi:
+      return static_cast<std::uint32_t>(regs_.error_addr >> 32);
+    case kIrqVector:
+      return regs_.irq_vector;
+    case kMaxReads:
+      return regs_.max_reads;
+    case kPrefetch:
+      return regs_.prefetch;
+    case kBytesRead:
+      return static_cast<std::uint32_t>(regs_.bytes_read);
+    case kBytesRead + 4:
+      return static_cast<std::uint32_t>(regs_.bytes_read >> 32);
+    case kBytesWritten:
+      return static_cast<std::uint32_t>(regs_.bytes_written);
+    case kBytesWritten + 4:
+      return static_cast<std::uint32_t>(regs_.bytes_written >> 32);
+    default:
+      return 0;
   }
 }
 
@@ -355,22 +392,30 @@ void DmaFunction::reg_write(std::uint32_t off, std::uint32_t v, Time t) {
         wake(t);
       }
       break;
-    case kIrqVector: regs_.irq_vector = v; break;
+    case kIrqVector:
+      regs_.irq_vector = v;
+      break;
     case kMaxReads:
       regs_.max_reads = v;
-      pending_tag_limit_ = v ? std::min<unsigned>(v, dev_.params().ten_bit_tags ? 768 : dev_.params().tags)
-                             : (dev_.params().ten_bit_tags ? 768 : dev_.params().tags);
+      pending_tag_limit_ =
+          v ? std::min<unsigned>(v, dev_.params().ten_bit_tags ? 768 : dev_.params().tags)
+            : (dev_.params().ten_bit_tags ? 768 : dev_.params().tags);
       break;
-    case kPrefetch: regs_.prefetch = std::clamp<std::uint32_t>(v, 1, 32); break;
-    default: break;  // read-only or unimplemented: ignored
+    case kPrefetch:
+      regs_.prefetch = std::clamp<std::uint32_t>(v, 1, 32);
+      break;
+    default:
+      break;  // read-only or unimplemented: ignored
   }
 }
 
 CplStatus DmaFunction::bar0_access(std::uint32_t offset, std::uint8_t* data, std::uint32_t len,
                                    bool write, Time t, bool debug) {
   if (!debug) {
-    if (write) ++stats_.mmio_writes;
-    else ++stats_.mmio_reads;
+    if (write)
+      ++stats_.mmio_writes;
+    else
+      ++stats_.mmio_reads;
   }
   access_time_ = t;
   const std::uint32_t table_end = kMsixTableOffset + vectors() * PCI_MSIX_ENTRY_SIZE;
@@ -391,8 +436,10 @@ CplStatus DmaFunction::bar0_access(std::uint32_t offset, std::uint8_t* data, std
     return CplStatus::kSC;
   }
   if (offset >= kMsixPbaOffset && offset + len <= kMsixPbaOffset + msix_pba_.size() * 8) {
-    if (!write) std::memcpy(data, reinterpret_cast<const std::uint8_t*>(msix_pba_.data()) +
-                                      (offset - kMsixPbaOffset), len);
+    if (!write)
+      std::memcpy(
+          data, reinterpret_cast<const std::uint8_t*>(msix_pba_.data()) + (offset - kMsixPbaOffset),
+          len);
     return CplStatus::kSC;  // the PBA is read-only
   }
   if (offset + len > 0x1000) {
@@ -429,8 +476,10 @@ std::uint8_t* DmaFunction::devmem(std::uint64_t offset, std::uint32_t len) {
 
 CplStatus DmaFunction::devmem_access(std::uint64_t offset, std::uint8_t* data, std::uint32_t len,
                                      bool write) {
-  if (write) ++stats_.mmio_writes;
-  else ++stats_.mmio_reads;
+  if (write)
+    ++stats_.mmio_writes;
+  else
+    ++stats_.mmio_reads;
   devmem_debug(offset, data, len, write);
   return CplStatus::kSC;
 }
@@ -446,8 +495,10 @@ void DmaFunction::devmem_debug(std::uint64_t offset, std::uint8_t* data, std::ui
     return;
   }
   std::uint8_t* p = devmem(offset, len);
-  if (write) std::memcpy(p, data, len);
-  else std::memcpy(data, p, len);
+  if (write)
+    std::memcpy(p, data, len);
+  else
+    std::memcpy(data, p, len);
 }
 
 // ------------------------------------------------------------ MSI-X
@@ -508,9 +559,12 @@ void DmaFunction::halt_on_bme() {
   // without a completion record or interrupt (both would be memory writes)
   // and HEAD stays on it; requests already issued complete normally.
   std::uint32_t idx = fetch_index_;
-  if (!finish_.empty()) idx = finish_.front().index;
-  else if (!chunks_.empty()) idx = chunks_.front().desc_index;
-  else if (!descs_.empty()) idx = descs_.front().index;
+  if (!finish_.empty())
+    idx = finish_.front().index;
+  else if (!chunks_.empty())
+    idx = chunks_.front().desc_index;
+  else if (!descs_.empty())
+    idx = descs_.front().index;
   regs_.error = kErrBusMasterDisabled;
   regs_.halted = true;
   regs_.head = idx;
@@ -539,9 +593,12 @@ void DmaFunction::abort_descriptor(std::uint32_t code, std::uint64_t addr, Time 
 
 void DmaFunction::note_completion_error(CplStatus s) {
   std::array<std::uint32_t, 4> hdr{0, static_cast<std::uint32_t>(rid_.value()) << 16, 0, 0};
-  if (s == CplStatus::kUR) note_received_ur(cs_);
-  else if (s == CplStatus::kCA) note_received_ca(cs_);
-  else record_error(cs_, ErrorKind::kCompletionTimeout, hdr);
+  if (s == CplStatus::kUR)
+    note_received_ur(cs_);
+  else if (s == CplStatus::kCA)
+    note_received_ca(cs_);
+  else
+    record_error(cs_, ErrorKind::kCompletionTimeout, hdr);
 }
 
 bool DmaFunction::staging_alloc(std::uint32_t len, std::uint32_t* off, std::uint32_t* span) {
@@ -645,7 +702,8 @@ void DmaFunction::retire_front(Time t) {
     }
     stats_.last_op_end = std::max(stats_.last_op_end, end);
   }
-  if (c.last_in_desc) finish_.push_back({c.desc_index, c.cookie, c.flags, kErrNone, c.desc_bytes, false});
+  if (c.last_in_desc)
+    finish_.push_back({c.desc_index, c.cookie, c.flags, kErrNone, c.desc_bytes, false});
   staging_used_ -= c.buf_span;
   if (c.flags & kDescDstLocal) --local_dst_chunks_;
   chunks_.pop_front();
@@ -792,8 +850,8 @@ DmaFunction::Action DmaFunction::do_read(Time t) {
   const std::uint32_t piece = std::min(dev_.mrrs(), c->len - c->read_issued);
   if (c->read_issued == 0 && c->started_op) op_starts_.push_back(t);
   const std::uint64_t epoch = epoch_;
-  IssueResult r = dev_.issue(*this, TlpKind::MRd, src, staging_.data() + c->buf_off + c->read_issued,
-                             piece, g.tag, t);
+  IssueResult r = dev_.issue(*this, TlpKind::MRd, src,
+                             staging_.data() + c->buf_off + c->read_issued, piece, g.tag, t);
   tp.release_at(g.tag, r.done);
   ++stats_.read_requests;
   stats_.read_bytes += piece;

@@ -44,8 +44,8 @@ struct DmaFunctionStats {
   std::uint64_t bme_aborts = 0;
   std::uint64_t unexpected_completions = 0;
   std::uint64_t msix_sent = 0;
-  std::uint64_t msix_masked = 0;    // raised while masked: PBA bit set
-  std::uint64_t msix_dropped = 0;   // raised with MSI-X disabled or BME clear
+  std::uint64_t msix_masked = 0;   // raised while masked: PBA bit set
+  std::uint64_t msix_dropped = 0;  // raised with MSI-X disabled or BME clear
   std::uint64_t mmio_reads = 0;
   std::uint64_t mmio_writes = 0;
   std::uint64_t config_reads = 0;
@@ -57,7 +57,7 @@ struct DmaFunctionStats {
   std::uint64_t tag_stalls = 0;
   fabric::Time tag_stall_time = 0;
   std::uint64_t p2p_internal = 0;
-  std::uint64_t op_bytes = 0;      // bytes of completed operations
+  std::uint64_t op_bytes = 0;  // bytes of completed operations
   std::uint64_t first_op_bytes = 0;
   fabric::Time first_op_end = 0;   // completion of the first / last operation:
   fabric::Time last_op_end = 0;    // steady-state throughput excludes pipeline fill
@@ -103,8 +103,8 @@ class DmaFunction : public fabric::ConfigListener {
 
   // --- target side ---
   // Config request; returns the completion status (SC, RRS, discarded).
-  fabric::CplStatus config_access(std::uint16_t reg, unsigned size, bool write,
-                                  std::uint8_t* data, fabric::Time t);
+  fabric::CplStatus config_access(std::uint16_t reg, unsigned size, bool write, std::uint8_t* data,
+                                  fabric::Time t);
   // BAR0 registers and MSI-X structures.
   fabric::CplStatus bar0_access(std::uint32_t offset, std::uint8_t* data, std::uint32_t len,
                                 bool write, fabric::Time t, bool debug = false);
@@ -257,20 +257,20 @@ class DmaFunction : public fabric::ConfigListener {
   std::unique_ptr<fabric::TagPool> tags_;
   std::deque<FetchedDesc> descs_;
   std::uint32_t fetch_index_ = 0;
-  fabric::Time fetch_ready_ = 0;  // completion of the last descriptor fetch
-  std::uint32_t desc_offset_ = 0;   // bytes of descs_.front() already chunked
-  std::uint32_t op_offset_ = 0;     // bytes into the current operation
+  fabric::Time fetch_ready_ = 0;   // completion of the last descriptor fetch
+  std::uint32_t desc_offset_ = 0;  // bytes of descs_.front() already chunked
+  std::uint32_t op_offset_ = 0;    // bytes into the current operation
   std::deque<Chunk> chunks_;
   std::deque<Finish> finish_;
   std::vector<std::uint8_t> staging_;
   std::uint32_t staging_head_ = 0;  // next allocation
   std::uint32_t staging_used_ = 0;
   std::deque<fabric::Time> op_starts_;
-  unsigned local_dst_chunks_ = 0;  // chunks in flight that write device memory
-  fabric::Time local_busy_ = 0;    // device memory port: busy until
+  unsigned local_dst_chunks_ = 0;   // chunks in flight that write device memory
+  fabric::Time local_busy_ = 0;     // device memory port: busy until
   unsigned pending_tag_limit_ = 0;  // max-reads change waiting for idle tags
-  std::uint64_t epoch_ = 0;          // bumped whenever the pipeline is dropped
-  fabric::Time access_time_ = 0;     // arrival time of the request being served
+  std::uint64_t epoch_ = 0;         // bumped whenever the pipeline is dropped
+  fabric::Time access_time_ = 0;    // arrival time of the request being served
 };
 
 }  // namespace pciesim::models

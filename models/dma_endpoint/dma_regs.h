@@ -20,21 +20,21 @@ constexpr std::uint32_t kMsixTableOffset = 0x2000;
 constexpr std::uint32_t kMsixPbaOffset = 0x3000;
 
 enum Reg : std::uint32_t {
-  kId = 0x000,            // RO "DMA1"
-  kVersion = 0x004,       // RO
-  kCtrl = 0x008,          // RW
-  kStatus = 0x00c,        // RO
-  kRingBaseLo = 0x010,    // RW (while disabled)
+  kId = 0x000,          // RO "DMA1"
+  kVersion = 0x004,     // RO
+  kCtrl = 0x008,        // RW
+  kStatus = 0x00c,      // RO
+  kRingBaseLo = 0x010,  // RW (while disabled)
   kRingBaseHi = 0x014,
-  kRingSize = 0x018,      // RW: entries, power of two 2..65536 (while disabled)
-  kRingHead = 0x01c,      // RO: next descriptor the engine will consume
-  kRingTail = 0x020,      // RW: doorbell; next free slot the driver will fill
-  kCqBaseLo = 0x024,      // RW: completion ring (same size as the descriptor ring)
+  kRingSize = 0x018,  // RW: entries, power of two 2..65536 (while disabled)
+  kRingHead = 0x01c,  // RO: next descriptor the engine will consume
+  kRingTail = 0x020,  // RW: doorbell; next free slot the driver will fill
+  kCqBaseLo = 0x024,  // RW: completion ring (same size as the descriptor ring)
   kCqBaseHi = 0x028,
-  kCqTail = 0x02c,        // RO: next completion slot the engine will write
-  kCompleted = 0x030,     // RO: descriptors completed (wraps)
-  kError = 0x034,         // RW1C: error code; clearing it resumes a halted engine
-  kErrorAddrLo = 0x038,   // RO: address of the failing request
+  kCqTail = 0x02c,       // RO: next completion slot the engine will write
+  kCompleted = 0x030,    // RO: descriptors completed (wraps)
+  kError = 0x034,        // RW1C: error code; clearing it resumes a halted engine
+  kErrorAddrLo = 0x038,  // RO: address of the failing request
   kErrorAddrHi = 0x03c,
   kIrqVector = 0x040,     // RW: MSI-X vector for completion interrupts
   kMaxReads = 0x044,      // RW: outstanding read requests (<= tags; 0 = all tags)

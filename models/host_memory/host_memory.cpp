@@ -61,8 +61,10 @@ void HostMemory::read(std::uint64_t addr, std::uint8_t* dst, std::size_t len) co
     std::size_t off = addr & (kPageSize - 1);
     std::size_t n = std::min<std::size_t>(len, kPageSize - off);
     const Page* p = find_page(page);
-    if (p) std::memcpy(dst, p->data() + off, n);
-    else std::memset(dst, 0, n);
+    if (p)
+      std::memcpy(dst, p->data() + off, n);
+    else
+      std::memset(dst, 0, n);
     addr += n;
     dst += n;
     len -= n;
@@ -116,8 +118,8 @@ void HostMemory::b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& del
     ext->status = fabric::CplStatus::kSC;
     // The controller streams data out as it comes: the first completion's
     // worth is ready after the latency.
-    ext->cpl_first = std::min(done, start + params_.latency +
-                                        static_cast<Time>(ext->cpl_chunk * fs_per_byte_));
+    ext->cpl_first =
+        std::min(done, start + params_.latency + static_cast<Time>(ext->cpl_chunk * fs_per_byte_));
   }
   gp.set_response_status(tlm::TLM_OK_RESPONSE);
   delay = fabric::to_sc(done - now);
@@ -127,8 +129,10 @@ unsigned HostMemory::transport_dbg(tlm::tlm_generic_payload& gp) {
   const std::uint64_t addr = gp.get_address();
   const std::uint32_t len = gp.get_data_length();
   if (!contains(addr, len)) return 0;
-  if (gp.is_write()) write(addr, gp.get_data_ptr(), len);
-  else read(addr, gp.get_data_ptr(), len);
+  if (gp.is_write())
+    write(addr, gp.get_data_ptr(), len);
+  else
+    read(addr, gp.get_data_ptr(), len);
   return len;
 }
 

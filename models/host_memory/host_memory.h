@@ -3,12 +3,12 @@
 // and has zero-time accessors for host software and debug reads.
 #pragma once
 
+#include <tlm_utils/simple_target_socket.h>
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <systemc>
 #include <tlm>
-#include <tlm_utils/simple_target_socket.h>
 #include <unordered_map>
 #include <vector>
 

@@ -22,7 +22,9 @@ std::array<std::uint32_t, 4> header_of(const tlm::tlm_generic_payload& gp,
           static_cast<std::uint32_t>(a >> 32), static_cast<std::uint32_t>(a)};
 }
 
-void fill_ones(std::uint8_t* data, std::uint32_t len) { std::memset(data, 0xff, len); }
+void fill_ones(std::uint8_t* data, std::uint32_t len) {
+  std::memset(data, 0xff, len);
+}
 
 }  // namespace
 
@@ -63,8 +65,8 @@ RootComplex::RootComplex(sc_core::sc_module_name name, const RootComplexParams& 
     o.root_rcb_128 = params.rcb_128;
     auto rp = std::make_unique<BridgeFunction>(std::string(this->name()) + "." + pname, o);
     rp->capture_rid(RoutingId(0, i + 1, 0));
-    ports_.push_back(std::make_unique<Port>(pname.c_str(), *this, /*upstream_end=*/true,
-                                            static_cast<int>(i)));
+    ports_.push_back(
+        std::make_unique<Port>(pname.c_str(), *this, /*upstream_end=*/true, static_cast<int>(i)));
     Port* port = ports_.back().get();
     rp->on_secondary_bus_reset = [port](bool asserted) {
       if (asserted) port->signal_hot_reset();
@@ -134,8 +136,10 @@ void RootComplex::cpu_b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time
     std::uint64_t off = addr - params_.ecam_base;
     RoutingId rid = config_target(off);
     std::uint16_t reg = config_register(off);
-    if (write) ++stats_.config_writes;
-    else ++stats_.config_reads;
+    if (write)
+      ++stats_.config_writes;
+    else
+      ++stats_.config_reads;
     if (!ConfigSpace::valid_access(reg, len)) {
       out = {CplStatus::kUR, t};
     } else {
@@ -146,8 +150,10 @@ void RootComplex::cpu_b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time
     mem_socket->b_transport(gp, d);
     out = {CplStatus::kSC, now + d.value()};
   } else {
-    if (write) ++stats_.mmio_writes;
-    else ++stats_.mmio_reads;
+    if (write)
+      ++stats_.mmio_writes;
+    else
+      ++stats_.mmio_reads;
     out = cpu_mmio(addr, data, len, write, t);
   }
 
@@ -157,8 +163,9 @@ void RootComplex::cpu_b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time
   // A failed read returns all ones to the CPU (master abort semantics).
   if (!write && out.status != CplStatus::kSC) fill_ones(data, len);
   if (ext) ext->status = rrs_visible ? CplStatus::kRRS : out.status;
-  gp.set_response_status(out.status == CplStatus::kSC || rrs_visible ? tlm::TLM_OK_RESPONSE
-                                                                       : tlm::TLM_GENERIC_ERROR_RESPONSE);
+  gp.set_response_status(out.status == CplStatus::kSC || rrs_visible
+                             ? tlm::TLM_OK_RESPONSE
+                             : tlm::TLM_GENERIC_ERROR_RESPONSE);
   delay = to_sc(out.done + params_.cpu_latency - now);
 }
 
@@ -172,11 +179,13 @@ RootComplex::Outcome RootComplex::cpu_config(RoutingId rid, std::uint16_t reg, u
     if (!cs) return {CplStatus::kUR, t};
     std::uint32_t v = 0;
     if (write) {
-      for (unsigned i = 0; i < size; ++i) v |= static_cast<std::uint32_t>(data[i]) << (8 * i);
+      for (unsigned i = 0; i < size; ++i)
+        v |= static_cast<std::uint32_t>(data[i]) << (8 * i);
       cs->write(reg, size, v);
     } else {
       v = cs->read(reg, size);
-      for (unsigned i = 0; i < size; ++i) data[i] = static_cast<std::uint8_t>(v >> (8 * i));
+      for (unsigned i = 0; i < size; ++i)
+        data[i] = static_cast<std::uint8_t>(v >> (8 * i));
     }
     return {CplStatus::kSC, t};
   }
@@ -203,14 +212,16 @@ RootComplex::Outcome RootComplex::cpu_config(RoutingId rid, std::uint16_t reg, u
     ports_[p]->transmit(tlp.gp(), d);
     const CplStatus s = tlp.ext().status;
     const Time back = now + d.value() + params_.upstream_latency;
-    if (s == CplStatus::kDiscarded) return {CplStatus::kTimeout, issue + params_.completion_timeout};
+    if (s == CplStatus::kDiscarded)
+      return {CplStatus::kTimeout, issue + params_.completion_timeout};
     if (s == CplStatus::kRRS) {
       // RRS Software Visibility: a Vendor ID read returns 0x0001 (PCIe
       // Base 2.3.2); anything else is retried by the root complex.
       if (!write && reg == PCI_VENDOR_ID && (size == 2 || size == 4) &&
           rrs_software_visibility(rp.config())) {
         std::uint32_t v = size == 2 ? 0x0001u : 0xffff0001u;
-        for (unsigned i = 0; i < size; ++i) data[i] = static_cast<std::uint8_t>(v >> (8 * i));
+        for (unsigned i = 0; i < size; ++i)
+          data[i] = static_cast<std::uint8_t>(v >> (8 * i));
         ++stats_.rrs_visible;
         *rrs_visible = true;
         return {CplStatus::kSC, back};
@@ -223,7 +234,8 @@ RootComplex::Outcome RootComplex::cpu_config(RoutingId rid, std::uint16_t reg, u
     }
     if (s == CplStatus::kSC && !write) {
       std::uint32_t v = tlp.config_value();
-      for (unsigned i = 0; i < size; ++i) data[i] = static_cast<std::uint8_t>(v >> (8 * i));
+      for (unsigned i = 0; i < size; ++i)
+        data[i] = static_cast<std::uint8_t>(v >> (8 * i));
     }
     return {s, back};
   }
@@ -272,7 +284,8 @@ unsigned RootComplex::cpu_transport_dbg(tlm::tlm_generic_payload& gp) {
       v |= static_cast<std::uint32_t>(data[i]) << (8 * i);
     bool ok = config_dbg(config_target(off), reg, len, gp.is_write(), &v);
     if (!gp.is_write())
-      for (unsigned i = 0; i < len; ++i) data[i] = static_cast<std::uint8_t>(v >> (8 * i));
+      for (unsigned i = 0; i < len; ++i)
+        data[i] = static_cast<std::uint8_t>(v >> (8 * i));
     return ok ? len : 0;
   }
   if (is_dram(addr, len)) return mem_socket->transport_dbg(gp);
@@ -288,8 +301,10 @@ bool RootComplex::config_dbg(RoutingId rid, std::uint16_t reg, unsigned size, bo
       if (!write) *value = 0xffffffffu >> (32 - 8 * size);
       return false;
     }
-    if (write) cs->write(reg, size, *value);
-    else *value = cs->read(reg, size);
+    if (write)
+      cs->write(reg, size, *value);
+    else
+      *value = cs->read(reg, size);
     return true;
   }
   int p = root_port_for_bus(rid.bus());
@@ -309,8 +324,7 @@ bool RootComplex::config_dbg(RoutingId rid, std::uint16_t reg, unsigned size, bo
   return n != 0;
 }
 
-bool RootComplex::mmio_dbg(std::uint64_t addr, std::uint8_t* data, std::uint32_t len,
-                           bool write) {
+bool RootComplex::mmio_dbg(std::uint64_t addr, std::uint8_t* data, std::uint32_t len, bool write) {
   if (in_register_block(addr, len)) {
     // Reads of IOMMU registers have no side effects; debug writes are not
     // supported (they would).
@@ -351,8 +365,7 @@ bool RootComplex::memory_access(std::uint64_t addr, std::uint8_t* data, std::uin
 
 // ------------------------------------------------------------ from below
 
-void RootComplex::port_receive(Port& port, tlm::tlm_generic_payload& gp,
-                               sc_core::sc_time& delay) {
+void RootComplex::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
   TlpExtension& ext = tlp_of(gp);
   const unsigned pi = static_cast<unsigned>(port.index());
   BridgeFunction& rp = *root_ports_[pi];
@@ -440,8 +453,10 @@ void RootComplex::port_receive(Port& port, tlm::tlm_generic_payload& gp,
       ++ps.translation_faults;
       ext.status = r.fault_status;
       ext.consumed_at = t;
-      if (r.fault_status == CplStatus::kUR) ++ps.ur;
-      else ++ps.ca;
+      if (r.fault_status == CplStatus::kUR)
+        ++ps.ur;
+      else
+        ++ps.ca;
       set_response_from_status(gp);
       delay = to_sc(t + params_.downstream_latency - now);
       return;

@@ -5,13 +5,13 @@
 // is decided here and only here (DESIGN.md section 3).
 #pragma once
 
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <systemc>
 #include <tlm>
-#include <tlm_utils/simple_initiator_socket.h>
-#include <tlm_utils/simple_target_socket.h>
 #include <vector>
 
 #include "fabric/common/sim_time.h"
@@ -32,8 +32,8 @@ struct RootComplexParams {
   std::uint16_t host_bridge_device_id = 0x0100;
   std::uint16_t root_port_device_id = 0x0101;
   // ACS on root ports: SV, TB, RR, CR, UF, EC not implemented, DT.
-  std::uint16_t acs_supported = PCI_ACS_SV | PCI_ACS_TB | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF |
-                                PCI_ACS_DT;
+  std::uint16_t acs_supported =
+      PCI_ACS_SV | PCI_ACS_TB | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF | PCI_ACS_DT;
   bool ari_forwarding = true;
   bool rrs_sw_visibility = true;
   int max_link_speed = 5;

@@ -14,7 +14,9 @@ std::array<std::uint32_t, 4> header_of(const tlm::tlm_generic_payload& gp,
           static_cast<std::uint32_t>(ext.requester.value()) << 16 | ext.tag,
           static_cast<std::uint32_t>(a >> 32), static_cast<std::uint32_t>(a)};
 }
-TlpKind to_type0(TlpKind k) { return (k == TlpKind::CfgRd1 || k == TlpKind::CfgRd0) ? TlpKind::CfgRd0 : TlpKind::CfgWr0; }
+TlpKind to_type0(TlpKind k) {
+  return (k == TlpKind::CfgRd1 || k == TlpKind::CfgRd0) ? TlpKind::CfgRd0 : TlpKind::CfgWr0;
+}
 }  // namespace
 
 PcieSwitch::PcieSwitch(sc_core::sc_module_name name, const SwitchParams& p)
@@ -88,11 +90,13 @@ void PcieSwitch::local_config(ConfigSpace& cs, tlm::tlm_generic_payload& gp, Tlp
   }
   if (gp.is_write()) {
     std::uint32_t v = 0;
-    for (unsigned i = 0; i < size; ++i) v |= static_cast<std::uint32_t>(data[i]) << (8 * i);
+    for (unsigned i = 0; i < size; ++i)
+      v |= static_cast<std::uint32_t>(data[i]) << (8 * i);
     cs.write(reg, size, v);
   } else {
     std::uint32_t v = cs.read(reg, size);
-    for (unsigned i = 0; i < size; ++i) data[i] = static_cast<std::uint8_t>(v >> (8 * i));
+    for (unsigned i = 0; i < size; ++i)
+      data[i] = static_cast<std::uint8_t>(v >> (8 * i));
   }
   ext.status = CplStatus::kSC;
 }
@@ -157,8 +161,7 @@ PcieSwitch::Route PcieSwitch::route_from_below(unsigned from, tlm::tlm_generic_p
     return {Route::kUnsupported};
   }
   const std::uint16_t acs = dsps_[from]->acs_control();
-  if ((acs & PCI_ACS_SV) && !bus_behind(src, ext.requester.bus()))
-    return {Route::kAcsViolation};
+  if ((acs & PCI_ACS_SV) && !bus_behind(src, ext.requester.bus())) return {Route::kAcsViolation};
   if ((acs & PCI_ACS_TB) && ext.address_type == AddressType::kTranslated)
     return {Route::kAcsViolation};
   if (ext.kind == TlpKind::Msg) return {Route::kUpstream};
@@ -192,9 +195,9 @@ PcieSwitch::Route PcieSwitch::route_from_below(unsigned from, tlm::tlm_generic_p
       std::uint16_t cap = dsps_[from]->config().find_extended_capability(PCI_EXT_CAP_ID_ACS);
       // Bit N of the vector is the port whose Port Number is N: dsp i is i + 1.
       const unsigned bit = i + 1;
-      const std::uint32_t vec =
-          cap ? dsps_[from]->config().get32(static_cast<std::uint16_t>(cap + PCI_ACS_EGRESS_CTL_V + 4 * (bit / 32)))
-              : 0;
+      const std::uint32_t vec = cap ? dsps_[from]->config().get32(static_cast<std::uint16_t>(
+                                          cap + PCI_ACS_EGRESS_CTL_V + 4 * (bit / 32)))
+                                    : 0;
       if (vec & (1u << (bit % 32))) return {Route::kAcsViolation};
     }
     Route r{Route::kDownstream, static_cast<int>(i)};
@@ -243,7 +246,8 @@ void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core:
       } else {
         ++st.ur;
       }
-      record_error(ingress.config(), acsv ? ErrorKind::kAcsViolation : ErrorKind::kUnsupportedRequest,
+      record_error(ingress.config(),
+                   acsv ? ErrorKind::kAcsViolation : ErrorKind::kUnsupportedRequest,
                    header_of(gp, ext));
       ext.consumed_at = arrival;
       set_response_from_status(gp);
@@ -309,8 +313,10 @@ unsigned PcieSwitch::port_receive_dbg(Port& port, tlm::tlm_generic_payload& gp) 
       ext->kind = original;
       return n;
     }
-    case Route::kUpstream: return usp_port_->transmit_dbg(gp);
-    default: return 0;
+    case Route::kUpstream:
+      return usp_port_->transmit_dbg(gp);
+    default:
+      return 0;
   }
 }
 

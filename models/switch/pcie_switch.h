@@ -26,8 +26,8 @@ struct SwitchParams {
   // Ingress-to-egress latency of one traversal. Broadcom PEX 88000 and
   // Microchip Switchtec PFX datasheets quote 105-115 ns cut-through.
   fabric::Time traversal_latency = 110 * fabric::kNs;
-  std::uint16_t acs_supported = PCI_ACS_SV | PCI_ACS_TB | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF |
-                                PCI_ACS_EC | PCI_ACS_DT;
+  std::uint16_t acs_supported =
+      PCI_ACS_SV | PCI_ACS_TB | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF | PCI_ACS_EC | PCI_ACS_DT;
   bool ari_forwarding = true;
   int max_link_speed = 5;
   int max_link_width = 16;
@@ -65,7 +65,7 @@ class PcieSwitch : public sc_core::sc_module, public fabric::PortOwner {
   // Where a request goes next.
   struct Route {
     enum Kind { kLocalConfig, kDownstream, kUpstream, kUnsupported, kAcsViolation } kind;
-    int port = -1;                 // DSP index for kDownstream
+    int port = -1;  // DSP index for kDownstream
     fabric::ConfigSpace* local = nullptr;
     fabric::TlpKind kind_out = fabric::TlpKind::MRd;  // for config conversion
     fabric::P2pPath p2p = fabric::P2pPath::kNone;

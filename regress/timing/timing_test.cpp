@@ -32,8 +32,8 @@ std::string yaml(const Stream& s) {
   std::ostringstream y;
   const std::uint64_t job = std::min<std::uint64_t>(s.total, 1 << 20);
   y << "simulation: {quantum: 1us, max_time: 2s}\n"
-    << "host: {mps: " << s.mps << ", mrrs: " << s.mrrs << ", ten_bit_tags: "
-    << (s.ten_bit ? "true" : "false") << "}\n"
+    << "host: {mps: " << s.mps << ", mrrs: " << s.mrrs
+    << ", ten_bit_tags: " << (s.ten_bit ? "true" : "false") << "}\n"
     << "root_complex: {max_payload_supported: 512}\n"
     << "switches: [{name: sw0, downstream_ports: 2}]\nendpoints:\n";
   for (unsigned e = 0; e < s.engines; ++e)
@@ -73,8 +73,8 @@ Result run(const Stream& s, unsigned engine = 0) {
 double analytic(const Stream& s) {
   // Host buffers sit below 4 GiB: 3-DW headers. The root complex returns
   // read completions in 64-byte (RCB) pieces by default.
-  fabric::AnalyticPoint p = fabric::analytic_bandwidth({s.gen, s.width, false}, s.mps, s.mrrs, 64,
-                                                       s.size, false);
+  fabric::AnalyticPoint p =
+      fabric::analytic_bandwidth({s.gen, s.width, false}, s.mps, s.mrrs, 64, s.size, false);
   return s.write ? p.write_gbps : p.read_gbps;
 }
 
@@ -162,7 +162,8 @@ TEST(Timing, ExhaustedCreditsStallAndBoundThroughput) {
   // then the UpdateFC DLLP's serialization and flight back.
   fabric::LinkTiming t({3, 8, false}, 256);
   double loop_ns = fabric::to_ns(t.serialization(t.wire_bytes(fabric::TlpKind::MWr, 256, false)) +
-                                 t.dllp_time() + 2 * fabric::kNs) + 150.0;
+                                 t.dllp_time() + 2 * fabric::kNs) +
+                   150.0;
   double bound = 2 * 256 * 8 / loop_ns;
   EXPECT_NEAR(starved.gbps, bound, 0.03 * bound);
   EXPECT_LT(starved.gbps, 0.5 * plenty.gbps);
@@ -213,7 +214,8 @@ TEST(Timing, TheIommuAddsItsTranslationLatencyToADmaRead) {
   const auto& ip = icfg.iommu.params;
   const double walk = fabric::to_ns(4 * (icfg.host.memory.latency + ip.walk_step_latency));
   EXPECT_NEAR(translated[0] - plain[0], walk, 1e-6) << "cold: one 4-level walk";
-  EXPECT_NEAR(translated[1] - plain[1], fabric::to_ns(ip.iotlb_hit_latency), 1e-6) << "warm: an IOTLB hit";
+  EXPECT_NEAR(translated[1] - plain[1], fabric::to_ns(ip.iotlb_hit_latency), 1e-6)
+      << "warm: an IOTLB hit";
   EXPECT_GT(plain[0], 200.0);
   EXPECT_LT(plain[0], 1000.0);
 }

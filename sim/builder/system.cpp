@@ -11,29 +11,35 @@ using namespace fabric;
 
 RoutingId FunctionRef::rid() const {
   switch (kind_) {
-    case kHostBridge: return RoutingId(0, 0, 0);
+    case kHostBridge:
+      return RoutingId(0, 0, 0);
     case kDma:
       // A VF that does not exist (yet, or any more) is where the formula
       // with the PF's current First VF Offset and VF Stride puts it.
       return dma_->is_vf() ? device_->vf_rid(dma_->vf_number()) : dma_->rid();
-    default: return bridge_->rid();
+    default:
+      return bridge_->rid();
   }
 }
 
-bool FunctionRef::exists() const { return kind_ != kDma || dma_->exists(); }
+bool FunctionRef::exists() const {
+  return kind_ != kDma || dma_->exists();
+}
 
 ConfigSpace& FunctionRef::config() const {
   switch (kind_) {
-    case kHostBridge: return *host_bridge_;
-    case kDma: return dma_->config();
-    default: return bridge_->config();
+    case kHostBridge:
+      return *host_bridge_;
+    case kDma:
+      return dma_->config();
+    default:
+      return bridge_->config();
   }
 }
 
 System::System(const SystemConfig& config) : config_(config) {
   models::HostMemoryParams mp = config_.host.memory;
-  if (mp.ranges.empty())
-    mp.ranges = {{0, 2ull << 30}, {4ull << 30, 14ull << 30}};
+  if (mp.ranges.empty()) mp.ranges = {{0, 2ull << 30}, {4ull << 30, 14ull << 30}};
   config_.host.memory = mp;
   memory_ = std::make_unique<models::HostMemory>("dram", mp);
   rc_ = std::make_unique<models::RootComplex>(config_.root_complex.name.c_str(),
@@ -55,7 +61,8 @@ System::System(const SystemConfig& config) : config_(config) {
   }
 
   {
-    auto hb = std::make_unique<FunctionRef>(config_.root_complex.name + ".hb", FunctionRef::kHostBridge);
+    auto hb =
+        std::make_unique<FunctionRef>(config_.root_complex.name + ".hb", FunctionRef::kHostBridge);
     hb->host_bridge_ = &rc_->host_bridge_config();
     add_function(std::move(hb));
     for (unsigned i = 0; i < rc_->root_port_count(); ++i) {
@@ -108,8 +115,10 @@ System::System(const SystemConfig& config) : config_(config) {
     } else {
       up_cs = &switch_device(node)->dsp(index).config();
     }
-    if (models::PcieSwitch* sw = switch_device(l.downstream)) lo_cs = &sw->usp().config();
-    else lo_cs = &device(l.downstream)->pf().config();
+    if (models::PcieSwitch* sw = switch_device(l.downstream))
+      lo_cs = &sw->usp().config();
+    else
+      lo_cs = &device(l.downstream)->pf().config();
     auto caps = [](ConfigSpace* cs, int* speed, int* width) {
       std::uint16_t exp = cs->find_capability(PCI_CAP_ID_EXP);
       std::uint32_t cap = cs->get32(exp + PCI_EXP_LNKCAP);
@@ -121,7 +130,8 @@ System::System(const SystemConfig& config) : config_(config) {
     LinkConfig lc = l.config;
     lc.speed.generation = std::min({lc.speed.generation, up_speed, lo_speed});
     lc.speed.width = std::min({lc.speed.width, up_width, lo_width});
-    while (!valid_width(lc.speed.width)) --lc.speed.width;
+    while (!valid_width(lc.speed.width))
+      --lc.speed.width;
     std::string name = upper->name() + std::string("--") +
                        (switch_device(l.downstream) ? l.downstream + ".usp" : l.downstream);
     auto link = std::make_unique<Link>(name, lc);
@@ -157,7 +167,8 @@ models::PcieSwitch* System::switch_device(const std::string& name) {
 
 std::vector<models::DmaDevice*> System::devices() {
   std::vector<models::DmaDevice*> out;
-  for (auto& d : devices_) out.push_back(d.get());
+  for (auto& d : devices_)
+    out.push_back(d.get());
   return out;
 }
 

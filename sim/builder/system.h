@@ -63,7 +63,7 @@ class System {
   struct LinkInfo {
     std::string name;  // "rc.rp0--sw0.usp"
     std::unique_ptr<fabric::Link> link;
-    int generation;    // trained
+    int generation;  // trained
     int width;
   };
   const std::vector<LinkInfo>& links() const { return links_; }

@@ -36,8 +36,9 @@ void expect_error(const std::string& text, int line, int col, const std::string&
   EXPECT_EQ(e.column(), col) << e.what();
   EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
   if (line > 0) {
-    EXPECT_NE(std::string(e.what()).find("test.yaml:" + std::to_string(line) + ":" + std::to_string(col)),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find("test.yaml:" + std::to_string(line) + ":" + std::to_string(col)),
+        std::string::npos)
         << e.what();
   }
 }
@@ -156,8 +157,9 @@ TEST(ConfigLoader, MissingComparison) {
 }
 
 TEST(ConfigLoader, SetOverrides) {
-  SystemConfig c = load_config_text(kGood, "test.yaml",
-                                    {"simulation.quantum=0ns", "links[1].gen=4", "endpoints.ep0.sriov.total_vfs=4"});
+  SystemConfig c = load_config_text(
+      kGood, "test.yaml",
+      {"simulation.quantum=0ns", "links[1].gen=4", "endpoints.ep0.sriov.total_vfs=4"});
   EXPECT_EQ(c.simulation.quantum, 0u);
   EXPECT_EQ(c.links[1].config.speed.generation, 4);
   EXPECT_EQ(c.endpoints[0].params.total_vfs, 4u);

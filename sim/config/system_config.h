@@ -113,8 +113,8 @@ struct WorkloadSpec {
 struct Comparison {
   enum Op { kEq, kNe, kLt, kLe, kGt, kGe, kBetween, kApprox } op = kEq;
   double a = 0;
-  double b = 0;   // upper bound (between) or relative tolerance (approx)
-  int step = -1;  // >= 0: `a` is the value scenario[step] recorded (equals_step)
+  double b = 0;        // upper bound (between) or relative tolerance (approx)
+  int step = -1;       // >= 0: `a` is the value scenario[step] recorded (equals_step)
   std::string a_stat;  // non-empty: `a` is this stats value when evaluated ({stat: path})
   std::string text() const;
   bool holds(double v) const;
@@ -183,17 +183,18 @@ struct ScenarioStep {
   // Memory and IOMMU steps.
   std::uint64_t address = 0;  // write_memory, iommu_map (host physical)
   std::vector<std::uint8_t> bytes;
-  std::string vm;       // write_memory in a VM's memory; assign
-  std::string domain;   // iommu_* / attach / create_domain
+  std::string vm;      // write_memory in a VM's memory; assign
+  std::string domain;  // iommu_* / attach / create_domain
   std::uint64_t iova = 0;
-  std::uint64_t length = 0;  // bytes: dma, iommu_map/unmap/flush
+  std::uint64_t length = 0;        // bytes: dma, iommu_map/unmap/flush
   std::uint64_t src = 0, dst = 0;  // dma: addresses as the function sees them
   // dma: "ep1.pf.bar2+0x100" -- a BAR as the host assigned it (mapped into
   // the function's DMA space), instead of a number.
   std::string src_ref, dst_ref;
   bool src_local = false, dst_local = false;
   bool read = true, write = true;  // iommu_map permissions
-  std::string kind;  // iommu_flush: global, domain, page, device; create_domain: dma, identity, blocked
+  std::string
+      kind;  // iommu_flush: global, domain, page, device; create_domain: dma, identity, blocked
   Expectation check;
   std::string label;
   Node where;

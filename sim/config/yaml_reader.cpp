@@ -1,9 +1,9 @@
 #include "sim/config/yaml_reader.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
-#include <algorithm>
 #include <sstream>
 
 namespace pciesim::sim {
@@ -22,9 +22,12 @@ std::string DocSink::markdown() const {
   auto esc = [](const std::string& s) {
     std::string o;
     for (char c : s) {
-      if (c == '|') o += "\\|";
-      else if (c == '\n') o += ' ';
-      else o += c;
+      if (c == '|')
+        o += "\\|";
+      else if (c == '\n')
+        o += ' ';
+      else
+        o += c;
     }
     return o;
   };
@@ -104,15 +107,20 @@ bool parse_integer(const std::string& text, std::uint64_t* out, bool* negative) 
   if (s.empty()) return false;
   int base = 10;
   std::size_t start = 0;
-  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) base = 16, start = 2;
-  else if (s.size() > 2 && s[0] == '0' && (s[1] == 'b' || s[1] == 'B')) base = 2, start = 2;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+    base = 16, start = 2;
+  else if (s.size() > 2 && s[0] == '0' && (s[1] == 'b' || s[1] == 'B'))
+    base = 2, start = 2;
   std::uint64_t v = 0;
   for (std::size_t i = start; i < s.size(); ++i) {
     int d;
     char c = static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else return false;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else
+      return false;
     if (d >= base) return false;
     if (v > (~std::uint64_t{0} - d) / base) return false;  // overflow
     v = v * base + d;
@@ -177,23 +185,32 @@ fabric::Time Node::as_time() const {
 Bytes Node::as_bytes() const {
   if (!is_scalar()) fail("expected a byte count such as 4KiB");
   const std::string s = node_.Scalar();
-  const std::string hint = "expected a byte count such as 4096, 0x1000, 4KiB, 1MiB, got '" + s + "'";
+  const std::string hint =
+      "expected a byte count such as 4096, 0x1000, 4KiB, 1MiB, got '" + s + "'";
   // Hex has no unit; decimal may carry a binary unit suffix.
   std::string num = s, unit;
   if (!(s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))) {
     std::size_t i = 0;
-    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '_')) ++i;
+    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '_'))
+      ++i;
     num = s.substr(0, i);
     unit = s.substr(i);
-    while (!unit.empty() && unit.front() == ' ') unit.erase(unit.begin());
+    while (!unit.empty() && unit.front() == ' ')
+      unit.erase(unit.begin());
   }
   std::uint64_t scale = 1;
-  if (unit.empty() || unit == "B") scale = 1;
-  else if (unit == "KiB" || unit == "K") scale = 1ull << 10;
-  else if (unit == "MiB" || unit == "M") scale = 1ull << 20;
-  else if (unit == "GiB" || unit == "G") scale = 1ull << 30;
-  else if (unit == "TiB" || unit == "T") scale = 1ull << 40;
-  else fail(hint);
+  if (unit.empty() || unit == "B")
+    scale = 1;
+  else if (unit == "KiB" || unit == "K")
+    scale = 1ull << 10;
+  else if (unit == "MiB" || unit == "M")
+    scale = 1ull << 20;
+  else if (unit == "GiB" || unit == "G")
+    scale = 1ull << 30;
+  else if (unit == "TiB" || unit == "T")
+    scale = 1ull << 40;
+  else
+    fail(hint);
   std::uint64_t v;
   bool neg;
   if (!parse_integer(num, &v, &neg) || neg) fail(hint);
@@ -292,8 +309,8 @@ Section& Section::time(const std::string& key, fabric::Time* out, const std::str
     fabric::Time t = n.as_time();
     if (t < min || t > max)
       n.fail("expected a time in " + fabric::format_time(min) + " .. " +
-             (max == fabric::kTimeMax ? std::string("5 h") : fabric::format_time(max)) +
-             ", got " + n.scalar());
+             (max == fabric::kTimeMax ? std::string("5 h") : fabric::format_time(max)) + ", got " +
+             n.scalar());
     *out = t;
   }
   return *this;
@@ -346,7 +363,8 @@ void Section::finish() const {
     std::string key = kv.first.as<std::string>();
     if (known_.count(key)) continue;
     std::string allowed;
-    for (const std::string& k : known_) allowed += (allowed.empty() ? "" : ", ") + k;
+    for (const std::string& k : known_)
+      allowed += (allowed.empty() ? "" : ", ") + k;
     Node(kv.first, node_.file(), node_.path().empty() ? key : node_.path() + "." + key)
         .fail("unknown key '" + key + "'; expected one of: " + allowed);
   }

@@ -114,8 +114,8 @@ class Section {
   Section& power_of_two(const std::string& key, std::uint32_t* out, std::uint32_t min,
                         std::uint32_t max, const std::string& doc);
   template <class E>
-  Section& choice(const std::string& key, E* out, const std::vector<std::pair<std::string, E>>& opts,
-                  const std::string& doc);
+  Section& choice(const std::string& key, E* out,
+                  const std::vector<std::pair<std::string, E>>& opts, const std::string& doc);
   // A key that is read by the caller (nested section or list); documented here.
   Section& nested(const std::string& key, const std::string& type, const std::string& doc);
   Section& required(const std::string& key);

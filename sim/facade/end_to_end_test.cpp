@@ -108,8 +108,8 @@ TEST(EndToEnd, DeviceMemoryRoundTrip) {
   sim.run_for(100 * kUs);
   EXPECT_EQ(sim.memory_read(kDst, 4096), src);
   // The device memory holds the data too (MMIO read of BAR2 through the fabric).
-  EXPECT_EQ(sim.mmio_read("ep0.pf", 2, 0x800, 4), src[0] | src[1] << 8 | src[2] << 16 |
-                                                      static_cast<std::uint32_t>(src[3]) << 24);
+  EXPECT_EQ(sim.mmio_read("ep0.pf", 2, 0x800, 4),
+            src[0] | src[1] << 8 | src[2] << 16 | static_cast<std::uint32_t>(src[3]) << 24);
 }
 
 TEST(EndToEnd, BusMasterClearIssuesNothing) {

@@ -1,9 +1,9 @@
 #include "sim/facade/simulation.h"
 
+#include <tlm_utils/tlm_quantumkeeper.h>
 #include <fstream>
 #include <sstream>
 #include <systemc>
-#include <tlm_utils/tlm_quantumkeeper.h>
 
 #include "fabric/common/error.h"
 #include "fabric/kernel/kernel_context.h"
@@ -28,12 +28,14 @@ class JsonTrace : public TraceSink {
   void tlp(const TlpTraceRecord& r) override {
     char buf[512];
     std::snprintf(buf, sizeof buf,
-                  "{\"t_ns\":%.3f,\"arrive_ns\":%.3f,\"done_ns\":%.3f,\"link\":\"%s\",\"dir\":\"%s\",\"kind\":\"%s\","
+                  "{\"t_ns\":%.3f,\"arrive_ns\":%.3f,\"done_ns\":%.3f,\"link\":\"%s\",\"dir\":\"%"
+                  "s\",\"kind\":\"%s\","
                   "\"requester\":\"%s\",\"address\":\"0x%llx\",\"length\":%u,\"status\":\"%s\","
                   "\"p2p\":\"%s\"}\n",
-                  to_ns(r.start), to_ns(r.arrival), to_ns(r.done), r.link->c_str(), r.direction, to_string(r.kind),
-                  r.requester.str().c_str(), static_cast<unsigned long long>(r.address), r.length,
-                  to_string(r.status), to_string(r.p2p));
+                  to_ns(r.start), to_ns(r.arrival), to_ns(r.done), r.link->c_str(), r.direction,
+                  to_string(r.kind), r.requester.str().c_str(),
+                  static_cast<unsigned long long>(r.address), r.length, to_string(r.status),
+                  to_string(r.p2p));
     out_ << buf;
   }
 
@@ -78,16 +80,24 @@ std::unique_ptr<Simulation> Simulation::from_file(const std::string& path,
   return std::make_unique<Simulation>(load_config_file(path, overrides));
 }
 
-const SystemConfig& Simulation::config() const { return system_->config(); }
+const SystemConfig& Simulation::config() const {
+  return system_->config();
+}
 
 void Simulation::trace_to(const std::string& path) {
   trace_ = std::make_unique<JsonTrace>(path);
   set_trace_sink(trace_.get());
 }
 
-Time Simulation::now() const { return now_fs(); }
-bool Simulation::booted() const { return host_->booted(); }
-bool Simulation::scenario_done() const { return scenario_->done(); }
+Time Simulation::now() const {
+  return now_fs();
+}
+bool Simulation::booted() const {
+  return host_->booted();
+}
+bool Simulation::scenario_done() const {
+  return scenario_->done();
+}
 
 void Simulation::check_alive() const {
   if (dead_)
@@ -141,7 +151,8 @@ void Simulation::call(const std::function<void()>& fn) {
 
 void Simulation::boot() {
   call([this] {
-    while (!host_->booted()) sc_core::wait(host_->booted_event());
+    while (!host_->booted())
+      sc_core::wait(host_->booted_event());
   });
 }
 
@@ -150,9 +161,11 @@ RunResult Simulation::run() {
   try {
     boot();
     call([this] {
-      while (!scenario_->done()) sc_core::wait(scenario_->done_event());
+      while (!scenario_->done())
+        sc_core::wait(scenario_->done_event());
       for (const auto& w : host_->workloads())
-        while (w->pending()) sc_core::wait(w->done_event());
+        while (w->pending())
+          sc_core::wait(w->done_event());
     });
     r.completed = true;
   } catch (const UsageError& e) {
@@ -169,18 +182,24 @@ RunResult Simulation::run() {
     c.at = now();
     r.checks.push_back(c);
   }
-  for (const CheckResult& c : check_expectations()) r.checks.push_back(c);
+  for (const CheckResult& c : check_expectations())
+    r.checks.push_back(c);
   run_checks_ = r.checks;
   ran_ = true;
   return r;
 }
 
-void Simulation::run_for(Time duration) { advance(now() + duration); }
-void Simulation::run_until(Time t) { advance(t); }
+void Simulation::run_for(Time duration) {
+  advance(now() + duration);
+}
+void Simulation::run_until(Time t) {
+  advance(t);
+}
 
 std::vector<CheckResult> Simulation::check_expectations() {
   std::vector<CheckResult> out;
-  for (const Expectation& e : config().expect) out.push_back(checker_->evaluate(e));
+  for (const Expectation& e : config().expect)
+    out.push_back(checker_->evaluate(e));
   return out;
 }
 
@@ -217,7 +236,8 @@ std::uint32_t Simulation::config_read(const std::string& target, std::uint16_t o
   RoutingId rid = checker_->target_rid(target);
   if (!ConfigSpace::valid_access(offset, size))
     throw UsageError(target, "config access of " + std::to_string(size) + " bytes at " +
-                                 std::to_string(offset) + " must be 1/2/4 bytes, aligned, below 4096");
+                                 std::to_string(offset) +
+                                 " must be 1/2/4 bytes, aligned, below 4096");
   std::uint32_t v = 0;
   call([&] { v = host_->cpu().config_read(rid, offset, size); });
   return v;
@@ -228,7 +248,8 @@ void Simulation::config_write(const std::string& target, std::uint16_t offset, u
   RoutingId rid = checker_->target_rid(target);
   if (!ConfigSpace::valid_access(offset, size))
     throw UsageError(target, "config access of " + std::to_string(size) + " bytes at " +
-                                 std::to_string(offset) + " must be 1/2/4 bytes, aligned, below 4096");
+                                 std::to_string(offset) +
+                                 " must be 1/2/4 bytes, aligned, below 4096");
   call([&] { host_->cpu().config_write(rid, offset, size, value); });
 }
 
@@ -239,7 +260,8 @@ std::uint64_t checked_mmio(PciCore& pci, PciDev& d, const std::string& target, u
   if (size != 1 && size != 2 && size != 4 && size != 8)
     throw UsageError(target, "MMIO accesses are 1, 2, 4 or 8 bytes, got " + std::to_string(size));
   std::uint64_t base = pci.bar_address(d, bar), len = pci.bar_size(d, bar);
-  if (!base || !len) throw UsageError(target, "BAR" + std::to_string(bar) + " is not implemented or not assigned");
+  if (!base || !len)
+    throw UsageError(target, "BAR" + std::to_string(bar) + " is not implemented or not assigned");
   if (offset + size > len || offset + size < offset)
     throw UsageError(target, "offset " + std::to_string(offset) + " + " + std::to_string(size) +
                                  " bytes is outside BAR" + std::to_string(bar) + " (" +
@@ -278,7 +300,8 @@ void Simulation::start_workload(const std::string& name) {
   Workload* w = host_->workload(name);
   if (!w) throw UsageError(name, "no workload named '" + name + "'");
   call([&] {
-    while (!host_->booted()) sc_core::wait(host_->booted_event());
+    while (!host_->booted())
+      sc_core::wait(host_->booted_event());
     w->start();
   });
 }
@@ -288,7 +311,8 @@ void Simulation::wait_workload(const std::string& name) {
   if (!w) throw UsageError(name, "no workload named '" + name + "'");
   call([&] {
     w->start();
-    while (!w->finished()) sc_core::wait(w->done_event());
+    while (!w->finished())
+      sc_core::wait(w->done_event());
   });
 }
 
@@ -298,14 +322,19 @@ int Simulation::enable_vfs(const std::string& pf, unsigned count) {
   return r;
 }
 
-int Simulation::disable_vfs(const std::string& pf) { return enable_vfs(pf, 0); }
+int Simulation::disable_vfs(const std::string& pf) {
+  return enable_vfs(pf, 0);
+}
 
 int Simulation::dma(const std::string& target, std::uint64_t src, std::uint64_t dst,
                     std::uint32_t length, bool src_local, bool dst_local, Time timeout,
                     std::uint32_t* bytes) {
   if (length == 0) throw UsageError(target, "dma length must be at least 1 byte");
   int r = 0;
-  call([&] { r = host_->dma_once(host_device(target), src, dst, length, src_local, dst_local, timeout, bytes); });
+  call([&] {
+    r = host_->dma_once(host_device(target), src, dst, length, src_local, dst_local, timeout,
+                        bytes);
+  });
   return r;
 }
 
@@ -329,8 +358,8 @@ int Simulation::iommu_unmap(const std::string& domain, std::uint64_t iova, std::
   return r;
 }
 
-void Simulation::iommu_flush(const std::string& kind, const std::string& domain,
-                             std::uint64_t iova, std::uint64_t length, const std::string& target) {
+void Simulation::iommu_flush(const std::string& kind, const std::string& domain, std::uint64_t iova,
+                             std::uint64_t length, const std::string& target) {
   call([&] {
     host_->iommu_flush(kind, domain, iova, length, target.empty() ? nullptr : &host_device(target));
   });
@@ -348,7 +377,8 @@ void Simulation::create_domain(const std::string& name, const std::string& type)
     throw UsageError(name, "domain type must be dma, identity or blocked, got '" + type + "'");
   call([&] {
     if (!host_->iommu()) throw UsageError(name, "there is no IOMMU (iommu: {enabled: true})");
-    if (host_->iommu()->domain(name)) throw UsageError(name, "an IOMMU domain named '" + name + "' exists");
+    if (host_->iommu()->domain(name))
+      throw UsageError(name, "an IOMMU domain named '" + name + "' exists");
     host_->iommu()->create_domain(name, t);
   });
 }
@@ -383,7 +413,8 @@ std::uint64_t Simulation::peer_address(const std::string& initiator, const std::
   return a;
 }
 
-std::uint64_t Simulation::vm_to_host(const std::string& vm, std::uint64_t gpa, std::uint64_t length) {
+std::uint64_t Simulation::vm_to_host(const std::string& vm, std::uint64_t gpa,
+                                     std::uint64_t length) {
   check_alive();
   return host_->vm_to_host(vm, gpa, length);
 }
@@ -417,7 +448,8 @@ int Simulation::hot_reset(const std::string& bridge, bool restore) {
 
 void Simulation::set_power_state(const std::string& target, unsigned state) {
   if (state != 0 && state != 3)
-    throw UsageError(target, "power state must be 0 (D0) or 3 (D3hot), got " + std::to_string(state));
+    throw UsageError(target,
+                     "power state must be 0 (D0) or 3 (D3hot), got " + std::to_string(state));
   call([&] { host_->pci().set_power_state(host_device(target), state); });
 }
 
@@ -458,7 +490,8 @@ std::string Simulation::topology_dot() const {
       << " downstream ports\", style=filled, fillcolor=\"#e8f4e0\"];\n";
   for (const EndpointSpec& e : c.endpoints) {
     o << "  \"" << e.name << "\" [label=\"" << e.name << "\\n" << e.model << " endpoint";
-    if (e.params.total_vfs) o << "\\nSR-IOV: " << e.params.total_vfs << " VFs (" << e.num_vfs << " enabled)";
+    if (e.params.total_vfs)
+      o << "\\nSR-IOV: " << e.params.total_vfs << " VFs (" << e.num_vfs << " enabled)";
     o << "\", style=filled, fillcolor=\"#fdf0d8\"];\n";
   }
   for (const System::LinkInfo& l : system_->links()) {
@@ -466,9 +499,10 @@ std::string Simulation::topology_dot() const {
     std::size_t sep = n.find("--");
     std::string up = n.substr(0, sep), down = n.substr(sep + 2);
     std::string upnode = up.substr(0, up.rfind('.'));
-    std::string downnode = down.find(".usp") != std::string::npos ? down.substr(0, down.rfind('.')) : down;
-    o << "  \"" << upnode << "\" -> \"" << downnode << "\" [label=\"" << up.substr(up.rfind('.') + 1)
-      << "\\nGen" << l.generation << " x" << l.width << "\"];\n";
+    std::string downnode =
+        down.find(".usp") != std::string::npos ? down.substr(0, down.rfind('.')) : down;
+    o << "  \"" << upnode << "\" -> \"" << downnode << "\" [label=\""
+      << up.substr(up.rfind('.') + 1) << "\\nGen" << l.generation << " x" << l.width << "\"];\n";
   }
   o << "}\n";
   return o.str();

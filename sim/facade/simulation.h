@@ -30,8 +30,8 @@ class JsonTrace;
 struct PciDev;
 
 struct RunResult {
-  bool completed = false;      // scenario and started workloads finished
-  bool time_limit = false;     // stopped at simulation.max_time
+  bool completed = false;           // scenario and started workloads finished
+  bool time_limit = false;          // stopped at simulation.max_time
   std::vector<CheckResult> checks;  // scenario checks, then expectations
   bool passed() const;
 };

@@ -12,7 +12,8 @@ namespace dma = models::dma;
 
 HostAllocator::HostAllocator(const std::vector<models::MemoryRange>& ranges) : ranges_(ranges) {
   // Keep the first 16 MiB of the first range for "firmware".
-  if (!ranges_.empty()) next_ = ranges_[0].base + std::min<std::uint64_t>(16 << 20, ranges_[0].size / 2);
+  if (!ranges_.empty())
+    next_ = ranges_[0].base + std::min<std::uint64_t>(16 << 20, ranges_[0].size / 2);
 }
 
 std::uint64_t HostAllocator::alloc(std::uint64_t bytes, std::uint64_t align) {
@@ -43,7 +44,9 @@ std::uint64_t HostAllocator::alloc(std::uint64_t bytes, std::uint64_t align) {
                                " more bytes requested)");
 }
 
-void HostAllocator::reserve(std::uint64_t base, std::uint64_t size) { reserved_.push_back({base, size}); }
+void HostAllocator::reserve(std::uint64_t base, std::uint64_t size) {
+  reserved_.push_back({base, size});
+}
 
 bool HostAllocator::allocated(std::uint64_t base, std::uint64_t size) const {
   for (const models::MemoryRange& h : handed_)
@@ -101,7 +104,9 @@ bool DmaDriver::program() {
   return true;
 }
 
-bool DmaDriver::reinit() { return program(); }
+bool DmaDriver::reinit() {
+  return program();
+}
 
 void DmaDriver::remove() {
   if (removed_) return;
@@ -120,7 +125,9 @@ void DmaDriver::write_reg(std::uint32_t off, std::uint32_t value) {
   host_.cpu().mmio_write(bar0_ + off, 4, value);
 }
 
-std::uint32_t DmaDriver::space() const { return kRingSize - 1 - inflight_; }
+std::uint32_t DmaDriver::space() const {
+  return kRingSize - 1 - inflight_;
+}
 
 std::uint32_t DmaDriver::post(const dma::Descriptor& d) {
   if (space() == 0) throw ModelError("host", "descriptor ring full");
@@ -133,7 +140,9 @@ std::uint32_t DmaDriver::post(const dma::Descriptor& d) {
   return index;
 }
 
-void DmaDriver::kick() { write_reg(dma::kRingTail, tail_); }
+void DmaDriver::kick() {
+  write_reg(dma::kRingTail, tail_);
+}
 
 bool DmaDriver::reap(dma::Completion* out) {
   const std::uint64_t addr = cq_.cpu + std::uint64_t{cq_head_} * sizeof(dma::Completion);

@@ -17,7 +17,9 @@ namespace {
 using fabric::ConfigSpace;
 
 struct Booted {
-  explicit Booted(const std::string& yaml) : sim(load_config_text(yaml, "enum.yaml")) { sim.boot(); }
+  explicit Booted(const std::string& yaml) : sim(load_config_text(yaml, "enum.yaml")) {
+    sim.boot();
+  }
   ConfigSpace& cs(const std::string& name) { return sim.system().function(name)->config(); }
   std::string rid(const std::string& name) { return sim.system().function(name)->rid().str(); }
   std::uint64_t bar(const std::string& name, unsigned i) {

@@ -152,7 +152,8 @@ int Host::dma_once(PciDev& dev, std::uint64_t src, std::uint64_t dst, std::uint3
     drv->wait(true, deadline - now);
   }
   // Clear a reported error (RW1C) so the engine resumes.
-  if (status > 0 && !drv->removed()) drv->write_reg(dma::kError, static_cast<std::uint32_t>(status));
+  if (status > 0 && !drv->removed())
+    drv->write_reg(dma::kError, static_cast<std::uint32_t>(status));
   drv->set_busy(false);
   return status;
 }

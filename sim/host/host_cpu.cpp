@@ -45,8 +45,10 @@ std::uint32_t HostCpu::config_read(RoutingId rid, std::uint16_t reg, unsigned si
   std::uint8_t buf[4] = {};
   ++stats_.config_reads;
   CplStatus s = access(ecam_base_ + config_address(rid, reg), buf, size, false);
-  if (s == CplStatus::kRRS) ++stats_.rrs_visible;
-  else if (s != CplStatus::kSC) ++stats_.all_ones_reads;
+  if (s == CplStatus::kRRS)
+    ++stats_.rrs_visible;
+  else if (s != CplStatus::kSC)
+    ++stats_.all_ones_reads;
   if (status) *status = s;
   std::uint32_t v = 0;
   std::memcpy(&v, buf, size);

@@ -4,10 +4,10 @@
 // stores to DRAM take no simulated time at this level of detail).
 #pragma once
 
+#include <tlm_utils/simple_initiator_socket.h>
 #include <cstdint>
 #include <systemc>
 #include <tlm>
-#include <tlm_utils/simple_initiator_socket.h>
 
 #include "fabric/common/sim_time.h"
 #include "fabric/tlp/routing_id.h"

@@ -14,7 +14,9 @@ using namespace fabric;
 
 namespace {
 constexpr std::uint64_t kWindowGranule = 1 << 20;  // bridge memory windows: 1 MiB
-std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+std::uint64_t round_up(std::uint64_t v, std::uint64_t a) {
+  return (v + a - 1) / a * a;
+}
 bool is_downstream_port(const PciDev* d) {
   return d && (d->pcie_type == PCI_EXP_TYPE_ROOT_PORT || d->pcie_type == PCI_EXP_TYPE_DOWNSTREAM);
 }
@@ -31,7 +33,8 @@ std::string PciCore::name_of(RoutingId rid) {
 
 std::vector<PciDev*> PciCore::devices() {
   std::vector<PciDev*> out;
-  for (auto& d : devs_) out.push_back(d.get());
+  for (auto& d : devs_)
+    out.push_back(d.get());
   std::sort(out.begin(), out.end(), [](PciDev* a, PciDev* b) { return a->rid < b->rid; });
   return out;
 }
@@ -92,9 +95,15 @@ void PciCore::read_capabilities(PciDev& d) {
     for (int guard = 0; pos >= 0x40 && guard < 48; ++guard) {
       std::uint16_t hdr = static_cast<std::uint16_t>(cpu_.config_read(d.rid, pos, 2));
       switch (hdr & 0xff) {
-        case PCI_CAP_ID_EXP: d.exp = pos; break;
-        case PCI_CAP_ID_PM: d.pm = pos; break;
-        case PCI_CAP_ID_MSIX: d.msix = pos; break;
+        case PCI_CAP_ID_EXP:
+          d.exp = pos;
+          break;
+        case PCI_CAP_ID_PM:
+          d.pm = pos;
+          break;
+        case PCI_CAP_ID_MSIX:
+          d.msix = pos;
+          break;
       }
       pos = (hdr >> 8) & 0xfc;
     }
@@ -107,10 +116,18 @@ void PciCore::read_capabilities(PciDev& d) {
       std::uint32_t hdr = cpu_.config_read(d.rid, pos, 4);
       if (hdr == 0 || hdr == 0xffffffff) break;
       switch (PCI_EXT_CAP_ID(hdr)) {
-        case PCI_EXT_CAP_ID_ARI: d.ari = pos; break;
-        case PCI_EXT_CAP_ID_SRIOV: d.sriov = pos; break;
-        case PCI_EXT_CAP_ID_ACS: d.acs = pos; break;
-        case PCI_EXT_CAP_ID_ERR: d.aer = pos; break;
+        case PCI_EXT_CAP_ID_ARI:
+          d.ari = pos;
+          break;
+        case PCI_EXT_CAP_ID_SRIOV:
+          d.sriov = pos;
+          break;
+        case PCI_EXT_CAP_ID_ACS:
+          d.acs = pos;
+          break;
+        case PCI_EXT_CAP_ID_ERR:
+          d.aer = pos;
+          break;
       }
       pos = static_cast<std::uint16_t>(PCI_EXT_CAP_NEXT(hdr));
     }
@@ -263,12 +280,14 @@ void PciCore::collect_items(PciDev& bridge, bool pref, std::vector<Item>* items)
     for (unsigned i = 0; i < 6; ++i) {
       const PciBar& b = d.bars[i];
       // Non-prefetchable BARs, even 64-bit ones, live in the 32-bit window.
-      if (b.size && (b.pref && b.is64) == pref) items->push_back({b.size, b.size, &d, static_cast<int>(i), pref, nullptr});
+      if (b.size && (b.pref && b.is64) == pref)
+        items->push_back({b.size, b.size, &d, static_cast<int>(i), pref, nullptr});
     }
     for (unsigned i = 0; i < 6 && d.total_vfs; ++i) {
       const PciBar& b = d.vf_bars[i];
       if (b.size && (b.pref && b.is64) == pref)
-        items->push_back({b.size * d.total_vfs, b.size, &d, 6 + static_cast<int>(i), pref, nullptr});
+        items->push_back(
+            {b.size * d.total_vfs, b.size, &d, 6 + static_cast<int>(i), pref, nullptr});
     }
   }
   std::stable_sort(items->begin(), items->end(),
@@ -348,8 +367,10 @@ void PciCore::assign_bridge(PciDev& bridge, std::uint64_t np_base, std::uint64_t
       if (it.child_bridge) {
         std::uint64_t nps, npa, ps, pa;
         window_requirements(*it.child_bridge, &nps, &npa, &ps, &pa);
-        if (!pref) it.child_bridge->mem_window = {cursor, it.size};
-        else it.child_bridge->pref_window = {cursor, it.size};
+        if (!pref)
+          it.child_bridge->mem_window = {cursor, it.size};
+        else
+          it.child_bridge->pref_window = {cursor, it.size};
       } else {
         program_bar(*it.dev, it.bar, cursor);
       }
@@ -368,45 +389,53 @@ std::uint32_t PciCore::subtree_mps(PciDev& rp) {
   std::uint32_t mps = 4096;
   auto cap = [&](PciDev& d) {
     if (!d.exp || d.is_vf) return;
-    std::uint32_t code = cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVCAP, 4) & PCI_EXP_DEVCAP_PAYLOAD;
+    std::uint32_t code =
+        cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVCAP, 4) & PCI_EXP_DEVCAP_PAYLOAD;
     mps = std::min(mps, 128u << code);
   };
   cap(rp);
-  for (PciDev* d : below(rp)) cap(*d);
+  for (PciDev* d : below(rp))
+    cap(*d);
   return mps;
 }
 
 void PciCore::configure_device(PciDev& d, std::uint32_t mps) {
   if (!d.exp || d.is_vf) return;
   std::uint32_t devcap = cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVCAP, 4);
-  std::uint16_t ctl = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVCTL, 2));
+  std::uint16_t ctl =
+      static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVCTL, 2));
   std::uint32_t supported = 128u << (devcap & PCI_EXP_DEVCAP_PAYLOAD);
   std::uint32_t m = std::min(mps, supported);
   unsigned code = 0;
-  while ((128u << code) < m) ++code;
+  while ((128u << code) < m)
+    ++code;
   ctl = static_cast<std::uint16_t>((ctl & ~PCI_EXP_DEVCTL_PAYLOAD) | (code << 5));
   if (!d.bridge) {
     unsigned rcode = 0;
-    while ((128u << rcode) < host_.mrrs) ++rcode;
+    while ((128u << rcode) < host_.mrrs)
+      ++rcode;
     ctl = static_cast<std::uint16_t>((ctl & ~PCI_EXP_DEVCTL_READRQ) | (rcode << 12));
   }
   if (host_.extended_tags && (devcap & PCI_EXP_DEVCAP_EXT_TAG)) ctl |= PCI_EXP_DEVCTL_EXT_TAG;
   cpu_.config_write(d.rid, d.exp + PCI_EXP_DEVCTL, 2, ctl);
   if (host_.ten_bit_tags &&
       (cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVCAP2, 4) & kDevCap2TenBitTagRequester)) {
-    std::uint16_t c2 = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVCTL2, 2));
+    std::uint16_t c2 =
+        static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVCTL2, 2));
     cpu_.config_write(d.rid, d.exp + PCI_EXP_DEVCTL2, 2, c2 | kDevCtl2TenBitTagRequesterEnable);
   }
   if (d.pcie_type == PCI_EXP_TYPE_ROOT_PORT && host_.rrs_sw_visibility &&
       (cpu_.config_read(d.rid, d.exp + PCI_EXP_RTCAP, 2) & PCI_EXP_RTCAP_CRSVIS)) {
-    std::uint16_t rt = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_RTCTL, 2));
+    std::uint16_t rt =
+        static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_RTCTL, 2));
     cpu_.config_write(d.rid, d.exp + PCI_EXP_RTCTL, 2, rt | PCI_EXP_RTCTL_CRSSVE);
   }
   // Endpoints learn the root port's Read Completion Boundary.
   if (!d.bridge) {
     if (PciDev* rp = root_port_of(d)) {
       bool rcb = cpu_.config_read(rp->rid, rp->exp + PCI_EXP_LNKCTL, 2) & PCI_EXP_LNKCTL_RCB;
-      std::uint16_t lc = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_LNKCTL, 2));
+      std::uint16_t lc =
+          static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_LNKCTL, 2));
       lc = static_cast<std::uint16_t>(rcb ? (lc | PCI_EXP_LNKCTL_RCB) : (lc & ~PCI_EXP_LNKCTL_RCB));
       cpu_.config_write(d.rid, d.exp + PCI_EXP_LNKCTL, 2, lc);
     }
@@ -415,7 +444,8 @@ void PciCore::configure_device(PciDev& d, std::uint32_t mps) {
 
 PciDev* PciCore::root_port_of(PciDev& dev) {
   PciDev* p = dev.is_vf ? dev.physfn : &dev;
-  while (p && p->pcie_type != PCI_EXP_TYPE_ROOT_PORT) p = p->parent;
+  while (p && p->pcie_type != PCI_EXP_TYPE_ROOT_PORT)
+    p = p->parent;
   return p;
 }
 
@@ -454,7 +484,8 @@ void PciCore::enumerate() {
     std::uint32_t mps = subtree_mps(*d);
     if (host_.mps) mps = std::min(mps, host_.mps);
     configure_device(*d, mps);
-    for (PciDev* c : below(*d)) configure_device(*c, mps);
+    for (PciDev* c : below(*d))
+      configure_device(*c, mps);
   }
   // Bridges forward memory both ways once configured.
   for (PciDev* d : devices())
@@ -498,7 +529,8 @@ void PciCore::write_msix_entry(PciDev& d, unsigned vector, const MsixEntry& e) {
   d.msix_entries[vector] = e;
   std::uint32_t table = cpu_.config_read(d.rid, d.msix + PCI_MSIX_TABLE, 4);
   unsigned bir = table & PCI_MSIX_TABLE_BIR;
-  std::uint64_t base = bar_address(d, bir) + (table & PCI_MSIX_TABLE_OFFSET) + vector * PCI_MSIX_ENTRY_SIZE;
+  std::uint64_t base =
+      bar_address(d, bir) + (table & PCI_MSIX_TABLE_OFFSET) + vector * PCI_MSIX_ENTRY_SIZE;
   cpu_.mmio_write(base + PCI_MSIX_ENTRY_LOWER_ADDR, 4, static_cast<std::uint32_t>(e.address));
   cpu_.mmio_write(base + PCI_MSIX_ENTRY_UPPER_ADDR, 4, static_cast<std::uint32_t>(e.address >> 32));
   cpu_.mmio_write(base + PCI_MSIX_ENTRY_DATA, 4, e.data);
@@ -507,7 +539,8 @@ void PciCore::write_msix_entry(PciDev& d, unsigned vector, const MsixEntry& e) {
 
 void PciCore::enable_msix(PciDev& d, bool on) {
   if (!d.msix) return;
-  std::uint16_t ctl = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.msix + PCI_MSIX_FLAGS, 2));
+  std::uint16_t ctl =
+      static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.msix + PCI_MSIX_FLAGS, 2));
   ctl = static_cast<std::uint16_t>(on ? (ctl | PCI_MSIX_FLAGS_ENABLE) & ~PCI_MSIX_FLAGS_MASKALL
                                       : ctl & ~PCI_MSIX_FLAGS_ENABLE);
   cpu_.config_write(d.rid, d.msix + PCI_MSIX_FLAGS, 2, ctl);
@@ -518,7 +551,8 @@ void PciCore::enable_msix(PciDev& d, bool on) {
 
 void PciCore::add_vfs(PciDev& pf, unsigned num) {
   for (unsigned n = 1; n <= num; ++n) {
-    RoutingId rid(static_cast<std::uint16_t>(pf.rid.value() + pf.vf_offset + (n - 1) * pf.vf_stride));
+    RoutingId rid(
+        static_cast<std::uint16_t>(pf.rid.value() + pf.vf_offset + (n - 1) * pf.vf_stride));
     auto vf = std::make_unique<PciDev>();
     vf->rid = rid;
     vf->is_vf = true;
@@ -527,7 +561,8 @@ void PciCore::add_vfs(PciDev& pf, unsigned num) {
     vf->parent = pf.parent;
     // Linux takes a VF's vendor from the PF and its device from VF Device ID.
     vf->vendor = pf.vendor;
-    vf->device = static_cast<std::uint16_t>(cpu_.config_read(pf.rid, pf.sriov + PCI_SRIOV_VF_DID, 2));
+    vf->device =
+        static_cast<std::uint16_t>(cpu_.config_read(pf.rid, pf.sriov + PCI_SRIOV_VF_DID, 2));
     vf->class_code = cpu_.config_read(rid, PCI_CLASS_REVISION, 4) >> 8;
     vf->header_type = static_cast<std::uint8_t>(cpu_.config_read(rid, PCI_HEADER_TYPE, 1));
     vf->name = name_of(rid);
@@ -561,8 +596,10 @@ int PciCore::sriov_numvfs(PciDev& pf, unsigned num) {
   if (num == 0) {
     // sriov_disable: remove the VFs, clear VF Enable and VF MSE, wait 1 s.
     remove_vfs(pf);
-    std::uint16_t ctrl = static_cast<std::uint16_t>(cpu_.config_read(pf.rid, c + PCI_SRIOV_CTRL, 2));
-    cpu_.config_write(pf.rid, c + PCI_SRIOV_CTRL, 2, ctrl & ~(PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE));
+    std::uint16_t ctrl =
+        static_cast<std::uint16_t>(cpu_.config_read(pf.rid, c + PCI_SRIOV_CTRL, 2));
+    cpu_.config_write(pf.rid, c + PCI_SRIOV_CTRL, 2,
+                      ctrl & ~(PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE));
     HostCpu::sleep(1 * kSec);
     cpu_.config_write(pf.rid, c + PCI_SRIOV_NUM_VF, 2, 0);
     pf.num_vfs = 0;
@@ -595,7 +632,8 @@ int PciCore::sriov_numvfs(PciDev& pf, unsigned num) {
 
 void PciCore::save_state(PciDev& d) {
   PciDev::Saved& s = d.saved;
-  for (unsigned i = 0; i < 16; ++i) s.header[i] = cpu_.config_read(d.rid, static_cast<std::uint16_t>(4 * i), 4);
+  for (unsigned i = 0; i < 16; ++i)
+    s.header[i] = cpu_.config_read(d.rid, static_cast<std::uint16_t>(4 * i), 4);
   if (d.exp) {
     s.devctl = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVCTL, 2));
     s.lnkctl = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_LNKCTL, 2));
@@ -604,15 +642,18 @@ void PciCore::save_state(PciDev& d) {
     if (d.pcie_type == PCI_EXP_TYPE_ROOT_PORT)
       s.rtctl = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_RTCTL, 2));
   }
-  if (d.acs) s.acs_ctrl = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.acs + PCI_ACS_CTRL, 2));
-  if (d.msix) s.msix_ctrl = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.msix + PCI_MSIX_FLAGS, 2));
+  if (d.acs)
+    s.acs_ctrl = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.acs + PCI_ACS_CTRL, 2));
+  if (d.msix)
+    s.msix_ctrl = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.msix + PCI_MSIX_FLAGS, 2));
   if (d.sriov) {
     // Linux keeps these in struct pci_sriov rather than reading them back.
     s.sriov_ctrl = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.sriov + PCI_SRIOV_CTRL, 2));
     s.sriov_numvfs = static_cast<std::uint16_t>(d.num_vfs);
     s.sriov_pgsz = cpu_.config_read(d.rid, d.sriov + PCI_SRIOV_SYS_PGSIZE, 4);
     for (unsigned i = 0; i < 6; ++i)
-      s.sriov_bars[i] = cpu_.config_read(d.rid, static_cast<std::uint16_t>(d.sriov + PCI_SRIOV_BAR + 4 * i), 4);
+      s.sriov_bars[i] =
+          cpu_.config_read(d.rid, static_cast<std::uint16_t>(d.sriov + PCI_SRIOV_BAR + 4 * i), 4);
   }
   s.valid = true;
 }
@@ -625,7 +666,8 @@ void PciCore::sriov_restore_state(PciDev& pf) {
   if (ctrl & PCI_SRIOV_CTRL_VFE) return;
   cpu_.config_write(pf.rid, c + PCI_SRIOV_CTRL, 2, s.sriov_ctrl & PCI_SRIOV_CTRL_ARI);
   for (unsigned i = 0; i < 6; ++i)
-    cpu_.config_write(pf.rid, static_cast<std::uint16_t>(c + PCI_SRIOV_BAR + 4 * i), 4, s.sriov_bars[i]);
+    cpu_.config_write(pf.rid, static_cast<std::uint16_t>(c + PCI_SRIOV_BAR + 4 * i), 4,
+                      s.sriov_bars[i]);
   cpu_.config_write(pf.rid, c + PCI_SRIOV_SYS_PGSIZE, 4, s.sriov_pgsz);
   cpu_.config_write(pf.rid, c + PCI_SRIOV_NUM_VF, 2, s.sriov_numvfs);
   cpu_.config_write(pf.rid, c + PCI_SRIOV_CTRL, 2, s.sriov_ctrl);
@@ -646,13 +688,16 @@ void PciCore::restore_state(PciDev& d) {
   // pci_restore_config_space: dwords 15..0 where they differ (Command last).
   for (int i = 15; i >= 1; --i) {
     std::uint16_t reg = static_cast<std::uint16_t>(4 * i);
-    if (cpu_.config_read(d.rid, reg, 4) != s.header[i]) cpu_.config_write(d.rid, reg, 4, s.header[i]);
+    if (cpu_.config_read(d.rid, reg, 4) != s.header[i])
+      cpu_.config_write(d.rid, reg, 4, s.header[i]);
   }
   if (d.acs) cpu_.config_write(d.rid, d.acs + PCI_ACS_CTRL, 2, s.acs_ctrl);
   if (d.msix && (s.msix_ctrl & PCI_MSIX_FLAGS_ENABLE)) {
     // __pci_restore_msix_state: enable masked, rewrite entries, unmask.
-    cpu_.config_write(d.rid, d.msix + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
-    for (unsigned v = 0; v < d.msix_entries.size(); ++v) write_msix_entry(d, v, d.msix_entries[v]);
+    cpu_.config_write(d.rid, d.msix + PCI_MSIX_FLAGS, 2,
+                      PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+    for (unsigned v = 0; v < d.msix_entries.size(); ++v)
+      write_msix_entry(d, v, d.msix_entries[v]);
     cpu_.config_write(d.rid, d.msix + PCI_MSIX_FLAGS, 2, s.msix_ctrl);
   }
   if (d.sriov) sriov_restore_state(d);
@@ -664,7 +709,8 @@ bool PciCore::wait_pending_transactions(PciDev& d) {
   // pci_wait_for_pending: Transactions Pending polled at 0, 100, 200, 400 ms.
   for (int i = 0; i < 4; ++i) {
     if (i) HostCpu::sleep((Time{1} << (i - 1)) * 100 * kMs);
-    std::uint16_t sta = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVSTA, 2));
+    std::uint16_t sta =
+        static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVSTA, 2));
     if (!(sta & PCI_EXP_DEVSTA_TRPND)) return true;
   }
   return false;
@@ -700,7 +746,8 @@ int PciCore::bare_flr(PciDev& d) {
     return kEnotty;
   ++stats_.resets;
   wait_pending_transactions(d);  // Linux warns and resets anyway
-  std::uint16_t ctl = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVCTL, 2));
+  std::uint16_t ctl =
+      static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVCTL, 2));
   cpu_.config_write(d.rid, d.exp + PCI_EXP_DEVCTL, 2, ctl | PCI_EXP_DEVCTL_BCR_FLR);
   HostCpu::sleep(100 * kMs);
   int r = dev_wait(d, 60 * kSec);
@@ -733,7 +780,8 @@ int PciCore::secondary_bus_reset(PciDev& bridge, bool restore) {
   ++stats_.resets;
   // pci_reset_secondary_bus: assert 2 ms, deassert, then wait for the link
   // and 100 ms before the first config request (PCIe Base 6.6.1).
-  std::uint16_t ctl = static_cast<std::uint16_t>(cpu_.config_read(bridge.rid, PCI_BRIDGE_CONTROL, 2));
+  std::uint16_t ctl =
+      static_cast<std::uint16_t>(cpu_.config_read(bridge.rid, PCI_BRIDGE_CONTROL, 2));
   cpu_.config_write(bridge.rid, PCI_BRIDGE_CONTROL, 2, ctl | PCI_BRIDGE_CTL_BUS_RESET);
   HostCpu::sleep(2 * kMs);
   cpu_.config_write(bridge.rid, PCI_BRIDGE_CONTROL, 2, ctl & ~PCI_BRIDGE_CTL_BUS_RESET);
@@ -763,7 +811,8 @@ int PciCore::bus_reset_function(PciDev& d) {
   if (!d.parent || d.is_vf) return kEnotty;
   for (auto& o : devs_)
     if (o.get() != &d && o->parent == d.parent && !o->is_vf) return kEnotty;
-  std::uint16_t ctl = static_cast<std::uint16_t>(cpu_.config_read(d.parent->rid, PCI_BRIDGE_CONTROL, 2));
+  std::uint16_t ctl =
+      static_cast<std::uint16_t>(cpu_.config_read(d.parent->rid, PCI_BRIDGE_CONTROL, 2));
   ++stats_.resets;
   cpu_.config_write(d.parent->rid, PCI_BRIDGE_CONTROL, 2, ctl | PCI_BRIDGE_CTL_BUS_RESET);
   HostCpu::sleep(2 * kMs);

@@ -95,8 +95,7 @@ struct PciCoreStats {
 
 class PciCore {
  public:
-  PciCore(HostCpu& cpu, System& system, const HostSpec& host,
-          const models::RootComplexParams& rc);
+  PciCore(HostCpu& cpu, System& system, const HostSpec& host, const models::RootComplexParams& rc);
 
   // Scan, assign resources, configure MPS/MRRS/tags, enable bridges.
   void enumerate();

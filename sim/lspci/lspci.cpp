@@ -39,7 +39,9 @@ struct Cfg {
   std::uint32_t l(unsigned o) const { return w(o) | (static_cast<std::uint32_t>(w(o + 2)) << 16); }
 };
 
-char flag(std::uint32_t v, std::uint32_t bit) { return (v & bit) ? '+' : '-'; }
+char flag(std::uint32_t v, std::uint32_t bit) {
+  return (v & bit) ? '+' : '-';
+}
 
 std::string vendor_device(const LspciOptions& o, std::uint16_t v, std::uint16_t d) {
   if (o.numeric) {
@@ -130,8 +132,10 @@ void bases(Out& out, const LspciFunction& f, int cnt) {
       }
     }
     if (!done) {
-      if (pos) out.printf("%llx", static_cast<unsigned long long>(pos));
-      else out.put(((flg & PCI_BASE_ADDRESS_MEM_MASK) || z) ? "<ignored>" : "<unassigned>");
+      if (pos)
+        out.printf("%llx", static_cast<unsigned long long>(pos));
+      else
+        out.put(((flg & PCI_BASE_ADDRESS_MEM_MASK) || z) ? "<ignored>" : "<unassigned>");
     }
     out.printf(" (%s, %sprefetchable)",
                t == PCI_BASE_ADDRESS_MEM_TYPE_32   ? "32-bit"
@@ -159,17 +163,31 @@ void caps(Out& out, const LspciFunction& f) {
     std::uint16_t cap = c.w(where + PCI_CAP_FLAGS);
     out.printf("\tCapabilities: [%02x] ", where);
     switch (id) {
-      case PCI_CAP_ID_PM: out.printf("Power Management version %d\n", cap & PCI_PM_CAP_VER_MASK); break;
+      case PCI_CAP_ID_PM:
+        out.printf("Power Management version %d\n", cap & PCI_PM_CAP_VER_MASK);
+        break;
       case PCI_CAP_ID_EXP: {
         express = true;
         out.put("Express ");
         switch ((cap & PCI_EXP_FLAGS_TYPE) >> 4) {
-          case PCI_EXP_TYPE_ENDPOINT: out.put("Endpoint"); break;
-          case PCI_EXP_TYPE_LEG_END: out.put("Legacy Endpoint"); break;
-          case PCI_EXP_TYPE_ROOT_PORT: out.printf("Root Port (Slot%c)", flag(cap, PCI_EXP_FLAGS_SLOT)); break;
-          case PCI_EXP_TYPE_UPSTREAM: out.put("Upstream Port"); break;
-          case PCI_EXP_TYPE_DOWNSTREAM: out.printf("Downstream Port (Slot%c)", flag(cap, PCI_EXP_FLAGS_SLOT)); break;
-          default: out.printf("Unknown type %d", (cap & PCI_EXP_FLAGS_TYPE) >> 4); break;
+          case PCI_EXP_TYPE_ENDPOINT:
+            out.put("Endpoint");
+            break;
+          case PCI_EXP_TYPE_LEG_END:
+            out.put("Legacy Endpoint");
+            break;
+          case PCI_EXP_TYPE_ROOT_PORT:
+            out.printf("Root Port (Slot%c)", flag(cap, PCI_EXP_FLAGS_SLOT));
+            break;
+          case PCI_EXP_TYPE_UPSTREAM:
+            out.put("Upstream Port");
+            break;
+          case PCI_EXP_TYPE_DOWNSTREAM:
+            out.printf("Downstream Port (Slot%c)", flag(cap, PCI_EXP_FLAGS_SLOT));
+            break;
+          default:
+            out.printf("Unknown type %d", (cap & PCI_EXP_FLAGS_TYPE) >> 4);
+            break;
         }
         out.printf(", MSI %02x\n", (cap & PCI_EXP_FLAGS_IRQ) >> 9);
         break;
@@ -178,7 +196,9 @@ void caps(Out& out, const LspciFunction& f) {
         out.printf("MSI-X: Enable%c Count=%d Masked%c\n", flag(cap, PCI_MSIX_FLAGS_ENABLE),
                    (cap & PCI_MSIX_FLAGS_QSIZE) + 1, flag(cap, PCI_MSIX_FLAGS_MASKALL));
         break;
-      default: out.printf("Capability ID %#02x [%04x]\n", id, cap); break;
+      default:
+        out.printf("Capability ID %#02x [%04x]\n", id, cap);
+        break;
     }
     where = next;
   }
@@ -192,11 +212,21 @@ void caps(Out& out, const LspciFunction& f) {
     int id = header & 0xffff;
     out.printf("\tCapabilities: [%03x] ", pos);
     switch (id) {
-      case PCI_EXT_CAP_ID_ERR: out.put("Advanced Error Reporting\n"); break;
-      case PCI_EXT_CAP_ID_ACS: out.put("Access Control Services\n"); break;
-      case PCI_EXT_CAP_ID_ARI: out.put("Alternative Routing-ID Interpretation (ARI)\n"); break;
-      case PCI_EXT_CAP_ID_SRIOV: out.put("Single Root I/O Virtualization (SR-IOV)\n"); break;
-      default: out.printf("Extended Capability ID %#02x\n", id); break;
+      case PCI_EXT_CAP_ID_ERR:
+        out.put("Advanced Error Reporting\n");
+        break;
+      case PCI_EXT_CAP_ID_ACS:
+        out.put("Access Control Services\n");
+        break;
+      case PCI_EXT_CAP_ID_ARI:
+        out.put("Alternative Routing-ID Interpretation (ARI)\n");
+        break;
+      case PCI_EXT_CAP_ID_SRIOV:
+        out.put("Single Root I/O Virtualization (SR-IOV)\n");
+        break;
+      default:
+        out.printf("Extended Capability ID %#02x\n", id);
+        break;
     }
     pos = PCI_EXT_CAP_NEXT(header);
   }
@@ -254,8 +284,10 @@ void verbose(Out& out, const LspciFunction& f, const LspciOptions& o) {
       }
       range("I/O behind bridge", b, l, io_type == PCI_IO_RANGE_TYPE_32 ? 32 : 16);
     }
-    std::uint64_t mb = static_cast<std::uint64_t>(c.w(PCI_MEMORY_BASE) & PCI_MEMORY_RANGE_MASK) << 16;
-    std::uint64_t ml = (static_cast<std::uint64_t>(c.w(PCI_MEMORY_LIMIT) & PCI_MEMORY_RANGE_MASK) << 16) | 0xfffff;
+    std::uint64_t mb = static_cast<std::uint64_t>(c.w(PCI_MEMORY_BASE) & PCI_MEMORY_RANGE_MASK)
+                       << 16;
+    std::uint64_t ml =
+        (static_cast<std::uint64_t>(c.w(PCI_MEMORY_LIMIT) & PCI_MEMORY_RANGE_MASK) << 16) | 0xfffff;
     range("Memory behind bridge", mb, ml, 32);
     std::uint32_t pbw = c.w(PCI_PREF_MEMORY_BASE), plw = c.w(PCI_PREF_MEMORY_LIMIT);
     bool p64 = (pbw & PCI_PREF_RANGE_TYPE_MASK) == PCI_PREF_RANGE_TYPE_64;
@@ -307,7 +339,7 @@ class Tree {
     host_.subordinate = ~0u;
     for (const LspciFunction& f : fns) {
       Cfg c{f};
-      if ((c.w(PCI_CLASS_DEVICE) >> 8) == 0x06  /* bridge */ &&
+      if ((c.w(PCI_CLASS_DEVICE) >> 8) == 0x06 /* bridge */ &&
           (c.b(PCI_HEADER_TYPE) & 0x7f) == PCI_HEADER_TYPE_BRIDGE) {
         auto b = std::make_unique<Bridge>();
         b->dev = &f;
@@ -328,10 +360,12 @@ class Tree {
       best->children.push_back(b.get());
     }
     all_.push_back(&host_);
-    for (auto& b : bridges_) all_.push_back(b.get());
+    for (auto& b : bridges_)
+      all_.push_back(b.get());
     for (Bridge* b : all_)
       if (!b->bus(b->secondary)) b->buses.push_back(std::make_unique<Bus>(Bus{b->secondary, {}}));
-    for (const LspciFunction& f : fns) insert(&f, &host_);
+    for (const LspciFunction& f : fns)
+      insert(&f, &host_);
   }
 
   std::string render() {
@@ -359,15 +393,18 @@ class Tree {
     *p++ = '\n';
     *p = 0;
     out_.put(line);
-    for (p = line; *p; ++p) *p = (*p == '+' || *p == '|') ? '|' : ' ';
+    for (p = line; *p; ++p)
+      *p = (*p == '+' || *p == '|') ? '|' : ' ';
   }
 
   void show_dev(const LspciFunction* d, char* line, char* p) {
     p += std::sprintf(p, "%02x.%x", d->rid.device(), d->rid.function());
     for (Bridge* b : all_)
       if (b->dev == d) {
-        if (b->secondary == b->subordinate) p += std::sprintf(p, "-[%02x]-", b->secondary);
-        else p += std::sprintf(p, "-[%02x-%02x]-", b->secondary, b->subordinate);
+        if (b->secondary == b->subordinate)
+          p += std::sprintf(p, "-[%02x]-", b->secondary);
+        else
+          p += std::sprintf(p, "-[%02x-%02x]-", b->secondary, b->subordinate);
         show_bridge(b, line, p);
         return;
       }
@@ -401,7 +438,8 @@ class Tree {
     *p++ = '-';
     // Buses in the order pciutils keeps them (most recently added first).
     std::vector<Bus*> order;
-    for (auto it = b->buses.rbegin(); it != b->buses.rend(); ++it) order.push_back(it->get());
+    for (auto it = b->buses.rbegin(); it != b->buses.rend(); ++it)
+      order.push_back(it->get());
     if (order.size() == 1) {
       if (b == &host_) p += std::sprintf(p, "[0000:%02x]-", order[0]->number);
       show_bus(order[0], line, p);
@@ -431,10 +469,12 @@ std::vector<LspciFunction> lspci_snapshot(Host& host) {
     f.rid = d->rid;
     for (unsigned off = 0; off < 4096; off += 4) {
       std::uint32_t v = host.cpu().config_peek(d->rid, static_cast<std::uint16_t>(off), 4);
-      for (unsigned i = 0; i < 4; ++i) f.config[off + i] = static_cast<std::uint8_t>(v >> (8 * i));
+      for (unsigned i = 0; i < 4; ++i)
+        f.config[off + i] = static_cast<std::uint8_t>(v >> (8 * i));
     }
     f.driver = d->driver;
-    for (unsigned i = 0; i < 6; ++i) f.bar_sizes[i] = host.pci().bar_size(*d, i);
+    for (unsigned i = 0; i < 6; ++i)
+      f.bar_sizes[i] = host.pci().bar_size(*d, i);
     out.push_back(f);
   }
   return out;
@@ -444,8 +484,10 @@ std::string format_lspci(const std::vector<LspciFunction>& fns, const LspciOptio
   if (o.tree) return Tree(fns, o).render();
   Out out;
   for (const LspciFunction& f : fns) {
-    if (o.verbose) verbose(out, f, o);
-    else terse(out, f, o);
+    if (o.verbose)
+      verbose(out, f, o);
+    else
+      terse(out, f, o);
     if (o.hex) hexdump(out, f, o.hex);
     if (o.verbose || o.hex) out.put("\n");
   }

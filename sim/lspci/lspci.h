@@ -19,7 +19,7 @@ class Host;
 struct LspciFunction {
   fabric::RoutingId rid;
   std::array<std::uint8_t, 4096> config{};
-  std::string driver;                 // "Kernel driver in use", if bound
+  std::string driver;                        // "Kernel driver in use", if bound
   std::array<std::uint64_t, 6> bar_sizes{};  // as the host sized them
 };
 

@@ -12,7 +12,10 @@ bool hexval(const std::string& s, std::size_t pos, std::size_t len, std::uint32_
   std::uint32_t v = 0;
   for (std::size_t i = pos; i < pos + len; ++i) {
     char c = s[i];
-    int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+    int d = (c >= '0' && c <= '9')   ? c - '0'
+            : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+            : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                     : -1;
     if (d < 0) return false;
     v = v * 16 + static_cast<std::uint32_t>(d);
   }
@@ -22,7 +25,8 @@ bool hexval(const std::string& s, std::size_t pos, std::size_t len, std::uint32_
 }  // namespace
 
 PciIds::PciIds(const std::string& path) {
-  const char* candidates[] = {"/usr/share/misc/pci.ids", "/usr/share/hwdata/pci.ids", "/usr/share/pci.ids"};
+  const char* candidates[] = {"/usr/share/misc/pci.ids", "/usr/share/hwdata/pci.ids",
+                              "/usr/share/pci.ids"};
   std::ifstream in;
   if (!path.empty()) in.open(path);
   for (const char* c : candidates) {
@@ -117,11 +121,13 @@ std::string PciIds::subsystem(std::uint16_t v, std::uint16_t d, std::uint16_t sv
   char num[16];
   std::snprintf(num, sizeof num, "%04x:%04x", sv, sd);
   auto vi = vendors_.find(sv);
-  std::uint64_t key = (static_cast<std::uint64_t>(v) << 48) | (static_cast<std::uint64_t>(d) << 32) |
+  std::uint64_t key = (static_cast<std::uint64_t>(v) << 48) |
+                      (static_cast<std::uint64_t>(d) << 32) |
                       (static_cast<std::uint64_t>(sv) << 16) | sd;
   auto si = subsystems_.find(key);
   std::string dn;
-  if (si != subsystems_.end()) dn = si->second;
+  if (si != subsystems_.end())
+    dn = si->second;
   else if (v == sv && d == sd) {
     auto di = devices_.find((static_cast<std::uint32_t>(v) << 16) | d);
     if (di != devices_.end()) dn = di->second;

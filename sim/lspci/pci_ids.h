@@ -27,12 +27,12 @@ class PciIds {
   bool loaded() const { return loaded_; }
 
  private:
-  std::map<std::uint32_t, std::string> vendors_;                    // v
-  std::map<std::uint32_t, std::string> devices_;                    // v<<16|d
-  std::map<std::uint64_t, std::string> subsystems_;                 // v,d,sv,sd
-  std::map<std::uint32_t, std::string> classes_;                    // c
-  std::map<std::uint32_t, std::string> subclasses_;                 // c<<8|s
-  std::map<std::uint32_t, std::string> progifs_;                    // c<<16|s<<8|p
+  std::map<std::uint32_t, std::string> vendors_;     // v
+  std::map<std::uint32_t, std::string> devices_;     // v<<16|d
+  std::map<std::uint64_t, std::string> subsystems_;  // v,d,sv,sd
+  std::map<std::uint32_t, std::string> classes_;     // c
+  std::map<std::uint32_t, std::string> subclasses_;  // c<<8|s
+  std::map<std::uint32_t, std::string> progifs_;     // c<<16|s<<8|p
   bool loaded_ = false;
 };
 

@@ -195,7 +195,8 @@ void ScenarioRunner::execute(const ScenarioStep& s, StepRecord& rec) {
       pci.enable_memory(host_device(s), s.flag);
       break;
     case ScenarioStep::kWriteMemory: {
-      std::uint64_t a = s.vm.empty() ? s.address : host_.vm_to_host(s.vm, s.address, s.bytes.size());
+      std::uint64_t a =
+          s.vm.empty() ? s.address : host_.vm_to_host(s.vm, s.address, s.bytes.size());
       try {
         system_.memory().write(a, s.bytes.data(), s.bytes.size());
       } catch (const UsageError& e) {
@@ -229,7 +230,7 @@ void ScenarioRunner::execute(const ScenarioStep& s, StepRecord& rec) {
                         s.target.empty() ? nullptr : &host_device(s));
       break;
     case ScenarioStep::kCreateDomain: {
-      const IommuDomain::Type t = s.kind == "identity" ? IommuDomain::kIdentity
+      const IommuDomain::Type t = s.kind == "identity"  ? IommuDomain::kIdentity
                                   : s.kind == "blocked" ? IommuDomain::kBlocked
                                                         : IommuDomain::kDma;
       if (host_.iommu()->domain(s.domain))

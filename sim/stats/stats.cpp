@@ -222,7 +222,8 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
     }
     for (models::DmaDevice* d : system.devices()) {
       internal += d->pf().stats().p2p_internal;
-      for (unsigned n = 1; n <= d->total_vfs(); ++n) internal += d->vf(n).stats().p2p_internal;
+      for (unsigned n = 1; n <= d->total_vfs(); ++n)
+        internal += d->vf(n).stats().p2p_internal;
     }
     json p2p;
     p2p["direct"] = direct;          // turned around in a switch
@@ -290,7 +291,8 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
         dj["id"] = d->id;
         dj["type"] = IommuDomain::type_name(d->type);
         json devs = json::array();
-        for (PciDev* p : d->devices) devs.push_back(p->name.empty() ? p->rid.str() : p->name);
+        for (PciDev* p : d->devices)
+          devs.push_back(p->name.empty() ? p->rid.str() : p->name);
         dj["devices"] = devs;
         dj["mapped_bytes"] = d->mapped_bytes;
         domains[name] = dj;
@@ -317,7 +319,8 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
       v["host_base"] = a;
       v["memory"] = vm->spec().memory;
       json fns = json::array();
-      for (PciDev* p : vm->domain().devices) fns.push_back(p->name.empty() ? p->rid.str() : p->name);
+      for (PciDev* p : vm->domain().devices)
+        fns.push_back(p->name.empty() ? p->rid.str() : p->name);
       v["functions"] = fns;
       vms[name] = v;
     }
