@@ -34,6 +34,16 @@ std::uint16_t acs_control(const ConfigSpace& cs) {
   return acs ? cs.get16(acs + PCI_ACS_CTRL) : 0;
 }
 
+bool acs_egress_blocked(const ConfigSpace& cs, unsigned port_number) {
+  const std::uint16_t acs = cs.find_extended_capability(PCI_EXT_CAP_ID_ACS);
+  if (!acs || !(cs.get16(acs + PCI_ACS_CTRL) & PCI_ACS_EC)) return false;
+  const unsigned bits = (cs.get16(acs + PCI_ACS_CAP) >> 8) & 0xff;  // 0 = 256
+  if (port_number >= (bits ? bits : 256u)) return false;
+  const std::uint32_t v =
+      cs.get32(static_cast<std::uint16_t>(acs + PCI_ACS_EGRESS_CTL_V + 4 * (port_number / 32)));
+  return v & (1u << (port_number % 32));
+}
+
 ConfigRoute route_config(const ConfigSpace& bridge, unsigned bus, unsigned device,
                          bool downstream_port) {
   if (!bus_behind(bridge, bus)) return ConfigRoute::kNotMine;

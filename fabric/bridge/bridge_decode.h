@@ -58,6 +58,9 @@ bool secondary_bus_reset(const ConfigSpace& cs);
 bool ari_forwarding_enabled(const ConfigSpace& cs);
 bool rrs_software_visibility(const ConfigSpace& cs);
 std::uint16_t acs_control(const ConfigSpace& cs);  // 0 without the capability
+// ACS Egress Control: with EC enabled, whether the egress vector forbids
+// the port whose Port Number is `port_number` (PCIe Base 7.7.8.4).
+bool acs_egress_blocked(const ConfigSpace& cs, unsigned port_number);
 
 // Where a config request arriving on a bridge's primary side goes.
 enum class ConfigRoute {

@@ -58,6 +58,7 @@ RootComplex::RootComplex(sc_core::sc_module_name name, const RootComplexParams& 
     o.ari_forwarding = params.ari_forwarding;
     o.rrs_sw_visibility = params.rrs_sw_visibility;
     o.acs_supported = params.acs_supported;
+    o.egress_vector_bits = params.root_ports + 1;  // bit N = root port with Port Number N
     o.link_speed = params.max_link_speed;
     o.link_width = params.max_link_width;
     o.port_number = static_cast<std::uint8_t>(i + 1);
@@ -488,6 +489,13 @@ void RootComplex::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core
       ++ps.p2p_blocked;
       ext.p2p = P2pPath::kBlocked;
       reject(CplStatus::kUR, ErrorKind::kUnsupportedRequest);
+      return;
+    }
+    // ACS Egress Control at the ingress root port (rp i has Port Number i + 1).
+    if (acs_egress_blocked(rp.config(), static_cast<unsigned>(target) + 1)) {
+      ++ps.acs_violations;
+      ext.p2p = P2pPath::kBlocked;
+      reject(CplStatus::kCA, ErrorKind::kAcsViolation);
       return;
     }
     ++ps.p2p_reflected;

@@ -31,9 +31,10 @@ struct RootComplexParams {
   std::uint16_t vendor_id = 0x5ec0;
   std::uint16_t host_bridge_device_id = 0x0100;
   std::uint16_t root_port_device_id = 0x0101;
-  // ACS on root ports: SV, TB, RR, CR, UF, EC not implemented, DT.
+  // ACS on root ports: SV, TB, RR, CR, UF, EC (egress vector by root port
+  // Port Number), DT.
   std::uint16_t acs_supported =
-      PCI_ACS_SV | PCI_ACS_TB | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF | PCI_ACS_DT;
+      PCI_ACS_SV | PCI_ACS_TB | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF | PCI_ACS_EC | PCI_ACS_DT;
   bool ari_forwarding = true;
   bool rrs_sw_visibility = true;
   int max_link_speed = 5;

@@ -191,15 +191,8 @@ PcieSwitch::Route PcieSwitch::route_from_below(unsigned from, tlm::tlm_generic_p
       return r;
     }
     if (acs & PCI_ACS_RR) return {Route::kUpstream};
-    if (acs & PCI_ACS_EC) {
-      std::uint16_t cap = dsps_[from]->config().find_extended_capability(PCI_EXT_CAP_ID_ACS);
-      // Bit N of the vector is the port whose Port Number is N: dsp i is i + 1.
-      const unsigned bit = i + 1;
-      const std::uint32_t vec = cap ? dsps_[from]->config().get32(static_cast<std::uint16_t>(
-                                          cap + PCI_ACS_EGRESS_CTL_V + 4 * (bit / 32)))
-                                    : 0;
-      if (vec & (1u << (bit % 32))) return {Route::kAcsViolation};
-    }
+    // Egress Control: dsp i has Port Number i + 1.
+    if (acs_egress_blocked(dsps_[from]->config(), i + 1)) return {Route::kAcsViolation};
     Route r{Route::kDownstream, static_cast<int>(i)};
     r.p2p = P2pPath::kDirect;
     return r;

@@ -205,5 +205,33 @@ TEST(Acs, SourceValidationTranslationBlockingAndDirectTranslated) {
   EXPECT_EQ(dt.path, fabric::P2pPath::kDirect);
 }
 
+TEST(Acs, RootPortEgressControlBlocksPeerToPeerBetweenRootPorts) {
+  Simulation sim(
+      load_config_text("simulation: {quantum: 0ns}\n"
+                       "root_complex: {root_ports: 2}\n"
+                       "endpoints: [{name: ep0}, {name: ep1}]\n"
+                       "links:\n"
+                       "  - {upstream: rc.rp0, downstream: ep0}\n"
+                       "  - {upstream: rc.rp1, downstream: ep1}\n",
+                       "rc-ec"));
+  sim.boot();
+  const std::uint64_t peer = sim.peer_address("ep0.pf", "ep1.pf", 2);
+  std::uint32_t bytes = 0;
+  EXPECT_EQ(sim.dma("ep0.pf", peer, 0, 64, false, true, fabric::kMs, &bytes), 0);
+  EXPECT_EQ(sim.stats()["p2p"]["reflected"], 1);
+  const std::uint16_t acs =
+      sim.system().function("rc.rp0")->config().find_extended_capability(PCI_EXT_CAP_ID_ACS);
+  ASSERT_NE(acs, 0);
+  // rp1 has Port Number 2.
+  sim.config_write("rc.rp0", static_cast<std::uint16_t>(acs + PCI_ACS_EGRESS_CTL_V), 4, 1u << 2);
+  sim.config_write("rc.rp0", static_cast<std::uint16_t>(acs + PCI_ACS_CTRL), 2, PCI_ACS_EC);
+  EXPECT_EQ(sim.dma("ep0.pf", peer, 0, 64, false, true, fabric::kMs, &bytes), 3);  // DMA_CA
+  auto s = sim.stats();
+  EXPECT_EQ(s["root_complex"]["root_ports"]["rp0"]["acs_violations"], 1);
+  EXPECT_EQ(s["p2p"]["reflected"], 1);
+  // Host memory is not a peer: DMA to DRAM is unaffected.
+  EXPECT_EQ(sim.dma("ep0.pf", 0x20000000, 0, 64, false, true, fabric::kMs, &bytes), 0);
+}
+
 }  // namespace
 }  // namespace pciesim::sim
