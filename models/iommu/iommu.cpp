@@ -70,7 +70,7 @@ Iommu::Lookup Iommu::context_for(RoutingId rid, bool has_pasid, std::uint32_t pa
   if (auto it = contexts_.find(key); it != contexts_.end()) {
     if (!debug) ++stats_.context_hits;
     out.ok = true;
-    out.ctx = &it->second;
+    out.ctx = it->second;
     return out;
   }
   if (!debug) ++stats_.context_misses;
@@ -126,22 +126,14 @@ Iommu::Lookup Iommu::context_for(RoutingId rid, bool has_pasid, std::uint32_t pa
     out.reason = FaultReason::kBadEntry;
     return out;
   }
-  if (debug) {
-    // Debug lookups must not disturb the caches; keep the entry aside.
-    static thread_local Context scratch;
-    scratch = c;
-    out.ok = true;
-    out.ctx = &scratch;
-    return out;
-  }
+  out.ok = true;
+  out.ctx = c;
+  if (debug) return out;  // debug lookups leave the context cache alone
   if (contexts_.size() >= params_.context_cache_entries && !context_order_.empty()) {
     contexts_.erase(context_order_.front());
     context_order_.pop_front();
   }
-  auto [it, inserted] = contexts_.emplace(key, c);
-  if (inserted) context_order_.push_back(key);
-  out.ok = true;
-  out.ctx = &it->second;
+  if (contexts_.emplace(key, c).second) context_order_.push_back(key);
   return out;
 }
 
@@ -297,7 +289,7 @@ TranslationResult Iommu::translate(const TranslationRequest& req) {
     r.done = t;
     return r;
   }
-  const Context& c = *l.ctx;
+  const Context& c = l.ctx;
   if (c.tt == kTtPassThrough) {
     ++stats_.passthrough;
     r.done = t;
@@ -372,7 +364,7 @@ bool Iommu::translate_dbg(RoutingId requester, std::uint64_t iova, bool write, s
   }
   Lookup l = context_for(requester, false, 0, 0, true);
   if (!l.ok) return false;
-  Context c = *l.ctx;
+  const Context& c = l.ctx;
   if (c.tt == kTtPassThrough) {
     *out = iova;
     return true;

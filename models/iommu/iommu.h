@@ -146,7 +146,7 @@ class Iommu : public UpstreamTranslator, public RegisterBlock {
   struct Lookup {
     bool ok = false;
     iommu::FaultReason reason = iommu::FaultReason::kPageNotPresent;
-    const Context* ctx = nullptr;
+    Context ctx;
     fabric::Time t = 0;
   };
   struct Walk {
