@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "fabric/common/error.h"
 #include "fabric/kernel/trace.h"
 
 namespace pciesim::fabric {
@@ -41,6 +42,13 @@ unsigned Port::transport_dbg(tlm::tlm_generic_payload& gp) {
 
 void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
   TlpExtension& ext = tlp_of(gp);
+  if (ext.burst) {
+    if (burst_fits(*ext.burst))
+      transmit_burst(gp, ext, delay);
+    else
+      transmit_split(gp, ext, delay);
+    return;
+  }
   if (!link_up()) {
     ext.status = CplStatus::kUR;
     return;
@@ -111,6 +119,105 @@ void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
   // For the hop before us: the TLP left our receive buffer when it started
   // on this link.
   ext.consumed_at = start;
+  delay = to_sc(done - now);
+}
+
+bool Port::burst_fits(const std::vector<BurstTlp>& b) const {
+  // A burst goes as one when the receiver takes bursts and the receiver's
+  // posted credits could hold all of it at once (so no TLP of the burst
+  // waits for the credits of another: the per-TLP result is the same).
+  if (!peer_ || !peer_->owner_.accepts_bursts() || !link_up()) return false;
+  const CreditPool& pool = link_->direction(egress()).credits(FcClass::kPosted);
+  std::uint64_t data = 0;
+  for (const BurstTlp& t : b) data += data_credits_for(t.length);
+  return (!pool.header_limit() || b.size() <= pool.header_limit()) &&
+         (!pool.data_limit() || data <= pool.data_limit());
+}
+
+void Port::transmit_burst(tlm::tlm_generic_payload& gp, TlpExtension& ext,
+                          sc_core::sc_time& delay) {
+  // The same per-TLP arithmetic as a single MWr, for every TLP of the burst
+  // in order; then one call carries them all to the receiver.
+  std::vector<BurstTlp>& b = *ext.burst;
+  const unsigned n = static_cast<unsigned>(b.size());
+  if (n == 0 || n > kMaxBurstTlps) throw ModelError("port", "bad burst size " + std::to_string(n));
+  const Time now = now_fs();
+  const bool addr64 = gp.get_address() > 0xffffffffULL;
+  LinkDirection& out = link_->direction(egress());
+  CreditPool& pool = out.credits(FcClass::kPosted);
+  FcStats* fc = &out.stats().fc[static_cast<unsigned>(FcClass::kPosted)];
+  struct Hop {
+    Time ready, start, arrival;
+  };
+  Hop h[kMaxBurstTlps];
+  std::uint32_t last_len = ~0u, wire = 0;
+  for (unsigned k = 0; k < n; ++k) {
+    const std::uint32_t len = b[k].length;
+    if (len != last_len) {  // the TLPs of a burst mostly share one size
+      wire = out.timing().wire_bytes(TlpKind::MWr, len, addr64);
+      last_len = len;
+    }
+    h[k].ready = std::max(b[k].time, now);
+    const Time t = pool.acquire(1, data_credits_for(len), h[k].ready, fc);
+    Time end = 0;
+    h[k].start = out.occupy(t, wire, len, 1, &end, len <= kSmallRequestBytes);
+    h[k].arrival = end + link_->propagation();
+    b[k].time = h[k].arrival;
+    b[k].consumed = h[k].arrival;
+    b[k].done = h[k].arrival;
+    if (ext.first_hop_done == 0 && k == n - 1) ext.first_hop_done = end;
+  }
+  ++ext.hops;
+  sc_core::sc_time d = to_sc(h[0].arrival - now);
+  tx->b_transport(gp, d);
+  Time done = 0;
+  TraceSink* sink = trace_sink();
+  for (unsigned k = 0; k < n; ++k) {
+    const Time consumed = std::max(b[k].consumed, h[k].arrival);
+    pool.commit(1, data_credits_for(b[k].length),
+                consumed + link_->fc_update_latency() + out.timing().dllp_time() +
+                    link_->propagation());
+    done = std::max(done, b[k].done);
+    if (sink)
+      sink->tlp({h[k].ready, h[k].arrival, b[k].done, &link_->name(), to_string(egress()),
+                 TlpKind::MWr, ext.requester, gp.get_address() + b[k].offset, b[k].length,
+                 ext.status, ext.p2p});
+    b[k].consumed = h[k].start;  // for the hop before: left our receive buffer
+  }
+  delay = to_sc(std::max(done, now) - now);
+}
+
+void Port::transmit_split(tlm::tlm_generic_payload& gp, TlpExtension& ext,
+                          sc_core::sc_time& delay) {
+  // A receiver without burst support (or no link): the TLPs one by one.
+  std::vector<BurstTlp>& b = *ext.burst;
+  const Time now = now_fs();
+  const bool first_hop = ext.first_hop_done == 0;
+  Time done = now;
+  Tlp one;
+  for (BurstTlp& t : b) {
+    one.memory(TlpKind::MWr, ext.requester, gp.get_address() + t.offset,
+               gp.get_data_ptr() + t.offset, t.length);
+    TlpExtension& e = one.ext();
+    e.traffic_class = ext.traffic_class;
+    e.relaxed_ordering = ext.relaxed_ordering;
+    e.no_snoop = ext.no_snoop;
+    e.address_type = ext.address_type;
+    e.has_pasid = ext.has_pasid;
+    e.pasid = ext.pasid;
+    e.p2p = ext.p2p;
+    e.hops = ext.hops;
+    sc_core::sc_time d = to_sc(std::max(t.time, now) - now);
+    transmit(one.gp(), d);
+    t.consumed = e.consumed_at;
+    t.done = now + d.value();
+    t.time = t.done;
+    done = std::max(done, t.done);
+    if (first_hop) ext.first_hop_done = e.first_hop_done;  // the last TLP's, in the end
+    if (e.status != CplStatus::kSC) ext.status = e.status;
+    if (e.p2p != P2pPath::kNone) ext.p2p = e.p2p;
+    if (&t == &b.back()) ext.hops = e.hops;
+  }
   delay = to_sc(done - now);
 }
 

@@ -30,6 +30,9 @@ class PortOwner {
   // the link, or the link went down/up. Only upstream-facing ports get these.
   virtual void port_hot_reset(Port& port) {}
   virtual void port_link_state(Port& port, bool up) {}
+  // Whether port_receive handles posted-write bursts (TlpExtension::burst);
+  // others receive the TLPs of a burst one by one.
+  virtual bool accepts_bursts() const { return false; }
 };
 
 // Current simulated time in femtoseconds (the kernel runs at 1 fs).
@@ -66,6 +69,8 @@ class Port : public sc_core::sc_module {
   // port's point of view: for a non-posted request, when the last
   // completion TLP arrived back here; for a posted one, when the final
   // target consumed it. A port without a link up completes with UR.
+  // For a posted-write burst (TlpExtension::burst) the per-TLP times are in
+  // the burst entries and `delay` returns when the last one was done.
   void transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
   unsigned transmit_dbg(tlm::tlm_generic_payload& gp);
 
@@ -75,6 +80,9 @@ class Port : public sc_core::sc_module {
   void set_link_up(bool up);
 
  private:
+  bool burst_fits(const std::vector<BurstTlp>& b) const;
+  void transmit_burst(tlm::tlm_generic_payload& gp, TlpExtension& ext, sc_core::sc_time& delay);
+  void transmit_split(tlm::tlm_generic_payload& gp, TlpExtension& ext, sc_core::sc_time& delay);
   void b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
   unsigned transport_dbg(tlm::tlm_generic_payload& gp);
 

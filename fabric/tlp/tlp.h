@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <tlm>
+#include <vector>
 
 #include "fabric/common/sim_time.h"
 #include "fabric/tlp/routing_id.h"
@@ -60,6 +61,21 @@ inline bool is_memory(TlpKind k) {
   return k == TlpKind::MRd || k == TlpKind::MWr;
 }
 
+// One TLP of a posted-write burst (see TlpExtension::burst).
+struct BurstTlp {
+  std::uint32_t offset = 0;  // into the payload's data
+  std::uint32_t length = 0;
+  // In: when the TLP is ready at the sending port. A port rewrites it to
+  // when the TLP arrives at its receiver; a receiver that forwards it makes
+  // it the ready time at its egress port.
+  Time time = 0;
+  // Set by the receiving hop: when the TLP left that hop's receive buffer.
+  Time consumed = 0;
+  // Set by the final target: when the write was done.
+  Time done = 0;
+};
+constexpr unsigned kMaxBurstTlps = 64;
+
 class TlpExtension : public tlm::tlm_extension<TlpExtension> {
  public:
   // --- TLP header fields ---
@@ -95,6 +111,11 @@ class TlpExtension : public tlm::tlm_extension<TlpExtension> {
   Time first_hop_done = 0;
   // Links crossed by the request.
   std::uint8_t hops = 0;
+  // A memory write may stand for several consecutive MWr TLPs (at most
+  // kMaxBurstTlps, inside one 4 KiB page): each hop times, credits and
+  // traces them one by one; receivers that do not handle bursts get them
+  // one by one (Port::transmit). Owned by the initiator; null = one TLP.
+  std::vector<BurstTlp>* burst = nullptr;
   P2pPath p2p = P2pPath::kNone;
 
   tlm::tlm_extension_base* clone() const override;

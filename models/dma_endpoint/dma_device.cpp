@@ -358,6 +358,48 @@ DmaDevice::Decoded DmaDevice::decode_memory(std::uint64_t addr, std::uint32_t le
   return {};
 }
 
+IssueResult DmaDevice::issue_writes(DmaFunction& f, std::uint64_t addr, std::uint8_t* data,
+                                    const std::vector<std::uint32_t>& pieces, Time t) {
+  const Time now = now_fs();
+  if (t < now) t = now;
+  std::uint32_t total = 0;
+  for (std::uint32_t p : pieces) total += p;
+  // Writes to this device's own functions take the internal path, TLP by TLP.
+  if (pieces.size() == 1 || decode_memory(addr, total).f) {
+    IssueResult r{CplStatus::kSC, t, t, 0};
+    std::uint32_t off = 0;
+    Time at = t;
+    for (std::uint32_t p : pieces) {
+      IssueResult one = issue(f, TlpKind::MWr, addr + off, data + off, p, 0, at);
+      if (off == 0) r.first_start = one.first_start;
+      off += p;
+      at = one.wire_free;
+      r.done = std::max(r.done, one.done);
+      r.wire_free = one.wire_free;
+      if (one.status != CplStatus::kSC) r.status = one.status;
+    }
+    return r;
+  }
+  burst_.resize(pieces.size());
+  std::uint32_t off = 0;
+  for (std::size_t k = 0; k < pieces.size(); ++k) {
+    burst_[k] = BurstTlp{};
+    burst_[k].offset = off;
+    burst_[k].length = pieces[k];
+    burst_[k].time = t;  // all queued for the link at once
+    off += pieces[k];
+  }
+  burst_tlp_.memory(TlpKind::MWr, f.rid(), addr, data, total);
+  burst_tlp_.ext().burst = &burst_;
+  sc_core::sc_time d = to_sc(t - now);
+  port_.transmit(burst_tlp_.gp(), d);
+  const TlpExtension& ext = burst_tlp_.ext();
+  IssueResult r{ext.status, now + d.value(), ext.first_hop_done ? ext.first_hop_done : t,
+                burst_[0].consumed};
+  burst_tlp_.ext().burst = nullptr;
+  return r;
+}
+
 IssueResult DmaDevice::issue(DmaFunction& f, TlpKind kind, std::uint64_t addr, std::uint8_t* data,
                              std::uint32_t len, std::uint16_t tag, Time t) {
   const Time now = now_fs();
@@ -370,7 +412,7 @@ IssueResult DmaDevice::issue(DmaFunction& f, TlpKind kind, std::uint64_t addr, s
     if (acs & PCI_ACS_EC) {
       record_error(f.config(), ErrorKind::kAcsViolation,
                    {0, std::uint32_t{f.rid().value()} << 16, 0, 0});
-      return {CplStatus::kCA, t, t};
+      return {CplStatus::kCA, t, t, t};
     }
     ++f.stats().p2p_internal;
     CplStatus s = CplStatus::kUR;
@@ -382,14 +424,16 @@ IssueResult DmaDevice::issue(DmaFunction& f, TlpKind kind, std::uint64_t addr, s
               : peer.f->devmem_access(peer.offset, data, len, write);
     }
     Time lat = peer.bar == 0 ? params_.mmio_latency : params_.devmem_latency;
-    return {s, t + lat, t};
+    return {s, t + lat, t, t};
   }
   tlp_.memory(kind, f.rid(), addr, data, len);
   tlp_.ext().tag = tag;
   sc_core::sc_time d = to_sc(t - now);
   port_.transmit(tlp_.gp(), d);
   const TlpExtension& ext = tlp_.ext();
-  IssueResult r{ext.status, now + d.value(), ext.first_hop_done ? ext.first_hop_done : t};
+  // After transmit, consumed_at is when the TLP started on the device's link.
+  IssueResult r{ext.status, now + d.value(), ext.first_hop_done ? ext.first_hop_done : t,
+                ext.hops ? ext.consumed_at : t};
   if (ext.status == CplStatus::kDiscarded) {
     r.status = CplStatus::kTimeout;
     r.done = t + completion_timeout();

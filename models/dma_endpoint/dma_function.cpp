@@ -732,18 +732,30 @@ DmaFunction::Action DmaFunction::do_write(Time t) {
     return {true, t};
   }
   if (!can_issue()) return {true, t};
-  if (c.write_issued == 0 && c.started_op && (c.flags & kDescSrcLocal)) op_starts_.push_back(t);
+  const bool op_begins = c.write_issued == 0 && c.started_op && (c.flags & kDescSrcLocal);
   const std::uint64_t dst = c.dst + c.write_issued;
-  std::uint32_t piece = std::min(dev_.mps(), c.len - c.write_issued);
-  piece = std::min<std::uint32_t>(piece, 4096 - static_cast<std::uint32_t>(dst & 4095));
+  // Memory writes of at most MPS bytes, never across a 4 KiB boundary: the
+  // next one, or (write_bursts) every remaining one of the chunk at once.
+  pieces_.clear();
+  std::uint32_t bytes = 0;
+  do {
+    const std::uint64_t a = dst + bytes;
+    std::uint32_t piece = std::min(dev_.mps(), c.len - c.write_issued - bytes);
+    piece = std::min<std::uint32_t>(piece, 4096 - static_cast<std::uint32_t>(a & 4095));
+    pieces_.push_back(piece);
+    bytes += piece;
+  } while (dev_.params().write_bursts && c.write_issued + bytes < c.len &&
+           pieces_.size() < fabric::kMaxBurstTlps && ((dst + bytes) & 4095) != 0);
   const std::uint64_t epoch = epoch_;
-  IssueResult r = dev_.issue(*this, TlpKind::MWr, dst, staging_.data() + c.buf_off + c.write_issued,
-                             piece, 0, t);
-  ++stats_.write_requests;
-  stats_.write_bytes += piece;
-  regs_.bytes_written += piece;
+  IssueResult r = dev_.issue_writes(*this, dst, staging_.data() + c.buf_off + c.write_issued,
+                                    pieces_, t);
+  // An operation starts when its first TLP starts on the link.
+  if (op_begins) op_starts_.push_back(r.first_start);
+  stats_.write_requests += pieces_.size();
+  stats_.write_bytes += bytes;
+  regs_.bytes_written += bytes;
   if (epoch != epoch_) return {true, r.wire_free};  // reset while the write was in flight
-  c.write_issued += piece;
+  c.write_issued += bytes;
   c.last_write_done = std::max(c.last_write_done, r.done);
   if (c.write_issued == c.len) retire_front(t);
   return {true, r.wire_free};

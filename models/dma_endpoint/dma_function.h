@@ -234,6 +234,7 @@ class DmaFunction : public fabric::ConfigListener {
   DmaDevice& dev_;
   std::string name_;
   unsigned vf_number_;
+  std::vector<std::uint32_t> pieces_;  // the writes do_write issues together
   fabric::RoutingId rid_;
   fabric::ConfigSpace cs_;
   std::uint16_t exp_ = 0;

@@ -77,6 +77,23 @@ std::vector<std::uint8_t> HostMemory::read(std::uint64_t addr, std::size_t len) 
   return out;
 }
 
+bool HostMemory::write_burst(std::uint64_t addr, const std::uint8_t* data,
+                             std::vector<fabric::BurstTlp>& b, Time delay) {
+  std::uint64_t total = 0;
+  for (const fabric::BurstTlp& t : b) total = std::max<std::uint64_t>(total, t.offset + t.length);
+  if (!contains(addr, total)) return false;
+  for (fabric::BurstTlp& t : b) {
+    const Time arrival = t.time + delay;
+    const Time start = std::max(arrival, busy_until_);
+    busy_until_ = start + static_cast<Time>(t.length * fs_per_byte_);
+    t.consumed = start;
+    t.done = std::max(start + params_.latency, busy_until_);
+  }
+  write(addr, data, total);
+  bytes_written_ += total;
+  return true;
+}
+
 void HostMemory::write(std::uint64_t addr, const std::uint8_t* src, std::size_t len) {
   check(addr, len);
   while (len > 0) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fabric/common/sim_time.h"
+#include "fabric/tlp/tlp.h"
 
 namespace pciesim::models {
 
@@ -48,6 +49,13 @@ class HostMemory : public sc_core::sc_module {
   void read(std::uint64_t addr, std::uint8_t* dst, std::size_t len) const;
   void write(std::uint64_t addr, const std::uint8_t* src, std::size_t len);
   std::vector<std::uint8_t> read(std::uint64_t addr, std::size_t len) const;
+
+  // The TLPs of a posted-write burst to [addr, addr + total) in DRAM, each
+  // arriving `delay` after its BurstTlp::time: timed one by one as
+  // b_transport times single writes (consumed = start, done), data written
+  // in one go. False (nothing done) if the range is not all DRAM.
+  bool write_burst(std::uint64_t addr, const std::uint8_t* data, std::vector<fabric::BurstTlp>& b,
+                   fabric::Time delay);
 
   std::uint64_t bytes_read() const { return bytes_read_; }
   std::uint64_t bytes_written() const { return bytes_written_; }

@@ -113,6 +113,7 @@ class Iommu : public UpstreamTranslator, public RegisterBlock {
   bool translation_enabled() const { return gsts_ & iommu::kGstsTes; }
   std::size_t iotlb_occupancy() const;
 
+  bool active() const override { return translation_enabled(); }
   TranslationResult translate(const TranslationRequest& req) override;
   bool translate_dbg(fabric::RoutingId requester, std::uint64_t iova, bool write,
                      std::uint64_t* out) override;

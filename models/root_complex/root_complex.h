@@ -115,6 +115,8 @@ class RootComplex : public sc_core::sc_module, public fabric::PortOwner {
   MsiSink& msi() { return msi_; }
   const RootComplexStats& stats() const { return stats_; }
   void set_translator(UpstreamTranslator* t) { translator_ = t; }
+  // The DRAM behind mem_socket, for posted-write bursts (one call each).
+  void set_memory(HostMemory* m) { memory_ = m; }
   // A register block the CPU reaches by MMIO at [base, base + size) (the
   // IOMMU's).
   void set_register_block(RegisterBlock* regs, std::uint64_t base) {
@@ -136,6 +138,7 @@ class RootComplex : public sc_core::sc_module, public fabric::PortOwner {
   void port_receive(fabric::Port& port, tlm::tlm_generic_payload& gp,
                     sc_core::sc_time& delay) override;
   unsigned port_receive_dbg(fabric::Port& port, tlm::tlm_generic_payload& gp) override;
+  bool accepts_bursts() const override { return true; }
 
  private:
   struct Outcome {
@@ -153,6 +156,8 @@ class RootComplex : public sc_core::sc_module, public fabric::PortOwner {
   int root_port_for_address(std::uint64_t addr, std::uint32_t len) const;
   std::uint16_t completion_chunk(unsigned port) const;
   void complete_locally(tlm::tlm_generic_payload& gp, fabric::CplStatus s);
+  void receive_burst(fabric::Port& port, tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext,
+                     sc_core::sc_time& delay);
 
   RootComplexParams params_;
   std::vector<MemoryRange> dram_;
@@ -161,6 +166,7 @@ class RootComplex : public sc_core::sc_module, public fabric::PortOwner {
   std::vector<std::unique_ptr<fabric::Port>> ports_;
   MsiSink msi_;
   UpstreamTranslator* translator_ = nullptr;
+  HostMemory* memory_ = nullptr;
   RegisterBlock* regs_ = nullptr;
   std::uint64_t regs_base_ = 0;
   RootComplexStats stats_;

@@ -33,6 +33,8 @@ struct TranslationResult {
 class UpstreamTranslator {
  public:
   virtual ~UpstreamTranslator() = default;
+  // False while translation is off: requests pass untouched.
+  virtual bool active() const { return true; }
   virtual TranslationResult translate(const TranslationRequest& req) = 0;
   // Zero-time translation for debug accesses; false if unmapped.
   virtual bool translate_dbg(fabric::RoutingId requester, std::uint64_t iova, bool write,

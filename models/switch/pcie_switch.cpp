@@ -208,17 +208,24 @@ PcieSwitch::Route PcieSwitch::route_from_below(unsigned from, tlm::tlm_generic_p
   return {Route::kUpstream};
 }
 
-void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
+void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp,
+                              sc_core::sc_time& delay) {
   TlpExtension& ext = tlp_of(gp);
   const Time now = now_fs();
   const Time arrival = now + delay.value();
   const bool from_above = &port == usp_port_.get();
   const unsigned from = from_above ? 0 : static_cast<unsigned>(port.index());
   SwitchPortStats& st = from_above ? usp_stats_ : dsp_stats_[from];
-  ++st.requests;
+  // A posted-write burst (TlpExtension::burst) counts, and is routed, as
+  // its TLPs: all of them go the same way (one 4 KiB page).
+  std::vector<BurstTlp>* burst = ext.burst;
+  const unsigned n = burst ? static_cast<unsigned>(burst->size()) : 1u;
+  st.requests += n;
   Route r = from_above ? route_from_above(gp, ext) : route_from_below(from, gp, ext);
   const Time lat = params_.traversal_latency;
   BridgeFunction& ingress = from_above ? *usp_ : *dsps_[from];
+  if (burst && (r.kind == Route::kDownstream || r.kind == Route::kUpstream))
+    for (BurstTlp& t : *burst) t.time += lat;  // ready at the egress port
 
   switch (r.kind) {
     case Route::kLocalConfig:
@@ -233,24 +240,31 @@ void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core:
       const bool acsv = r.kind == Route::kAcsViolation;
       ext.status = acsv ? CplStatus::kCA : CplStatus::kUR;
       if (acsv) {
-        ++st.acs_violations;
+        st.acs_violations += n;
         ext.p2p = P2pPath::kBlocked;
         note_signaled_ca(ingress.config());
       } else {
-        ++st.ur;
+        st.ur += n;
       }
       record_error(ingress.config(),
                    acsv ? ErrorKind::kAcsViolation : ErrorKind::kUnsupportedRequest,
                    header_of(gp, ext));
       ext.consumed_at = arrival;
       set_response_from_status(gp);
-      delay = to_sc(arrival + lat - now);
+      Time done = arrival + lat;
+      if (burst)
+        for (BurstTlp& t : *burst) {
+          t.consumed = t.time;
+          t.done = t.time + lat;
+          done = std::max(done, t.done);
+        }
+      delay = to_sc(done - now);
       return;
     }
     case Route::kDownstream: {
       if (r.p2p == P2pPath::kDirect) {
         ext.p2p = P2pPath::kDirect;
-        ++st.p2p_direct;
+        st.p2p_direct += n;
       }
       const TlpKind original = ext.kind;
       ext.kind = is_config(original) ? r.kind_out : original;
@@ -272,7 +286,7 @@ void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core:
         const std::uint64_t addr = gp.get_address();
         for (unsigned i = 0; i < dsps_.size(); ++i)
           if (windows_contain(dsps_[i]->config(), addr, gp.get_data_length())) {
-            ++st.p2p_redirected;
+            st.p2p_redirected += n;
             break;
           }
       }

@@ -59,6 +59,7 @@ class PcieSwitch : public sc_core::sc_module, public fabric::PortOwner {
   void port_receive(fabric::Port& port, tlm::tlm_generic_payload& gp,
                     sc_core::sc_time& delay) override;
   unsigned port_receive_dbg(fabric::Port& port, tlm::tlm_generic_payload& gp) override;
+  bool accepts_bursts() const override { return true; }
   void port_hot_reset(fabric::Port& port) override;
 
  private:

@@ -220,5 +220,38 @@ TEST(Timing, TheIommuAddsItsTranslationLatencyToADmaRead) {
   EXPECT_LT(plain[0], 1000.0);
 }
 
+// Posted-write bursts are a simulation shortcut, not a timing change: a
+// write stream times every TLP on every hop exactly as single writes do.
+TEST(Timing, WriteBurstsTimeEveryTlpLikeSingleWrites) {
+  for (bool through_switch : {true, false}) {
+    auto run_once = [&](bool bursts) {
+      std::ostringstream y;
+      y << "simulation: {quantum: 1us}\nhost: {mps: 256}\n";
+      if (through_switch) y << "switches: [{name: sw0, downstream_ports: 1}]\n";
+      y << "endpoints: [{name: ep0, device_memory: 4MiB, write_bursts: " << (bursts ? "true" : "false")
+        << "}]\nlinks:\n";
+      if (through_switch)
+        y << "  - {upstream: rc.rp0, downstream: sw0}\n  - {upstream: sw0.dsp0, downstream: ep0}\n";
+      else
+        y << "  - {upstream: rc.rp0, downstream: ep0}\n";
+      y << "workloads: [{name: w, function: ep0.pf, size: 256KiB, count: 8, queue_depth: 2,"
+        << " xfer_size: 4096, src: device, dst: host}]\n";
+      Simulation sim(load_config_text(y.str(), "bursts"));
+      RunResult r = sim.run();
+      EXPECT_TRUE(r.passed());
+      return sim.stats();
+    };
+    auto a = run_once(true), b = run_once(false);
+    const auto& fa = a["functions"]["ep0.pf"]["dma"];
+    const auto& fb = b["functions"]["ep0.pf"]["dma"];
+    EXPECT_EQ(fa["write_requests"], fb["write_requests"]);
+    EXPECT_EQ(fa["op_latency_ns"], fb["op_latency_ns"]) << "through switch: " << through_switch;
+    EXPECT_EQ(fa["steady_gbps"], fb["steady_gbps"]);
+    EXPECT_EQ(a["links"], b["links"]);
+    EXPECT_EQ(a["workloads"]["w"]["verified_bytes"], 8 * 262144);
+    EXPECT_EQ(a["sim_time_ns"], b["sim_time_ns"]);
+  }
+}
+
 }  // namespace
 }  // namespace pciesim::sim

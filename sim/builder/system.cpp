@@ -45,6 +45,7 @@ System::System(const SystemConfig& config) : config_(config) {
   rc_ = std::make_unique<models::RootComplex>(config_.root_complex.name.c_str(),
                                               config_.root_complex.params, mp.ranges);
   rc_->mem_socket.bind(memory_->socket);
+  rc_->set_memory(memory_.get());
   if (config_.iommu.enabled) {
     models::IommuParams ip = config_.iommu.params;
     ip.seed = config_.simulation.seed;

@@ -329,6 +329,10 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
              "Engine read-ahead buffer per function (reads in flight beyond writes)", 4096,
              16 << 20)
       .field("local_memory_gbps", &p.local_memory_gbps, 1, 1e6, "On-device memory bandwidth, Gb/s")
+      .field("write_bursts", &p.write_bursts,
+             "Queue a chunk's memory writes (up to 4 KiB) together and simulate them as one burst, "
+             "each TLP still timed and credited per hop; false = one write per link slot, "
+             "interleaving TLP by TLP with the device's other traffic (slower to simulate)")
       .field("ari", &p.ari, "ARI capability on every function")
       .field("pf_bme_gates_vfs", &p.pf_bme_gates_vfs,
              "Device option: the PF's Bus Master Enable also gates its VFs' DMA (spec default: "
