@@ -129,7 +129,8 @@ bool Port::burst_fits(const std::vector<BurstTlp>& b) const {
   if (!peer_ || !peer_->owner_.accepts_bursts() || !link_up()) return false;
   const CreditPool& pool = link_->direction(egress()).credits(FcClass::kPosted);
   std::uint64_t data = 0;
-  for (const BurstTlp& t : b) data += data_credits_for(t.length);
+  for (const BurstTlp& t : b)
+    data += data_credits_for(t.length);
   return (!pool.header_limit() || b.size() <= pool.header_limit()) &&
          (!pool.data_limit() || data <= pool.data_limit());
 }
@@ -174,9 +175,9 @@ void Port::transmit_burst(tlm::tlm_generic_payload& gp, TlpExtension& ext,
   TraceSink* sink = trace_sink();
   for (unsigned k = 0; k < n; ++k) {
     const Time consumed = std::max(b[k].consumed, h[k].arrival);
-    pool.commit(1, data_credits_for(b[k].length),
-                consumed + link_->fc_update_latency() + out.timing().dllp_time() +
-                    link_->propagation());
+    pool.commit(
+        1, data_credits_for(b[k].length),
+        consumed + link_->fc_update_latency() + out.timing().dllp_time() + link_->propagation());
     done = std::max(done, b[k].done);
     if (sink)
       sink->tlp({h[k].ready, h[k].arrival, b[k].done, &link_->name(), to_string(egress()),
@@ -196,17 +197,8 @@ void Port::transmit_split(tlm::tlm_generic_payload& gp, TlpExtension& ext,
   Time done = now;
   Tlp one;
   for (BurstTlp& t : b) {
-    one.memory(TlpKind::MWr, ext.requester, gp.get_address() + t.offset,
-               gp.get_data_ptr() + t.offset, t.length);
+    one.burst_piece(gp, ext, t);
     TlpExtension& e = one.ext();
-    e.traffic_class = ext.traffic_class;
-    e.relaxed_ordering = ext.relaxed_ordering;
-    e.no_snoop = ext.no_snoop;
-    e.address_type = ext.address_type;
-    e.has_pasid = ext.has_pasid;
-    e.pasid = ext.pasid;
-    e.p2p = ext.p2p;
-    e.hops = ext.hops;
     sc_core::sc_time d = to_sc(std::max(t.time, now) - now);
     transmit(one.gp(), d);
     t.consumed = e.consumed_at;

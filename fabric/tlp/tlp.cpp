@@ -106,6 +106,23 @@ void Tlp::memory(TlpKind kind, RoutingId requester, std::uint64_t addr, std::uin
   gp_.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
 }
 
+void Tlp::burst_piece(const tlm::tlm_generic_payload& burst, const TlpExtension& ext,
+                      const BurstTlp& t) {
+  memory(TlpKind::MWr, ext.requester, burst.get_address() + t.offset,
+         burst.get_data_ptr() + t.offset, t.length);
+  ext_.traffic_class = ext.traffic_class;
+  ext_.relaxed_ordering = ext.relaxed_ordering;
+  ext_.no_snoop = ext.no_snoop;
+  ext_.id_ordering = ext.id_ordering;
+  ext_.address_type = ext.address_type;
+  ext_.has_pasid = ext.has_pasid;
+  ext_.pasid = ext.pasid;
+  ext_.poisoned = ext.poisoned;
+  ext_.fault_marks = ext.fault_marks;
+  ext_.p2p = ext.p2p;
+  ext_.hops = ext.hops;
+}
+
 void Tlp::config(TlpKind kind, RoutingId requester, RoutingId target, std::uint16_t reg,
                  unsigned size, std::uint32_t value) {
   ext_.reset();

@@ -151,6 +151,10 @@ class Tlp {
   void config(TlpKind kind, RoutingId requester, RoutingId target, std::uint16_t reg, unsigned size,
               std::uint32_t value = 0);
   std::uint32_t config_value() const;  // little-endian value of the buffer
+  // Prepares TLP `t` of the posted-write burst `burst` carries, as a single
+  // MWr with the burst's header fields (requester, attributes, PASID...).
+  void burst_piece(const tlm::tlm_generic_payload& burst, const TlpExtension& ext,
+                   const BurstTlp& t);
 
  private:
   tlm::tlm_generic_payload gp_;

@@ -363,7 +363,8 @@ IssueResult DmaDevice::issue_writes(DmaFunction& f, std::uint64_t addr, std::uin
   const Time now = now_fs();
   if (t < now) t = now;
   std::uint32_t total = 0;
-  for (std::uint32_t p : pieces) total += p;
+  for (std::uint32_t p : pieces)
+    total += p;
   // Writes to this device's own functions take the internal path, TLP by TLP.
   if (pieces.size() == 1 || decode_memory(addr, total).f) {
     IssueResult r{CplStatus::kSC, t, t, 0};

@@ -85,8 +85,8 @@ struct DmaDeviceParams {
 
 struct IssueResult {
   fabric::CplStatus status;
-  fabric::Time done;       // completion arrival (reads) / consumption (writes)
-  fabric::Time wire_free;  // when the device's link can take the next TLP
+  fabric::Time done;             // completion arrival (reads) / consumption (writes)
+  fabric::Time wire_free;        // when the device's link can take the next TLP
   fabric::Time first_start = 0;  // when the (first) TLP started on the device's link
 };
 

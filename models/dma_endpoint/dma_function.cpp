@@ -747,8 +747,8 @@ DmaFunction::Action DmaFunction::do_write(Time t) {
   } while (dev_.params().write_bursts && c.write_issued + bytes < c.len &&
            pieces_.size() < fabric::kMaxBurstTlps && ((dst + bytes) & 4095) != 0);
   const std::uint64_t epoch = epoch_;
-  IssueResult r = dev_.issue_writes(*this, dst, staging_.data() + c.buf_off + c.write_issued,
-                                    pieces_, t);
+  IssueResult r =
+      dev_.issue_writes(*this, dst, staging_.data() + c.buf_off + c.write_issued, pieces_, t);
   // An operation starts when its first TLP starts on the link.
   if (op_begins) op_starts_.push_back(r.first_start);
   stats_.write_requests += pieces_.size();

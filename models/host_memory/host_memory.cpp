@@ -80,7 +80,8 @@ std::vector<std::uint8_t> HostMemory::read(std::uint64_t addr, std::size_t len) 
 bool HostMemory::write_burst(std::uint64_t addr, const std::uint8_t* data,
                              std::vector<fabric::BurstTlp>& b, Time delay) {
   std::uint64_t total = 0;
-  for (const fabric::BurstTlp& t : b) total = std::max<std::uint64_t>(total, t.offset + t.length);
+  for (const fabric::BurstTlp& t : b)
+    total = std::max<std::uint64_t>(total, t.offset + t.length);
   if (!contains(addr, total)) return false;
   for (fabric::BurstTlp& t : b) {
     const Time arrival = t.time + delay;

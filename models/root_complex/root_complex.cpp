@@ -378,34 +378,27 @@ void RootComplex::receive_burst(Port& port, tlm::tlm_generic_payload& gp, TlpExt
   const std::uint16_t acs = root_ports_[pi]->acs_control();
   const std::uint64_t addr = gp.get_address();
   const std::uint64_t total = ext.burst->back().offset + ext.burst->back().length;
-  const bool plain = memory_ && bus_master_enabled(rpc) &&
-                     (!(acs & PCI_ACS_SV) || bus_behind(rpc, ext.requester.bus())) &&
-                     !((acs & PCI_ACS_TB) && ext.address_type == AddressType::kTranslated) &&
-                     (!translator_ || !translator_->active() ||
-                      ext.address_type == AddressType::kTranslated) &&
-                     !(addr + total > params_.msi_base && addr < params_.msi_base + params_.msi_size) &&
-                     is_dram(addr, total);
-  if (plain && memory_->write_burst(addr, gp.get_data_ptr(), *ext.burst, params_.upstream_latency)) {
+  const bool plain =
+      memory_ && bus_master_enabled(rpc) &&
+      (!(acs & PCI_ACS_SV) || bus_behind(rpc, ext.requester.bus())) &&
+      !((acs & PCI_ACS_TB) && ext.address_type == AddressType::kTranslated) &&
+      (!translator_ || !translator_->active() || ext.address_type == AddressType::kTranslated) &&
+      !(addr + total > params_.msi_base && addr < params_.msi_base + params_.msi_size) &&
+      is_dram(addr, total);
+  if (plain &&
+      memory_->write_burst(addr, gp.get_data_ptr(), *ext.burst, params_.upstream_latency)) {
     stats_.ports[pi].upstream_requests += ext.burst->size();
     Time done = now;
-    for (const BurstTlp& t : *ext.burst) done = std::max(done, t.done);
+    for (const BurstTlp& t : *ext.burst)
+      done = std::max(done, t.done);
     delay = to_sc(done - now);
     return;
   }
   Time done = now;
   Tlp piece;
   for (BurstTlp& t : *ext.burst) {
-    piece.memory(TlpKind::MWr, ext.requester, gp.get_address() + t.offset,
-                        gp.get_data_ptr() + t.offset, t.length);
+    piece.burst_piece(gp, ext, t);
     TlpExtension& e = piece.ext();
-    e.traffic_class = ext.traffic_class;
-    e.relaxed_ordering = ext.relaxed_ordering;
-    e.no_snoop = ext.no_snoop;
-    e.address_type = ext.address_type;
-    e.has_pasid = ext.has_pasid;
-    e.pasid = ext.pasid;
-    e.p2p = ext.p2p;
-    e.hops = ext.hops;
     sc_core::sc_time d = to_sc(std::max(t.time, now) - now);
     port_receive(port, piece.gp(), d);
     t.consumed = e.consumed_at;

@@ -208,8 +208,7 @@ PcieSwitch::Route PcieSwitch::route_from_below(unsigned from, tlm::tlm_generic_p
   return {Route::kUpstream};
 }
 
-void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp,
-                              sc_core::sc_time& delay) {
+void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
   TlpExtension& ext = tlp_of(gp);
   const Time now = now_fs();
   const Time arrival = now + delay.value();
@@ -225,7 +224,8 @@ void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp,
   const Time lat = params_.traversal_latency;
   BridgeFunction& ingress = from_above ? *usp_ : *dsps_[from];
   if (burst && (r.kind == Route::kDownstream || r.kind == Route::kUpstream))
-    for (BurstTlp& t : *burst) t.time += lat;  // ready at the egress port
+    for (BurstTlp& t : *burst)
+      t.time += lat;  // ready at the egress port
 
   switch (r.kind) {
     case Route::kLocalConfig:

@@ -228,8 +228,8 @@ TEST(Timing, WriteBurstsTimeEveryTlpLikeSingleWrites) {
       std::ostringstream y;
       y << "simulation: {quantum: 1us}\nhost: {mps: 256}\n";
       if (through_switch) y << "switches: [{name: sw0, downstream_ports: 1}]\n";
-      y << "endpoints: [{name: ep0, device_memory: 4MiB, write_bursts: " << (bursts ? "true" : "false")
-        << "}]\nlinks:\n";
+      y << "endpoints: [{name: ep0, device_memory: 4MiB, write_bursts: "
+        << (bursts ? "true" : "false") << "}]\nlinks:\n";
       if (through_switch)
         y << "  - {upstream: rc.rp0, downstream: sw0}\n  - {upstream: sw0.dsp0, downstream: ep0}\n";
       else

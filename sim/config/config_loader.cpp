@@ -26,12 +26,18 @@ namespace {
 std::uint16_t read_acs(Section& s, const std::string& key, std::uint16_t def,
                        const std::string& doc) {
   std::string names;
-  for (const auto& [n, bit] : std::vector<std::pair<const char*, std::uint16_t>>{
-           {"sv", PCI_ACS_SV}, {"tb", PCI_ACS_TB}, {"rr", PCI_ACS_RR}, {"cr", PCI_ACS_CR},
-           {"uf", PCI_ACS_UF}, {"ec", PCI_ACS_EC}, {"dt", PCI_ACS_DT}})
+  for (const auto& [n, bit] :
+       std::vector<std::pair<const char*, std::uint16_t>>{{"sv", PCI_ACS_SV},
+                                                          {"tb", PCI_ACS_TB},
+                                                          {"rr", PCI_ACS_RR},
+                                                          {"cr", PCI_ACS_CR},
+                                                          {"uf", PCI_ACS_UF},
+                                                          {"ec", PCI_ACS_EC},
+                                                          {"dt", PCI_ACS_DT}})
     if (def & bit) names += (names.empty() ? "" : ", ") + std::string(n);
-  s.nested(key, "list of sv|tb|rr|cr|uf|ec|dt",
-           doc.empty() ? doc : doc + " (default: " + (names.empty() ? "none" : "[" + names + "]") + ")");
+  s.nested(
+      key, "list of sv|tb|rr|cr|uf|ec|dt",
+      doc.empty() ? doc : doc + " (default: " + (names.empty() ? "none" : "[" + names + "]") + ")");
   if (!s.has(key)) return def;
   Node n = s.child(key);
   if (!n.is_sequence()) n.fail("expected a list such as [sv, rr, cr, uf]");
