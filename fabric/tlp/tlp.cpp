@@ -70,6 +70,14 @@ void TlpExtension::copy_from(const tlm::tlm_extension_base& other) {
   *this = static_cast<const TlpExtension&>(other);
 }
 
+std::array<std::uint32_t, 4> header_log(const tlm::tlm_generic_payload& gp,
+                                        const TlpExtension& ext) {
+  const std::uint64_t a = gp.get_address();
+  return {static_cast<std::uint32_t>(ext.kind) << 24 | ((gp.get_data_length() + 3) / 4),
+          static_cast<std::uint32_t>(ext.requester.value()) << 16 | ext.tag,
+          static_cast<std::uint32_t>(a >> 32), static_cast<std::uint32_t>(a)};
+}
+
 TlpExtension& tlp_of(tlm::tlm_generic_payload& gp) {
   TlpExtension* ext = gp.get_extension<TlpExtension>();
   if (!ext) throw ModelError("fabric", "transaction without a TlpExtension");

@@ -3,6 +3,7 @@
 // the extension carries what a TLP header carries plus transport bookkeeping.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <tlm>
@@ -125,6 +126,11 @@ class TlpExtension : public tlm::tlm_extension<TlpExtension> {
   void reset() { *this = TlpExtension(); }
   bool ok() const { return status == CplStatus::kSC; }
 };
+
+// Enough of a TLP's header for an AER header log: kind and length,
+// requester and tag, address.
+std::array<std::uint32_t, 4> header_log(const tlm::tlm_generic_payload& gp,
+                                        const TlpExtension& ext);
 
 // The extension of a payload that must carry one (throws ModelError if not).
 TlpExtension& tlp_of(tlm::tlm_generic_payload& gp);

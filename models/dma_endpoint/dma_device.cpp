@@ -31,6 +31,23 @@ DmaDevice::DmaDevice(sc_core::sc_module_name name, const DmaDeviceParams& p)
   SC_THREAD(engine_thread);
 }
 
+namespace {
+// What a PF and a VF have alike after the PCI Express capability: MSI-X
+// with the engine's table layout, AER, ARI and ACS. Returns MSI-X's offset.
+std::uint16_t add_engine_capabilities(ConfigSpace& cs, const DmaDeviceParams& p,
+                                      std::uint16_t vectors) {
+  MsixOptions mo;
+  mo.table_size = vectors;
+  mo.table_offset = dma::kMsixTableOffset;
+  mo.pba_offset = dma::kMsixPbaOffset;
+  const std::uint16_t msix = add_msix_capability(cs, mo);
+  add_aer_capability(cs, false);
+  if (p.ari) add_ari_capability(cs, 0);
+  if (p.acs_supported) add_acs_capability(cs, p.acs_supported);
+  return msix;
+}
+}  // namespace
+
 ConfigSpace DmaDevice::build_pf_config() {
   const DmaDeviceParams& p = params_;
   ConfigSpace cs;
@@ -56,14 +73,7 @@ ConfigSpace DmaDevice::build_pf_config() {
   pc.max_link_width = p.max_link_width;
   pc.max_payload_supported = p.max_payload_supported;
   std::uint16_t exp = add_pcie_capability(cs, pc);
-  MsixOptions mo;
-  mo.table_size = p.msix_vectors;
-  mo.table_offset = dma::kMsixTableOffset;
-  mo.pba_offset = dma::kMsixPbaOffset;
-  std::uint16_t msix = add_msix_capability(cs, mo);
-  add_aer_capability(cs, false);
-  if (p.ari) add_ari_capability(cs, 0);
-  if (p.acs_supported) add_acs_capability(cs, p.acs_supported);
+  std::uint16_t msix = add_engine_capabilities(cs, p, p.msix_vectors);
   if (p.total_vfs) {
     SriovOptions so;
     so.total_vfs = p.total_vfs;
@@ -109,14 +119,7 @@ ConfigSpace DmaDevice::build_vf_template() {
   pc.max_link_width = p.max_link_width;
   pc.max_payload_supported = p.max_payload_supported;
   std::uint16_t exp = add_pcie_capability(cs, pc);
-  MsixOptions mo;
-  mo.table_size = p.vf_msix_vectors;
-  mo.table_offset = dma::kMsixTableOffset;
-  mo.pba_offset = dma::kMsixPbaOffset;
-  std::uint16_t msix = add_msix_capability(cs, mo);
-  add_aer_capability(cs, false);
-  if (p.ari) add_ari_capability(cs, 0);
-  if (p.acs_supported) add_acs_capability(cs, p.acs_supported);
+  std::uint16_t msix = add_engine_capabilities(cs, p, p.vf_msix_vectors);
   cs.watch_writes(PCI_COMMAND, 2, DmaFunction::kWatchCommand);
   cs.watch_writes(exp + PCI_EXP_DEVCTL, 2, DmaFunction::kWatchDevCtl);
   cs.watch_reads(exp + PCI_EXP_DEVSTA, 2, DmaFunction::kWatchDevSta);

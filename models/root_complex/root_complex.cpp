@@ -12,16 +12,6 @@ using namespace fabric;
 
 namespace {
 
-std::array<std::uint32_t, 4> header_of(const tlm::tlm_generic_payload& gp,
-                                       const TlpExtension& ext) {
-  // Enough of the TLP header for the AER header log: kind, requester, tag
-  // and address.
-  std::uint64_t a = gp.get_address();
-  return {static_cast<std::uint32_t>(ext.kind) << 24 | ((gp.get_data_length() + 3) / 4),
-          static_cast<std::uint32_t>(ext.requester.value()) << 16 | ext.tag,
-          static_cast<std::uint32_t>(a >> 32), static_cast<std::uint32_t>(a)};
-}
-
 void fill_ones(std::uint8_t* data, std::uint32_t len) {
   std::memset(data, 0xff, len);
 }
@@ -428,7 +418,7 @@ void RootComplex::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core
     ext.consumed_at = arrival;
     if (s == CplStatus::kUR) ++ps.ur;
     if (s == CplStatus::kCA) ++ps.ca;
-    record_error(rp.config(), kind, header_of(gp, ext));
+    record_error(rp.config(), kind, header_log(gp, ext));
     if (s == CplStatus::kCA) note_signaled_ca(rp.config());
     set_response_from_status(gp);
     delay = to_sc(arrival + params_.downstream_latency - now);

@@ -7,13 +7,6 @@ namespace pciesim::models {
 using namespace fabric;
 
 namespace {
-std::array<std::uint32_t, 4> header_of(const tlm::tlm_generic_payload& gp,
-                                       const TlpExtension& ext) {
-  std::uint64_t a = gp.get_address();
-  return {static_cast<std::uint32_t>(ext.kind) << 24,
-          static_cast<std::uint32_t>(ext.requester.value()) << 16 | ext.tag,
-          static_cast<std::uint32_t>(a >> 32), static_cast<std::uint32_t>(a)};
-}
 TlpKind to_type0(TlpKind k) {
   return (k == TlpKind::CfgRd1 || k == TlpKind::CfgRd0) ? TlpKind::CfgRd0 : TlpKind::CfgWr0;
 }
@@ -248,7 +241,7 @@ void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core:
       }
       record_error(ingress.config(),
                    acsv ? ErrorKind::kAcsViolation : ErrorKind::kUnsupportedRequest,
-                   header_of(gp, ext));
+                   header_log(gp, ext));
       ext.consumed_at = arrival;
       set_response_from_status(gp);
       Time done = arrival + lat;
