@@ -32,10 +32,16 @@ const char* to_string(FcClass c) {
 }
 
 CreditPool::CreditPool(std::uint32_t header_limit, std::uint32_t data_limit)
-    : header_limit_(header_limit), data_limit_(data_limit) {}
+    : header_limit_(header_limit), data_limit_(data_limit) {
+  // Every outstanding TLP holds a header credit, so with a header limit the
+  // ring never grows past it.
+  std::size_t n = 16;
+  while (n < header_limit_)
+    n *= 2;
+  if (!infinite()) ring_.resize(n);
+}
 
-Time CreditPool::acquire(std::uint32_t hdr, std::uint32_t data, Time ready, FcStats* stats) {
-  if (infinite()) return ready;
+Time CreditPool::acquire_wait(std::uint32_t hdr, std::uint32_t data, Time ready, FcStats* stats) {
   // A receiver must advertise room for the largest TLP it accepts; a TLP
   // larger than the whole pool could never be sent.
   if ((header_limit_ && hdr > header_limit_) || (data_limit_ && data > data_limit_))
@@ -43,20 +49,8 @@ Time CreditPool::acquire(std::uint32_t hdr, std::uint32_t data, Time ready, FcSt
                                          " data credits but the receiver advertises only " +
                                          std::to_string(data_limit_));
   Time t = ready;
-  auto fits = [&] {
-    return (!header_limit_ || hdr_used_ + hdr <= header_limit_) &&
-           (!data_limit_ || data_used_ + data <= data_limit_);
-  };
-  auto pop = [&] {
-    const Entry& e = pending_.front();
-    hdr_used_ -= e.hdr;
-    data_used_ -= e.data;
-    pending_.pop_front();
-  };
-  while (!pending_.empty() && pending_.front().release <= t)
-    pop();
-  while (!fits()) {
-    t = std::max(t, pending_.front().release);
+  while (!fits(hdr, data)) {
+    t = std::max(t, ring_[head_].release);
     pop();
   }
   if (t > ready && stats) {
@@ -68,23 +62,29 @@ Time CreditPool::acquire(std::uint32_t hdr, std::uint32_t data, Time ready, FcSt
   return t;
 }
 
-void CreditPool::commit(std::uint32_t hdr, std::uint32_t data, Time release) {
-  if (infinite()) return;
-  if (!pending_.empty()) release = std::max(release, pending_.back().release);
-  pending_.push_back(Entry{release, hdr, data});
+void CreditPool::grow() {
+  std::vector<Entry> bigger(ring_.empty() ? 16 : 2 * ring_.size());
+  for (std::size_t i = 0; i < count_; ++i)
+    bigger[i] = ring_[(head_ + i) & (ring_.size() - 1)];
+  ring_ = std::move(bigger);
+  head_ = 0;
 }
 
 std::uint32_t CreditPool::headers_in_use(Time t) const {
   std::uint32_t n = 0;
-  for (const Entry& e : pending_)
+  for (std::size_t i = 0; i < count_; ++i) {
+    const Entry& e = ring_[(head_ + i) & (ring_.size() - 1)];
     if (e.release > t) n += e.hdr;
+  }
   return n;
 }
 
 void CreditPool::reset() {
-  pending_.clear();
+  head_ = 0;
+  count_ = 0;
   hdr_used_ = 0;
   data_used_ = 0;
+  last_release_ = 0;
 }
 
 TagPool::TagPool(unsigned count) {

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <queue>
 #include <utility>
 #include <vector>
@@ -52,8 +51,24 @@ class CreditPool {
   std::uint32_t data_limit() const { return data_limit_; }
   // Earliest time >= `ready` at which `hdr`/`data` credits are free; takes
   // them. Must be followed by commit() with the release time.
-  Time acquire(std::uint32_t hdr, std::uint32_t data, Time ready, FcStats* stats);
-  void commit(std::uint32_t hdr, std::uint32_t data, Time release);
+  Time acquire(std::uint32_t hdr, std::uint32_t data, Time ready, FcStats* stats) {
+    if (infinite()) return ready;
+    release_until(ready);
+    if (fits(hdr, data)) {
+      hdr_used_ += hdr;
+      data_used_ += data;
+      return ready;
+    }
+    return acquire_wait(hdr, data, ready, stats);
+  }
+  void commit(std::uint32_t hdr, std::uint32_t data, Time release) {
+    if (infinite()) return;
+    if (count_ && release < last_release_) release = last_release_;
+    if (count_ == ring_.size()) grow();
+    ring_[(head_ + count_) & (ring_.size() - 1)] = Entry{release, hdr, data};
+    ++count_;
+    last_release_ = release;
+  }
   // Credits in use at time `t` (for inspection/tests).
   std::uint32_t headers_in_use(Time t) const;
   // Forgets all outstanding entries (link reset: the DL re-inits FC).
@@ -63,17 +78,39 @@ class CreditPool {
   // Credits come back in order: UpdateFC DLLPs carry cumulative counters,
   // so a TLP's credits are visible to the transmitter only after those of
   // every earlier TLP of the class (PCIe Base 3.4.2). A release earlier than
-  // its predecessor's is therefore seen at the predecessor's time.
+  // its predecessor's is therefore seen at the predecessor's time, and the
+  // outstanding entries form a FIFO ordered by release time (a ring).
   struct Entry {
     Time release;
     std::uint32_t hdr;
     std::uint32_t data;
   };
+  bool fits(std::uint32_t hdr, std::uint32_t data) const {
+    return (!header_limit_ || hdr_used_ + hdr <= header_limit_) &&
+           (!data_limit_ || data_used_ + data <= data_limit_);
+  }
+  void pop() {
+    const Entry& e = ring_[head_];
+    hdr_used_ -= e.hdr;
+    data_used_ -= e.data;
+    head_ = (head_ + 1) & (ring_.size() - 1);
+    --count_;
+  }
+  void release_until(Time t) {
+    while (count_ && ring_[head_].release <= t)
+      pop();
+  }
+  Time acquire_wait(std::uint32_t hdr, std::uint32_t data, Time ready, FcStats* stats);
+  void grow();
+
   std::uint32_t header_limit_ = 0;
   std::uint32_t data_limit_ = 0;
   std::uint32_t hdr_used_ = 0;
   std::uint32_t data_used_ = 0;
-  std::deque<Entry> pending_;
+  std::vector<Entry> ring_;  // size a power of two (or empty)
+  std::size_t head_ = 0;
+  std::size_t count_ = 0;
+  Time last_release_ = 0;
 };
 
 // Tags of one requester: each outstanding non-posted request holds one

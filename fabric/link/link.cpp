@@ -14,28 +14,6 @@ LinkDirection::LinkDirection(const LinkSpeed& speed, std::uint32_t mps, const Fc
                CreditPool(rx.nonposted_header, rx.nonposted_data),
                CreditPool(rx.completion_header, rx.completion_data)} {}
 
-Time LinkDirection::occupy(Time ready, std::uint32_t wire, std::uint32_t payload, unsigned tlps,
-                           Time* end, bool pass_completions) {
-  const Time ser = timing_.serialization(wire);
-  Time start;
-  if (pass_completions && busy_until_ > std::max(ready, requests_until_)) {
-    // Jump the completion backlog: the completions after this point are
-    // delayed by this TLP's time on the wire.
-    start = std::max(ready, requests_until_);
-    busy_until_ += ser;
-  } else {
-    start = std::max(ready, busy_until_);
-    busy_until_ = start + ser;
-  }
-  requests_until_ = start + ser;
-  stats_.tlps += tlps;
-  stats_.wire_bytes += wire;
-  stats_.payload_bytes += payload;
-  stats_.busy_time += ser;
-  *end = start + ser;
-  return start;
-}
-
 Time LinkDirection::occupy_burst(Time first_ready, Time last_ready, std::uint32_t wire_total,
                                  std::uint32_t wire_last, std::uint32_t payload, unsigned tlps,
                                  Time* end) {

@@ -3,6 +3,7 @@
 // Ports on either end drive it.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -58,7 +59,31 @@ class LinkDirection {
   // completions' backlog grows by its serialization time, so bandwidth is
   // conserved for everything reserved afterwards.
   Time occupy(Time ready, std::uint32_t wire, std::uint32_t payload, unsigned tlps, Time* end,
-              bool pass_completions = false);
+              bool pass_completions = false) {
+    return occupy_for(timing_.serialization(wire), ready, wire, payload, tlps, end,
+                      pass_completions);
+  }
+  // The same with the serialization time `ser` of `wire` already known.
+  Time occupy_for(Time ser, Time ready, std::uint32_t wire, std::uint32_t payload, unsigned tlps,
+                  Time* end, bool pass_completions = false) {
+    Time start;
+    if (pass_completions && busy_until_ > std::max(ready, requests_until_)) {
+      // Jump the completion backlog: the completions after this point are
+      // delayed by this TLP's time on the wire.
+      start = std::max(ready, requests_until_);
+      busy_until_ += ser;
+    } else {
+      start = std::max(ready, busy_until_);
+      busy_until_ = start + ser;
+    }
+    requests_until_ = start + ser;
+    stats_.tlps += tlps;
+    stats_.wire_bytes += wire;
+    stats_.payload_bytes += payload;
+    stats_.busy_time += ser;
+    *end = start + ser;
+    return start;
+  }
   // A burst of TLPs whose first is ready at `first_ready` and last at
   // `last_ready`: they leave back to back, but the last not before it is
   // ready (plus its own serialization). Returns the start; *end is when the

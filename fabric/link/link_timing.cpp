@@ -136,10 +136,6 @@ std::uint32_t LinkTiming::wire_bytes(TlpKind kind, std::uint32_t payload_bytes, 
          tlp_framing_bytes(speed_.generation);
 }
 
-Time LinkTiming::serialization(std::uint32_t wire) const {
-  return static_cast<Time>(static_cast<double>(wire) * fs_per_byte_ + 0.5);
-}
-
 unsigned completion_count(std::uint64_t addr, std::uint32_t len, std::uint32_t chunk) {
   if (len == 0) return 1;
   if (chunk == 0) return 1;

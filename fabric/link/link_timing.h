@@ -69,7 +69,9 @@ class LinkTiming {
   // Bytes a TLP occupies on the wire.
   std::uint32_t wire_bytes(TlpKind kind, std::uint32_t payload_bytes, bool addr64) const;
   // Time to serialize `wire` bytes.
-  Time serialization(std::uint32_t wire) const;
+  Time serialization(std::uint32_t wire) const {
+    return static_cast<Time>(static_cast<double>(wire) * fs_per_byte_ + 0.5);
+  }
   Time dllp_time() const { return serialization(kDllpWireBytes); }
 
  private:

@@ -147,45 +147,50 @@ void Port::transmit_burst(tlm::tlm_generic_payload& gp, TlpExtension& ext,
   LinkDirection& out = link_->direction(egress());
   CreditPool& pool = out.credits(FcClass::kPosted);
   FcStats* fc = &out.stats().fc[static_cast<unsigned>(FcClass::kPosted)];
+  const Time prop = link_->propagation();
   struct Hop {
     Time ready, start, arrival;
   };
   Hop h[kMaxBurstTlps];
-  std::uint32_t last_len = ~0u, wire = 0;
+  // The TLPs of a burst mostly share one size: its wire size and
+  // serialization time are computed once per size.
+  std::uint32_t last_len = ~0u, wire = 0, credits = 0;
+  Time ser = 0;
   for (unsigned k = 0; k < n; ++k) {
     const std::uint32_t len = b[k].length;
-    if (len != last_len) {  // the TLPs of a burst mostly share one size
+    if (len != last_len) {
       wire = out.timing().wire_bytes(TlpKind::MWr, len, addr64);
+      ser = out.timing().serialization(wire);
+      credits = data_credits_for(len);
       last_len = len;
     }
-    h[k].ready = std::max(b[k].time, now);
-    const Time t = pool.acquire(1, data_credits_for(len), h[k].ready, fc);
-    Time end = 0;
-    h[k].start = out.occupy(t, wire, len, 1, &end, len <= kSmallRequestBytes);
-    h[k].arrival = end + link_->propagation();
-    b[k].time = h[k].arrival;
-    b[k].consumed = h[k].arrival;
-    b[k].done = h[k].arrival;
-    if (ext.first_hop_done == 0 && k == n - 1) ext.first_hop_done = end;
+    const Time ready = std::max(b[k].time, now);
+    const Time t = pool.acquire(1, credits, ready, fc);
+    Time end;
+    const Time start = out.occupy_for(ser, t, wire, len, 1, &end, len <= kSmallRequestBytes);
+    h[k] = {ready, start, end + prop};
+    b[k].time = b[k].consumed = b[k].done = end + prop;
   }
+  if (ext.first_hop_done == 0) ext.first_hop_done = h[n - 1].arrival - prop;
   ++ext.hops;
   sc_core::sc_time d = to_sc(h[0].arrival - now);
   tx->b_transport(gp, d);
-  Time done = 0;
-  TraceSink* sink = trace_sink();
+  // The receiver freed each buffer at `consumed`; the credit is back once
+  // its UpdateFC DLLP crossed the link.
+  const Time credit_return = link_->fc_update_latency() + out.timing().dllp_time() + prop;
+  Time done = now;
   for (unsigned k = 0; k < n; ++k) {
-    const Time consumed = std::max(b[k].consumed, h[k].arrival);
-    pool.commit(
-        1, data_credits_for(b[k].length),
-        consumed + link_->fc_update_latency() + out.timing().dllp_time() + link_->propagation());
+    pool.commit(1, data_credits_for(b[k].length),
+                std::max(b[k].consumed, h[k].arrival) + credit_return);
     done = std::max(done, b[k].done);
-    if (sink)
+    b[k].consumed = h[k].start;  // for the hop before: left our receive buffer
+  }
+  if (TraceSink* sink = trace_sink())
+    for (unsigned k = 0; k < n; ++k)
       sink->tlp({h[k].ready, h[k].arrival, b[k].done, &link_->name(), to_string(egress()),
                  TlpKind::MWr, ext.requester, gp.get_address() + b[k].offset, b[k].length,
                  ext.status, ext.p2p});
-    b[k].consumed = h[k].start;  // for the hop before: left our receive buffer
-  }
-  delay = to_sc(std::max(done, now) - now);
+  delay = to_sc(done - now);
 }
 
 void Port::transmit_split(tlm::tlm_generic_payload& gp, TlpExtension& ext,

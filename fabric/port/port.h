@@ -9,6 +9,7 @@
 
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
+#include <cstring>
 #include <systemc>
 #include <tlm>
 
@@ -39,8 +40,16 @@ class PortOwner {
 inline Time now_fs() {
   return sc_core::sc_get_curr_simcontext()->time_stamp().value();
 }
+// sc_time is one integer in units of the kernel's resolution (1 fs here).
+// sc_time::from_value() is an out-of-line library call that also marks the
+// resolution as fixed -- which KernelContext did before elaboration -- and
+// this conversion runs several times per TLP and hop, so it sets the value
+// directly.
 inline sc_core::sc_time to_sc(Time t) {
-  return sc_core::sc_time::from_value(t);
+  static_assert(sizeof(sc_core::sc_time) == sizeof(Time), "sc_time is a single 64-bit value");
+  sc_core::sc_time s;
+  std::memcpy(static_cast<void*>(&s), &t, sizeof t);
+  return s;
 }
 
 class Port : public sc_core::sc_module {

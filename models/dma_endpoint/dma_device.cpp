@@ -249,11 +249,19 @@ void DmaDevice::port_hot_reset(Port&) {
 
 // ------------------------------------------------------------ services
 
+// The PF's Device Control governs all functions (VFs' MPS/MRRS fields are
+// RsvdP). Read on every TLP, so straight from the known capability offset.
 std::uint32_t DmaDevice::mps() const {
-  return max_payload_size(functions_[0]->config());
+  const DmaFunction& pf = *functions_[0];
+  if (!pf.pcie_cap()) return 128;
+  return 128u << ((pf.config().get16(pf.pcie_cap() + PCI_EXP_DEVCTL) & PCI_EXP_DEVCTL_PAYLOAD) >>
+                  5);
 }
 std::uint32_t DmaDevice::mrrs() const {
-  return max_read_request(functions_[0]->config());
+  const DmaFunction& pf = *functions_[0];
+  if (!pf.pcie_cap()) return 512;
+  return 128u << ((pf.config().get16(pf.pcie_cap() + PCI_EXP_DEVCTL) & PCI_EXP_DEVCTL_READRQ) >>
+                  12);
 }
 
 bool DmaDevice::pf_bus_master() const {
@@ -362,13 +370,15 @@ DmaDevice::Decoded DmaDevice::decode_memory(std::uint64_t addr, std::uint32_t le
 }
 
 IssueResult DmaDevice::issue_writes(DmaFunction& f, std::uint64_t addr, std::uint8_t* data,
-                                    const std::vector<std::uint32_t>& pieces, Time t) {
+                                    const std::vector<std::uint32_t>& pieces, Time t,
+                                    std::vector<PieceTiming>* timing) {
   const Time now = now_fs();
   if (t < now) t = now;
   std::uint32_t total = 0;
   for (std::uint32_t p : pieces)
     total += p;
   // Writes to this device's own functions take the internal path, TLP by TLP.
+  if (timing) timing->clear();
   if (pieces.size() == 1 || decode_memory(addr, total).f) {
     IssueResult r{CplStatus::kSC, t, t, 0};
     std::uint32_t off = 0;
@@ -376,6 +386,7 @@ IssueResult DmaDevice::issue_writes(DmaFunction& f, std::uint64_t addr, std::uin
     for (std::uint32_t p : pieces) {
       IssueResult one = issue(f, TlpKind::MWr, addr + off, data + off, p, 0, at);
       if (off == 0) r.first_start = one.first_start;
+      if (timing) timing->push_back({one.first_start, one.done});
       off += p;
       at = one.wire_free;
       r.done = std::max(r.done, one.done);
@@ -401,6 +412,9 @@ IssueResult DmaDevice::issue_writes(DmaFunction& f, std::uint64_t addr, std::uin
   IssueResult r{ext.status, now + d.value(), ext.first_hop_done ? ext.first_hop_done : t,
                 burst_[0].consumed};
   burst_tlp_.ext().burst = nullptr;
+  if (timing)
+    for (const BurstTlp& b : burst_)
+      timing->push_back({b.consumed, b.done});
   return r;
 }
 

@@ -109,8 +109,10 @@ class DmaDevice : public sc_core::sc_module, public fabric::PortOwner {
   // --- services for functions ---
   // All of `pieces` (consecutive writes from `addr`, each ready at t) as
   // one burst; falls back to one issue() each where a burst cannot go.
+  // `timing` (if given) receives each piece's start and done times.
   IssueResult issue_writes(DmaFunction& f, std::uint64_t addr, std::uint8_t* data,
-                           const std::vector<std::uint32_t>& pieces, fabric::Time t);
+                           const std::vector<std::uint32_t>& pieces, fabric::Time t,
+                           std::vector<PieceTiming>* timing = nullptr);
   IssueResult issue(DmaFunction& f, fabric::TlpKind kind, std::uint64_t addr, std::uint8_t* data,
                     std::uint32_t len, std::uint16_t tag, fabric::Time t);
   void schedule(DmaFunction& f, fabric::Time t);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "fabric/common/error.h"
 #include "fabric/config_space/capabilities.h"
 #include "models/dma_endpoint/dma_device.h"
 
@@ -66,7 +67,7 @@ void DmaFunction::create(Time t, Time ready_at) {
   reset_engine(t, EngineReset::kSoft);
   if (tags_) tags_->reset();
   reset_msix();
-  devmem_.clear();
+  devmem_.reset();
   power_ = PowerState::kD0;
   reset_end_ = t;
   ready_at_ = ready_at;
@@ -77,7 +78,7 @@ void DmaFunction::destroy(Time t) {
   reset_engine(t, EngineReset::kDestroy);
   exists_ = false;
   regs_ = Regs{};
-  devmem_.clear();
+  devmem_.reset();
 }
 
 void DmaFunction::flr(Time t, Time flr_end, Time ready_at) {
@@ -86,7 +87,7 @@ void DmaFunction::flr(Time t, Time flr_end, Time ready_at) {
   cs_.reset(ResetKind::kFlr);
   regs_ = Regs{};
   reset_msix();
-  devmem_.clear();  // a function reset to be reassigned must not leak data
+  devmem_.reset();  // a function reset to be reassigned must not leak data
   power_ = PowerState::kD0;
   reset_end_ = flr_end;
   ready_at_ = ready_at;
@@ -97,7 +98,7 @@ void DmaFunction::conventional_reset(Time t, Time ready_at) {
   cs_.reset(ResetKind::kConventional);
   regs_ = Regs{};
   reset_msix();
-  devmem_.clear();
+  devmem_.reset();
   power_ = PowerState::kD0;
   reset_end_ = t;
   ready_at_ = ready_at;
@@ -470,8 +471,13 @@ CplStatus DmaFunction::bar0_access(std::uint32_t offset, std::uint8_t* data, std
 
 std::uint8_t* DmaFunction::devmem(std::uint64_t offset, std::uint32_t len) {
   if (offset + len > devmem_size_ || offset + len < offset) return nullptr;
-  if (devmem_.empty()) devmem_.assign(devmem_size_, 0);
-  return devmem_.data() + offset;
+  if (!devmem_) {
+    devmem_.reset(static_cast<std::uint8_t*>(std::calloc(devmem_size_, 1)));
+    if (!devmem_)
+      throw ModelError(
+          name_, "cannot allocate " + std::to_string(devmem_size_) + " bytes of device memory");
+  }
+  return devmem_.get() + offset;
 }
 
 CplStatus DmaFunction::devmem_access(std::uint64_t offset, std::uint8_t* data, std::uint32_t len,
@@ -490,7 +496,7 @@ void DmaFunction::devmem_debug(std::uint64_t offset, std::uint8_t* data, std::ui
     if (!write) std::memset(data, 0, len);
     return;
   }
-  if (!write && devmem_.empty()) {
+  if (!write && !devmem_) {
     std::memset(data, 0, len);
     return;
   }
@@ -732,32 +738,63 @@ DmaFunction::Action DmaFunction::do_write(Time t) {
     return {true, t};
   }
   if (!can_issue()) return {true, t};
-  const bool op_begins = c.write_issued == 0 && c.started_op && (c.flags & kDescSrcLocal);
-  const std::uint64_t dst = c.dst + c.write_issued;
   // Memory writes of at most MPS bytes, never across a 4 KiB boundary: the
-  // next one, or (write_bursts) every remaining one of the chunk at once.
+  // next one, or (write_bursts) every remaining one of the chunk at once,
+  // and then those of the following chunks while they are ready, continue
+  // the same addresses and page, and belong to the same descriptor (its
+  // completion record and interrupt come before the next one's writes).
+  const bool bursts = dev_.params().write_bursts;
+  const std::uint64_t dst = c.dst + c.write_issued;
+  std::uint8_t* const data = staging_.data() + c.buf_off + c.write_issued;
   pieces_.clear();
   std::uint32_t bytes = 0;
-  do {
-    const std::uint64_t a = dst + bytes;
-    std::uint32_t piece = std::min(dev_.mps(), c.len - c.write_issued - bytes);
-    piece = std::min<std::uint32_t>(piece, 4096 - static_cast<std::uint32_t>(a & 4095));
-    pieces_.push_back(piece);
-    bytes += piece;
-  } while (dev_.params().write_bursts && c.write_issued + bytes < c.len &&
-           pieces_.size() < fabric::kMaxBurstTlps && ((dst + bytes) & 4095) != 0);
+  std::size_t covered = 0;  // chunks (from the front) the writes cover
+  for (std::size_t i = 0; i < chunks_.size(); ++i) {
+    const Chunk& k = chunks_[i];
+    if (i > 0) {
+      const Chunk& prev = chunks_[i - 1];
+      if (prev.last_in_desc || k.error || k.read_issued < k.len || k.data_ready > t ||
+          (k.flags & kDescDstLocal) || k.dst != dst + bytes ||
+          k.buf_off != c.buf_off + c.write_issued + bytes)
+        break;
+    }
+    std::uint32_t done = i == 0 ? c.write_issued : 0;
+    while (done < k.len) {
+      const std::uint64_t a = k.dst + done;
+      std::uint32_t piece = std::min(dev_.mps(), k.len - done);
+      piece = std::min<std::uint32_t>(piece, 4096 - static_cast<std::uint32_t>(a & 4095));
+      pieces_.push_back(piece);
+      done += piece;
+      bytes += piece;
+      if (!bursts || pieces_.size() == fabric::kMaxBurstTlps || ((dst + bytes) & 4095) == 0) break;
+    }
+    ++covered;
+    if (done < k.len || !bursts || pieces_.size() == fabric::kMaxBurstTlps ||
+        ((dst + bytes) & 4095) == 0)
+      break;
+  }
   const std::uint64_t epoch = epoch_;
-  IssueResult r =
-      dev_.issue_writes(*this, dst, staging_.data() + c.buf_off + c.write_issued, pieces_, t);
-  // An operation starts when its first TLP starts on the link.
-  if (op_begins) op_starts_.push_back(r.first_start);
+  IssueResult r = dev_.issue_writes(*this, dst, data, pieces_, t, &piece_timing_);
   stats_.write_requests += pieces_.size();
   stats_.write_bytes += bytes;
   regs_.bytes_written += bytes;
   if (epoch != epoch_) return {true, r.wire_free};  // reset while the write was in flight
-  c.write_issued += bytes;
-  c.last_write_done = std::max(c.last_write_done, r.done);
-  if (c.write_issued == c.len) retire_front(t);
+  std::size_t p = 0;
+  for (std::size_t i = 0; i < covered; ++i) {
+    Chunk& k = chunks_.front();
+    // An operation starts when its first TLP starts on the link.
+    if (k.write_issued == 0 && k.started_op && (k.flags & kDescSrcLocal))
+      op_starts_.push_back(piece_timing_[p].start);
+    std::uint32_t n = 0;
+    while (p < pieces_.size() && k.write_issued + n < k.len) {
+      n += pieces_[p];
+      k.last_write_done = std::max(k.last_write_done, piece_timing_[p].done);
+      ++p;
+    }
+    k.write_issued += n;
+    if (k.write_issued < k.len) break;
+    retire_front(t);
+  }
   return {true, r.wire_free};
 }
 

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
 #include <memory>
 #include <string>
@@ -29,6 +30,13 @@
 namespace pciesim::models {
 
 class DmaDevice;
+
+// When one write of a group started on the device's link and when it was
+// done (consumed by its final target).
+struct PieceTiming {
+  fabric::Time start;
+  fabric::Time done;
+};
 
 struct DmaFunctionStats {
   std::uint64_t engine_steps = 0;  // times the device's scheduler ran this engine
@@ -112,6 +120,8 @@ class DmaFunction : public fabric::ConfigListener {
   fabric::CplStatus devmem_access(std::uint64_t offset, std::uint8_t* data, std::uint32_t len,
                                   bool write);
   std::uint64_t devmem_size() const { return devmem_size_; }
+  // Offset of the PCI Express capability in config space.
+  std::uint16_t pcie_cap() const { return exp_; }
   void devmem_debug(std::uint64_t offset, std::uint8_t* data, std::uint32_t len, bool write);
 
   // --- engine (called by the device scheduler) ---
@@ -234,7 +244,8 @@ class DmaFunction : public fabric::ConfigListener {
   DmaDevice& dev_;
   std::string name_;
   unsigned vf_number_;
-  std::vector<std::uint32_t> pieces_;  // the writes do_write issues together
+  std::vector<std::uint32_t> pieces_;      // the writes do_write issues together
+  std::vector<PieceTiming> piece_timing_;  // and when each started and was done
   fabric::RoutingId rid_;
   fabric::ConfigSpace cs_;
   std::uint16_t exp_ = 0;
@@ -253,7 +264,12 @@ class DmaFunction : public fabric::ConfigListener {
   bool msix_resend_ = false;  // unmasked with pending bits: send them
 
   std::uint64_t devmem_size_;
-  std::vector<std::uint8_t> devmem_;  // allocated on first use
+  // Allocated zeroed on first use; calloc leaves untouched pages unmapped,
+  // so a large device memory costs only what the workload touches.
+  struct FreeDeleter {
+    void operator()(std::uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<std::uint8_t[], FreeDeleter> devmem_;
 
   std::unique_ptr<fabric::TagPool> tags_;
   std::deque<FetchedDesc> descs_;
