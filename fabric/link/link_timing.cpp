@@ -77,22 +77,6 @@ unsigned dllp_interval_symbols(int generation, int width, std::uint32_t mps) {
   return kAckGen3[r][c];
 }
 
-unsigned tlp_header_bytes(TlpKind kind, bool addr64) {
-  switch (kind) {
-    case TlpKind::MRd:
-    case TlpKind::MWr:
-      return addr64 ? 16 : 12;
-    case TlpKind::Msg:
-      return 16;
-    default:
-      return 12;  // Cfg*, Cpl, CplD
-  }
-}
-
-unsigned tlp_framing_bytes(int generation) {
-  return generation >= 6 ? 0 : 8;
-}
-
 LinkTiming::LinkTiming(const LinkSpeed& speed, std::uint32_t mps) : speed_(speed), mps_(mps) {
   if (!valid_generation(speed.generation))
     throw ModelError("link",
@@ -128,20 +112,6 @@ double LinkTiming::raw_gbps() const {
 
 double LinkTiming::tlp_gbps() const {
   return raw_gbps() * (1.0 - dllp_overhead_ - skip_overhead_);
-}
-
-std::uint32_t LinkTiming::wire_bytes(TlpKind kind, std::uint32_t payload_bytes, bool addr64) const {
-  std::uint32_t padded = (payload_bytes + 3u) & ~3u;
-  return tlp_header_bytes(kind, addr64) + padded + (speed_.ecrc ? 4u : 0u) +
-         tlp_framing_bytes(speed_.generation);
-}
-
-unsigned completion_count(std::uint64_t addr, std::uint32_t len, std::uint32_t chunk) {
-  if (len == 0) return 1;
-  if (chunk == 0) return 1;
-  std::uint32_t first = static_cast<std::uint32_t>(chunk - (addr % chunk));
-  if (first >= len) return 1;
-  return 1 + (len - first + chunk - 1) / chunk;
 }
 
 AnalyticPoint analytic_bandwidth(const LinkSpeed& speed, std::uint32_t mps, std::uint32_t mrrs,

@@ -45,9 +45,21 @@ unsigned dllp_interval_symbols(int generation, int width, std::uint32_t mps);
 
 // TLP header size in bytes (3 or 4 DW) for a kind; memory requests above
 // 4 GiB need the 4-DW form.
-unsigned tlp_header_bytes(TlpKind kind, bool addr64);
+inline unsigned tlp_header_bytes(TlpKind kind, bool addr64) {
+  switch (kind) {
+    case TlpKind::MRd:
+    case TlpKind::MWr:
+      return addr64 ? 16 : 12;
+    case TlpKind::Msg:
+      return 16;
+    default:
+      return 12;  // Cfg*, Cpl, CplD
+  }
+}
 // Framing overhead per TLP on the wire.
-unsigned tlp_framing_bytes(int generation);
+inline unsigned tlp_framing_bytes(int generation) {
+  return generation >= 6 ? 0 : 8;
+}
 constexpr unsigned kDllpWireBytes = 8;
 
 class LinkTiming {
@@ -67,7 +79,11 @@ class LinkTiming {
   double skip_overhead() const { return skip_overhead_; }
 
   // Bytes a TLP occupies on the wire.
-  std::uint32_t wire_bytes(TlpKind kind, std::uint32_t payload_bytes, bool addr64) const;
+  std::uint32_t wire_bytes(TlpKind kind, std::uint32_t payload_bytes, bool addr64) const {
+    const std::uint32_t padded = (payload_bytes + 3u) & ~3u;
+    return tlp_header_bytes(kind, addr64) + padded + (speed_.ecrc ? 4u : 0u) +
+           tlp_framing_bytes(speed_.generation);
+  }
   // Time to serialize `wire` bytes.
   Time serialization(std::uint32_t wire) const {
     return static_cast<Time>(static_cast<double>(wire) * fs_per_byte_ + 0.5);
@@ -86,7 +102,12 @@ class LinkTiming {
 // Completion TLPs a completer returns for `len` bytes read at `addr` when it
 // splits at `chunk`-byte boundaries (RCB or MPS): the first piece ends at the
 // next boundary, the rest are whole chunks (PCIe Base 2.3.1.1).
-unsigned completion_count(std::uint64_t addr, std::uint32_t len, std::uint32_t chunk);
+inline unsigned completion_count(std::uint64_t addr, std::uint32_t len, std::uint32_t chunk) {
+  if (len == 0 || chunk == 0) return 1;
+  const std::uint32_t first = static_cast<std::uint32_t>(chunk - (addr % chunk));
+  if (first >= len) return 1;
+  return 1 + (len - first + chunk - 1) / chunk;
+}
 
 // Independent closed form of the saturated effective bandwidth (payload
 // Gb/s) for a stream of `size`-byte DMA writes or reads on one link: the

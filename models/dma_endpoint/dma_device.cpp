@@ -425,7 +425,7 @@ IssueResult DmaDevice::issue(DmaFunction& f, TlpKind kind, std::uint64_t addr, s
   // Peer-to-peer between functions of this device turns around inside it
   // unless the requester's ACS redirects it upstream (SPEC.md E).
   Decoded peer = decode_memory(addr, len);
-  std::uint16_t acs = fabric::acs_control(f.config());
+  const std::uint16_t acs = peer.f ? fabric::acs_control(f.config()) : 0;
   if (peer.f && !(acs & PCI_ACS_RR)) {
     if (acs & PCI_ACS_EC) {
       record_error(f.config(), ErrorKind::kAcsViolation,

@@ -744,6 +744,7 @@ DmaFunction::Action DmaFunction::do_write(Time t) {
   // the same addresses and page, and belong to the same descriptor (its
   // completion record and interrupt come before the next one's writes).
   const bool bursts = dev_.params().write_bursts;
+  const std::uint32_t mps = dev_.mps();
   const std::uint64_t dst = c.dst + c.write_issued;
   std::uint8_t* const data = staging_.data() + c.buf_off + c.write_issued;
   pieces_.clear();
@@ -761,7 +762,7 @@ DmaFunction::Action DmaFunction::do_write(Time t) {
     std::uint32_t done = i == 0 ? c.write_issued : 0;
     while (done < k.len) {
       const std::uint64_t a = k.dst + done;
-      std::uint32_t piece = std::min(dev_.mps(), k.len - done);
+      std::uint32_t piece = std::min(mps, k.len - done);
       piece = std::min<std::uint32_t>(piece, 4096 - static_cast<std::uint32_t>(a & 4095));
       pieces_.push_back(piece);
       done += piece;
