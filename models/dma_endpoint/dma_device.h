@@ -60,11 +60,13 @@ struct DmaDeviceParams {
   // 128 GB/s, e.g. four DDR5-4800 channels, above a Gen5 x16 link (~63 GB/s)
   // so that the link, not the device memory, limits DMA by default.
   double local_memory_gbps = 1024.0;
-  // A chunk's memory writes (up to 4 KiB) go to the transmit queue together
-  // and travel as one burst transaction, each TLP still timed and credited
-  // on every hop (fabric::BurstTlp). Off: one write per link slot, so other
-  // traffic of the device interleaves TLP by TLP. Results differ only in
-  // that interleaving; bursts are several times faster to simulate.
+  // The memory writes that are ready together -- a chunk's, and those of
+  // the following chunks of the same descriptor that continue the same
+  // 4 KiB page -- go to the transmit queue together and travel as one burst
+  // transaction (up to 64 TLPs), each TLP still timed and credited on every
+  // hop (fabric::BurstTlp). Off: one write per link slot, so other traffic
+  // of the device interleaves TLP by TLP. Results differ only in that
+  // interleaving; bursts are several times faster to simulate.
   bool write_bursts = true;
 
   // --- timing (docs/timing.md) ---

@@ -632,6 +632,14 @@ Time DmaFunction::step(Time t) {
   if (a.acted) return a.next;
   if (!(regs_.ctrl & kCtrlEnable)) return kTimeMax;
   if (!regs_.halted) prefetch_local(t);
+  // Descriptor prefetch runs alongside the data movement: with fewer than
+  // PREFETCH descriptors on hand, fetching more comes first, so the next
+  // descriptor is there when the current one ends.
+  if (!regs_.halted && descs_.size() < regs_.prefetch) {
+    a = do_fetch(t);
+    if (a.acted) return a.next;
+    wait = std::min(wait, a.next);
+  }
   for (auto fn : {&DmaFunction::do_finish, &DmaFunction::do_write}) {
     a = (this->*fn)(t);
     if (a.acted) return a.next;

@@ -336,8 +336,9 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
              16 << 20)
       .field("local_memory_gbps", &p.local_memory_gbps, 1, 1e6, "On-device memory bandwidth, Gb/s")
       .field("write_bursts", &p.write_bursts,
-             "Queue a chunk's memory writes (up to 4 KiB) together and simulate them as one burst, "
-             "each TLP still timed and credited per hop; false = one write per link slot, "
+             "Queue the memory writes that are ready together (within one 4 KiB page, one "
+             "descriptor, up to 64 TLPs) and simulate them as one burst, each TLP still timed "
+             "and credited per hop; false = one write per link slot, "
              "interleaving TLP by TLP with the device's other traffic (slower to simulate)")
       .field("ari", &p.ari, "ARI capability on every function")
       .field("pf_bme_gates_vfs", &p.pf_bme_gates_vfs,
