@@ -9,7 +9,7 @@ overhead model, the per-operation latency, and how fast the simulator ran:
 simulated/wall time and device TLPs per wall-second, compared with a bare
 TLM b_transport loop measured in the same run.
 
-    ./build.sh bench                         # default sweep (~10 seconds)
+    ./build.sh bench                         # default sweep (~20 seconds)
     ./build.sh bench --links 3x8 --sizes 64,4096 --directions write
     ./build.sh bench --help
 
@@ -49,7 +49,7 @@ def parse_args(argv):
     p.add_argument("--sizes", default=",".join(str(64 << i) for i in range(11)),
                    help="transfer sizes in bytes (default 64..65536)")
     p.add_argument("--directions", default="write,read", help="write, read or both")
-    p.add_argument("--bytes", type=int, default=16 << 20, help="bytes streamed per point (default 16 MiB)")
+    p.add_argument("--bytes", type=int, default=32 << 20, help="bytes streamed per point (default 32 MiB)")
     p.add_argument("--completion-split", default="rcb", choices=["rcb", "mps"],
                    help="root complex read completions in RCB (64 B) or MPS pieces")
     p.add_argument("--out", default=str(HERE / "results.csv"), help="CSV output")

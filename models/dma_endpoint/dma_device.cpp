@@ -412,9 +412,11 @@ IssueResult DmaDevice::issue_writes(DmaFunction& f, std::uint64_t addr, std::uin
   IssueResult r{ext.status, now + d.value(), ext.first_hop_done ? ext.first_hop_done : t,
                 burst_[0].consumed};
   burst_tlp_.ext().burst = nullptr;
-  if (timing)
-    for (const BurstTlp& b : burst_)
-      timing->push_back({b.consumed, b.done});
+  if (timing) {
+    timing->resize(burst_.size());
+    for (std::size_t k = 0; k < burst_.size(); ++k)
+      (*timing)[k] = {burst_[k].consumed, burst_[k].done};
+  }
   return r;
 }
 
