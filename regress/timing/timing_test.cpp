@@ -196,7 +196,9 @@ TEST(Timing, TheIommuAddsItsTranslationLatencyToADmaRead) {
     Simulation sim(load_config_text(y, "iommu-latency"));
     sim.boot();
     const std::uint64_t buf = 0x4000'0000;  // 1 GiB: a page nobody else uses
-    if (iommu) EXPECT_EQ(sim.iommu_map("ep0.pf", buf, buf, 4096, true, false), 0);
+    if (iommu) {
+      EXPECT_EQ(sim.iommu_map("ep0.pf", buf, buf, 4096, true, false), 0);
+    }
     std::vector<double> out;
     for (int i = 0; i < 2; ++i) {
       std::uint32_t bytes = 0;
