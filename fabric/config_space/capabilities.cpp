@@ -441,16 +441,22 @@ void note_signaled_ca(ConfigSpace& cs) {
   cs.set_bits16(PCI_STATUS, PCI_STATUS_SIG_TARGET_ABORT, true);
 }
 
-std::uint32_t max_payload_size(const ConfigSpace& cs) {
-  std::uint16_t exp = cs.find_capability(PCI_CAP_ID_EXP);
+std::uint32_t max_payload_size(const ConfigSpace& cs, std::uint16_t exp) {
   if (!exp) return 128;
   return 128u << ((cs.get16(exp + PCI_EXP_DEVCTL) & PCI_EXP_DEVCTL_PAYLOAD) >> 5);
 }
 
-std::uint32_t max_read_request(const ConfigSpace& cs) {
-  std::uint16_t exp = cs.find_capability(PCI_CAP_ID_EXP);
+std::uint32_t max_read_request(const ConfigSpace& cs, std::uint16_t exp) {
   if (!exp) return 512;
   return 128u << ((cs.get16(exp + PCI_EXP_DEVCTL) & PCI_EXP_DEVCTL_READRQ) >> 12);
+}
+
+std::uint32_t max_payload_size(const ConfigSpace& cs) {
+  return max_payload_size(cs, cs.find_capability(PCI_CAP_ID_EXP));
+}
+
+std::uint32_t max_read_request(const ConfigSpace& cs) {
+  return max_read_request(cs, cs.find_capability(PCI_CAP_ID_EXP));
 }
 
 }  // namespace pciesim::fabric

@@ -154,5 +154,8 @@ void note_signaled_ca(ConfigSpace& cs);
 // Decoded payload sizes.
 std::uint32_t max_payload_size(const ConfigSpace& cs);  // Device Control, bytes
 std::uint32_t max_read_request(const ConfigSpace& cs);  // Device Control, bytes
+// The same with the PCI Express capability's offset already known (0 = none).
+std::uint32_t max_payload_size(const ConfigSpace& cs, std::uint16_t exp_cap);
+std::uint32_t max_read_request(const ConfigSpace& cs, std::uint16_t exp_cap);
 
 }  // namespace pciesim::fabric

@@ -84,7 +84,6 @@ void CreditPool::reset() {
   count_ = 0;
   hdr_used_ = 0;
   data_used_ = 0;
-  last_release_ = 0;
 }
 
 TagPool::TagPool(unsigned count) {

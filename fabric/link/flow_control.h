@@ -7,6 +7,7 @@
 // (a stall, counted). Tags work the same way per requester.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <queue>
 #include <utility>
@@ -63,11 +64,11 @@ class CreditPool {
   }
   void commit(std::uint32_t hdr, std::uint32_t data, Time release) {
     if (infinite()) return;
-    if (count_ && release < last_release_) release = last_release_;
+    if (count_)
+      release = std::max(release, ring_[(head_ + count_ - 1) & (ring_.size() - 1)].release);
     if (count_ == ring_.size()) grow();
     ring_[(head_ + count_) & (ring_.size() - 1)] = Entry{release, hdr, data};
     ++count_;
-    last_release_ = release;
   }
   // Credits in use at time `t` (for inspection/tests).
   std::uint32_t headers_in_use(Time t) const;
@@ -110,7 +111,6 @@ class CreditPool {
   std::vector<Entry> ring_;  // size a power of two (or empty)
   std::size_t head_ = 0;
   std::size_t count_ = 0;
-  Time last_release_ = 0;
 };
 
 // Tags of one requester: each outstanding non-posted request holds one

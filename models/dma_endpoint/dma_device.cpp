@@ -252,16 +252,10 @@ void DmaDevice::port_hot_reset(Port&) {
 // The PF's Device Control governs all functions (VFs' MPS/MRRS fields are
 // RsvdP). Read on every TLP, so straight from the known capability offset.
 std::uint32_t DmaDevice::mps() const {
-  const DmaFunction& pf = *functions_[0];
-  if (!pf.pcie_cap()) return 128;
-  return 128u << ((pf.config().get16(pf.pcie_cap() + PCI_EXP_DEVCTL) & PCI_EXP_DEVCTL_PAYLOAD) >>
-                  5);
+  return max_payload_size(functions_[0]->config(), functions_[0]->pcie_cap());
 }
 std::uint32_t DmaDevice::mrrs() const {
-  const DmaFunction& pf = *functions_[0];
-  if (!pf.pcie_cap()) return 512;
-  return 128u << ((pf.config().get16(pf.pcie_cap() + PCI_EXP_DEVCTL) & PCI_EXP_DEVCTL_READRQ) >>
-                  12);
+  return max_read_request(functions_[0]->config(), functions_[0]->pcie_cap());
 }
 
 bool DmaDevice::pf_bus_master() const {
