@@ -5,7 +5,12 @@
 #include <pybind11/stl.h>
 #include <systemc>
 
+#include <algorithm>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "fabric/common/error.h"
 #include "fabric/common/sim_time.h"
@@ -60,6 +65,41 @@ YAML::Node to_yaml(const py::handle& obj, const std::string& path) {
 class Session;
 Session* g_live = nullptr;
 
+// A Python callback scheduled with at()/after() runs on an OS thread of its
+// own, with its own Python thread state, in lock-step with the SystemC
+// process that fired it: the process starts the thread and then serves the
+// host operations the callback asks for (they need the simulation thread:
+// they wait in simulated time) until the callable returns. Exactly one of
+// the two runs at any moment, so the run stays deterministic, and Python
+// frames never live on a SystemC coroutine stack: an operation still waiting
+// when run() returns just keeps the callback's thread blocked until a later
+// run completes it, and close() wakes it with an error.
+struct CallbackThread {
+  Session* session = nullptr;
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::function<void()> job;  // posted by the Python thread, run by the process
+  bool job_done = false;
+  std::exception_ptr job_error;
+  bool finished = false;     // the Python callable returned or raised
+  bool cancelled = false;    // the session closed under the callback
+  std::exception_ptr error;  // what the callable raised
+  std::thread thread;
+};
+thread_local CallbackThread* t_callback = nullptr;
+
+// A Python callable whose last reference may be dropped on any thread: the
+// reference is released with the GIL held.
+struct PyCallable {
+  py::object fn;
+  ~PyCallable() {
+    if (fn && Py_IsInitialized()) {
+      py::gil_scoped_acquire gil;
+      fn = py::object();
+    }
+  }
+};
+
 class Session {
  public:
   explicit Session(const SystemConfig& cfg) {
@@ -67,25 +107,43 @@ class Session {
     sim_ = std::make_unique<Simulation>(cfg);
     g_live = this;
   }
-  ~Session() { close(); }
+  ~Session() {
+    try {
+      close();
+    } catch (...) {
+    }
+  }
   void close() {
+    if (t_callback || busy_)
+      throw UsageError("close",
+                       "a simulation cannot be closed inside one of its callbacks or "
+                       "while it runs; close it after run() returns");
+    wake_callbacks("this simulation was closed while the callback waited for it");
     if (g_live == this) g_live = nullptr;
     sim_.reset();
   }
   bool closed() const { return !sim_; }
-  Simulation& sim() {
-    if (!sim_)
-      throw UsageError("simulation",
-                       closed_reason_.empty() ? "this simulation is closed" : closed_reason_);
-    return *sim_;
-  }
-  // Runs `fn` with the GIL released; an exception (a Python callback's
-  // included) is rethrown with the GIL held again.
+
+  // Every method goes through exec(): from a callback of this simulation
+  // the call is handed to the simulation thread; from another thread while
+  // the simulation runs it is refused; otherwise it runs here, with the GIL
+  // released when `unlock` (anything that may run the kernel).
   template <class F>
-  auto unlocked(F&& fn) -> decltype(fn(sim())) {
+  auto exec(F&& fn, bool unlock = true) -> decltype(fn(std::declval<Simulation&>())) {
+    using R = decltype(fn(std::declval<Simulation&>()));
+    if (t_callback && t_callback->session == this) return delegate<R>(std::forward<F>(fn));
+    if (busy_)
+      throw UsageError("simulation",
+                       "the simulation is running in another thread; call it from the thread "
+                       "that runs it or from a callback scheduled with at()/after()");
+    if (t_callback)
+      throw UsageError("simulation",
+                       "a callback of one simulation cannot use another (SystemC runs one kernel "
+                       "at a time)");
     Simulation& s = sim();
+    if (!unlock) return fn(s);
     std::exception_ptr err;
-    using R = decltype(fn(s));
+    busy_ = true;
     if constexpr (std::is_void_v<R>) {
       {
         py::gil_scoped_release release;
@@ -95,25 +153,151 @@ class Session {
           err = std::current_exception();
         }
       }
+      busy_ = false;
       if (err) std::rethrow_exception(err);
     } else {
-      R result{};
+      std::optional<R> result;
       {
         py::gil_scoped_release release;
         try {
-          result = fn(s);
+          result.emplace(fn(s));
         } catch (...) {
           err = std::current_exception();
         }
       }
+      busy_ = false;
       if (err) std::rethrow_exception(err);
-      return result;
+      return std::move(*result);
     }
   }
 
+  // Schedules a Python callable at simulated time `at`.
+  void schedule(fabric::Time at, py::function fn) {
+    auto callable = std::make_shared<PyCallable>();
+    callable->fn = std::move(fn);
+    exec([this, at, callable](Simulation& s) {
+      s.schedule(at, [this, callable] { fire(callable); });
+    });
+  }
+
+  static void close_live_at_exit() {
+    if (g_live && !g_live->busy_) g_live->close();
+  }
+
  private:
+  Simulation& sim() {
+    if (!sim_)
+      throw UsageError("simulation",
+                       closed_reason_.empty() ? "this simulation is closed" : closed_reason_);
+    return *sim_;
+  }
+
+  // In the Python thread of a callback: run `fn` in the simulation thread
+  // and wait for it with the GIL released.
+  template <class R, class F>
+  R delegate(F&& fn) {
+    CallbackThread* cb = t_callback;
+    std::optional<std::conditional_t<std::is_void_v<R>, bool, R>> result;
+    {
+      py::gil_scoped_release release;
+      std::unique_lock<std::mutex> lock(cb->mutex);
+      if (cb->cancelled) throw UsageError("simulation", cancel_reason_);
+      cb->job = [this, &fn, &result] {
+        if constexpr (std::is_void_v<R>)
+          fn(sim()), result.emplace(true);
+        else
+          result.emplace(fn(sim()));
+      };
+      cb->job_done = false;
+      cb->job_error = nullptr;
+      cb->cv.notify_all();
+      cb->cv.wait(lock, [cb] { return cb->job_done || cb->cancelled; });
+      if (!cb->job_done) {
+        // The simulation closed while the job waited in simulated time; the
+        // job's frame (on the dead kernel's stack) is never resumed.
+        throw UsageError("simulation", cancel_reason_);
+      }
+      if (cb->job_error) std::rethrow_exception(cb->job_error);
+    }
+    if constexpr (!std::is_void_v<R>) return std::move(*result);
+  }
+
+  // In the simulation thread, at the callback's time.
+  void fire(const std::shared_ptr<PyCallable>& callable) {
+    if (PyGILState_Check())
+      throw ModelError("python", "a callback fired while the GIL is held by the kernel thread");
+    auto cb = std::make_shared<CallbackThread>();
+    cb->session = this;
+    callbacks_.push_back(cb);
+    cb->thread = std::thread([cb, callable] {
+      t_callback = cb.get();
+      {
+        py::gil_scoped_acquire gil;
+        try {
+          callable->fn();
+        } catch (...) {
+          cb->error = std::current_exception();
+        }
+        callable->fn = py::object();
+      }
+      std::lock_guard<std::mutex> lock(cb->mutex);
+      cb->finished = true;
+      cb->cv.notify_all();
+    });
+    // Serve the callback's host operations until it returns.
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(cb->mutex);
+        cb->cv.wait(lock, [&] { return cb->job || cb->finished; });
+        if (!cb->job) break;
+        job = std::move(cb->job);
+        cb->job = nullptr;
+      }
+      std::exception_ptr err;
+      try {
+        job();
+      } catch (const sc_core::sc_unwind_exception&) {
+        throw;
+      } catch (...) {
+        err = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lock(cb->mutex);
+      cb->job_error = err;
+      cb->job_done = true;
+      cb->cv.notify_all();
+    }
+    cb->thread.join();
+    callbacks_.erase(std::find(callbacks_.begin(), callbacks_.end(), cb));
+    if (cb->error) std::rethrow_exception(cb->error);  // interrupts the run
+  }
+
+  // Callbacks blocked in an operation when the simulation goes away: each
+  // gets `reason` as a UsageError from that operation, and its Python code
+  // finishes before the kernel is destroyed.
+  void wake_callbacks(const std::string& reason) {
+    if (callbacks_.empty()) return;
+    cancel_reason_ = reason;
+    std::vector<std::shared_ptr<CallbackThread>> waiting;
+    waiting.swap(callbacks_);
+    py::gil_scoped_release release;
+    for (auto& cb : waiting) {
+      {
+        std::lock_guard<std::mutex> lock(cb->mutex);
+        cb->cancelled = true;
+        cb->cv.notify_all();
+      }
+      if (cb->thread.joinable()) cb->thread.join();
+    }
+  }
+
   static void retire_live() {
     if (!g_live) return;
+    if (g_live->busy_ || t_callback)
+      throw UsageError("simulation",
+                       "a new Simulation cannot be created while one runs (inside a "
+                       "callback or from another thread); SystemC runs one kernel "
+                       "at a time");
     g_live->closed_reason_ =
         "this simulation was closed because a newer Simulation was created (SystemC runs one "
         "kernel at a time); use one at a time, e.g. `with pciesim.load(...) as sim:`";
@@ -121,6 +305,10 @@ class Session {
   }
   std::unique_ptr<Simulation> sim_;
   std::string closed_reason_;
+  std::string cancel_reason_;
+  // Set (with the GIL held) while a thread runs this simulation.
+  bool busy_ = false;
+  std::vector<std::shared_ptr<CallbackThread>> callbacks_;
 };
 
 py::dict check_to_dict(const CheckResult& c) {
@@ -138,6 +326,10 @@ py::dict check_to_dict(const CheckResult& c) {
 PYBIND11_MODULE(_pciesim, m) {
   m.doc() = "pciesim native module (use the `pciesim` package)";
   fabric::configure_systemc_process();
+  // Close the live simulation while the interpreter is whole (callbacks
+  // waiting in it get an error and finish).
+  py::module_::import("atexit").attr("register")(
+      py::cpp_function([] { Session::close_live_at_exit(); }));
 
   static py::exception<Error> error(m, "Error");
   static py::exception<ConfigError> config_error(m, "ConfigError", error.ptr());
@@ -215,14 +407,22 @@ PYBIND11_MODULE(_pciesim, m) {
           })
       .def("close", &Session::close)
       .def_property_readonly("closed", &Session::closed)
-      .def("source", [](Session& s) { return s.sim().config().source; })
-      .def("now", [](Session& s) { return s.sim().now(); })
-      .def("booted", [](Session& s) { return s.sim().booted(); })
-      .def("scenario_done", [](Session& s) { return s.sim().scenario_done(); })
-      .def("boot", [](Session& s) { s.unlocked([](Simulation& sim) { sim.boot(); }); })
+      .def("source",
+           [](Session& s) {
+             return s.exec([](Simulation& sim) { return sim.config().source; }, false);
+           })
+      .def("now",
+           [](Session& s) { return s.exec([](Simulation& sim) { return sim.now(); }, false); })
+      .def("booted",
+           [](Session& s) { return s.exec([](Simulation& sim) { return sim.booted(); }, false); })
+      .def("scenario_done",
+           [](Session& s) {
+             return s.exec([](Simulation& sim) { return sim.scenario_done(); }, false);
+           })
+      .def("boot", [](Session& s) { s.exec([](Simulation& sim) { sim.boot(); }); })
       .def("run",
            [](Session& s) {
-             RunResult r = s.unlocked([](Simulation& sim) { return sim.run(); });
+             RunResult r = s.exec([](Simulation& sim) { return sim.run(); });
              py::dict d;
              d["completed"] = r.completed;
              d["time_limit"] = r.time_limit;
@@ -234,64 +434,64 @@ PYBIND11_MODULE(_pciesim, m) {
              return d;
            })
       .def("run_for",
-           [](Session& s, fabric::Time d) { s.unlocked([d](Simulation& sim) { sim.run_for(d); }); })
+           [](Session& s, fabric::Time d) { s.exec([d](Simulation& sim) { sim.run_for(d); }); })
       .def("run_until",
-           [](Session& s, fabric::Time t) {
-             s.unlocked([t](Simulation& sim) { sim.run_until(t); });
-           })
+           [](Session& s, fabric::Time t) { s.exec([t](Simulation& sim) { sim.run_until(t); }); })
       .def("config_read",
            [](Session& s, const std::string& t, std::uint16_t off, unsigned size) {
-             return s.unlocked([&](Simulation& sim) { return sim.config_read(t, off, size); });
+             return s.exec([&](Simulation& sim) { return sim.config_read(t, off, size); });
            })
       .def("config_write",
            [](Session& s, const std::string& t, std::uint16_t off, unsigned size, std::uint32_t v) {
-             s.unlocked([&](Simulation& sim) { sim.config_write(t, off, size, v); });
+             s.exec([&](Simulation& sim) { sim.config_write(t, off, size, v); });
            })
       .def("mmio_read",
            [](Session& s, const std::string& t, unsigned bar, std::uint64_t off, unsigned size) {
-             return s.unlocked([&](Simulation& sim) { return sim.mmio_read(t, bar, off, size); });
+             return s.exec([&](Simulation& sim) { return sim.mmio_read(t, bar, off, size); });
            })
       .def("mmio_write",
            [](Session& s, const std::string& t, unsigned bar, std::uint64_t off, unsigned size,
               std::uint64_t v) {
-             s.unlocked([&](Simulation& sim) { sim.mmio_write(t, bar, off, size, v); });
+             s.exec([&](Simulation& sim) { sim.mmio_write(t, bar, off, size, v); });
            })
       .def("memory_read",
            [](Session& s, std::uint64_t a, std::size_t n) {
-             std::vector<std::uint8_t> v = s.sim().memory_read(a, n);
+             std::vector<std::uint8_t> v =
+                 s.exec([&](Simulation& sim) { return sim.memory_read(a, n); }, false);
              return py::bytes(reinterpret_cast<const char*>(v.data()), v.size());
            })
       .def("memory_write",
            [](Session& s, std::uint64_t a, py::bytes data) {
              std::string str = data;
-             s.sim().memory_write(a, std::vector<std::uint8_t>(str.begin(), str.end()));
+             std::vector<std::uint8_t> bytes(str.begin(), str.end());
+             s.exec([&](Simulation& sim) { sim.memory_write(a, bytes); }, false);
            })
       .def("start_workload",
            [](Session& s, const std::string& n) {
-             s.unlocked([&](Simulation& sim) { sim.start_workload(n); });
+             s.exec([&](Simulation& sim) { sim.start_workload(n); });
            })
       .def("wait_workload",
            [](Session& s, const std::string& n) {
-             s.unlocked([&](Simulation& sim) { sim.wait_workload(n); });
+             s.exec([&](Simulation& sim) { sim.wait_workload(n); });
            })
       .def("enable_vfs",
            [](Session& s, const std::string& pf, unsigned n) {
-             return s.unlocked([&](Simulation& sim) { return sim.enable_vfs(pf, n); });
+             return s.exec([&](Simulation& sim) { return sim.enable_vfs(pf, n); });
            })
       .def("disable_vfs",
            [](Session& s, const std::string& pf) {
-             return s.unlocked([&](Simulation& sim) { return sim.disable_vfs(pf); });
+             return s.exec([&](Simulation& sim) { return sim.disable_vfs(pf); });
            })
       .def("flr",
            [](Session& s, const std::string& t, bool restore) {
-             return s.unlocked([&](Simulation& sim) { return sim.flr(t, restore); });
+             return s.exec([&](Simulation& sim) { return sim.flr(t, restore); });
            })
       .def("dma",
            [](Session& s, const std::string& t, std::uint64_t src, std::uint64_t dst,
               std::uint32_t len, bool src_local, bool dst_local, fabric::Time timeout) {
              // Python objects only once the GIL is held again.
              std::uint32_t bytes = 0;
-             int st = s.unlocked([&](Simulation& sim) {
+             int st = s.exec([&](Simulation& sim) {
                return sim.dma(t, src, dst, len, src_local, dst_local, timeout, &bytes);
              });
              return py::make_tuple(st, bytes);
@@ -299,80 +499,89 @@ PYBIND11_MODULE(_pciesim, m) {
       .def("iommu_map",
            [](Session& s, const std::string& d, std::uint64_t iova, std::uint64_t hpa,
               std::uint64_t len, bool r, bool w) {
-             return s.unlocked(
-                 [&](Simulation& sim) { return sim.iommu_map(d, iova, hpa, len, r, w); });
+             return s.exec([&](Simulation& sim) { return sim.iommu_map(d, iova, hpa, len, r, w); });
            })
       .def("iommu_unmap",
            [](Session& s, const std::string& d, std::uint64_t iova, std::uint64_t len, bool flush) {
-             return s.unlocked(
-                 [&](Simulation& sim) { return sim.iommu_unmap(d, iova, len, flush); });
+             return s.exec([&](Simulation& sim) { return sim.iommu_unmap(d, iova, len, flush); });
            })
       .def("iommu_flush",
            [](Session& s, const std::string& kind, const std::string& d, std::uint64_t iova,
               std::uint64_t len, const std::string& t) {
-             s.unlocked([&](Simulation& sim) { sim.iommu_flush(kind, d, iova, len, t); });
+             s.exec([&](Simulation& sim) { sim.iommu_flush(kind, d, iova, len, t); });
            })
       .def("create_domain",
            [](Session& s, const std::string& name, const std::string& type) {
-             s.unlocked([&](Simulation& sim) { sim.create_domain(name, type); });
+             s.exec([&](Simulation& sim) { sim.create_domain(name, type); });
            })
       .def("attach",
            [](Session& s, const std::string& t, const std::string& d) {
-             s.unlocked([&](Simulation& sim) { sim.attach(t, d); });
+             s.exec([&](Simulation& sim) { sim.attach(t, d); });
            })
       .def("assign",
            [](Session& s, const std::string& t, const std::string& vm) {
-             s.unlocked([&](Simulation& sim) { sim.assign(t, vm); });
+             s.exec([&](Simulation& sim) { sim.assign(t, vm); });
            })
       .def("peer_address",
            [](Session& s, const std::string& i, const std::string& t, unsigned bar) {
-             return s.unlocked([&](Simulation& sim) { return sim.peer_address(i, t, bar); });
+             return s.exec([&](Simulation& sim) { return sim.peer_address(i, t, bar); });
            })
       .def("iommu_lookup",
            [](Session& s, const std::string& d, std::uint64_t iova) -> py::object {
              std::uint64_t hpa = 0;
-             if (!s.sim().iommu_lookup(d, iova, &hpa)) return py::none();
+             bool mapped =
+                 s.exec([&](Simulation& sim) { return sim.iommu_lookup(d, iova, &hpa); }, false);
+             if (!mapped) return py::none();
              return py::int_(hpa);
            })
-      .def("vm_to_host", [](Session& s, const std::string& vm, std::uint64_t gpa,
-                            std::uint64_t len) { return s.sim().vm_to_host(vm, gpa, len); })
+      .def("vm_to_host",
+           [](Session& s, const std::string& vm, std::uint64_t gpa, std::uint64_t len) {
+             return s.exec([&](Simulation& sim) { return sim.vm_to_host(vm, gpa, len); }, false);
+           })
       .def("reset_function",
            [](Session& s, const std::string& t, const std::string& m) {
-             return s.unlocked([&](Simulation& sim) { return sim.reset_function(t, m); });
+             return s.exec([&](Simulation& sim) { return sim.reset_function(t, m); });
            })
       .def("hot_reset",
            [](Session& s, const std::string& t, bool restore) {
-             return s.unlocked([&](Simulation& sim) { return sim.hot_reset(t, restore); });
+             return s.exec([&](Simulation& sim) { return sim.hot_reset(t, restore); });
            })
       .def("set_power_state",
            [](Session& s, const std::string& t, unsigned st) {
-             s.unlocked([&](Simulation& sim) { sim.set_power_state(t, st); });
+             s.exec([&](Simulation& sim) { sim.set_power_state(t, st); });
            })
       .def("set_bus_master",
            [](Session& s, const std::string& t, bool on) {
-             s.unlocked([&](Simulation& sim) { sim.set_bus_master(t, on); });
+             s.exec([&](Simulation& sim) { sim.set_bus_master(t, on); });
            })
       .def("set_memory_space",
            [](Session& s, const std::string& t, bool on) {
-             s.unlocked([&](Simulation& sim) { sim.set_memory_space(t, on); });
+             s.exec([&](Simulation& sim) { sim.set_memory_space(t, on); });
            })
-      .def("bdf", [](Session& s, const std::string& t) { return s.sim().bdf(t); })
-      .def("functions", [](Session& s, bool existing) { return s.sim().functions(existing); })
+      .def("bdf",
+           [](Session& s, const std::string& t) {
+             return s.exec([&](Simulation& sim) { return sim.bdf(t); }, false);
+           })
+      .def("functions",
+           [](Session& s, bool existing) {
+             return s.exec([&](Simulation& sim) { return sim.functions(existing); }, false);
+           })
       .def("schedule",
-           [](Session& s, fabric::Time at, py::function fn) {
-             // Runs inside a simulation thread: take the GIL for the call.
-             auto holder = std::make_shared<py::function>(std::move(fn));
-             s.sim().schedule(at, [holder] {
-               py::gil_scoped_acquire gil;
-               (*holder)();
-             });
+           [](Session& s, fabric::Time at, py::function fn) { s.schedule(at, std::move(fn)); })
+      .def("stats_json",
+           [](Session& s) {
+             return s.exec([](Simulation& sim) { return sim.stats().dump(); }, false);
            })
-      .def("stats_json", [](Session& s) { return s.sim().stats().dump(); })
-      .def("trace_to", [](Session& s, const std::string& path) { s.sim().trace_to(path); })
+      .def("trace_to",
+           [](Session& s, const std::string& path) {
+             s.exec([&](Simulation& sim) { sim.trace_to(path); }, false);
+           })
       .def("check_expectations",
            [](Session& s) {
              py::list out;
-             for (const CheckResult& c : s.sim().check_expectations())
+             std::vector<CheckResult> checks =
+                 s.exec([](Simulation& sim) { return sim.check_expectations(); }, false);
+             for (const CheckResult& c : checks)
                out.append(check_to_dict(c));
              return out;
            })
@@ -383,7 +592,9 @@ PYBIND11_MODULE(_pciesim, m) {
              o.hex = hex;
              o.tree = tree;
              o.numeric = numeric;
-             return s.unlocked([&](Simulation& sim) { return sim.lspci(o); });
+             return s.exec([&](Simulation& sim) { return sim.lspci(o); });
            })
-      .def("topology_dot", [](Session& s) { return s.sim().topology_dot(); });
+      .def("topology_dot", [](Session& s) {
+        return s.exec([](Simulation& sim) { return sim.topology_dot(); }, false);
+      });
 }

@@ -150,9 +150,14 @@ class Simulation:
 
     def at(self, when, fn: Optional[Callable[[], Any]] = None):
         """Calls fn() at absolute simulated time `when` (now, if already past),
-        inside the simulation: it may use every host operation. Usable as a
-        decorator: @sim.at("20us"). An exception in fn stops the run and is
-        raised by the run() call."""
+        inside the simulation: it may use every host operation, and
+        run(duration) there waits that long. Simulated time stands still
+        while fn's Python code runs. An operation still waiting when the
+        outer run() returns continues in the next run (fn resumes then).
+        Inside fn, close(), a full run() and creating a Simulation raise
+        UsageError; at()/after() nest. Usable as a decorator:
+        @sim.at("20us"). An exception in fn stops the run at that time and
+        is raised by the run() call; the simulation stays usable."""
         t = int(as_time(when))
         if fn is None:
             def deco(f):

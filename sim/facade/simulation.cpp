@@ -104,49 +104,75 @@ void Simulation::check_alive() const {
     throw UsageError("simulation", "this simulation stopped on an error; create a new one");
 }
 
+bool Simulation::in_process() {
+  return sc_core::sc_get_current_process_handle().valid();
+}
+
+void Simulation::interrupt(std::exception_ptr error) {
+  if (!interrupt_) interrupt_ = error;
+  sc_core::sc_pause();
+}
+
+void Simulation::rethrow_interrupt() {
+  if (kernel_->failed()) {
+    dead_ = true;
+    interrupt_ = nullptr;
+    kernel_->rethrow_failure();
+  }
+  if (!interrupt_) return;
+  std::exception_ptr e = interrupt_;
+  interrupt_ = nullptr;
+  std::rethrow_exception(e);
+}
+
 void Simulation::advance(Time until) {
   check_alive();
   if (until <= now()) return;
-  sc_core::sc_start(to_sc(until - now()));
-  if (kernel_->failed()) {
-    dead_ = true;
-    kernel_->rethrow_failure();
-  }
-}
-
-void Simulation::call(const std::function<void()>& fn) {
-  check_alive();
-  if (sc_core::sc_get_current_process_handle().valid()) {
-    fn();  // already inside a simulation thread (a scheduled callback)
+  if (in_process()) {
+    // Inside a callback, letting time pass is waiting.
+    sc_core::wait(to_sc(until - now()));
     return;
   }
-  bool done = false;
-  std::exception_ptr err;
+  sc_core::sc_start(to_sc(until - now()));
+  rethrow_interrupt();
+}
+
+void Simulation::run_op(const std::shared_ptr<PendingOp>& op) {
+  check_alive();
+  if (in_process()) {
+    op->body();  // already inside a simulation thread (a scheduled callback)
+    return;
+  }
   sc_core::sc_spawn(
-      [&] {
+      [op] {
         try {
-          fn();
+          op->body();
         } catch (const sc_core::sc_unwind_exception&) {
           throw;
         } catch (...) {
-          err = std::current_exception();
+          op->error = std::current_exception();
         }
-        done = true;
-        sc_core::sc_pause();
+        op->done = true;
+        op->body = nullptr;
+        // Only the run that waits for it stops here; an abandoned
+        // operation finishing later must not cut another run short.
+        if (op->waited) sc_core::sc_pause();
       },
       ("op_" + std::to_string(spawn_seq_++)).c_str());
   const Time limit = config().simulation.max_time;
-  while (!done) {
-    if (now() >= limit)
-      throw UsageError("simulation", "simulation.max_time (" + format_time(limit) +
-                                         ") reached before the operation completed");
-    sc_core::sc_start(to_sc(limit - now()));
-    if (kernel_->failed()) {
-      dead_ = true;
-      kernel_->rethrow_failure();
+  try {
+    while (!op->done) {
+      if (now() >= limit)
+        throw UsageError("simulation", "simulation.max_time (" + format_time(limit) +
+                                           ") reached before the operation completed");
+      sc_core::sc_start(to_sc(limit - now()));
+      rethrow_interrupt();
     }
+  } catch (...) {
+    op->waited = false;
+    throw;
   }
-  if (err) std::rethrow_exception(err);
+  if (op->error) std::rethrow_exception(op->error);
 }
 
 void Simulation::boot() {
@@ -157,6 +183,10 @@ void Simulation::boot() {
 }
 
 RunResult Simulation::run() {
+  if (in_process())
+    throw UsageError("run",
+                     "a full run() cannot start inside a callback (the run is already going"
+                     "); run(duration) inside a callback waits that long");
   RunResult r;
   try {
     boot();
@@ -238,9 +268,7 @@ std::uint32_t Simulation::config_read(const std::string& target, std::uint16_t o
     throw UsageError(target, "config access of " + std::to_string(size) + " bytes at " +
                                  std::to_string(offset) +
                                  " must be 1/2/4 bytes, aligned, below 4096");
-  std::uint32_t v = 0;
-  call([&] { v = host_->cpu().config_read(rid, offset, size); });
-  return v;
+  return call([this, rid, offset, size] { return host_->cpu().config_read(rid, offset, size); });
 }
 
 void Simulation::config_write(const std::string& target, std::uint16_t offset, unsigned size,
@@ -250,7 +278,7 @@ void Simulation::config_write(const std::string& target, std::uint16_t offset, u
     throw UsageError(target, "config access of " + std::to_string(size) + " bytes at " +
                                  std::to_string(offset) +
                                  " must be 1/2/4 bytes, aligned, below 4096");
-  call([&] { host_->cpu().config_write(rid, offset, size, value); });
+  call([this, rid, offset, size, value] { host_->cpu().config_write(rid, offset, size, value); });
 }
 
 namespace {
@@ -272,17 +300,15 @@ std::uint64_t checked_mmio(PciCore& pci, PciDev& d, const std::string& target, u
 
 std::uint64_t Simulation::mmio_read(const std::string& target, unsigned bar, std::uint64_t offset,
                                     unsigned size) {
-  std::uint64_t v = 0;
-  call([&] {
+  return call([this, target, bar, offset, size] {
     std::uint64_t a = checked_mmio(host_->pci(), host_device(target), target, bar, offset, size);
-    v = host_->cpu().mmio_read(a, size);
+    return host_->cpu().mmio_read(a, size);
   });
-  return v;
 }
 
 void Simulation::mmio_write(const std::string& target, unsigned bar, std::uint64_t offset,
                             unsigned size, std::uint64_t value) {
-  call([&] {
+  call([this, target, bar, offset, size, value] {
     std::uint64_t a = checked_mmio(host_->pci(), host_device(target), target, bar, offset, size);
     host_->cpu().mmio_write(a, size, value);
   });
@@ -299,7 +325,7 @@ void Simulation::memory_write(std::uint64_t address, const std::vector<std::uint
 void Simulation::start_workload(const std::string& name) {
   Workload* w = host_->workload(name);
   if (!w) throw UsageError(name, "no workload named '" + name + "'");
-  call([&] {
+  call([this, w] {
     while (!host_->booted())
       sc_core::wait(host_->booted_event());
     w->start();
@@ -309,7 +335,7 @@ void Simulation::start_workload(const std::string& name) {
 void Simulation::wait_workload(const std::string& name) {
   Workload* w = host_->workload(name);
   if (!w) throw UsageError(name, "no workload named '" + name + "'");
-  call([&] {
+  call([w] {
     w->start();
     while (!w->finished())
       sc_core::wait(w->done_event());
@@ -317,9 +343,7 @@ void Simulation::wait_workload(const std::string& name) {
 }
 
 int Simulation::enable_vfs(const std::string& pf, unsigned count) {
-  int r = 0;
-  call([&] { r = host_->pci().sriov_numvfs(host_device(pf), count); });
-  return r;
+  return call([this, pf, count] { return host_->pci().sriov_numvfs(host_device(pf), count); });
 }
 
 int Simulation::disable_vfs(const std::string& pf) {
@@ -330,37 +354,35 @@ int Simulation::dma(const std::string& target, std::uint64_t src, std::uint64_t 
                     std::uint32_t length, bool src_local, bool dst_local, Time timeout,
                     std::uint32_t* bytes) {
   if (length == 0) throw UsageError(target, "dma length must be at least 1 byte");
-  int r = 0;
-  call([&] {
-    r = host_->dma_once(host_device(target), src, dst, length, src_local, dst_local, timeout,
-                        bytes);
+  auto r = call([this, target, src, dst, length, src_local, dst_local, timeout] {
+    std::uint32_t copied = 0;
+    int st = host_->dma_once(host_device(target), src, dst, length, src_local, dst_local, timeout,
+                             &copied);
+    return std::make_pair(st, copied);
   });
-  return r;
+  if (bytes) *bytes = r.second;
+  return r.first;
 }
 
 int Simulation::iommu_map(const std::string& domain, std::uint64_t iova, std::uint64_t hpa,
                           std::uint64_t length, bool read, bool write) {
-  int r = 0;
-  call([&] {
+  return call([this, domain, iova, hpa, length, read, write] {
     IommuDomain& d = host_->iommu_domain(domain);
-    r = host_->iommu()->map(d, iova, hpa, length, read, write);
+    return host_->iommu()->map(d, iova, hpa, length, read, write);
   });
-  return r;
 }
 
 int Simulation::iommu_unmap(const std::string& domain, std::uint64_t iova, std::uint64_t length,
                             bool flush) {
-  int r = 0;
-  call([&] {
+  return call([this, domain, iova, length, flush] {
     IommuDomain& d = host_->iommu_domain(domain);
-    r = host_->iommu()->unmap(d, iova, length, flush);
+    return host_->iommu()->unmap(d, iova, length, flush);
   });
-  return r;
 }
 
 void Simulation::iommu_flush(const std::string& kind, const std::string& domain, std::uint64_t iova,
                              std::uint64_t length, const std::string& target) {
-  call([&] {
+  call([this, kind, domain, iova, length, target] {
     host_->iommu_flush(kind, domain, iova, length, target.empty() ? nullptr : &host_device(target));
   });
 }
@@ -375,7 +397,7 @@ void Simulation::create_domain(const std::string& name, const std::string& type)
     t = IommuDomain::kBlocked;
   else
     throw UsageError(name, "domain type must be dma, identity or blocked, got '" + type + "'");
-  call([&] {
+  call([this, name, t] {
     if (!host_->iommu()) throw UsageError(name, "there is no IOMMU (iommu: {enabled: true})");
     if (host_->iommu()->domain(name))
       throw UsageError(name, "an IOMMU domain named '" + name + "' exists");
@@ -384,14 +406,14 @@ void Simulation::create_domain(const std::string& name, const std::string& type)
 }
 
 void Simulation::attach(const std::string& target, const std::string& domain) {
-  call([&] {
+  call([this, target, domain] {
     IommuDomain& d = host_->iommu_domain(domain);  // throws without an IOMMU or domain
     host_->iommu()->attach(host_device(target), d);
   });
 }
 
 void Simulation::assign(const std::string& target, const std::string& vm) {
-  call([&] {
+  call([this, target, vm] {
     Vm* v = host_->vm(vm);
     if (!v) throw UsageError(vm, "no VM named '" + vm + "'");
     std::string err = host_->assign(host_device(target), *v);
@@ -408,9 +430,9 @@ bool Simulation::iommu_lookup(const std::string& domain, std::uint64_t iova, std
 std::uint64_t Simulation::peer_address(const std::string& initiator, const std::string& target,
                                        unsigned bar) {
   if (bar > 5) throw UsageError(target, "BAR index must be 0..5");
-  std::uint64_t a = 0;
-  call([&] { a = host_->peer_dma_address(host_device(initiator), host_device(target), bar); });
-  return a;
+  return call([this, initiator, target, bar] {
+    return host_->peer_dma_address(host_device(initiator), host_device(target), bar);
+  });
 }
 
 std::uint64_t Simulation::vm_to_host(const std::string& vm, std::uint64_t gpa,
@@ -420,56 +442,55 @@ std::uint64_t Simulation::vm_to_host(const std::string& vm, std::uint64_t gpa,
 }
 
 int Simulation::flr(const std::string& target, bool restore) {
-  int r = 0;
-  call([&] {
+  return call([this, target, restore] {
     PciDev& d = host_device(target);
-    r = restore ? host_->pci().reset_function(d, "flr") : host_->pci().bare_flr(d);
+    return restore ? host_->pci().reset_function(d, "flr") : host_->pci().bare_flr(d);
   });
-  return r;
 }
 
 int Simulation::reset_function(const std::string& target, const std::string& method) {
   if (method != "auto" && method != "flr" && method != "pm" && method != "bus")
     throw UsageError(target, "reset method must be auto, flr, pm or bus, got '" + method + "'");
-  int r = 0;
-  call([&] { r = host_->pci().reset_function(host_device(target), method); });
-  return r;
+  return call(
+      [this, target, method] { return host_->pci().reset_function(host_device(target), method); });
 }
 
 int Simulation::hot_reset(const std::string& bridge, bool restore) {
-  int r = 0;
-  call([&] {
+  return call([this, bridge, restore] {
     PciDev& d = host_device(bridge);
     if (!d.bridge) throw UsageError(bridge, "hot reset needs a bridge (root port or switch port)");
-    r = host_->pci().secondary_bus_reset(d, restore);
+    return host_->pci().secondary_bus_reset(d, restore);
   });
-  return r;
 }
 
 void Simulation::set_power_state(const std::string& target, unsigned state) {
   if (state != 0 && state != 3)
     throw UsageError(target,
                      "power state must be 0 (D0) or 3 (D3hot), got " + std::to_string(state));
-  call([&] { host_->pci().set_power_state(host_device(target), state); });
+  call([this, target, state] { host_->pci().set_power_state(host_device(target), state); });
 }
 
 void Simulation::set_bus_master(const std::string& target, bool enable) {
-  call([&] { host_->pci().set_master(host_device(target), enable); });
+  call([this, target, enable] { host_->pci().set_master(host_device(target), enable); });
 }
 
 void Simulation::set_memory_space(const std::string& target, bool enable) {
-  call([&] { host_->pci().enable_memory(host_device(target), enable); });
+  call([this, target, enable] { host_->pci().enable_memory(host_device(target), enable); });
 }
 
 void Simulation::schedule(Time at, std::function<void()> fn) {
   check_alive();
   sc_core::sc_spawn(
-      [fn = std::move(fn), at] {
-        KernelContext::guard([&] {
-          Time t = now_fs();
-          if (at > t) sc_core::wait(to_sc(at - t));
+      [this, fn = std::move(fn), at] {
+        Time t = now_fs();
+        if (at > t) sc_core::wait(to_sc(at - t));
+        try {
           fn();
-        });
+        } catch (const sc_core::sc_unwind_exception&) {
+          throw;
+        } catch (...) {
+          interrupt(std::current_exception());
+        }
       },
       ("scheduled_" + std::to_string(spawn_seq_++)).c_str());
 }

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "fabric/common/sim_time.h"
@@ -107,8 +108,16 @@ class Simulation {
   std::vector<std::string> functions(bool existing_only = true);
 
   // Runs `fn` in a simulation thread at absolute time `at` (now if past);
-  // it may call the host operations above.
+  // it may call the host operations above, which then take simulated time
+  // inline. An exception escaping `fn` interrupts the current run: run(),
+  // run_for() or the host operation that was running the kernel rethrows
+  // it, and the simulation stays usable.
   void schedule(fabric::Time at, std::function<void()> fn);
+  // True inside a simulation thread (a scheduled callback).
+  static bool in_process();
+  // From inside a simulation thread: stop the current run and make the
+  // caller of the run rethrow `error` (the first one wins).
+  void interrupt(std::exception_ptr error);
 
   // --- results ---
   nlohmann::ordered_json stats();
@@ -118,8 +127,35 @@ class Simulation {
   std::string topology_dot() const;
 
  private:
-  void call(const std::function<void()>& fn);  // in a thread, running the kernel if needed
+  // A host operation in flight. It owns everything it uses, so that one
+  // abandoned at simulation.max_time (or by an interrupt) can finish in a
+  // later run without touching the frame that started it.
+  struct PendingOp {
+    std::function<void()> body;
+    bool done = false;
+    bool waited = true;  // the starter still runs the kernel for it
+    std::exception_ptr error;
+  };
+  // Runs `op` in a simulation thread, running the kernel until it is done;
+  // inline when already inside one.
+  void run_op(const std::shared_ptr<PendingOp>& op);
+  // `fn` must own what it captures (capture by value).
+  template <class F>
+  auto call(F fn) -> decltype(fn()) {
+    using R = decltype(fn());
+    auto op = std::make_shared<PendingOp>();
+    if constexpr (std::is_void_v<R>) {
+      op->body = std::move(fn);
+      run_op(op);
+    } else {
+      auto result = std::make_shared<R>();
+      op->body = [result, fn = std::move(fn)]() mutable { *result = fn(); };
+      run_op(op);
+      return *result;
+    }
+  }
   void advance(fabric::Time until);
+  void rethrow_interrupt();
   void check_alive() const;
   PciDev& host_device(const std::string& target);
 
@@ -134,7 +170,8 @@ class Simulation {
   // the stats written afterwards report them all.
   std::vector<CheckResult> run_checks_;
   bool ran_ = false;
-  bool dead_ = false;  // a model error stopped the kernel
+  bool dead_ = false;             // a model error stopped the kernel
+  std::exception_ptr interrupt_;  // from a callback, for the caller of the run
   std::uint64_t spawn_seq_ = 0;
 };
 
