@@ -17,6 +17,7 @@
 #include "fabric/kernel/kernel_context.h"
 #include "fabric/link/link_timing.h"
 #include "sim/config/config_loader.h"
+#include "sim/config/yaml_reader.h"
 #include "sim/facade/simulation.h"
 
 namespace py = pybind11;
@@ -32,7 +33,12 @@ extern "C" __attribute__((visibility("default"))) int sc_main(int, char**) {
 namespace {
 
 // Python dict/list/scalars -> YAML tree with the same schema as a file.
-YAML::Node to_yaml(const py::handle& obj, const std::string& path) {
+// The depth is bounded as for files (a dict that contains itself ends here).
+YAML::Node to_yaml(const py::handle& obj, const std::string& path, unsigned depth = 0) {
+  if (depth > kMaxConfigDepth)
+    throw ConfigError("<dict>", 0, 0, path,
+                      "nested deeper than " + std::to_string(kMaxConfigDepth) +
+                          " levels (does the dict contain itself?)");
   if (py::isinstance<py::dict>(obj)) {
     YAML::Node n(YAML::NodeType::Map);
     for (auto item : py::reinterpret_borrow<py::dict>(obj)) {
@@ -41,7 +47,7 @@ YAML::Node to_yaml(const py::handle& obj, const std::string& path) {
             "<dict>", 0, 0, path,
             "keys must be strings, got " + std::string(py::str(py::type::of(item.first))));
       std::string key = item.first.cast<std::string>();
-      n[key] = to_yaml(item.second, path.empty() ? key : path + "." + key);
+      n[key] = to_yaml(item.second, path.empty() ? key : path + "." + key, depth + 1);
     }
     return n;
   }
@@ -49,7 +55,7 @@ YAML::Node to_yaml(const py::handle& obj, const std::string& path) {
     YAML::Node n(YAML::NodeType::Sequence);
     std::size_t i = 0;
     for (auto item : obj)
-      n.push_back(to_yaml(item, path + "[" + std::to_string(i++) + "]"));
+      n.push_back(to_yaml(item, path + "[" + std::to_string(i++) + "]", depth + 1));
     return n;
   }
   if (obj.is_none()) return YAML::Node(YAML::NodeType::Null);

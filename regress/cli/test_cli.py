@@ -54,7 +54,15 @@ def test_validate_unknown_key_and_syntax(cli):
     p = cli("validate", cli.write("y.yaml", "a: [1, 2\n"), check=2)
     assert "y.yaml:2:1" in p.stderr and "YAML syntax" in p.stderr
     p = cli("validate", cli.tmp / "missing.yaml", check=2)
-    assert "cannot open" in p.stderr
+    assert "no such config file" in p.stderr
+    for path, why in [(cli.tmp, "is a directory"), ("/dev/null", "not a regular file"),
+                      ("/dev/zero", "not a regular file"),
+                      (cli.write("e.yaml", "# nothing\n"), "the config is empty")]:
+        p = cli("run", path, check=2)
+        assert why in p.stderr, p.stderr
+    p = cli("validate", cli.write("d.yaml", "simulation:\n  quantum: 0ns\nsimulation: {}\n"),
+            check=2)
+    assert "d.yaml:3:1" in p.stderr and "duplicate key 'simulation'" in p.stderr
 
 
 def test_run_on_bad_config_exits_2(cli):

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <regex>
@@ -1346,10 +1347,11 @@ bool Comparison::holds(double v) const {
 
 // ------------------------------------------------------------ entry points
 
-void apply_override(YAML::Node& root, const std::string& assignment) {
+std::string apply_override(YAML::Node& root, const std::string& assignment) {
   std::size_t eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
-    throw ConfigError("--set", 0, 0, assignment, "expected key=value, e.g. simulation.quantum=0ns");
+    throw ConfigError("--set " + assignment, 0, 0, "",
+                      "expected key=value, e.g. simulation.quantum=0ns");
   std::string path = assignment.substr(0, eq);
   std::string value = assignment.substr(eq + 1);
   // Split "a.b[2].c" into a, b, 2, c.
@@ -1364,16 +1366,19 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
     }
   }
   if (!cur.empty()) parts.push_back(cur);
-  if (parts.empty()) throw ConfigError("--set", 0, 0, path, "empty key");
+  if (parts.empty()) throw ConfigError("--set " + assignment, 0, 0, path, "empty key");
   YAML::Node parsed;
   try {
     parsed = YAML::Load(value);
   } catch (const YAML::Exception& e) {
-    throw ConfigError("--set", 0, 0, path, "cannot parse value '" + value + "': " + e.msg);
+    throw ConfigError("--set " + assignment, 0, 0, path,
+                      "cannot parse value '" + value + "': " + e.msg);
   }
   // Walk with a chain of nodes (yaml-cpp nodes are handles).
   std::vector<YAML::Node> chain{root};
   std::string walked;
+  std::string canonical;  // with list items as indexes, as config paths are
+  const std::string where = "--set " + assignment;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     YAML::Node here = chain.back();
     const std::string& key = parts[i];
@@ -1382,30 +1387,33 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
     YAML::Node next;
     if (here.IsSequence()) {
       bool numeric = !key.empty() && std::all_of(key.begin(), key.end(), ::isdigit);
+      std::size_t idx = 0;
       if (numeric) {
-        std::size_t idx = std::stoul(key);
-        if (idx >= here.size())
+        if (key.size() > 9 || (idx = std::stoul(key)) >= here.size())
           throw ConfigError(
-              "--set", 0, 0, walked,
+              where, 0, 0, walked,
               "index " + key + " is beyond the list's " + std::to_string(here.size()) + " items");
-        next = here[idx];
       } else {
         bool found = false;
         for (std::size_t j = 0; j < here.size(); ++j)
-          if (here[j].IsMap() && here[j]["name"] && here[j]["name"].as<std::string>() == key) {
-            next = here[j];
+          if (here[j].IsMap() && here[j]["name"] && here[j]["name"].IsScalar() &&
+              here[j]["name"].Scalar() == key) {
+            idx = j;
             found = true;
             break;
           }
-        if (!found) throw ConfigError("--set", 0, 0, walked, "no list item named '" + key + "'");
+        if (!found) throw ConfigError(where, 0, 0, walked, "no list item named '" + key + "'");
       }
-      if (last) throw ConfigError("--set", 0, 0, walked, "cannot replace a whole list item");
+      next = here[idx];
+      canonical += "[" + std::to_string(idx) + "]";
+      if (last) throw ConfigError(where, 0, 0, walked, "cannot replace a whole list item");
     } else {
       if (!here.IsMap() && !here.IsNull() && here.IsDefined())
-        throw ConfigError("--set", 0, 0, walked, "'" + walked + "' is not a mapping");
+        throw ConfigError(where, 0, 0, walked, "'" + walked + "' is not a mapping");
+      canonical += (canonical.empty() ? "" : ".") + key;
       if (last) {
         here[key] = parsed;
-        return;
+        return canonical;
       }
       next = here[key];
       if (!next.IsDefined() || next.IsNull()) {
@@ -1415,13 +1423,21 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
     }
     chain.push_back(next);
   }
+  return canonical;
 }
 
 SystemConfig load_config_tree(YAML::Node root, const std::string& source,
                               const std::vector<std::string>& overrides) {
+  // An empty document would run an empty machine and "pass" nothing.
+  if (!root.IsDefined() || root.IsNull() || (root.IsMap() && root.size() == 0))
+    throw ConfigError(source, 0, 0, "",
+                      "the config is empty: a config is a mapping with keys such as endpoints, "
+                      "links and workloads");
+  std::vector<std::pair<std::string, std::string>> applied;
   for (const std::string& o : overrides)
-    apply_override(root, o);
-  if (root.IsNull() || !root.IsDefined()) root = YAML::Node(YAML::NodeType::Map);
+    applied.emplace_back(apply_override(root, o), o);
+  OverrideScope scope(std::move(applied));
+  check_document(root, source);
   Node top(root, source, "");
   if (!root.IsMap())
     top.fail("a config is a mapping with keys such as links, endpoints, workloads");
@@ -1430,21 +1446,40 @@ SystemConfig load_config_tree(YAML::Node root, const std::string& source,
 
 SystemConfig load_config_text(const std::string& text, const std::string& source,
                               const std::vector<std::string>& overrides) {
+  if (text.size() > kMaxConfigBytes)
+    throw ConfigError(source, 0, 0, "",
+                      "the config is " + std::to_string(text.size()) + " bytes; at most " +
+                          std::to_string(kMaxConfigBytes) + " are read");
   YAML::Node root;
   try {
     root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     throw ConfigError(source, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax: " + e.msg);
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp's own depth guard and other failures below the parser.
+    throw ConfigError(source, e.mark.line + 1, e.mark.column + 1, "", "YAML: " + e.msg);
   }
   return load_config_tree(root, source, overrides);
 }
 
 SystemConfig load_config_file(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status))
+    throw ConfigError(path, 0, 0, "", "no such config file");
+  if (std::filesystem::is_directory(status))
+    throw ConfigError(path, 0, 0, "", "is a directory, not a config file");
+  if (!std::filesystem::is_regular_file(status))
+    throw ConfigError(path, 0, 0, "", "is not a regular file (a device or a pipe?)");
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path, 0, 0, "", "cannot open the config file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return load_config_text(ss.str(), path, overrides);
+  // Read at most one byte past the limit, so a growing file cannot make
+  // this read without bound.
+  std::string text(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (in.bad()) throw ConfigError(path, 0, 0, "", "cannot read the config file");
+  return load_config_text(text, path, overrides);
 }
 
 // Capability names usable in offsets: "sriov+0x10", "exp+8", "msix".

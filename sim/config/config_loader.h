@@ -22,8 +22,9 @@ SystemConfig load_config_tree(YAML::Node root, const std::string& source,
                               const std::vector<std::string>& overrides = {});
 
 // Applies "a.b[2].c=value" (list items may also be addressed by their
-// `name`: "endpoints.ep0.sriov.num_vfs=4").
-void apply_override(YAML::Node& root, const std::string& assignment);
+// `name`: "endpoints.ep0.sriov.num_vfs=4"); returns the key path it set,
+// with list items as indexes ("endpoints[0].sriov.num_vfs").
+std::string apply_override(YAML::Node& root, const std::string& assignment);
 
 // Markdown reference of every key, generated from the readers themselves.
 std::string config_reference_markdown();

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "sim/config/yaml_reader.h"
+
 namespace pciesim::sim {
 namespace {
 
@@ -164,12 +166,65 @@ TEST(ConfigLoader, SetOverrides) {
   EXPECT_EQ(c.links[1].config.speed.generation, 4);
   EXPECT_EQ(c.endpoints[0].params.total_vfs, 4u);
   ConfigError bad = error_of(kGood, {"links[9].gen=4"});
-  EXPECT_EQ(bad.file(), "--set");
+  EXPECT_EQ(bad.file(), "--set links[9].gen=4");
   EXPECT_NE(std::string(bad.what()).find("beyond the list"), std::string::npos);
   ConfigError typo = error_of(kGood, {"simulation.qunatum=0ns"});
   EXPECT_NE(std::string(typo.what()).find("unknown key 'qunatum'"), std::string::npos);
   ConfigError noeq = error_of(kGood, {"simulation.quantum"});
   EXPECT_NE(std::string(noeq.what()).find("key=value"), std::string::npos);
+}
+
+TEST(ConfigLoader, OverrideErrorsNameTheOverride) {
+  // A bad value set by --set has no file position: blame the override.
+  ConfigError gen = error_of(kGood, {"links[1].gen=9"});
+  EXPECT_EQ(gen.file(), "--set links[1].gen=9") << gen.what();
+  EXPECT_EQ(gen.line(), 0);
+  EXPECT_NE(std::string(gen.what()).find("1..6"), std::string::npos) << gen.what();
+  // By item name: the error names the canonical path and the override.
+  ConfigError named = error_of(kGood, {"endpoints.ep0.msix_vectors=0"});
+  EXPECT_EQ(named.file(), "--set endpoints.ep0.msix_vectors=0") << named.what();
+  EXPECT_EQ(named.path(), "endpoints[0].msix_vectors");
+  // An index too large for any integer type is a config error, not a crash.
+  ConfigError huge = error_of(kGood, {"links[99999999999999999999999].gen=1"});
+  EXPECT_NE(std::string(huge.what()).find("beyond the list"), std::string::npos) << huge.what();
+  // Errors in the file itself still point into the file.
+  expect_error(std::string(kGood) + "simulation: {quantum: 7}\n", 11, 23, "time",
+               {"links[1].gen=3"});
+}
+
+TEST(ConfigLoader, DuplicateKeysNameBothPlaces) {
+  ConfigError e = error_of("simulation:\n  quantum: 0ns\n  max_time: 1ms\n  quantum: 1ns\n");
+  EXPECT_EQ(e.line(), 4);
+  EXPECT_EQ(e.column(), 3);
+  EXPECT_NE(std::string(e.what()).find("duplicate key 'quantum' (first at line 2, column 3)"),
+            std::string::npos)
+      << e.what();
+  ConfigError top = error_of(std::string(kGood) + "links: []\n");
+  EXPECT_NE(std::string(top.what()).find("duplicate key 'links'"), std::string::npos);
+}
+
+TEST(ConfigLoader, EmptyAndDeepDocumentsAreRefused) {
+  for (const char* text : {"", "# only a comment\n", "{}\n", "~\n"}) {
+    ConfigError e = error_of(text);
+    EXPECT_NE(std::string(e.what()).find("the config is empty"), std::string::npos) << e.what();
+  }
+  std::string deep = "a: " + std::string(200, '[') + std::string(200, ']') + "\n";
+  ConfigError e = error_of(deep);
+  EXPECT_NE(std::string(e.what()).find("nested deeper than 64"), std::string::npos) << e.what();
+  std::string huge(kMaxConfigBytes + 1, ' ');
+  ConfigError big = error_of(huge);
+  EXPECT_NE(std::string(big.what()).find("at most"), std::string::npos) << big.what();
+}
+
+TEST(ConfigLoader, OnlyRegularFilesAreRead) {
+  for (const char* path : {"/tmp", "/dev/null", "/dev/zero", "/nonexistent/x.yaml"}) {
+    try {
+      load_config_file(path);
+      ADD_FAILURE() << path << " was accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.file(), path);
+    }
+  }
 }
 
 TEST(ConfigLoader, ReferenceDocumentsEveryKey) {

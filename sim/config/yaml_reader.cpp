@@ -1,5 +1,7 @@
 #include "sim/config/yaml_reader.h"
 
+#include <map>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -77,12 +79,80 @@ Node Node::at(std::size_t index) const {
   return Node(n, file_, path_ + "[" + std::to_string(index) + "]");
 }
 
+namespace {
+thread_local OverrideScope* t_overrides = nullptr;
+
+void check_node(const YAML::Node& n, const std::string& file, const std::string& path,
+                unsigned depth) {
+  auto where = [&](const YAML::Node& at) {
+    YAML::Mark m = at.Mark();
+    return std::make_pair(m.line >= 0 ? m.line + 1 : 0, m.column >= 0 ? m.column + 1 : 0);
+  };
+  if (depth > kMaxConfigDepth) {
+    auto [l, c] = where(n);
+    throw ConfigError(file, l, c, path,
+                      "nested deeper than " + std::to_string(kMaxConfigDepth) +
+                          " levels (no config key needs that many)");
+  }
+  if (n.IsMap()) {
+    std::map<std::string, YAML::Mark> seen;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      if (!it->first.IsScalar()) {
+        auto [l, c] = where(it->first);
+        throw ConfigError(file, l, c, path, "mapping keys must be plain names");
+      }
+      const std::string key = it->first.Scalar();
+      const std::string sub = path.empty() ? key : path + "." + key;
+      auto [pos, fresh] = seen.emplace(key, it->first.Mark());
+      if (!fresh) {
+        auto [l, c] = where(it->first);
+        throw ConfigError(file, l, c, sub,
+                          "duplicate key '" + key + "' (first at line " +
+                              std::to_string(pos->second.line + 1) + ", column " +
+                              std::to_string(pos->second.column + 1) + ")");
+      }
+      check_node(it->second, file, sub, depth + 1);
+    }
+  } else if (n.IsSequence()) {
+    for (std::size_t i = 0; i < n.size(); ++i)
+      check_node(n[i], file, path + "[" + std::to_string(i) + "]", depth + 1);
+  }
+}
+}  // namespace
+
+OverrideScope::OverrideScope(std::vector<std::pair<std::string, std::string>> overrides)
+    : overrides_(std::move(overrides)), previous_(t_overrides) {
+  t_overrides = this;
+}
+
+OverrideScope::~OverrideScope() {
+  t_overrides = previous_;
+}
+
+const std::string* OverrideScope::find(const std::string& path) {
+  if (!t_overrides) return nullptr;
+  // The last override of a path wins, as it does in the document.
+  for (auto it = t_overrides->overrides_.rbegin(); it != t_overrides->overrides_.rend(); ++it) {
+    const std::string& p = it->first;
+    if (path == p || (path.size() > p.size() && path.compare(0, p.size(), p) == 0 &&
+                      (path[p.size()] == '.' || path[p.size()] == '[')))
+      return &it->second;
+  }
+  return nullptr;
+}
+
+void check_document(const YAML::Node& root, const std::string& file) {
+  check_node(root, file, "", 0);
+}
+
 std::string Node::location() const {
   ConfigError e(file_, 0, 0, path_, "");
   return e.where();
 }
 
 void Node::fail(const std::string& message) const {
+  if (const std::string* o = OverrideScope::find(path_))
+    throw ConfigError("--set " + *o, 0, 0, path_, message);
   int line = 0, col = 0;
   if (node_.IsDefined()) {
     YAML::Mark m = node_.Mark();

@@ -46,6 +46,33 @@ struct Bytes {
   std::uint64_t value = 0;
 };
 
+// While alive, errors about values that `--set` overrides put in the
+// document name the override ("--set links[1].gen=9") instead of a file
+// position that the value never had. Keys: the canonical key path
+// ("endpoints[0].sriov.num_vfs"), values: the assignment as given.
+class OverrideScope {
+ public:
+  explicit OverrideScope(std::vector<std::pair<std::string, std::string>> overrides);
+  ~OverrideScope();
+  OverrideScope(const OverrideScope&) = delete;
+  OverrideScope& operator=(const OverrideScope&) = delete;
+  // The assignment that set `path` or one of its parents, or nullptr.
+  static const std::string* find(const std::string& path);
+
+ private:
+  std::vector<std::pair<std::string, std::string>> overrides_;
+  OverrideScope* previous_;
+};
+
+// Limits on a config document itself (docs/config-reference.md).
+constexpr std::size_t kMaxConfigBytes = 16u << 20;  // a config file or text
+constexpr unsigned kMaxConfigDepth = 64;            // nesting of maps and lists
+
+// Refuses what the typed readers cannot report well: nesting deeper than
+// kMaxConfigDepth, duplicate keys in a mapping (yaml-cpp keeps both and the
+// first wins) and keys that are not scalars. Errors name both places.
+void check_document(const YAML::Node& root, const std::string& file);
+
 // A YAML node with where it came from.
 class Node {
  public:
