@@ -32,7 +32,9 @@ struct HostMemoryParams {
   // Sustained bandwidth available to I/O; 0 = unlimited. Default: 8
   // channels of DDR4-3200 (25.6 GB/s each) = 1638.4 Gb/s.
   double bandwidth_gbps = 1638.4;
-  std::vector<MemoryRange> ranges;
+  // DRAM ranges; the default is a 16 GiB machine with the usual x86 hole
+  // below 4 GiB for MMIO: 2 GiB at 0 and 14 GiB at 4 GiB.
+  std::vector<MemoryRange> ranges = {{0, 2ull << 30}, {4ull << 30, 14ull << 30}};
 };
 
 class HostMemory : public sc_core::sc_module {

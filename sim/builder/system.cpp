@@ -39,7 +39,7 @@ ConfigSpace& FunctionRef::config() const {
 
 System::System(const SystemConfig& config) : config_(config) {
   models::HostMemoryParams mp = config_.host.memory;
-  if (mp.ranges.empty()) mp.ranges = {{0, 2ull << 30}, {4ull << 30, 14ull << 30}};
+  if (mp.ranges.empty()) mp.ranges = models::HostMemoryParams{}.ranges;
   config_.host.memory = mp;
   memory_ = std::make_unique<models::HostMemory>("dram", mp);
   rc_ = std::make_unique<models::RootComplex>(config_.root_complex.name.c_str(),

@@ -503,7 +503,8 @@ WorkloadSpec read_workload(const Node& n, DocSink* docs) {
               "its own buffers (stats are summed, with a per-function breakdown)")
       .choice("type", &type, {{"copy", std::string("copy")}}, "Copy jobs through the DMA engine")
       .bytes("size", &w.size, "Bytes per job (one descriptor)", 1, 0xffffffffull)
-      .field("count", &w.count, "Jobs in total")
+      .field("count", &w.count, 1, 0xffffffffull,
+             "Jobs in total, per function (descriptor cookies are 32 bits)")
       .field("queue_depth", &w.queue_depth, 1, 4096, "Jobs outstanding at once")
       .nested("src", "host | device | <function> | {peer: <function>}",
               "Source: host memory, this function's device memory, or a peer function's device "
@@ -1109,6 +1110,34 @@ void validate(SystemConfig& c, const Node& root) {
       }
     }
   }
+  // Host buffers are allocated when a workload starts; refuse here what
+  // cannot fit instead of failing mid-run. Each function of a workload has
+  // queue_depth buffers of `size` per host side, in its VM's memory when
+  // assigned, else in host DRAM.
+  std::map<std::string, std::uint64_t> budget, demand;
+  std::map<std::string, const Node*> first_user;
+  for (const auto& r : c.host.memory.ranges)
+    budget["host DRAM"] += r.size;
+  std::map<std::string, std::string> vm_of;
+  for (const VmSpec& v : c.vms) {
+    budget["VM " + v.name] = v.memory;
+    for (const std::string& fn : v.functions)
+      vm_of[fn] = v.name;
+  }
+  for (const WorkloadSpec& w : c.workloads) {
+    const unsigned sides = (w.src.kind == Placement::kHost) + (w.dst.kind == Placement::kHost);
+    for (const std::string& fn : w.functions) {
+      auto vm = vm_of.find(fn);
+      const std::string space = vm == vm_of.end() ? "host DRAM" : "VM " + vm->second;
+      // size < 2^32 and queue_depth <= 4096: no overflow.
+      std::uint64_t& d = demand[space];
+      d += std::uint64_t{sides} * w.queue_depth * w.size;
+      if (d > budget[space])
+        w.where.child("size").fail(
+            "the workloads' host buffers (queue_depth x size per host side and function) need " +
+            format_bytes(d) + " of " + space + ", which has " + format_bytes(budget[space]));
+    }
+  }
   // IOMMU and VMs.
   std::set<std::string> vm_names, assigned;
   for (const VmSpec& v : c.vms) {
@@ -1496,7 +1525,20 @@ const std::map<std::string, std::pair<bool, unsigned>>& capability_names() {
 std::string config_reference_markdown() {
   DocSink docs;
   read_document(Node(YAML::Node(), "", ""), &docs);
-  return docs.markdown();
+  std::ostringstream o;
+  o << docs.markdown() << "\n## Limits\n\n"
+    << "What a config can make the simulator do or allocate is bounded, and "
+       "checked at validation:\n\n"
+    << "- a config file is a regular file of at most " << (kMaxConfigBytes >> 20)
+    << " MiB; an empty document (nothing but comments, `{}` or `~`) is refused;\n"
+    << "- maps and lists nest at most " << kMaxConfigDepth
+    << " levels (dicts from Python too); a key appears once per mapping;\n"
+    << "- a workload has at most 4294967295 jobs per function and 4096 outstanding; the "
+       "host buffers of all workloads (queue_depth x size per host side and function) "
+       "must fit host DRAM, or the VM's memory for an assigned function; device-side "
+       "buffers must fit the function's device memory;\n"
+    << "- at most 8192 VFs per endpoint, device memory up to 1 GiB.\n";
+  return o.str();
 }
 
 }  // namespace pciesim::sim

@@ -227,6 +227,21 @@ TEST(ConfigLoader, OnlyRegularFilesAreRead) {
   }
 }
 
+TEST(ConfigLoader, WorkloadAllocationsAreBoundedAtValidation) {
+  const std::string w =
+      std::string(kGood) + "workloads:\n  - {name: w, function: ep0.pf, size: 4KiB, count: 8}\n";
+  EXPECT_NO_THROW(load_config_text(w, "test.yaml"));
+  // A billion jobs costs nothing up front; more than the cookies carry is refused.
+  EXPECT_NO_THROW(load_config_text(w, "test.yaml", {"workloads[0].count=1000000000"}));
+  ConfigError many = error_of(w, {"workloads[0].count=4294967296"});
+  EXPECT_NE(std::string(many.what()).find("1..4294967295"), std::string::npos) << many.what();
+  // 4 GiB jobs, 16 deep, both sides in host memory: 128 GiB of buffers.
+  ConfigError big = error_of(w, {"workloads[0].size=4294967295", "workloads[0].queue_depth=16"});
+  EXPECT_EQ(big.path(), "workloads[0].size");
+  EXPECT_NE(std::string(big.what()).find("of host DRAM, which has 16GiB"), std::string::npos)
+      << big.what();
+}
+
 TEST(ConfigLoader, ReferenceDocumentsEveryKey) {
   std::string md = config_reference_markdown();
   for (const char* key : {"`quantum`", "`total_vfs`", "`traversal_latency`", "`posted_header`",

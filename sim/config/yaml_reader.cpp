@@ -345,6 +345,20 @@ Section& Section::field(const std::string& key, std::uint64_t* out, const std::s
   return *this;
 }
 
+Section& Section::field(const std::string& key, std::uint64_t* out, std::uint64_t min,
+                        std::uint64_t max, const std::string& doc) {
+  if (begin(key, "integer " + std::to_string(min) + ".." + std::to_string(max),
+            std::to_string(*out), doc)) {
+    Node n = node_.child(key);
+    std::uint64_t v = n.as_u64();
+    if (v < min || v > max)
+      n.fail("expected an integer in " + std::to_string(min) + ".." + std::to_string(max) +
+             ", got " + n.scalar());
+    *out = v;
+  }
+  return *this;
+}
+
 Section& Section::field(const std::string& key, double* out, double min, double max,
                         const std::string& doc) {
   std::ostringstream def;

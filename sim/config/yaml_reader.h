@@ -128,6 +128,8 @@ class Section {
                  const std::string& doc);
   Section& field(const std::string& key, std::uint16_t* out, const std::string& doc);
   Section& field(const std::string& key, std::uint64_t* out, const std::string& doc);
+  Section& field(const std::string& key, std::uint64_t* out, std::uint64_t min, std::uint64_t max,
+                 const std::string& doc);
   Section& field(const std::string& key, double* out, double min, double max,
                  const std::string& doc);
   Section& field(const std::string& key, bool* out, const std::string& doc);
