@@ -29,11 +29,26 @@ class RunResult:
 
 
 def _overrides(overrides) -> list:
+    """--set style assignments from None, one "key=value" string, a list of
+    them, or a dict {key: value}."""
     if overrides is None:
         return []
+    if isinstance(overrides, str):
+        return [overrides]
     if isinstance(overrides, dict):
-        return [f"{k}={_yaml_scalar(v)}" for k, v in overrides.items()]
-    return list(overrides)
+        out = []
+        for k, v in overrides.items():
+            if not isinstance(k, str):
+                raise _native.UsageError(f"override keys are config paths (str), got {k!r}")
+            out.append(f"{k}={_yaml_scalar(v)}")
+        return out
+    if isinstance(overrides, (list, tuple)):
+        for o in overrides:
+            if not isinstance(o, str):
+                raise _native.UsageError(f"overrides are 'key=value' strings, got {o!r}")
+        return list(overrides)
+    raise _native.UsageError(
+        f"overrides must be a 'key=value' string, a list of them or a dict, got {overrides!r}")
 
 
 def _yaml_scalar(v) -> str:
@@ -59,6 +74,8 @@ def load(config, *, overrides=None) -> "Simulation":
 
 def from_dict(config: dict, *, overrides=None) -> "Simulation":
     """A Simulation from a dict with the YAML schema; errors name the dict path."""
+    if not isinstance(config, dict):
+        raise _native.UsageError(f"from_dict takes a dict, got {type(config).__name__}")
     return Simulation(_native.NativeSimulation.from_dict(config, _overrides(overrides)))
 
 
@@ -66,8 +83,10 @@ def validate(config, *, overrides=None) -> None:
     """Raises ConfigError if `config` (path or dict) is not valid."""
     if isinstance(config, dict):
         _native.validate_dict(config, _overrides(overrides))
-    else:
+    elif isinstance(config, (str, os.PathLike)):
         _native.validate_file(os.fspath(config), _overrides(overrides))
+    else:
+        raise _native.UsageError(f"validate takes a path or a dict, got {type(config).__name__}")
 
 
 def _uint(name: str, value, bits: int = 64, minimum: int = 0) -> int:
@@ -76,6 +95,34 @@ def _uint(name: str, value, bits: int = 64, minimum: int = 0) -> int:
         raise _native.UsageError(f"{name} must be an integer, got {value!r}")
     if not minimum <= value < (1 << bits):
         raise _native.UsageError(f"{name} must be in {minimum}..{(1 << bits) - 1:#x}, got {value:#x}")
+    return value
+
+
+def _str(name: str, value) -> str:
+    """A text argument (a function, bridge, domain, VM or workload name)."""
+    if not isinstance(value, str):
+        raise _native.UsageError(f"{name} must be a string such as 'ep0.pf', got {value!r}")
+    return value
+
+
+def _bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise _native.UsageError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _size(value, allowed) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
+        raise _native.UsageError(
+            f"size must be one of {', '.join(map(str, allowed))} bytes, got {value!r}")
+    return value
+
+
+def _value(value, size: int) -> int:
+    """A register value that fits `size` bytes."""
+    _uint("value", value, 64)
+    if value >= 1 << (8 * size):
+        raise _native.UsageError(f"value {value:#x} does not fit {size} byte(s)")
     return value
 
 
@@ -159,8 +206,12 @@ class Simulation:
         @sim.at("20us"). An exception in fn stops the run at that time and
         is raised by the run() call; the simulation stays usable."""
         t = int(as_time(when))
+        if fn is not None and not callable(fn):
+            raise _native.UsageError(f"at()/after() take a callable, got {fn!r}")
         if fn is None:
             def deco(f):
+                if not callable(f):
+                    raise _native.UsageError(f"at()/after() take a callable, got {f!r}")
                 self._n.schedule(t, f)
                 return f
             return deco
@@ -174,64 +225,73 @@ class Simulation:
     # ---- host operations ----
     def config_read(self, target: str, offset: int, size: int = 4) -> int:
         """Configuration read through ECAM by the host CPU (all ones on UR)."""
-        return self._n.config_read(target, offset, size)
+        size = _size(size, (1, 2, 4))
+        return self._n.config_read(_str("target", target), _uint("offset", offset, 12), size)
 
     def config_write(self, target: str, offset: int, value: int, size: int = 4) -> None:
-        self._n.config_write(target, offset, size, value)
+        size = _size(size, (1, 2, 4))
+        self._n.config_write(_str("target", target), _uint("offset", offset, 12), size,
+                             _value(value, size))
 
     def mmio_read(self, target: str, offset: int, *, bar: int = 0, size: int = 4) -> int:
         """MMIO read at `offset` in BAR `bar` of `target`, as the host mapped it."""
-        return self._n.mmio_read(target, bar, offset, size)
+        size = _size(size, (1, 2, 4, 8))
+        return self._n.mmio_read(_str("target", target), _uint("bar", bar, 3),
+                                 _uint("offset", offset), size)
 
     def mmio_write(self, target: str, offset: int, value: int, *, bar: int = 0, size: int = 4) -> None:
-        self._n.mmio_write(target, bar, offset, size, value)
+        size = _size(size, (1, 2, 4, 8))
+        self._n.mmio_write(_str("target", target), _uint("bar", bar, 3), _uint("offset", offset),
+                           size, _value(value, size))
 
     def read_memory(self, address: int, length: int) -> bytes:
         """Host DRAM contents (zero simulated time)."""
-        return self._n.memory_read(address, length)
+        return self._n.memory_read(_uint("address", address), _uint("length", length, 32))
 
     def write_memory(self, address: int, data: bytes) -> None:
-        self._n.memory_write(address, bytes(data))
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise _native.UsageError(f"data must be bytes, got {type(data).__name__}")
+        self._n.memory_write(_uint("address", address), bytes(data))
 
     def start_workload(self, name: str) -> None:
-        self._n.start_workload(name)
+        self._n.start_workload(_str("name", name))
 
     def wait_workload(self, name: str) -> None:
         """Starts the workload if needed and runs until it has finished."""
-        self._n.wait_workload(name)
+        self._n.wait_workload(_str("name", name))
 
     # SR-IOV and resets: return 0 or a negative errno, as Linux does.
     def enable_vfs(self, pf: str, count: int) -> int:
         """sriov_numvfs: 0, or -ERANGE / -EBUSY / -ENOENT / -ENOMEM."""
-        return self._n.enable_vfs(pf, count)
+        return self._n.enable_vfs(_str("pf", pf), _uint("count", count, 16))
 
     def disable_vfs(self, pf: str) -> int:
-        return self._n.disable_vfs(pf)
+        return self._n.disable_vfs(_str("pf", pf))
 
     def flr(self, target: str, *, restore: bool = False) -> int:
         """Function Level Reset; restore=True saves and restores config
         around it (pci_reset_function with the FLR method)."""
-        return self._n.flr(target, restore)
+        return self._n.flr(_str("target", target), _bool("restore", restore))
 
     def reset_function(self, target: str, method: str = "auto") -> int:
         """pci_reset_function: save, reset ('auto', 'flr', 'pm', 'bus'), restore."""
-        return self._n.reset_function(target, method)
+        return self._n.reset_function(_str("target", target), _str("method", method))
 
     def hot_reset(self, bridge: str, *, restore: bool = True) -> int:
         """Secondary Bus Reset below `bridge` (pci_reset_bus when restore)."""
-        return self._n.hot_reset(bridge, restore)
+        return self._n.hot_reset(_str("bridge", bridge), _bool("restore", restore))
 
     def set_power_state(self, target: str, state) -> None:
         """'D0' or 'D3hot' (pci_set_power_state, with its 10 ms wait)."""
-        self._n.set_power_state(target, _power_state(state))
+        self._n.set_power_state(_str("target", target), _power_state(state))
 
     def bus_master(self, target: str, enable: bool) -> None:
         """Set or clear Bus Master Enable (pci_set_master / pci_clear_master)."""
-        self._n.set_bus_master(target, enable)
+        self._n.set_bus_master(_str("target", target), _bool("enable", enable))
 
     def memory_space(self, target: str, enable: bool) -> None:
         """Set or clear Memory Space Enable."""
-        self._n.set_memory_space(target, enable)
+        self._n.set_memory_space(_str("target", target), _bool("enable", enable))
 
     # ---- DMA, IOMMU and VMs (docs/iommu.md) ----
     def dma(self, target: str, src, dst, length: int, *, src_local: bool = False,
@@ -241,52 +301,57 @@ class Simulation:
         function, or offsets in its device memory with src_local/dst_local).
         Returns the engine's status: 0, an error code (pciesim.dma: ERR_DMA_UR
         ...), or -110 when nothing completed within `timeout`."""
-        status, _ = self._n.dma(target, _uint("src", src), _uint("dst", dst),
-                                _uint("length", length, 32, 1), src_local, dst_local,
+        status, _ = self._n.dma(_str("target", target), _uint("src", src), _uint("dst", dst),
+                                _uint("length", length, 32, 1), _bool("src_local", src_local),
+                                _bool("dst_local", dst_local),
                                 int(as_time(timeout)))
         return status
 
     def peer_address(self, initiator: str, target: str, bar: int = 2) -> int:
         """The address `initiator` uses to reach `target`'s BAR (mapped into
         its IOMMU domain or VM if needed): a peer-to-peer DMA address."""
-        return self._n.peer_address(initiator, target, _uint("bar", bar, 3))
+        return self._n.peer_address(_str("initiator", initiator), _str("target", target),
+                                    _uint("bar", bar, 3))
 
     def iommu_map(self, domain: str, iova: int, address: int, length: int, *, read: bool = True,
                   write: bool = True) -> int:
         """Map [iova, iova+length) to host-physical `address` in a domain: 0,
         -EINVAL (-22) or -EEXIST (-17)."""
-        return self._n.iommu_map(domain, _uint("iova", iova), _uint("address", address),
-                                 _uint("length", length), read, write)
+        return self._n.iommu_map(_str("domain", domain), _uint("iova", iova),
+                                 _uint("address", address), _uint("length", length),
+                                 _bool("read", read), _bool("write", write))
 
     def iommu_unmap(self, domain: str, iova: int, length: int, *, flush: bool = True) -> int:
         """Unmap, and (flush=True) invalidate the IOTLB and wait: 0, -EINVAL or -ENOENT (-2)."""
-        return self._n.iommu_unmap(domain, _uint("iova", iova), _uint("length", length), flush)
+        return self._n.iommu_unmap(_str("domain", domain), _uint("iova", iova),
+                                   _uint("length", length), _bool("flush", flush))
 
     def iommu_flush(self, kind: str = "global", *, domain: str = "", iova: int = 0,
                     length: int = 0, target: str = "") -> None:
         """Invalidate: kind 'global', 'domain', 'page' (domain, iova, length)
         or 'device' (target's context and domain); waits for completion."""
-        self._n.iommu_flush(kind, domain, _uint("iova", iova), _uint("length", length), target)
+        self._n.iommu_flush(_str("kind", kind), _str("domain", domain), _uint("iova", iova),
+                            _uint("length", length), _str("target", target))
 
     def create_domain(self, name: str, kind: str = "dma") -> None:
         """A new IOMMU domain: 'dma' (translated), 'identity' or 'blocked'."""
-        self._n.create_domain(name, kind)
+        self._n.create_domain(_str("name", name), _str("kind", kind))
 
     def attach(self, target: str, domain: str) -> None:
         """Point `target`'s context entry at `domain`."""
-        self._n.attach(target, domain)
+        self._n.attach(_str("target", target), _str("domain", domain))
 
     def assign(self, target: str, vm: str) -> None:
         """Assign a function to a VM: its domain, and the guest's driver."""
-        self._n.assign(target, vm)
+        self._n.assign(_str("target", target), _str("vm", vm))
 
     def iommu_lookup(self, domain: str, iova: int) -> Optional[int]:
         """What the domain's page tables map `iova` to (None if unmapped)."""
-        return self._n.iommu_lookup(domain, _uint("iova", iova))
+        return self._n.iommu_lookup(_str("domain", domain), _uint("iova", iova))
 
     def vm_address(self, vm: str, gpa: int, length: int = 1) -> int:
         """Host-physical address of a VM's guest-physical address."""
-        return self._n.vm_to_host(vm, _uint("gpa", gpa), _uint("length", length))
+        return self._n.vm_to_host(_str("vm", vm), _uint("gpa", gpa), _uint("length", length))
 
     def iommu_faults(self) -> List[dict]:
         """The IOMMU's fault log: requester, function, address, write, reason, t_ns."""
@@ -295,14 +360,16 @@ class Simulation:
     # ---- inspection ----
     def bdf(self, target: str) -> str:
         """Current routing ID of a function ("03:00.0")."""
-        return self._n.bdf(target)
+        return self._n.bdf(_str("target", target))
 
     def functions(self, *, existing_only: bool = True) -> List[str]:
-        return self._n.functions(existing_only)
+        return self._n.functions(_bool("existing_only", existing_only))
 
     def trace(self, path) -> None:
         """Write a JSON-lines TLP trace (one object per link hop, fields in
         docs/scenarios.md) to `path` from now on."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise _native.UsageError(f"path must be a file path, got {path!r}")
         self._n.trace_to(os.fspath(path))
 
     def stats(self) -> dict:
@@ -313,16 +380,21 @@ class Simulation:
         """One value of stats() by dotted path ("functions.ep0.pf.dma.read_bytes");
         keys containing dots are matched as a whole."""
         node: Any = self.stats()
-        rest = path
+        rest = _str("path", path)
         while rest:
             if isinstance(node, list):
-                head, _, rest = rest.partition(".")
-                node = node[int(head)]
+                head, _, tail = rest.partition(".")
+                if not head.isdigit() or int(head) >= len(node):
+                    raise _native.UsageError(
+                        f"no stat '{path}': '{head}' is not an index of a list of {len(node)}")
+                node, rest = node[int(head)], tail
                 continue
+            if not isinstance(node, dict):
+                raise _native.UsageError(f"no stat '{path}' ('{rest}' is below a value)")
             best = max((k for k in node if rest == k or rest.startswith(k + ".")), key=len,
                        default=None)
             if best is None:
-                raise KeyError(f"no stat '{path}' (stopped at '{rest}')")
+                raise _native.UsageError(f"no stat '{path}' (stopped at '{rest}')")
             node = node[best]
             rest = rest[len(best) + 1:]
         return node

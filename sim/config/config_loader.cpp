@@ -205,7 +205,7 @@ VmSpec read_vm(const Node& n, DocSink* docs) {
   v.where = n;
   Section s(n, "vms[]", docs);
   s.required("name");
-  s.field("name", &v.name, "VM name (also its IOMMU domain's name)")
+  s.name("name", &v.name, "VM name (also its IOMMU domain's name)")
       .bytes("memory", &v.memory, "Guest RAM: guest-physical 0 .. memory", 2 << 20)
       .field("host_base", &v.host_base,
              "Host physical address of guest RAM (0 = allocated by the host)")
@@ -230,7 +230,7 @@ void read_root_complex(const Node& n, RootComplexSpec* r, DocSink* docs) {
   unsigned ports = p.root_ports;
   std::uint64_t mmio32_base = p.mmio32.base, mmio32_size = p.mmio32.size;
   std::uint64_t mmio64_base = p.mmio64.base, mmio64_size = p.mmio64.size;
-  s.field("name", &r->name, "Instance name (prefix of root ports: rc.rp0, rc.rp1, ...)")
+  s.name("name", &r->name, "Instance name (prefix of root ports: rc.rp0, rc.rp1, ...)")
       .field("root_ports", &ports, 1, 31, "Root ports (00:01.0 .. 00:1f.0)")
       .field("vendor_id", &p.vendor_id, "Vendor ID of the host bridge and root ports")
       .field("host_bridge_device_id", &p.host_bridge_device_id, "Device ID of 00:00.0")
@@ -282,7 +282,7 @@ SwitchSpec read_switch(const Node& n, DocSink* docs) {
   Section s(n, "switches[]", docs);
   models::SwitchParams& p = sw.params;
   s.required("name");
-  s.field("name", &sw.name, "Instance name (ports: <name>.usp, <name>.dsp0, ...)")
+  s.name("name", &sw.name, "Instance name (ports: <name>.usp, <name>.dsp0, ...)")
       .field("downstream_ports", &p.downstream_ports, 1, 32, "Downstream ports")
       .field("vendor_id", &p.vendor_id, "Vendor ID of the switch ports")
       .field("usp_device_id", &p.usp_device_id, "Device ID of the upstream port")
@@ -307,7 +307,7 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
   s.required("name");
   std::uint32_t cls = p.class_code;
   unsigned rev = p.revision;
-  s.field("name", &ep.name, "Instance name (functions: <name>.pf, <name>.vf1, ...)")
+  s.name("name", &ep.name, "Instance name (functions: <name>.pf, <name>.vf1, ...)")
       .choice("model", &ep.model, {{"dma", std::string("dma")}},
               "Device model: the DMA copy engine (docs/dma-engine.md)")
       .choice("driver", &ep.driver,
@@ -496,7 +496,7 @@ WorkloadSpec read_workload(const Node& n, DocSink* docs) {
   std::string type = "copy";
   std::uint64_t xfer = w.xfer_size;
   std::string single;
-  s.field("name", &w.name, "Workload name (stats: workloads.<name>)")
+  s.name("name", &w.name, "Workload name (stats: workloads.<name>)")
       .field("function", &single, "Function whose DMA engine runs it: ep0.pf, ep0.vf3")
       .nested("functions", "list | \"ep0.vf1..ep0.vf64\"",
               "Instead of `function`: several functions, each running the whole workload with "
@@ -882,7 +882,12 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       if (off > 4095 || off % st.size)
         s.child("offset").fail("config offset must be below 4096 and aligned to the size");
       if (!st.cap.empty() && off + st.size > 4096) s.child("offset").fail("offset too large");
-      if (st.action == A::kConfigWrite) need("value");
+      if (st.action == A::kConfigWrite) {
+        need("value");
+        if (st.size < 4 && (st.value >> (8 * st.size)))
+          s.child("value").fail("value " + format_hex(st.value) + " does not fit " +
+                                std::to_string(st.size) + " byte(s)");
+      }
       break;
     case A::kMmioRead:
     case A::kMmioWrite:
@@ -892,7 +897,12 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
         s.child("offset").fail("capability-relative offsets are for config accesses");
       if (st.size != 1 && st.size != 2 && st.size != 4 && st.size != 8)
         s.child("size").fail("MMIO accesses are 1, 2, 4 or 8 bytes");
-      if (st.action == A::kMmioWrite) need("value");
+      if (st.action == A::kMmioWrite) {
+        need("value");
+        if (st.size < 8 && (st.value >> (8 * st.size)))
+          s.child("value").fail("value " + format_hex(st.value) + " does not fit " +
+                                std::to_string(st.size) + " byte(s)");
+      }
       break;
     case A::kStartWorkload:
     case A::kWaitWorkload:

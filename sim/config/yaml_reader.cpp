@@ -386,6 +386,26 @@ Section& Section::field(const std::string& key, std::string* out, const std::str
   return *this;
 }
 
+Section& Section::name(const std::string& key, std::string* out, const std::string& doc) {
+  if (begin(key, "name", *out, doc)) {
+    Node n = node_.child(key);
+    std::string v = n.as_string();
+    // Names become SystemC instance names (no '.' or spaces), parts of
+    // dotted target and stat paths ("ep0.vf3", "workloads.w.bytes") and of
+    // link labels ("sw0.dsp1--ep0"), and must not read as a BDF (':').
+    bool ok = !v.empty() && v.size() <= 64 &&
+              (std::isalpha(static_cast<unsigned char>(v[0])) || v[0] == '_');
+    for (char c : v)
+      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+    if (!ok)
+      n.fail("'" + v +
+             "' is not a valid name: use 1-64 letters, digits and '_', starting with a letter "
+             "or '_' (names become instance names, stat paths and targets)");
+    *out = v;
+  }
+  return *this;
+}
+
 Section& Section::time(const std::string& key, fabric::Time* out, const std::string& doc,
                        fabric::Time min, fabric::Time max) {
   if (begin(key, "time", fabric::format_time(*out), doc)) {

@@ -134,6 +134,8 @@ class Section {
                  const std::string& doc);
   Section& field(const std::string& key, bool* out, const std::string& doc);
   Section& field(const std::string& key, std::string* out, const std::string& doc);
+  // An instance, workload or VM name: letters, digits and '_' (1-64).
+  Section& name(const std::string& key, std::string* out, const std::string& doc);
   Section& time(const std::string& key, fabric::Time* out, const std::string& doc,
                 fabric::Time min = 0, fabric::Time max = fabric::kTimeMax);
   Section& bytes(const std::string& key, std::uint64_t* out, const std::string& doc,

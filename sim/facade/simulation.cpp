@@ -250,8 +250,22 @@ PciDev& Simulation::host_device(const std::string& target) {
   return *d;
 }
 
+RoutingId Simulation::address_of(const std::string& target) {
+  check_alive();
+  // A function captures its bus number from the host's first configuration
+  // write; before enumeration every named function would answer 00:00.0
+  // (the host bridge's address).
+  if (!host_->booted() && !RoutingId::parse(target)) {
+    if (!system_->function(target)) throw UsageError(target, "no function named '" + target + "'");
+    throw UsageError(target, "'" + target +
+                                 "' has no bus address before the host enumerates: call boot() "
+                                 "(or run) first");
+  }
+  return checker_->target_rid(target);
+}
+
 std::string Simulation::bdf(const std::string& target) {
-  return checker_->target_rid(target).str();
+  return address_of(target).str();
 }
 
 std::vector<std::string> Simulation::functions(bool existing_only) {
@@ -263,7 +277,7 @@ std::vector<std::string> Simulation::functions(bool existing_only) {
 
 std::uint32_t Simulation::config_read(const std::string& target, std::uint16_t offset,
                                       unsigned size) {
-  RoutingId rid = checker_->target_rid(target);
+  RoutingId rid = address_of(target);
   if (!ConfigSpace::valid_access(offset, size))
     throw UsageError(target, "config access of " + std::to_string(size) + " bytes at " +
                                  std::to_string(offset) +
@@ -273,35 +287,21 @@ std::uint32_t Simulation::config_read(const std::string& target, std::uint16_t o
 
 void Simulation::config_write(const std::string& target, std::uint16_t offset, unsigned size,
                               std::uint32_t value) {
-  RoutingId rid = checker_->target_rid(target);
+  RoutingId rid = address_of(target);
   if (!ConfigSpace::valid_access(offset, size))
     throw UsageError(target, "config access of " + std::to_string(size) + " bytes at " +
                                  std::to_string(offset) +
                                  " must be 1/2/4 bytes, aligned, below 4096");
+  if (size < 4 && (value >> (8 * size)))
+    throw UsageError(target, "value " + format_hex(value) + " does not fit " +
+                                 std::to_string(size) + " byte(s)");
   call([this, rid, offset, size, value] { host_->cpu().config_write(rid, offset, size, value); });
 }
-
-namespace {
-std::uint64_t checked_mmio(PciCore& pci, PciDev& d, const std::string& target, unsigned bar,
-                           std::uint64_t offset, unsigned size) {
-  if (bar > 5) throw UsageError(target, "BAR index must be 0..5, got " + std::to_string(bar));
-  if (size != 1 && size != 2 && size != 4 && size != 8)
-    throw UsageError(target, "MMIO accesses are 1, 2, 4 or 8 bytes, got " + std::to_string(size));
-  std::uint64_t base = pci.bar_address(d, bar), len = pci.bar_size(d, bar);
-  if (!base || !len)
-    throw UsageError(target, "BAR" + std::to_string(bar) + " is not implemented or not assigned");
-  if (offset + size > len || offset + size < offset)
-    throw UsageError(target, "offset " + std::to_string(offset) + " + " + std::to_string(size) +
-                                 " bytes is outside BAR" + std::to_string(bar) + " (" +
-                                 std::to_string(len) + " bytes)");
-  return base + offset;
-}
-}  // namespace
 
 std::uint64_t Simulation::mmio_read(const std::string& target, unsigned bar, std::uint64_t offset,
                                     unsigned size) {
   return call([this, target, bar, offset, size] {
-    std::uint64_t a = checked_mmio(host_->pci(), host_device(target), target, bar, offset, size);
+    std::uint64_t a = host_->pci().mmio_address(host_device(target), bar, offset, size, target);
     return host_->cpu().mmio_read(a, size);
   });
 }
@@ -309,7 +309,10 @@ std::uint64_t Simulation::mmio_read(const std::string& target, unsigned bar, std
 void Simulation::mmio_write(const std::string& target, unsigned bar, std::uint64_t offset,
                             unsigned size, std::uint64_t value) {
   call([this, target, bar, offset, size, value] {
-    std::uint64_t a = checked_mmio(host_->pci(), host_device(target), target, bar, offset, size);
+    if (size < 8 && (value >> (8 * size)))
+      throw UsageError(target, "value " + format_hex(value) + " does not fit " +
+                                   std::to_string(size) + " byte(s)");
+    std::uint64_t a = host_->pci().mmio_address(host_device(target), bar, offset, size, target);
     host_->cpu().mmio_write(a, size, value);
   });
 }

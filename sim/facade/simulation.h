@@ -158,6 +158,9 @@ class Simulation {
   void rethrow_interrupt();
   void check_alive() const;
   PciDev& host_device(const std::string& target);
+  // The routing ID a config access to `target` uses; refuses a named
+  // function before enumeration has given it a bus.
+  fabric::RoutingId address_of(const std::string& target);
 
   std::unique_ptr<fabric::KernelContext> kernel_;
   std::unique_ptr<System> system_;

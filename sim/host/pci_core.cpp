@@ -506,6 +506,25 @@ std::uint64_t PciCore::bar_address(const PciDev& d, unsigned bar) const {
   return d.bars[bar].addr;
 }
 
+std::uint64_t PciCore::mmio_address(const PciDev& d, unsigned bar, std::uint64_t offset,
+                                    unsigned size, const std::string& who) const {
+  if (bar > 5) throw UsageError(who, "BAR index must be 0..5, got " + std::to_string(bar));
+  if (size != 1 && size != 2 && size != 4 && size != 8)
+    throw UsageError(who, "MMIO accesses are 1, 2, 4 or 8 bytes, got " + std::to_string(size));
+  const std::uint64_t base = bar_address(d, bar), len = bar_size(d, bar);
+  if (!base || !len)
+    throw UsageError(
+        who, d.name + " BAR" + std::to_string(bar) + " is not implemented or has no address");
+  if (offset >= len || size > len - offset)
+    throw UsageError(who, "offset " + format_hex(offset) + " + " + std::to_string(size) +
+                              " bytes is outside BAR" + std::to_string(bar) + " (" +
+                              format_hex(len) + " bytes) of " + d.name);
+  if (offset % size)
+    throw UsageError(who, "MMIO offset " + format_hex(offset) + " is not aligned to the size " +
+                              std::to_string(size));
+  return base + offset;
+}
+
 std::uint64_t PciCore::bar_size(const PciDev& d, unsigned bar) const {
   if (bar > 5) return 0;
   if (d.is_vf && d.physfn) return d.physfn->vf_bars[bar].size;

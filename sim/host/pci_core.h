@@ -108,6 +108,12 @@ class PciCore {
   // Address of a BAR as the host assigned it (VFs: from the PF's VF BARs).
   std::uint64_t bar_address(const PciDev& dev, unsigned bar) const;
   std::uint64_t bar_size(const PciDev& dev, unsigned bar) const;
+  // The address of an MMIO access of `size` bytes at `offset` in `bar`, as
+  // the host mapped it; UsageError (named `who`) if the BAR is not there or
+  // the access does not lie wholly inside it (it would reach a neighbour,
+  // e.g. the next VF's registers).
+  std::uint64_t mmio_address(const PciDev& dev, unsigned bar, std::uint64_t offset, unsigned size,
+                             const std::string& who) const;
 
   void enable_memory(PciDev& dev, bool on);  // Command MSE (pci_enable_device)
   void set_master(PciDev& dev, bool on);     // Command BME (pci_set_master)

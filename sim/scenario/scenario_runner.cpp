@@ -137,18 +137,16 @@ void ScenarioRunner::execute(const ScenarioStep& s, StepRecord& rec) {
     case ScenarioStep::kMmioRead:
     case ScenarioStep::kMmioWrite: {
       PciDev& d = host_device(s);
-      std::uint64_t base = pci.bar_address(d, s.bar);
-      if (!base)
-        throw UsageError(s.label, s.target + " BAR" + std::to_string(s.bar) + " has no address");
+      const std::uint64_t addr = pci.mmio_address(d, s.bar, s.offset, s.size, s.label);
       if (s.action == ScenarioStep::kMmioRead) {
-        rec.value = cpu.mmio_read(base + s.offset, s.size);
+        rec.value = cpu.mmio_read(addr, s.size);
         rec.recorded = true;
         rec.detail =
             s.target + " BAR" + std::to_string(s.bar) + "[" + std::to_string(s.offset) + "]";
         if (s.check.label == s.label)
           results_.push_back(checker_.compare(s.check, rec.value, rec.detail));
       } else {
-        cpu.mmio_write(base + s.offset, s.size, s.value);
+        cpu.mmio_write(addr, s.size, s.value);
       }
       break;
     }
