@@ -126,7 +126,9 @@ class Session {
                        "while it runs; close it after run() returns");
     wake_callbacks("this simulation was closed while the callback waited for it");
     if (g_live == this) g_live = nullptr;
-    sim_.reset();
+    if (!sim_) return;
+    std::unique_ptr<Simulation> s = std::move(sim_);
+    s->finish_trace();  // a trace that could not be written is reported here
   }
   bool closed() const { return !sim_; }
 

@@ -97,3 +97,20 @@ def test_wrong_config_types():
         pciesim.from_dict([1, 2])
     with pytest.raises(pciesim.UsageError, match="path or a dict"):
         pciesim.validate(42)
+
+
+def test_trace_write_errors_are_reported():
+    with pciesim.from_dict(SMALL) as sim:
+        sim.boot()
+        sim.trace("/dev/full")
+        with pytest.raises(pciesim.UsageError, match="No space left on device"):
+            sim.run("100us")
+        sim.run("10us")  # tracing stopped; the simulation goes on
+        assert sim.config_read("ep0.pf", 0, size=2) == 0x5EC0
+    sim = pciesim.from_dict(SMALL)
+    sim.boot()
+    sim.trace("/dev/full")
+    sim.config_read("ep0.pf", 0)  # two records, still buffered: the error shows at the flush
+    with pytest.raises(pciesim.UsageError, match="No space left on device"):
+        sim.close()
+    assert sim.closed

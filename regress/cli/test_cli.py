@@ -198,3 +198,9 @@ def test_validate_iommu_and_dma_steps(cli):
     p = cli("validate", cli.write("e.yaml", base + "iommu: {enabled: true}\n"
                                   "vms: [{name: v, functions: [ep0.vf1]}]\n"), check=2)
     assert "no DMA function named 'ep0.vf1'" in p.stderr
+
+
+def test_write_errors_on_outputs_fail_the_run(cli, root):
+    for opt in ("--stats", "--trace"):
+        p = cli("run", root / QUICKSTART, opt, "/dev/full", check=2)
+        assert "/dev/full" in p.stderr and "No space left on device" in p.stderr, p.stderr

@@ -14,9 +14,12 @@
 #include <fstream>
 #include <iostream>
 
+#include <cerrno>
+#include <cstring>
 #include "fabric/common/error.h"
 #include "fabric/kernel/kernel_context.h"
 #include "sim/builder/system.h"
+
 #include "sim/config/config_loader.h"
 #include "sim/facade/simulation.h"
 #include "sim/host/host.h"
@@ -105,8 +108,12 @@ void print_summary(Simulation& sim, const RunResult& r, double wall) {
 
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path);
-  if (!out) throw UsageError(path, "cannot write the file");
+  if (!out) throw UsageError(path, std::string("cannot write the file: ") + std::strerror(errno));
   out << text;
+  out.flush();
+  if (!out) throw UsageError(path, std::string("writing the file failed: ") + std::strerror(errno));
+  out.close();
+  if (out.fail()) throw UsageError(path, "closing the file failed");
 }
 
 }  // namespace
@@ -191,6 +198,7 @@ int sc_main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     RunResult r = sim.run();
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    sim.finish_trace();
     if (!stats_path.empty()) write_file(stats_path, sim.stats().dump(2) + "\n");
     if (quiet) {
       std::size_t failed = 0;

@@ -1,6 +1,8 @@
 #include "sim/facade/simulation.h"
 
 #include <tlm_utils/tlm_quantumkeeper.h>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <systemc>
@@ -22,10 +24,24 @@ using namespace fabric;
 // JSON lines, one per TLP hop.
 class JsonTrace : public TraceSink {
  public:
-  explicit JsonTrace(const std::string& path) : out_(path) {
-    if (!out_) throw UsageError("trace", "cannot write the trace file '" + path + "'");
+  explicit JsonTrace(const std::string& path) : path_(path), out_(path) {
+    if (!out_)
+      throw UsageError("trace",
+                       "cannot write the trace file '" + path + "': " + std::strerror(errno));
+  }
+  // The first write error (e.g. a full disk), or empty.
+  const std::string& error() const { return error_; }
+  // Flushes and closes; the first write error, or empty.
+  const std::string& finish() {
+    if (out_.is_open()) {
+      out_.flush();
+      note_failure();
+      out_.close();
+    }
+    return error_;
   }
   void tlp(const TlpTraceRecord& r) override {
+    if (!error_.empty()) return;
     char buf[512];
     std::snprintf(buf, sizeof buf,
                   "{\"t_ns\":%.3f,\"arrive_ns\":%.3f,\"done_ns\":%.3f,\"link\":\"%s\",\"dir\":\"%"
@@ -37,10 +53,17 @@ class JsonTrace : public TraceSink {
                   static_cast<unsigned long long>(r.address), r.length, to_string(r.status),
                   to_string(r.p2p));
     out_ << buf;
+    note_failure();
   }
 
  private:
+  void note_failure() {
+    if (out_.fail() && error_.empty())
+      error_ = "writing the trace file '" + path_ + "' failed: " + std::strerror(errno);
+  }
+  std::string path_;
   std::ofstream out_;
+  std::string error_;
 };
 
 bool RunResult::passed() const {
@@ -85,8 +108,19 @@ const SystemConfig& Simulation::config() const {
 }
 
 void Simulation::trace_to(const std::string& path) {
-  trace_ = std::make_unique<JsonTrace>(path);
+  check_alive();
+  auto next = std::make_unique<JsonTrace>(path);
+  finish_trace();  // the previous trace, if any, is complete up to now
+  trace_ = std::move(next);
   set_trace_sink(trace_.get());
+}
+
+void Simulation::finish_trace() {
+  if (!trace_) return;
+  set_trace_sink(nullptr);
+  std::unique_ptr<JsonTrace> t = std::move(trace_);
+  const std::string err = t->finish();
+  if (!err.empty()) throw UsageError("trace", err);
 }
 
 Time Simulation::now() const {
@@ -114,6 +148,12 @@ void Simulation::interrupt(std::exception_ptr error) {
 }
 
 void Simulation::rethrow_interrupt() {
+  if (trace_ && !trace_->error().empty()) {
+    const std::string err = trace_->error();
+    set_trace_sink(nullptr);
+    trace_.reset();
+    throw UsageError("trace", err + " (tracing stopped; the simulation can go on)");
+  }
   if (kernel_->failed()) {
     dead_ = true;
     interrupt_ = nullptr;

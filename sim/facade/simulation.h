@@ -52,7 +52,11 @@ class Simulation {
   Host& host() { return *host_; }
 
   // Writes a JSON-lines TLP trace (one object per link hop) to `path`.
+  // A write error (a full disk) stops the run that hits it with a
+  // UsageError naming the file and the reason.
   void trace_to(const std::string& path);
+  // Flushes and closes the trace; UsageError if any write failed.
+  void finish_trace();
 
   // --- running ---
   void boot();
