@@ -204,3 +204,25 @@ def test_write_errors_on_outputs_fail_the_run(cli, root):
     for opt in ("--stats", "--trace"):
         p = cli("run", root / QUICKSTART, opt, "/dev/full", check=2)
         assert "/dev/full" in p.stderr and "No space left on device" in p.stderr, p.stderr
+
+
+def test_failed_steps_are_printed_and_fail_unless_expected(cli):
+    base = ("endpoints: [{name: ep0}]\nlinks: [{upstream: rc.rp0, downstream: ep0}]\n"
+            "scenario:\n")
+    steps = ("  - {action: enable_vfs, target: ep0.pf, count: 2%s}\n"
+             "  - {action: hot_reset, target: ep0.pf%s}\n")
+    p = cli("run", cli.write("s1.yaml", base + steps % ("", "")), check=1)
+    assert "scenario[0]        enable_vfs: status -22 (-EINVAL)" in p.stdout, p.stdout
+    assert "scenario[1]        hot_reset: status -25 (-ENOTTY)" in p.stdout
+    assert "FAIL scenario[0]" in p.stdout and "FAIL scenario[1]" in p.stdout
+    # Expected statuses are checks; `any` records without judging (still printed).
+    p = cli("run", cli.write("s2.yaml", base + steps % (", status: -22", ", status: any")),
+            check=0)
+    assert "PASS scenario[0]" in p.stdout and "returns status -22" in p.stdout
+    assert "hot_reset: status -25" in p.stdout and "FAIL" not in p.stdout
+    p = cli("run", cli.write("s3.yaml", base + steps % (", status: -16", ", status: any")),
+            check=1)
+    assert "FAIL scenario[0]" in p.stdout
+    # An expectation on the status is enough.
+    p = cli("run", cli.write("s4.yaml", base + steps % ("", ", status: any") +
+                             "expect:\n  - {stat: scenario.0.status, equals: -22}\n"), check=0)

@@ -23,6 +23,7 @@
 #include "sim/config/config_loader.h"
 #include "sim/facade/simulation.h"
 #include "sim/host/host.h"
+#include "sim/scenario/scenario_runner.h"
 
 using namespace pciesim;
 using namespace pciesim::sim;
@@ -90,6 +91,20 @@ void print_summary(Simulation& sim, const RunResult& r, double wall) {
         static_cast<unsigned long long>(l["up"]["tlps"].get<std::uint64_t>()),
         si(static_cast<double>(l["up"]["wire_bytes"].get<std::uint64_t>()), "B").c_str(),
         100 * l["up"]["utilization"].get<double>());
+  }
+  // Every step that did not succeed, whether or not a check judged it.
+  bool header = false;
+  for (const auto& step : st["scenario"]) {
+    const long long status = step["status"].get<long long>();
+    const bool read = step["action"] == "config_read" || step["action"] == "mmio_read";
+    if (!step["error"].get<bool>() && (read || status == 0)) continue;
+    if (!header) std::printf("  steps that did not succeed:\n");
+    header = true;
+    std::printf("    %-18s %s: %s\n", step["label"].get<std::string>().c_str(),
+                step["action"].get<std::string>().c_str(),
+                step["error"].get<bool>()
+                    ? ("not carried out: " + step["detail"].get<std::string>()).c_str()
+                    : ("status " + ScenarioRunner::status_text(status)).c_str());
   }
   std::printf(
       "  interrupts received: %llu\n",

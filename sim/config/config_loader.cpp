@@ -782,6 +782,19 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
            "Not before this time after boot (steps run in order; default: right "
            "after the previous step)");
   if (s.has("at")) st.at = s.child("at").as_time();
+  s.nested("status", "integer | any",
+           "The status the step must return (0, -errno, or an engine error code); default 0, "
+           "and a step returning another status fails the run unless an expectation looks at "
+           "scenario.<i>.status; `any` records the status without judging it");
+  if (s.has("status")) {
+    Node sn = s.child("status");
+    if (sn.is_scalar() && sn.scalar() == "any") {
+      st.status_policy = A::kStatusAny;
+    } else {
+      st.status_policy = A::kStatusExpected;
+      st.expected_status = sn.as_int(-4095, 0xffffffffll);
+    }
+  }
   s.field("target", &st.target, "Function name (ep0.pf, sw0.dsp1) or routing ID (bb:dd.f)")
       .nested(
           "offset", "integer | <capability>+<integer>",
@@ -1166,6 +1179,21 @@ void validate(SystemConfig& c, const Node& root) {
   }
   if (c.iommu.params.base % 4096)
     root.child("iommu").child("base").fail("the register block must be 4 KiB aligned");
+  // Steps whose status an expectation or check looks at are judged there.
+  auto looks_at_status = [&](const Expectation& e, std::size_t i) {
+    const std::string path = "scenario." + std::to_string(i) + ".status";
+    return (e.kind == Expectation::kStat && e.stat == path) || e.cmp.a_stat == path;
+  };
+  for (std::size_t i = 0; i < c.scenario.size(); ++i) {
+    ScenarioStep& st = c.scenario[i];
+    if (st.status_policy != ScenarioStep::kStatusZero) continue;
+    bool seen = false;
+    for (const Expectation& e : c.expect)
+      seen = seen || looks_at_status(e, i);
+    for (const ScenarioStep& other : c.scenario)
+      seen = seen || (other.action == ScenarioStep::kCheck && looks_at_status(other.check, i));
+    if (seen) st.status_policy = ScenarioStep::kStatusChecked;
+  }
   for (const ScenarioStep& s : c.scenario) {
     if (!s.workload.empty() && !c.workload(s.workload))
       s.where.child("workload").fail("no workload named '" + s.workload + "'");

@@ -196,6 +196,17 @@ struct ScenarioStep {
   std::string
       kind;  // iommu_flush: global, domain, page, device; create_domain: dma, identity, blocked
   Expectation check;
+  // What the step's status (0, -errno, an engine error code) must be. By
+  // default a non-zero status fails the run, unless an expectation or check
+  // looks at `scenario.<i>.status`; `status: N` makes the step check it is
+  // N, `status: any` records it without judging.
+  enum StatusPolicy {
+    kStatusZero,
+    kStatusExpected,
+    kStatusAny,
+    kStatusChecked
+  } status_policy = kStatusZero;
+  long long expected_status = 0;
   std::string label;
   Node where;
 };

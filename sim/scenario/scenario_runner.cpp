@@ -1,5 +1,7 @@
 #include "sim/scenario/scenario_runner.h"
 
+#include <map>
+
 #include <linux/pci_regs.h>
 
 #include "fabric/common/error.h"
@@ -266,6 +268,51 @@ void ScenarioRunner::execute(const ScenarioStep& s, StepRecord& rec) {
   }
 }
 
+std::string ScenarioRunner::status_text(long long status) {
+  if (status >= 0) return std::to_string(status);
+  // The errno values the host's PCI core and IOMMU driver return.
+  static const std::map<long long, const char*> names = {
+      {-1, "EPERM"},   {-2, "ENOENT"},  {-5, "EIO"},        {-12, "ENOMEM"},
+      {-16, "EBUSY"},  {-17, "EEXIST"}, {-19, "ENODEV"},    {-22, "EINVAL"},
+      {-25, "ENOTTY"}, {-34, "ERANGE"}, {-110, "ETIMEDOUT"}};
+  auto it = names.find(status);
+  return std::to_string(status) + (it == names.end() ? "" : std::string(" (-") + it->second + ")");
+}
+
+void ScenarioRunner::judge_status(const ScenarioStep& s, const StepRecord& rec) {
+  // Read steps record the value they read, not a status.
+  if (s.action == ScenarioStep::kConfigRead || s.action == ScenarioStep::kMmioRead) return;
+  switch (s.status_policy) {
+    case ScenarioStep::kStatusAny:
+    case ScenarioStep::kStatusChecked:
+      return;
+    case ScenarioStep::kStatusExpected: {
+      CheckResult r;
+      r.label = s.label;
+      r.description = std::string("step '") + action_name(s.action) + "' returns status " +
+                      status_text(s.expected_status);
+      r.observed = status_text(rec.status);
+      r.passed = rec.status == s.expected_status;
+      r.at = HostCpu::now();
+      results_.push_back(r);
+      return;
+    }
+    case ScenarioStep::kStatusZero:
+      if (rec.status == 0) return;
+      CheckResult r;
+      r.label = s.label;
+      r.description = std::string("step '") + action_name(s.action) +
+                      "' succeeds (give the step `status: N` or `status: any`, or check "
+                      "scenario." +
+                      std::to_string(rec.index) + ".status, if this is expected)";
+      r.observed = "status " + status_text(rec.status);
+      r.passed = false;
+      r.at = HostCpu::now();
+      results_.push_back(r);
+      return;
+  }
+}
+
 void ScenarioRunner::run() {
   const Time base = host_.boot_end();
   for (const ScenarioStep& s : system_.config().scenario) {
@@ -289,6 +336,7 @@ void ScenarioRunner::run() {
       r.at = HostCpu::now();
       results_.push_back(r);
     }
+    if (!rec.error) judge_status(s, rec);
     if (rec.recorded && s.action != ScenarioStep::kSnapshot)
       rec.number = static_cast<double>(rec.value);
     rec.end = HostCpu::now();

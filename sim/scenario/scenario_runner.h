@@ -39,11 +39,15 @@ class ScenarioRunner {
   bool done() const { return done_; }
   sc_core::sc_event& done_event() { return done_event_; }
   const std::vector<StepRecord>& records() const { return records_; }
+  // "-16 (-EBUSY)": a step status for people.
+  static std::string status_text(long long status);
   // The value scenario[index] recorded, if it ran and recorded one.
   const double* recorded(int index) const;
 
  private:
   void execute(const ScenarioStep& s, StepRecord& rec);
+  // Adds the check a step's status calls for (ScenarioStep::status_policy).
+  void judge_status(const ScenarioStep& s, const StepRecord& rec);
   PciDev& host_device(const ScenarioStep& s);
   std::uint64_t bar_reference(const ScenarioStep& s, const std::string& ref, PciDev& initiator);
 
