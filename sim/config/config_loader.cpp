@@ -1029,6 +1029,81 @@ void check_target(const SystemConfig& c, const std::string& target, const Node& 
                "' (expected e.g. ep0.pf, ep0.vf1, sw0.dsp0, rc.rp0 or a routing ID bb:dd.f)");
 }
 
+// PCIe Base 4.0, 2.6.1 Table 2-43 (minimum initial flow-control
+// advertisements): a receiver advertises header credits for at least one
+// TLP (0 = infinite), and posted and completion data credits for at least
+// its largest Max_Payload_Size setting (Max_Payload_Size Supported / 16),
+// so that every TLP the link can carry fits; non-posted data at least 1.
+void check_credit_minimums(const SystemConfig& c) {
+  auto mps_supported = [&](const std::string& node) -> std::uint32_t {
+    if (node == c.root_complex.name) return c.root_complex.params.max_payload_supported;
+    if (const SwitchSpec* s = c.switch_spec(node)) return s->params.max_payload_supported;
+    if (const EndpointSpec* e = c.endpoint(node)) return e->params.max_payload_supported;
+    return 128;
+  };
+  for (const LinkSpec& l : c.links) {
+    const std::string up = l.upstream.substr(0, l.upstream.rfind('.'));
+    for (int side = 0; side < 2; ++side) {
+      const fabric::FcCredits& cr = side == 0 ? l.config.upstream_rx : l.config.downstream_rx;
+      const std::uint32_t mps = mps_supported(side == 0 ? up : l.downstream);
+      const std::uint32_t need = mps / 16;
+      Node n = l.where.child(side == 0 ? "upstream_credits" : "downstream_credits");
+      auto check = [&](const char* key, std::uint32_t have) {
+        if (have != 0 && have < need)
+          (n.child(key).defined() ? n.child(key) : n)
+              .fail(std::to_string(have) + " " + key + " credits cannot carry one " +
+                    std::to_string(mps) +
+                    "-byte TLP (the receiver's Max_Payload_Size Supported): " + "at least " +
+                    std::to_string(need) + ", or 0 = infinite (PCIe 2.6.1, Table 2-43)");
+      };
+      check("posted_data", cr.posted_data);
+      check("completion_data", cr.completion_data);
+    }
+  }
+}
+
+// The host's physical address map: DRAM, ECAM, the MSI window, both MMIO
+// windows and the IOMMU's registers must not overlap, or accesses go to the
+// wrong place and drivers fail to probe for reasons buried in the stats.
+void check_address_map(const SystemConfig& c, const Node& root) {
+  struct Region {
+    std::string what;
+    std::uint64_t base, size;
+    Node where;
+  };
+  const auto& rc = c.root_complex.params;
+  Node rcn = root.child("root_complex");
+  std::vector<Region> map;
+  Node mem = root.child("host").child("memory");
+  for (std::size_t i = 0; i < c.host.memory.ranges.size(); ++i)
+    map.push_back({"host.memory[" + std::to_string(i) + "]", c.host.memory.ranges[i].base,
+                   c.host.memory.ranges[i].size, mem.at(i)});
+  // The key that set a region, or an undefined node for a default.
+  auto at = [&](const Node& n, const char* key) { return n.child(key); };
+  // ECAM: 1 MiB per bus, buses 0-255 (PCI Firmware Spec 3.2, MCFG).
+  map.push_back({"the ECAM window", rc.ecam_base, 256ull << 20, at(rcn, "ecam_base")});
+  map.push_back({"the MSI window", rc.msi_base, rc.msi_size, at(rcn, "msi_base")});
+  map.push_back({"the 32-bit MMIO window", rc.mmio32.base, rc.mmio32.size, at(rcn, "mmio32_base")});
+  map.push_back({"the 64-bit MMIO window", rc.mmio64.base, rc.mmio64.size, at(rcn, "mmio64_base")});
+  if (c.iommu.enabled)
+    map.push_back(
+        {"the IOMMU registers", c.iommu.params.base, 4096, at(root.child("iommu"), "base")});
+  for (std::size_t i = 0; i < map.size(); ++i) {
+    const Region& a = map[i];
+    if (a.base + a.size < a.base)
+      a.where.fail(a.what + " runs past the end of the 64-bit address space");
+    for (std::size_t j = 0; j < i; ++j) {
+      const Region& b = map[j];
+      if (a.base < b.base + b.size && b.base < a.base + a.size)
+        // Blame what the config sets over a default it runs into.
+        (a.where.defined() || !b.where.defined() ? a.where : b.where)
+            .fail(a.what + " [" + format_hex(a.base) + ", " + format_hex(a.base + a.size) +
+                  ") overlaps " + b.what + " [" + format_hex(b.base) + ", " +
+                  format_hex(b.base + b.size) + ")");
+    }
+  }
+}
+
 void validate(SystemConfig& c, const Node& root) {
   // Topology: names, links, tree shape, bus numbers.
   fabric::Topology topo;
@@ -1095,6 +1170,7 @@ void validate(SystemConfig& c, const Node& root) {
     if (it != where.end()) it->second.fail(e.message());
     root.fail(e.message());
   }
+  check_credit_minimums(c);
 
   // Workloads.
   std::set<std::string> wl_names;
@@ -1179,6 +1255,7 @@ void validate(SystemConfig& c, const Node& root) {
   }
   if (c.iommu.params.base % 4096)
     root.child("iommu").child("base").fail("the register block must be 4 KiB aligned");
+  check_address_map(c, root);
   // Steps whose status an expectation or check looks at are judged there.
   auto looks_at_status = [&](const Expectation& e, std::size_t i) {
     const std::string path = "scenario." + std::to_string(i) + ".status";

@@ -242,6 +242,35 @@ TEST(ConfigLoader, WorkloadAllocationsAreBoundedAtValidation) {
       << big.what();
 }
 
+TEST(ConfigLoader, OverlappingAddressWindowsAreRefused) {
+  ConfigError ecam = error_of(kGood, {"root_complex.ecam_base=0"});
+  EXPECT_EQ(ecam.path(), "root_complex.ecam_base");
+  EXPECT_NE(
+      std::string(ecam.what()).find("the ECAM window [0x0, 0x10000000) overlaps host.memory[0]"),
+      std::string::npos)
+      << ecam.what();
+  // The range the config sets is blamed, not the default it runs into.
+  ConfigError dram = error_of(std::string(kGood) + "host:\n  memory: [{base: 0, size: 4GiB}]\n");
+  EXPECT_EQ(dram.path(), "host.memory[0]");
+  EXPECT_NE(std::string(dram.what()).find("overlaps host.memory[0]"), std::string::npos);
+  ConfigError msi =
+      error_of(kGood, {"root_complex.mmio32_base=0xfe000000", "root_complex.mmio32_size=16MiB"});
+  EXPECT_NE(std::string(msi.what()).find("overlaps the MSI window"), std::string::npos)
+      << msi.what();
+}
+
+TEST(ConfigLoader, CreditsMustCarryAMaxPayloadTlp) {
+  ConfigError e = error_of(kGood, {"links[0].upstream_credits.posted_data=2"});
+  EXPECT_EQ(e.path(), "links[0].upstream_credits.posted_data");
+  EXPECT_NE(std::string(e.what()).find("at least 16"), std::string::npos) << e.what();
+  // The switch's upstream port supports 512-byte payloads.
+  ConfigError sw = error_of(kGood, {"links[0].downstream_credits.completion_data=16"});
+  EXPECT_NE(std::string(sw.what()).find("at least 32"), std::string::npos) << sw.what();
+  EXPECT_NO_THROW(load_config_text(
+      kGood, "test.yaml",
+      {"links[0].upstream_credits.posted_data=0", "links[0].upstream_credits.posted_data=16"}));
+}
+
 TEST(ConfigLoader, ReferenceDocumentsEveryKey) {
   std::string md = config_reference_markdown();
   for (const char* key : {"`quantum`", "`total_vfs`", "`traversal_latency`", "`posted_header`",
