@@ -59,6 +59,16 @@ bool valid_width(int w) {
   return w == 1 || w == 2 || w == 4 || w == 8 || w == 12 || w == 16 || w == 32;
 }
 
+LinkSpeed train_link(LinkSpeed requested, int up_speed, int up_width, int down_speed,
+                     int down_width) {
+  LinkSpeed out = requested;
+  out.generation = std::min({requested.generation, up_speed, down_speed});
+  out.width = std::min({requested.width, up_width, down_width});
+  while (out.width > 1 && !valid_width(out.width))
+    --out.width;
+  return out;
+}
+
 double transfer_rate_gtps(int generation) {
   static const double rates[] = {2.5, 5.0, 8.0, 16.0, 32.0, 64.0};
   return rates[std::clamp(generation, 1, 6) - 1];

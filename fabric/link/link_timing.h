@@ -38,6 +38,11 @@ struct LinkSpeed {
 
 bool valid_generation(int g);
 bool valid_width(int w);
+// Link training (PCIe Base 4.0, 4.2.6): the link settles on the highest
+// speed both ends support and the widest width both ends (and the link)
+// have, rounded down to a width the spec defines.
+LinkSpeed train_link(LinkSpeed requested, int up_speed, int up_width, int down_speed,
+                     int down_width);
 double transfer_rate_gtps(int generation);   // 2.5, 5, 8, 16, 32, 64
 double encoding_efficiency(int generation);  // 0.8, 128/130, 236/256 (flit)
 // Ack/UpdateFC latency limit in symbol times (see the header comment).

@@ -358,6 +358,12 @@ class Simulation:
         return self.stats().get("iommu", {}).get("fault_log", [])
 
     # ---- inspection ----
+    @property
+    def warnings(self) -> List[str]:
+        """What the config asks for that the hardware does differently (a
+        link that trains lower, an MPS the devices cannot take)."""
+        return list(self.stats()["warnings"])
+
     def bdf(self, target: str) -> str:
         """Current routing ID of a function ("03:00.0")."""
         return self._n.bdf(_str("target", target))

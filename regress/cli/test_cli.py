@@ -226,3 +226,18 @@ def test_failed_steps_are_printed_and_fail_unless_expected(cli):
     # An expectation on the status is enough.
     p = cli("run", cli.write("s4.yaml", base + steps % ("", ", status: any") +
                              "expect:\n  - {stat: scenario.0.status, equals: -22}\n"), check=0)
+
+
+def test_links_and_mps_trained_down_are_reported(cli, root):
+    args = ("--set", "links[1].gen=4", "--set", "links[1].width=16", "--set", "host.mps=4096")
+    p = cli("validate", root / QUICKSTART, *args, check=0)
+    assert "warning: links[1] (sw0.dsp0 -- ep0): Gen4 x16 trains to Gen3 x8" in p.stdout, p.stdout
+    assert "warning: host.mps 4096 is above what the hierarchy of sw0 supports" in p.stdout
+    stats = cli.tmp / "w.json"
+    p = cli("run", root / QUICKSTART, *args, "--stats", stats, check=0)
+    assert "warning: links[1]" in p.stdout
+    s = json.loads(stats.read_text())
+    assert s["links"]["sw0.dsp0--ep0"]["generation"] == 3 and s["links"]["sw0.dsp0--ep0"]["width"] == 8
+    assert len(s["warnings"]) == 2
+    p = cli("validate", root / QUICKSTART, "--set", "links[0].gen=4", check=0)
+    assert "warning" not in p.stdout

@@ -129,10 +129,7 @@ System::System(const SystemConfig& config) : config_(config) {
     caps(up_cs, &up_speed, &up_width);
     caps(lo_cs, &lo_speed, &lo_width);
     LinkConfig lc = l.config;
-    lc.speed.generation = std::min({lc.speed.generation, up_speed, lo_speed});
-    lc.speed.width = std::min({lc.speed.width, up_width, lo_width});
-    while (!valid_width(lc.speed.width))
-      --lc.speed.width;
+    lc.speed = train_link(lc.speed, up_speed, up_width, lo_speed, lo_width);
     std::string name = upper->name() + std::string("--") +
                        (switch_device(l.downstream) ? l.downstream + ".usp" : l.downstream);
     auto link = std::make_unique<Link>(name, lc);

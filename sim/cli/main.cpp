@@ -57,6 +57,8 @@ void print_summary(Simulation& sim, const RunResult& r, double wall) {
                                               st["host"]["config_writes"].get<std::uint64_t>()),
               static_cast<unsigned long long>(st["host"]["mmio_reads"].get<std::uint64_t>() +
                                               st["host"]["mmio_writes"].get<std::uint64_t>()));
+  for (const std::string& w : sim.config().warnings)
+    std::printf("  warning: %s\n", w.c_str());
   for (const std::string& m : sim.host().boot_messages())
     std::printf("  note: %s\n", m.c_str());
   if (!st["workloads"].empty()) std::printf("  workloads:\n");
@@ -185,6 +187,8 @@ int sc_main(int argc, char** argv) {
           "steps, %zu expectations)\n",
           config.c_str(), cfg.switches.size(), cfg.endpoints.size(), cfg.links.size(),
           cfg.workloads.size(), cfg.scenario.size(), cfg.expect.size());
+      for (const std::string& w : cfg.warnings)
+        std::printf("  warning: %s\n", w.c_str());
       return kExitPass;
     }
     Simulation sim(cfg);

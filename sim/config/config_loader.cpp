@@ -1062,6 +1062,63 @@ void check_credit_minimums(const SystemConfig& c) {
   }
 }
 
+// Warnings for links that train below what the config asks (the same rule
+// the builder applies) and a host.mps above what a hierarchy supports.
+void note_link_training(SystemConfig& c) {
+  struct Caps {
+    int speed, width;
+    std::uint32_t mps;
+  };
+  auto caps = [&](const std::string& node) -> Caps {
+    if (node == c.root_complex.name) {
+      const auto& p = c.root_complex.params;
+      return {p.max_link_speed, p.max_link_width, p.max_payload_supported};
+    }
+    if (const SwitchSpec* s = c.switch_spec(node))
+      return {s->params.max_link_speed, s->params.max_link_width, s->params.max_payload_supported};
+    const EndpointSpec* e = c.endpoint(node);
+    return {e->params.max_link_speed, e->params.max_link_width, e->params.max_payload_supported};
+  };
+  std::map<std::string, std::string> parent;  // device -> node above it
+  for (const LinkSpec& l : c.links) {
+    const std::string up = l.upstream.substr(0, l.upstream.rfind('.'));
+    parent[l.downstream] = up;
+    const Caps a = caps(up), b = caps(l.downstream);
+    const fabric::LinkSpeed want = l.config.speed;
+    const fabric::LinkSpeed got = fabric::train_link(want, a.speed, a.width, b.speed, b.width);
+    if (got.generation != want.generation || got.width != want.width)
+      c.warnings.push_back(
+          l.label + " (" + l.upstream + " -- " + l.downstream + "): Gen" +
+          std::to_string(want.generation) + " x" + std::to_string(want.width) + " trains to Gen" +
+          std::to_string(got.generation) + " x" + std::to_string(got.width) + " (" + up +
+          " supports Gen" + std::to_string(a.speed) + " x" + std::to_string(a.width) + ", " +
+          l.downstream + " Gen" + std::to_string(b.speed) + " x" + std::to_string(b.width) + ")");
+  }
+  if (!c.host.mps) return;
+  // Per root port hierarchy (what the PCI core configures), the largest
+  // payload every device in it supports.
+  std::map<std::string, std::pair<std::uint32_t, std::string>> limit;
+  for (const auto& [dev, up] : parent) {
+    std::string top = dev;
+    for (std::string n = dev; parent.count(n) && parent[n] != c.root_complex.name;)
+      top = n = parent[n];
+    const Caps k = caps(dev);
+    auto& lim = limit
+                    .emplace(top, std::make_pair(c.root_complex.params.max_payload_supported,
+                                                 c.root_complex.name))
+                    .first->second;
+    if (k.mps < lim.first) lim = {k.mps, dev};
+  }
+  for (const auto& [top, lim] : limit)
+    if (c.host.mps > lim.first)
+      c.warnings.push_back("host.mps " + std::to_string(c.host.mps) +
+                           " is above what the "
+                           "hierarchy of " +
+                           top + " supports: its devices run at MPS " + std::to_string(lim.first) +
+                           " (" + lim.second + " supports up to " + std::to_string(lim.first) +
+                           ")");
+}
+
 // The host's physical address map: DRAM, ECAM, the MSI window, both MMIO
 // windows and the IOMMU's registers must not overlap, or accesses go to the
 // wrong place and drivers fail to probe for reasons buried in the stats.
@@ -1171,6 +1228,7 @@ void validate(SystemConfig& c, const Node& root) {
     root.fail(e.message());
   }
   check_credit_minimums(c);
+  note_link_training(c);
 
   // Workloads.
   std::set<std::string> wl_names;

@@ -224,6 +224,10 @@ struct SystemConfig {
   std::vector<WorkloadSpec> workloads;
   std::vector<ScenarioStep> scenario;
   std::vector<Expectation> expect;
+  // Things the config asks for that the hardware will do differently
+  // (a link that trains lower, an MPS the devices cannot take); printed by
+  // `validate` and `run`, and in the stats.
+  std::vector<std::string> warnings;
 
   const EndpointSpec* endpoint(const std::string& name) const;
   const SwitchSpec* switch_spec(const std::string& name) const;

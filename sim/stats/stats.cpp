@@ -119,6 +119,7 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
   root["sim_time_ns"] = ns(now);
   root["boot_time_ns"] = ns(host.boot_end());
   root["booted"] = host.booted();
+  root["warnings"] = cfg.warnings;
 
   json links = json::object();
   for (const System::LinkInfo& l : system.links()) {
