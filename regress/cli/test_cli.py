@@ -13,7 +13,7 @@ def test_run_quickstart_passes_and_writes_stats(cli, root):
     stats = cli.tmp / "s.json"
     p = cli("run", root / QUICKSTART, "--stats", stats, check=0)
     assert "PASSED: 6 of 6 checks passed" in p.stdout.splitlines()[-1]
-    assert "copy0" in p.stdout and "links:" in p.stdout
+    assert "copy0" in p.stdout and "links (busy share while workloads ran):" in p.stdout
     s = json.loads(stats.read_text())
     assert s["schema_version"] == 1
     assert s["sim_time_ns"] > s["boot_time_ns"] > 0
@@ -241,3 +241,18 @@ def test_links_and_mps_trained_down_are_reported(cli, root):
     assert len(s["warnings"]) == 2
     p = cli("validate", root / QUICKSTART, "--set", "links[0].gen=4", check=0)
     assert "warning" not in p.stdout
+
+
+def test_unfinished_workloads_report_progress_and_busy_links(cli, root):
+    stats = cli.tmp / "u.json"
+    cli("run", root / QUICKSTART, "--set", "simulation.max_time=300us", "--stats", stats, check=1)
+    s = json.loads(stats.read_text())
+    w = s["workloads"]["copy0"]
+    assert not w["finished"] and 0 < w["jobs"] < 64
+    assert w["throughput_gbps"] > 1.0, w  # bytes moved so far over the time so far
+    assert w["interrupts"] == w["jobs"]  # one MSI-X per completed job, counted live
+    # The uplink is busy while the workloads run, though the run is mostly boot.
+    up = s["links"]["rc.rp0--sw0.usp"]["down"]
+    assert up["utilization"] < 0.5 * up["workload_utilization"], up
+    assert up["workload_utilization"] > 0.5
+    assert s["workload_window"]["running"] is True

@@ -146,6 +146,23 @@ System::System(const SystemConfig& config) : config_(config) {
 
 System::~System() = default;
 
+void System::note_workload_start() {
+  ++workloads_running_;
+  if (workloads_started_++) return;
+  workloads_start_ = fabric::now_fs();
+  for (LinkInfo& l : links_)
+    for (LinkDir d : {LinkDir::kDown, LinkDir::kUp})
+      l.busy_at_start[static_cast<int>(d)] = l.link->direction(d).stats().busy_time;
+}
+
+void System::note_workload_end() {
+  if (workloads_running_) --workloads_running_;
+  workloads_end_ = fabric::now_fs();
+  for (LinkInfo& l : links_)
+    for (LinkDir d : {LinkDir::kDown, LinkDir::kUp})
+      l.busy_at_end[static_cast<int>(d)] = l.link->direction(d).stats().busy_time;
+}
+
 void System::add_function(std::unique_ptr<FunctionRef> f) {
   by_name_[f->name()] = f.get();
   functions_.push_back(std::move(f));

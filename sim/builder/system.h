@@ -65,8 +65,21 @@ class System {
     std::unique_ptr<fabric::Link> link;
     int generation;  // trained
     int width;
+    // Busy time of each direction when the first workload started and when
+    // the last one ended (stats: utilisation while workloads ran).
+    fabric::Time busy_at_start[2] = {0, 0};
+    fabric::Time busy_at_end[2] = {0, 0};
   };
   const std::vector<LinkInfo>& links() const { return links_; }
+  // Workloads report their start and end, so that link utilisation can be
+  // given over the window in which they ran, not averaged over boot and
+  // idle time.
+  void note_workload_start();
+  void note_workload_end();
+  bool workloads_ran() const { return workloads_started_ > 0; }
+  bool workloads_running() const { return workloads_running_ > 0; }
+  fabric::Time workloads_start() const { return workloads_start_; }
+  fabric::Time workloads_end() const { return workloads_end_; }
 
   FunctionRef* function(const std::string& name);
   // The existing function currently at `rid`, or nullptr.
@@ -85,6 +98,8 @@ class System {
   std::vector<std::unique_ptr<models::PcieSwitch>> switches_;
   std::vector<std::unique_ptr<models::DmaDevice>> devices_;
   std::vector<LinkInfo> links_;
+  unsigned workloads_started_ = 0, workloads_running_ = 0;
+  fabric::Time workloads_start_ = 0, workloads_end_ = 0;
   std::vector<std::unique_ptr<FunctionRef>> functions_;
   std::map<std::string, FunctionRef*> by_name_;
 };

@@ -81,7 +81,9 @@ void print_summary(Simulation& sim, const RunResult& r, double wall) {
             ? ""
             : ("  [" + w["failure"].get<std::string>() + "]").c_str());
   }
-  std::printf("  links:\n");
+  const char* util = st.contains("workload_window") ? "workload_utilization" : "utilization";
+  std::printf("  links (busy share %s):\n",
+              st.contains("workload_window") ? "while workloads ran" : "of the run");
   for (auto it = st["links"].begin(); it != st["links"].end(); ++it) {
     const auto& l = it.value();
     std::printf(
@@ -89,10 +91,10 @@ void print_summary(Simulation& sim, const RunResult& r, double wall) {
         it.key().c_str(), l["generation"].get<int>(), l["width"].get<int>(),
         static_cast<unsigned long long>(l["down"]["tlps"].get<std::uint64_t>()),
         si(static_cast<double>(l["down"]["wire_bytes"].get<std::uint64_t>()), "B").c_str(),
-        100 * l["down"]["utilization"].get<double>(),
+        100 * l["down"][util].get<double>(),
         static_cast<unsigned long long>(l["up"]["tlps"].get<std::uint64_t>()),
         si(static_cast<double>(l["up"]["wire_bytes"].get<std::uint64_t>()), "B").c_str(),
-        100 * l["up"]["utilization"].get<double>());
+        100 * l["up"][util].get<double>());
   }
   // Every step that did not succeed, whether or not a check judged it.
   bool header = false;

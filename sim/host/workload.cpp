@@ -77,6 +77,7 @@ std::vector<std::uint8_t> Workload::read_placement(const std::string& function, 
 void Workload::run() {
   stats_.started = true;
   stats_.start = HostCpu::now();
+  host_.system().note_workload_start();
   parts_running_ = static_cast<unsigned>(spec_.functions.size());
   for (const std::string& fn : spec_.functions)
     stats_.per_function[fn];
@@ -96,6 +97,7 @@ void Workload::run() {
     sc_core::wait(part_done_);
   stats_.finished = true;
   stats_.end = HostCpu::now();
+  host_.system().note_workload_end();
   done_.notify(sc_core::SC_ZERO_TIME);
 }
 
@@ -223,6 +225,7 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
           ++c.mismatches;
       }
     }
+    c.interrupts = host_.msi_count(drv->msi_data()) - irq_before;  // live, for stats mid-run
     if (progress) {
       last_progress = HostCpu::now();
       continue;

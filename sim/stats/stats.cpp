@@ -120,6 +120,13 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
   root["boot_time_ns"] = ns(host.boot_end());
   root["booted"] = host.booted();
   root["warnings"] = cfg.warnings;
+  if (system.workloads_ran()) {
+    json w;
+    w["start_ns"] = ns(system.workloads_start());
+    w["end_ns"] = ns(system.workloads_running() ? now : system.workloads_end());
+    w["running"] = system.workloads_running();
+    root["workload_window"] = w;
+  }
 
   json links = json::object();
   for (const System::LinkInfo& l : system.links()) {
@@ -129,6 +136,22 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
     j["tlp_gbps"] = l.link->direction(LinkDir::kDown).timing().tlp_gbps();
     j["down"] = direction(l.link->direction(LinkDir::kDown), now);
     j["up"] = direction(l.link->direction(LinkDir::kUp), now);
+    // While workloads ran (first start to last end, or now while one runs),
+    // so that boot and idle time do not average the traffic away.
+    if (system.workloads_ran()) {
+      const bool running = system.workloads_running();
+      const Time from = system.workloads_start(), to = running ? now : system.workloads_end();
+      for (LinkDir d : {LinkDir::kDown, LinkDir::kUp}) {
+        const int i = static_cast<int>(d);
+        const Time busy = (running ? l.link->direction(d).stats().busy_time : l.busy_at_end[i]) -
+                          l.busy_at_start[i];
+        // Wire time is booked when a TLP is scheduled, which may be a little
+        // ahead of now: cap at 1.
+        j[to_string(d)]["workload_utilization"] =
+            to > from ? std::min(1.0, static_cast<double>(busy) / static_cast<double>(to - from))
+                      : 0.0;
+      }
+    }
     links[l.name] = j;
   }
   root["links"] = links;
@@ -370,7 +393,9 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
     j["failure"] = s.failure;
     j["start_ns"] = ns(s.start);
     j["end_ns"] = ns(s.end);
-    Time span = s.end > s.start ? s.end - s.start : 0;
+    // An unfinished workload reports its progress so far (up to now).
+    const Time until = s.finished ? s.end : (s.started ? now : s.start);
+    Time span = until > s.start ? until - s.start : 0;
     j["throughput_gbps"] = span ? static_cast<double>(s.bytes) * 8.0 / (to_sec(span) * 1e9) : 0.0;
     j["latency_ns"] = histogram(s.latency);
     if (w->spec().functions.size() > 1) {
