@@ -146,3 +146,35 @@ TEST(EndToEnd, TwoSimulationsInOneProcess) {
 
 }  // namespace
 }  // namespace pciesim::sim
+
+namespace pciesim::sim {
+namespace {
+
+// Issue 10, item 19: checks evaluated together read one stats document.
+TEST(Checker, StatChecksInABatchBuildTheStatsOnce) {
+  Simulation sim(load_config_text(kOneEndpoint, "t.yaml"));
+  sim.boot();
+  unsigned builds = 0;
+  Checker checker(sim.system(), sim.host(), [&] {
+    ++builds;
+    return sim.stats();
+  });
+  Expectation e;
+  e.kind = Expectation::kStat;
+  e.stat = "booted";
+  e.cmp.op = Comparison::kEq;
+  e.cmp.a = 1;
+  Expectation with_operand = e;
+  with_operand.cmp.a_stat = "booted";  // compared with another stat: still one document
+  {
+    Checker::Batch batch(checker);
+    for (int i = 0; i < 10; ++i)
+      EXPECT_TRUE(checker.evaluate(i % 2 ? e : with_operand).passed);
+  }
+  EXPECT_EQ(builds, 1u);
+  EXPECT_TRUE(checker.evaluate(e).passed);  // a later check sees a fresh document
+  EXPECT_EQ(builds, 2u);
+}
+
+}  // namespace
+}  // namespace pciesim::sim

@@ -268,6 +268,7 @@ void Simulation::run_until(Time t) {
 
 std::vector<CheckResult> Simulation::check_expectations() {
   std::vector<CheckResult> out;
+  Checker::Batch batch(*checker_);  // one stats document for all of them
   for (const Expectation& e : config().expect)
     out.push_back(checker_->evaluate(e));
   return out;

@@ -51,6 +51,12 @@ const json* resolve_stat(const json& root, const std::string& path) {
 Checker::Checker(System& system, Host& host, std::function<json()> stats)
     : system_(system), host_(host), stats_(std::move(stats)) {}
 
+const json& Checker::stats_doc() {
+  // Called only under a Batch (evaluate and compare open one).
+  if (!batch_stats_) batch_stats_ = stats_();
+  return *batch_stats_;
+}
+
 fabric::RoutingId Checker::target_rid(const std::string& target) {
   if (FunctionRef* f = system_.function(target)) return f->rid();
   if (auto rid = fabric::RoutingId::parse(target)) return *rid;
@@ -99,8 +105,7 @@ bool Checker::resolve_operand(const Expectation& e, Comparison* cmp, std::string
     cmp->a = *v;
   }
   if (!e.cmp.a_stat.empty()) {
-    json stats = stats_();
-    const json* v = resolve_stat(stats, e.cmp.a_stat);
+    const json* v = resolve_stat(stats_doc(), e.cmp.a_stat);
     if (!v || !(v->is_number() || v->is_boolean())) {
       *why = e.cmp.a_stat + (v ? " is not a number" : ": no such stat");
       return false;
@@ -118,6 +123,7 @@ std::string Checker::operand_note(const Expectation& e, const Comparison& cmp) c
 }
 
 CheckResult Checker::compare(const Expectation& e, std::uint64_t raw, const std::string& what) {
+  Batch batch(*this);
   CheckResult r;
   r.label = e.label;
   r.at = HostCpu::now();
@@ -133,14 +139,14 @@ CheckResult Checker::compare(const Expectation& e, std::uint64_t raw, const std:
 }
 
 CheckResult Checker::evaluate(const Expectation& e) {
+  Batch batch(*this);
   CheckResult r;
   r.label = e.label;
   r.at = HostCpu::now();
   models::RootComplex& rc = system_.rc();
   switch (e.kind) {
     case Expectation::kStat: {
-      json stats = stats_();
-      const json* v = resolve_stat(stats, e.stat);
+      const json* v = resolve_stat(stats_doc(), e.stat);
       r.description = e.stat + " " + e.cmp.text();
       if (!v || !(v->is_number() || v->is_boolean())) {
         r.observed = v ? "not a number: " + v->dump() : "no such stat";
