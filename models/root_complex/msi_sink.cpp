@@ -9,6 +9,10 @@ void MsiSink::deliver(fabric::Time arrival, fabric::RoutingId requester, std::ui
   ++total_;
   ++by_data_[data];
   ++by_requester_[requester.value()];
+  if (attribute_) {
+    std::string fn = attribute_(requester);
+    if (!fn.empty()) ++by_function_[fn];
+  }
   if (records_.size() < kMaxRecords) records_.push_back({arrival, requester, address, data});
   fabric::Time now = fabric::now_fs();
   event_for(data).notify(fabric::to_sc(arrival > now ? arrival - now : 0));
@@ -28,6 +32,15 @@ std::uint64_t MsiSink::count_for(std::uint32_t data) const {
 std::uint64_t MsiSink::count_from(fabric::RoutingId requester) const {
   auto it = by_requester_.find(requester.value());
   return it == by_requester_.end() ? 0 : it->second;
+}
+
+}  // namespace pciesim::models
+
+namespace pciesim::models {
+
+std::uint64_t MsiSink::count_from_function(const std::string& name) const {
+  auto it = by_function_.find(name);
+  return it == by_function_.end() ? 0 : it->second;
 }
 
 }  // namespace pciesim::models

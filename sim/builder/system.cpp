@@ -46,6 +46,10 @@ System::System(const SystemConfig& config) : config_(config) {
                                               config_.root_complex.params, mp.ranges);
   rc_->mem_socket.bind(memory_->socket);
   rc_->set_memory(memory_.get());
+  rc_->msi().set_attribution([this](RoutingId rid) {
+    FunctionRef* f = function_at_cached(rid);
+    return f ? f->name() : std::string();
+  });
   if (config_.iommu.enabled) {
     models::IommuParams ip = config_.iommu.params;
     ip.seed = config_.simulation.seed;
@@ -204,6 +208,19 @@ Port* System::device_port_of(const std::string& node) {
 FunctionRef* System::function(const std::string& name) {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : it->second;
+}
+
+FunctionRef* System::function_at_cached(RoutingId rid) {
+  // Routing IDs move rarely (enumeration, resets): check the last answer
+  // for this ID before scanning every function.
+  auto it = rid_cache_.find(rid.value());
+  if (it != rid_cache_.end() && it->second->exists() && it->second->rid() == rid) return it->second;
+  FunctionRef* f = function_at(rid);
+  if (f)
+    rid_cache_[rid.value()] = f;
+  else
+    rid_cache_.erase(rid.value());
+  return f;
 }
 
 FunctionRef* System::function_at(RoutingId rid) {

@@ -84,6 +84,8 @@ class System {
   FunctionRef* function(const std::string& name);
   // The existing function currently at `rid`, or nullptr.
   FunctionRef* function_at(fabric::RoutingId rid);
+  // The same, remembering answers (for per-message attribution).
+  FunctionRef* function_at_cached(fabric::RoutingId rid);
   const std::vector<std::unique_ptr<FunctionRef>>& functions() const { return functions_; }
 
  private:
@@ -102,6 +104,7 @@ class System {
   fabric::Time workloads_start_ = 0, workloads_end_ = 0;
   std::vector<std::unique_ptr<FunctionRef>> functions_;
   std::map<std::string, FunctionRef*> by_name_;
+  std::map<std::uint16_t, FunctionRef*> rid_cache_;
 };
 
 }  // namespace pciesim::sim

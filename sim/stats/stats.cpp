@@ -91,7 +91,7 @@ json dma_function(models::DmaFunction& f, Host& host) {
   irq["sent"] = s.msix_sent;
   irq["masked"] = s.msix_masked;
   irq["dropped"] = s.msix_dropped;
-  irq["received"] = host.system().rc().msi().count_from(f.rid());
+  irq["received"] = host.system().rc().msi().count_from_function(f.name());
   j["interrupts"] = irq;
   json target;
   target["config_reads"] = s.config_reads;
