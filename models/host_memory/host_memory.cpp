@@ -92,7 +92,36 @@ bool HostMemory::write_burst(std::uint64_t addr, const std::uint8_t* data,
   }
   write(addr, data, total);
   bytes_written_ += total;
+  if (!watched_.empty())
+    for (const fabric::BurstTlp& t : b)
+      note_device_write(addr + t.offset, t.length, t.consumed);
   return true;
+}
+
+void HostMemory::watch(std::uint64_t addr, std::uint64_t len) {
+  for (const Watched& w : watched_)
+    if (w.base == addr && w.len == len) return;
+  watched_.push_back({addr, len, std::vector<Time>((len + 63) / 64, 0)});
+}
+
+void HostMemory::note_device_write(std::uint64_t addr, std::uint64_t len, Time at) {
+  for (Watched& w : watched_) {
+    if (addr >= w.base + w.len || addr + len <= w.base) continue;
+    const std::uint64_t lo = std::max(addr, w.base), hi = std::min(addr + len, w.base + w.len);
+    for (std::uint64_t line = (lo - w.base) / 64; line <= (hi - 1 - w.base) / 64; ++line)
+      w.line_time[line] = std::max(w.line_time[line], at);
+  }
+}
+
+Time HostMemory::visible_at(std::uint64_t addr, std::uint64_t len) const {
+  Time t = 0;
+  for (const Watched& w : watched_) {
+    if (addr >= w.base + w.len || addr + len <= w.base) continue;
+    const std::uint64_t lo = std::max(addr, w.base), hi = std::min(addr + len, w.base + w.len);
+    for (std::uint64_t line = (lo - w.base) / 64; line <= (hi - 1 - w.base) / 64; ++line)
+      t = std::max(t, w.line_time[line]);
+  }
+  return t;
 }
 
 void HostMemory::write(std::uint64_t addr, const std::uint8_t* src, std::size_t len) {
@@ -126,6 +155,7 @@ void HostMemory::b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& del
   if (gp.is_write()) {
     write(addr, gp.get_data_ptr(), len);
     bytes_written_ += len;
+    if (!watched_.empty()) note_device_write(addr, len, start);
   } else {
     read(addr, gp.get_data_ptr(), len);
     bytes_read_ += len;

@@ -59,6 +59,16 @@ class HostMemory : public sc_core::sc_module {
   bool write_burst(std::uint64_t addr, const std::uint8_t* data, std::vector<fabric::BurstTlp>& b,
                    fabric::Time delay);
 
+  // Temporal decoupling lets a device write host memory ahead of the
+  // kernel's time (the data is stored when the write is issued, DESIGN.md
+  // 4). Software that polls memory a device writes (a completion ring)
+  // watches the range; visible_at() then tells when the last device write
+  // into [addr, addr + len) reached DRAM, so the poller can wait until then
+  // and never act on data before it physically arrived, whatever the
+  // quantum.
+  void watch(std::uint64_t addr, std::uint64_t len);
+  fabric::Time visible_at(std::uint64_t addr, std::uint64_t len) const;
+
   std::uint64_t bytes_read() const { return bytes_read_; }
   std::uint64_t bytes_written() const { return bytes_written_; }
   std::size_t resident_pages() const { return pages_.size(); }
@@ -82,6 +92,12 @@ class HostMemory : public sc_core::sc_module {
   double fs_per_byte_ = 0;
   std::uint64_t bytes_read_ = 0;
   std::uint64_t bytes_written_ = 0;
+  void note_device_write(std::uint64_t addr, std::uint64_t len, fabric::Time at);
+  struct Watched {
+    std::uint64_t base, len;
+    std::vector<fabric::Time> line_time;  // per 64-byte line: last device write reached DRAM
+  };
+  std::vector<Watched> watched_;
 };
 
 }  // namespace pciesim::models

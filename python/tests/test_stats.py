@@ -24,3 +24,17 @@ def test_interrupts_stay_with_the_function_that_sent_them():
         irq4 = sim.stat("functions.ep0.vf4.interrupts")
         assert irq1["sent"] == irq1["received"] == 8
         assert irq4["sent"] == irq4["received"] == 0
+
+
+def test_results_stay_physical_at_any_quantum(quickstart):
+    # Two copies share the uplink's completion direction: Gen3 x8 with 64-byte
+    # completions carries at most 47.4 Gb/s of read data (analytic model).
+    ceiling = pciesim._native.analytic_bandwidth(3, 8, 256, 512, 64, 4096)[1]
+    for quantum in ("0ns", "1us", "1ms", "100ms"):
+        with pciesim.load(quickstart,
+                          overrides={"simulation.quantum": quantum}) as sim:
+            r = sim.run()
+            assert r.passed, (quantum, r.failures)
+            w = sim.stats()["workloads"]
+            total = w["copy0"]["throughput_gbps"] + w["copy1"]["throughput_gbps"]
+            assert 0.7 * ceiling < total <= ceiling, (quantum, total)

@@ -80,6 +80,7 @@ bool DmaDriver::program() {
   PciCore& pci = host_.pci();
   std::vector<std::uint8_t> zero(kRingSize * sizeof(dma::Completion), 0);
   host_.cpu().memory().write(cq_.cpu, zero.data(), zero.size());
+  host_.cpu().memory().watch(cq_.cpu, zero.size());
   tail_ = cq_head_ = inflight_ = 0;
   pci.enable_memory(dev_, true);
   pci.set_master(dev_, true);
@@ -151,6 +152,10 @@ bool DmaDriver::reap(dma::Completion* out) {
   std::memcpy(out, buf, sizeof buf);
   // Cookies are never zero: a zero entry has not been written yet.
   if (out->cookie == 0) return false;
+  // The engine may have written the entry ahead of the kernel's time
+  // (temporal decoupling): act on it no earlier than it reached DRAM.
+  const Time visible = host_.cpu().memory().visible_at(addr, sizeof buf);
+  if (visible > HostCpu::now()) HostCpu::sleep(visible - HostCpu::now());
   std::memset(buf, 0, sizeof buf);
   host_.cpu().memory().write(addr, buf, sizeof buf);
   cq_head_ = (cq_head_ + 1) % kRingSize;
