@@ -179,13 +179,18 @@ std::uint64_t DmaDevice::vf_bar_stride(unsigned bar) const {
 }
 
 void DmaDevice::sriov_page_size_written() {
-  // VF BAR sizing reflects the page-aligned per-VF size.
+  // Each VF BAR is sized in, and aligned to, multiples of the System Page
+  // Size (SR-IOV 1.1, 3.3.13-3.3.14): the writable address bits start at the
+  // per-VF stride, and address bits below it read as zero (they must not
+  // keep an address written under a smaller page size).
   ConfigSpace& cs = functions_[0]->config();
   for (unsigned bar : {0u, 2u}) {
     std::uint64_t mask = ~(vf_bar_stride(bar) - 1);
     std::uint16_t reg = static_cast<std::uint16_t>(sriov_ + PCI_SRIOV_BAR + 4 * bar);
-    cs.set_write_mask(reg, 4, static_cast<std::uint32_t>(mask) & 0xfffffff0u);
+    const std::uint32_t lo_mask = static_cast<std::uint32_t>(mask) & 0xfffffff0u;
+    cs.set_write_mask(reg, 4, lo_mask);
     cs.set_write_mask(reg + 4, 4, static_cast<std::uint32_t>(mask >> 32));
+    cs.set32(reg, cs.get32(reg) & (lo_mask | 0xfu));  // keep the type bits
   }
 }
 

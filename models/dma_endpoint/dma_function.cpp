@@ -279,9 +279,20 @@ void DmaFunction::config_written(ConfigSpace& cs, int watch, const ConfigWrite& 
                                  static_cast<std::uint16_t>(w.new_field(off, 2)), t);
       break;
     }
-    case kWatchSriovPageSize:
+    case kWatchSriovPageSize: {
+      // Exactly one supported bit (SR-IOV 1.1, 3.3.13): a value with none
+      // or several is not a page size, and the register keeps the last
+      // valid one (the write mask already drops unsupported bits).
+      const std::uint16_t off = static_cast<std::uint16_t>(dev_.sriov_cap() + PCI_SRIOV_SYS_PGSIZE);
+      const std::uint32_t v = w.new_field(off, 4);
+      if (v == 0 || (v & (v - 1))) {
+        cs.set32(off, w.old_field(off, 4));
+        ++stats_.ignored_writes;
+        break;
+      }
       dev_.sriov_page_size_written();
       break;
+    }
     default:
       break;
   }

@@ -62,6 +62,7 @@ struct DmaFunctionStats {
   std::uint64_t discarded = 0;
   std::uint64_t ur_returned = 0;
   std::uint64_t flrs = 0;
+  std::uint64_t ignored_writes = 0;  // config writes of invalid values, left unapplied
   std::uint64_t tag_stalls = 0;
   fabric::Time tag_stall_time = 0;
   std::uint64_t p2p_internal = 0;

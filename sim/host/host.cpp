@@ -28,6 +28,7 @@ Host::Host(sc_core::sc_module_name name, System& system)
     assigned_.erase(&vf);
     if (iommu_) iommu_->detach(vf);  // the function is gone: no context entry
   };
+  pci_->on_note = [this](const std::string& m) { note(m); };
   pci_->on_reset_done = [this](PciDev& d) {
     // The native driver's reset_done: program the engine again.
     if (DmaDriver* drv = driver(d)) drv->reinit();

@@ -193,10 +193,12 @@ void PciCore::sriov_init(PciDev& pf) {
   }
   ctrl = ari_forwarding(pf.parent) ? PCI_SRIOV_CTRL_ARI : 0;
   cpu_.config_write(pf.rid, c + PCI_SRIOV_CTRL, 2, ctrl);
+  pf.sriov_ctrl = ctrl;
   pf.total_vfs = cpu_.config_read(pf.rid, c + PCI_SRIOV_TOTAL_VF, 2);
   // System Page Size = the host's 4 KiB page.
   std::uint32_t supported = cpu_.config_read(pf.rid, c + PCI_SRIOV_SUP_PGSIZE, 4);
   if (supported & 1) cpu_.config_write(pf.rid, c + PCI_SRIOV_SYS_PGSIZE, 4, 1);
+  pf.sriov_pgsz = cpu_.config_read(pf.rid, c + PCI_SRIOV_SYS_PGSIZE, 4);
   size_bar_array(cpu_, pf.rid, static_cast<std::uint16_t>(c + PCI_SRIOV_BAR), &pf.vf_bars);
   for (PciBar& b : pf.vf_bars)
     if (b.size) b.size = std::max<std::uint64_t>(b.size, 4096);  // page-aligned per VF
@@ -619,6 +621,7 @@ int PciCore::sriov_numvfs(PciDev& pf, unsigned num) {
         static_cast<std::uint16_t>(cpu_.config_read(pf.rid, c + PCI_SRIOV_CTRL, 2));
     cpu_.config_write(pf.rid, c + PCI_SRIOV_CTRL, 2,
                       ctrl & ~(PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE));
+    pf.sriov_ctrl &= static_cast<std::uint16_t>(~(PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE));
     HostCpu::sleep(1 * kSec);
     cpu_.config_write(pf.rid, c + PCI_SRIOV_NUM_VF, 2, 0);
     pf.num_vfs = 0;
@@ -640,7 +643,24 @@ int PciCore::sriov_numvfs(PciDev& pf, unsigned num) {
     if (pf.vf_bars[i].size && !pf.vf_bars[i].addr) return kEnomem;
   std::uint16_t ctrl = static_cast<std::uint16_t>(cpu_.config_read(pf.rid, c + PCI_SRIOV_CTRL, 2));
   cpu_.config_write(pf.rid, c + PCI_SRIOV_CTRL, 2, ctrl | PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE);
+  pf.sriov_ctrl |= PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE;
   HostCpu::sleep(100 * kMs);
+  // sriov_add_vfs -> pci_setup_device: a VF whose header type reads as
+  // invalid (all ones: unreachable, e.g. at device > 0 below a port without
+  // ARI Forwarding) fails the enable with -EIO, and sriov_enable undoes it.
+  for (unsigned n = 1; n <= num; ++n) {
+    RoutingId rid(
+        static_cast<std::uint16_t>(pf.rid.value() + pf.vf_offset + (n - 1) * pf.vf_stride));
+    if ((cpu_.config_read(rid, PCI_HEADER_TYPE, 1) & 0x7f) != PCI_HEADER_TYPE_NORMAL) {
+      cpu_.config_write(pf.rid, c + PCI_SRIOV_CTRL, 2,
+                        ctrl & ~(PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE));
+      pf.sriov_ctrl &= static_cast<std::uint16_t>(~(PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE));
+      HostCpu::sleep(1 * kSec);
+      cpu_.config_write(pf.rid, c + PCI_SRIOV_NUM_VF, 2, 0);
+      ++stats_.sriov_enable_failures;
+      return kEio;
+    }
+  }
   pf.num_vfs = num;
   ++stats_.sriov_enables;
   add_vfs(pf, num);
@@ -665,32 +685,46 @@ void PciCore::save_state(PciDev& d) {
     s.acs_ctrl = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.acs + PCI_ACS_CTRL, 2));
   if (d.msix)
     s.msix_ctrl = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.msix + PCI_MSIX_FLAGS, 2));
-  if (d.sriov) {
-    // Linux keeps these in struct pci_sriov rather than reading them back.
-    s.sriov_ctrl = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.sriov + PCI_SRIOV_CTRL, 2));
-    s.sriov_numvfs = static_cast<std::uint16_t>(d.num_vfs);
-    s.sriov_pgsz = cpu_.config_read(d.rid, d.sriov + PCI_SRIOV_SYS_PGSIZE, 4);
-    for (unsigned i = 0; i < 6; ++i)
-      s.sriov_bars[i] =
-          cpu_.config_read(d.rid, static_cast<std::uint16_t>(d.sriov + PCI_SRIOV_BAR + 4 * i), 4);
+  if (d.aer) {
+    s.aer_uncor_mask = cpu_.config_read(d.rid, d.aer + PCI_ERR_UNCOR_MASK, 4);
+    s.aer_uncor_sever = cpu_.config_read(d.rid, d.aer + PCI_ERR_UNCOR_SEVER, 4);
+    s.aer_cor_mask = cpu_.config_read(d.rid, d.aer + PCI_ERR_COR_MASK, 4);
+    if (d.pcie_type == PCI_EXP_TYPE_ROOT_PORT)
+      s.aer_root_cmd = cpu_.config_read(d.rid, d.aer + PCI_ERR_ROOT_COMMAND, 4);
   }
+  // SR-IOV state is not saved: Linux restores it from struct pci_sriov.
   s.valid = true;
 }
 
+void PciCore::restore_vf_bars(PciDev& pf) {
+  // pci_update_resource for the IOV resources: the addresses the PCI core
+  // assigned (the type bits are read-only).
+  for (unsigned i = 0; i < 6; ++i) {
+    const PciBar& b = pf.vf_bars[i];
+    if (!b.size) continue;
+    const std::uint16_t reg = static_cast<std::uint16_t>(pf.sriov + PCI_SRIOV_BAR + 4 * i);
+    cpu_.config_write(pf.rid, reg, 4, static_cast<std::uint32_t>(b.addr));
+    if (b.is64) cpu_.config_write(pf.rid, reg + 4, 4, static_cast<std::uint32_t>(b.addr >> 32));
+    if (b.is64) ++i;
+  }
+}
+
 void PciCore::sriov_restore_state(PciDev& pf) {
-  // pci_restore_iov_state / sriov_restore_state.
-  const PciDev::Saved& s = pf.saved;
+  // pci_restore_iov_state / sriov_restore_state (iov.c): from the PCI
+  // core's copy (iov->ctrl, num_VFs, pgsz, the VF resources), so VFs the
+  // core believes in come back even after a bare FLR destroyed them.
   const std::uint16_t c = pf.sriov;
   std::uint16_t ctrl = static_cast<std::uint16_t>(cpu_.config_read(pf.rid, c + PCI_SRIOV_CTRL, 2));
   if (ctrl & PCI_SRIOV_CTRL_VFE) return;
-  cpu_.config_write(pf.rid, c + PCI_SRIOV_CTRL, 2, s.sriov_ctrl & PCI_SRIOV_CTRL_ARI);
-  for (unsigned i = 0; i < 6; ++i)
-    cpu_.config_write(pf.rid, static_cast<std::uint16_t>(c + PCI_SRIOV_BAR + 4 * i), 4,
-                      s.sriov_bars[i]);
-  cpu_.config_write(pf.rid, c + PCI_SRIOV_SYS_PGSIZE, 4, s.sriov_pgsz);
-  cpu_.config_write(pf.rid, c + PCI_SRIOV_NUM_VF, 2, s.sriov_numvfs);
-  cpu_.config_write(pf.rid, c + PCI_SRIOV_CTRL, 2, s.sriov_ctrl);
-  if (s.sriov_ctrl & PCI_SRIOV_CTRL_VFE) HostCpu::sleep(100 * kMs);
+  // ARI first: VF Offset and Stride depend on it.
+  ctrl = static_cast<std::uint16_t>((ctrl & ~PCI_SRIOV_CTRL_ARI) |
+                                    (pf.sriov_ctrl & PCI_SRIOV_CTRL_ARI));
+  cpu_.config_write(pf.rid, c + PCI_SRIOV_CTRL, 2, ctrl);
+  restore_vf_bars(pf);
+  cpu_.config_write(pf.rid, c + PCI_SRIOV_SYS_PGSIZE, 4, pf.sriov_pgsz);
+  cpu_.config_write(pf.rid, c + PCI_SRIOV_NUM_VF, 2, pf.num_vfs);
+  cpu_.config_write(pf.rid, c + PCI_SRIOV_CTRL, 2, pf.sriov_ctrl);
+  if (pf.sriov_ctrl & PCI_SRIOV_CTRL_VFE) HostCpu::sleep(100 * kMs);
 }
 
 void PciCore::restore_state(PciDev& d) {
@@ -704,13 +738,26 @@ void PciCore::restore_state(PciDev& d) {
     if (d.pcie_type == PCI_EXP_TYPE_ROOT_PORT)
       cpu_.config_write(d.rid, d.exp + PCI_EXP_RTCTL, 2, s.rtctl);
   }
+  // The order of pci_restore_state: PCIe, AER (status cleared, masks and
+  // severity restored), the header, MSI/MSI-X, then ACS and SR-IOV.
+  if (d.aer) {
+    // pci_aer_clear_status: every status bit is RW1C.
+    cpu_.config_write(d.rid, d.aer + PCI_ERR_UNCOR_STATUS, 4, 0xffffffff);
+    cpu_.config_write(d.rid, d.aer + PCI_ERR_COR_STATUS, 4, 0xffffffff);
+    if (d.pcie_type == PCI_EXP_TYPE_ROOT_PORT)
+      cpu_.config_write(d.rid, d.aer + PCI_ERR_ROOT_STATUS, 4, 0xffffffff);
+    cpu_.config_write(d.rid, d.aer + PCI_ERR_UNCOR_MASK, 4, s.aer_uncor_mask);
+    cpu_.config_write(d.rid, d.aer + PCI_ERR_UNCOR_SEVER, 4, s.aer_uncor_sever);
+    cpu_.config_write(d.rid, d.aer + PCI_ERR_COR_MASK, 4, s.aer_cor_mask);
+    if (d.pcie_type == PCI_EXP_TYPE_ROOT_PORT)
+      cpu_.config_write(d.rid, d.aer + PCI_ERR_ROOT_COMMAND, 4, s.aer_root_cmd);
+  }
   // pci_restore_config_space: dwords 15..0 where they differ (Command last).
   for (int i = 15; i >= 1; --i) {
     std::uint16_t reg = static_cast<std::uint16_t>(4 * i);
     if (cpu_.config_read(d.rid, reg, 4) != s.header[i])
       cpu_.config_write(d.rid, reg, 4, s.header[i]);
   }
-  if (d.acs) cpu_.config_write(d.rid, d.acs + PCI_ACS_CTRL, 2, s.acs_ctrl);
   if (d.msix && (s.msix_ctrl & PCI_MSIX_FLAGS_ENABLE)) {
     // __pci_restore_msix_state: enable masked, rewrite entries, unmask.
     cpu_.config_write(d.rid, d.msix + PCI_MSIX_FLAGS, 2,
@@ -719,6 +766,7 @@ void PciCore::restore_state(PciDev& d) {
       write_msix_entry(d, v, d.msix_entries[v]);
     cpu_.config_write(d.rid, d.msix + PCI_MSIX_FLAGS, 2, s.msix_ctrl);
   }
+  if (d.acs) cpu_.config_write(d.rid, d.acs + PCI_ACS_CTRL, 2, s.acs_ctrl);
   if (d.sriov) sriov_restore_state(d);
 }
 
@@ -736,26 +784,16 @@ bool PciCore::wait_pending_transactions(PciDev& d) {
 }
 
 int PciCore::dev_wait(PciDev& d, Time timeout) {
-  // pci_dev_wait: poll (1, 2, 4 ... ms) until the function answers.
-  PciDev* rp = root_port_of(d);
-  bool rrs_sv = rp && rp->exp &&
-                (cpu_.config_peek(rp->rid, rp->exp + PCI_EXP_RTCTL, 2) & PCI_EXP_RTCTL_CRSSVE);
-  Time delay = 1 * kMs, waited = 0;
+  // pci_dev_wait: read the Command register (not the Vendor ID, so an RRS
+  // Software Visibility value never looks like an answer) until it is not
+  // all ones; sleep 1, 2, 4 ... ms in between, and give up with -ENOTTY
+  // once the next sleep would exceed the timeout (60 s: ~65.5 s of polls).
+  Time delay = 1 * kMs;
   for (;;) {
-    std::uint32_t v;
-    bool ready;
-    if (rrs_sv) {
-      v = cpu_.config_read(d.rid, PCI_VENDOR_ID, 4);
-      ready = (v & 0xffff) != 0x0001;  // anything but an RRS Vendor ID
-    } else {
-      v = cpu_.config_read(d.rid, PCI_COMMAND, 4);
-      ready = v != 0xffffffff;
-    }
-    if (ready) return 0;
-    if (waited > timeout) return kEnotty;
+    if (cpu_.config_read(d.rid, PCI_COMMAND, 4) != 0xffffffff) return 0;
+    if (delay > timeout) return kEnotty;
     ++stats_.rrs_waits;
     HostCpu::sleep(delay);
-    waited += delay;
     delay *= 2;
   }
 }
@@ -764,7 +802,14 @@ int PciCore::bare_flr(PciDev& d) {
   if (!d.exp || !(cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVCAP, 4) & PCI_EXP_DEVCAP_FLR))
     return kEnotty;
   ++stats_.resets;
-  wait_pending_transactions(d);  // Linux warns and resets anyway
+  const Time t0 = HostCpu::now();
+  const bool drained = wait_pending_transactions(d);  // Linux warns and resets anyway
+  if (HostCpu::now() > t0 && on_note)
+    on_note(d.name + ": FLR waited " + format_time(HostCpu::now() - t0) +
+            " for Transactions Pending to clear" +
+            (drained ? ""
+                     : " and reset anyway (pcie_flr: \"timed out waiting for pending "
+                       "transaction; performing function level reset anyway\")"));
   std::uint16_t ctl =
       static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVCTL, 2));
   cpu_.config_write(d.rid, d.exp + PCI_EXP_DEVCTL, 2, ctl | PCI_EXP_DEVCTL_BCR_FLR);
@@ -797,16 +842,12 @@ int PciCore::secondary_bus_reset(PciDev& bridge, bool restore) {
       save_state(*d);
     }
   ++stats_.resets;
-  // pci_reset_secondary_bus: assert 2 ms, deassert, then wait for the link
-  // and 100 ms before the first config request (PCIe Base 6.6.1).
-  std::uint16_t ctl =
-      static_cast<std::uint16_t>(cpu_.config_read(bridge.rid, PCI_BRIDGE_CONTROL, 2));
-  cpu_.config_write(bridge.rid, PCI_BRIDGE_CONTROL, 2, ctl | PCI_BRIDGE_CTL_BUS_RESET);
-  HostCpu::sleep(2 * kMs);
-  cpu_.config_write(bridge.rid, PCI_BRIDGE_CONTROL, 2, ctl & ~PCI_BRIDGE_CTL_BUS_RESET);
-  HostCpu::sleep(100 * kMs);
-  int r = 0;
-  if (!restore) return r;
+  reset_secondary_bus(bridge);
+  int r = wait_for_secondary_bus(bridge);
+  if (!restore) {
+    if (r) ++stats_.reset_failures;
+    return r;
+  }
   // pci_bus_restore: parents before children (sorted by bus number).
   std::sort(devs.begin(), devs.end(), [](PciDev* a, PciDev* b) { return a->rid < b->rid; });
   for (PciDev* d : devs) {
@@ -825,19 +866,62 @@ int PciCore::secondary_bus_reset(PciDev& bridge, bool restore) {
   return r;
 }
 
-int PciCore::bus_reset_function(PciDev& d) {
-  // pci_reset_bus_function: only when the device is alone below its bridge.
-  if (!d.parent || d.is_vf) return kEnotty;
-  for (auto& o : devs_)
-    if (o.get() != &d && o->parent == d.parent && !o->is_vf) return kEnotty;
+void PciCore::reset_secondary_bus(PciDev& bridge) {
+  // pci_reset_secondary_bus: assert for 2 ms (twice the 1 ms Trst of PCI
+  // 3.0 7.6.4.2), deassert.
   std::uint16_t ctl =
-      static_cast<std::uint16_t>(cpu_.config_read(d.parent->rid, PCI_BRIDGE_CONTROL, 2));
-  ++stats_.resets;
-  cpu_.config_write(d.parent->rid, PCI_BRIDGE_CONTROL, 2, ctl | PCI_BRIDGE_CTL_BUS_RESET);
+      static_cast<std::uint16_t>(cpu_.config_read(bridge.rid, PCI_BRIDGE_CONTROL, 2));
+  cpu_.config_write(bridge.rid, PCI_BRIDGE_CONTROL, 2, ctl | PCI_BRIDGE_CTL_BUS_RESET);
   HostCpu::sleep(2 * kMs);
-  cpu_.config_write(d.parent->rid, PCI_BRIDGE_CONTROL, 2, ctl & ~PCI_BRIDGE_CTL_BUS_RESET);
-  HostCpu::sleep(100 * kMs);
-  return dev_wait(d, 60 * kSec);
+  cpu_.config_write(bridge.rid, PCI_BRIDGE_CONTROL, 2, ctl & ~PCI_BRIDGE_CTL_BUS_RESET);
+}
+
+int PciCore::wait_for_secondary_bus(PciDev& bridge) {
+  // pci_bridge_wait_for_secondary_bus (pci.c), PCIe Base 6.0 6.6.1: 100 ms
+  // before the first configuration request. At 5 GT/s or less, wait it,
+  // then poll the first device below. Faster ports (which must support Data
+  // Link Layer Link Active reporting): 20 ms to reach Detect, wait for Link
+  // Active (up to 1 s), then 100 ms; without the reporting, 1 s + 100 ms.
+  PciDev* child = nullptr;
+  for (auto& o : devs_)
+    if (o->parent == &bridge && !o->is_vf && (!child || o->rid < child->rid)) child = o.get();
+  if (!child || !bridge.exp) return 0;
+  const Time delay = 100 * kMs;
+  const std::uint32_t lnkcap = cpu_.config_read(bridge.rid, bridge.exp + PCI_EXP_LNKCAP, 4);
+  const bool active_reporting = lnkcap & PCI_EXP_LNKCAP_DLLLARC;
+  auto link_active = [&] {
+    return cpu_.config_read(bridge.rid, bridge.exp + PCI_EXP_LNKSTA, 2) & PCI_EXP_LNKSTA_DLLLA;
+  };
+  if ((lnkcap & PCI_EXP_LNKCAP_SLS) <= 2) {  // 2.5 or 5 GT/s
+    HostCpu::sleep(delay);
+    if (!dev_wait(*child, 1 * kSec - delay)) return 0;  // PCI_RESET_WAIT
+    if (!active_reporting || !link_active()) return kEnotty;
+    return dev_wait(*child, 60 * kSec - 1 * kSec);
+  }
+  if (!active_reporting) {
+    HostCpu::sleep(1 * kSec + delay);
+  } else {
+    HostCpu::sleep(20 * kMs);
+    Time waited = 0;
+    while (!link_active()) {  // pcie_wait_for_link_status: 1 ms polls, 1 s
+      if (waited >= 1 * kSec) return kEnotty;
+      HostCpu::sleep(1 * kMs);
+      waited += 1 * kMs;
+    }
+    HostCpu::sleep(delay);
+  }
+  return dev_wait(*child, 60 * kSec - delay);
+}
+
+int PciCore::bus_reset_function(PciDev& d) {
+  // pci_parent_bus_reset: only a function alone on a bus below a bridge
+  // (no other function on it, VFs included), and not a bridge itself.
+  if (!d.parent || d.bridge || d.is_vf) return kEnotty;
+  for (auto& o : devs_)
+    if (o.get() != &d && o->parent == d.parent && o->rid.bus() == d.rid.bus()) return kEnotty;
+  ++stats_.resets;
+  reset_secondary_bus(*d.parent);
+  return wait_for_secondary_bus(*d.parent);
 }
 
 int PciCore::reset_function(PciDev& d, const std::string& method) {
@@ -865,9 +949,12 @@ void PciCore::set_power_state(PciDev& d, unsigned state) {
   // pci_dev_d3_sleep: d3hot_delay, 10 ms (PCI PM 1.2).
   HostCpu::sleep(10 * kMs);
   if (state == 0 && cur == 3 && !(csr & PCI_PM_CTRL_NO_SOFT_RESET)) {
-    // pci_power_up: the function was reset; Linux restores its BARs only.
+    // pci_set_full_power_state -> pci_restore_bars: the function was reset;
+    // Linux rewrites its BARs, the VF BARs included (pci_update_resource
+    // -> pci_iov_update_resource), nothing else.
     for (unsigned i = 0; i < 6; ++i)
       if (d.bars[i].size) program_bar(d, static_cast<int>(i), d.bars[i].addr);
+    if (d.sriov) restore_vf_bars(d);
   }
 }
 

@@ -77,11 +77,14 @@ struct PciDev {
     std::uint16_t devctl = 0, lnkctl = 0, devctl2 = 0, lnkctl2 = 0, rtctl = 0, sltctl = 0;
     std::uint16_t acs_ctrl = 0;
     std::uint16_t msix_ctrl = 0;
-    std::uint16_t sriov_ctrl = 0;
-    std::uint16_t sriov_numvfs = 0;
-    std::uint32_t sriov_pgsz = 0;
-    std::array<std::uint32_t, 6> sriov_bars{};
+    // pci_save_aer_state: masks and severity (and the Root Error Command).
+    std::uint32_t aer_uncor_mask = 0, aer_uncor_sever = 0, aer_cor_mask = 0, aer_root_cmd = 0;
   } saved;
+  // The PCI core's own SR-IOV state (Linux struct pci_sriov: ctrl,
+  // num_VFs, pgsz; VF BAR addresses are vf_bars). sriov_restore_state
+  // writes these back, not what the hardware holds at save time.
+  std::uint16_t sriov_ctrl = 0;
+  std::uint32_t sriov_pgsz = 0;
 };
 
 struct PciCoreStats {
@@ -90,6 +93,7 @@ struct PciCoreStats {
   std::uint64_t resets = 0;
   std::uint64_t reset_failures = 0;
   std::uint64_t sriov_enables = 0;
+  std::uint64_t sriov_enable_failures = 0;  // -EIO: a VF that does not answer
   std::uint64_t sriov_disables = 0;
 };
 
@@ -141,6 +145,9 @@ class PciCore {
   std::function<void(PciDev&)> on_removing;  // a VF is about to go away
   std::function<void(PciDev&)> on_reset_prepare;
   std::function<void(PciDev&)> on_reset_done;
+  // Things the PCI core tells the user (Linux logs them): an FLR that
+  // waited for Transactions Pending, a reset that gave up.
+  std::function<void(const std::string&)> on_note;
 
   static constexpr int kErange = -34, kEbusy = -16, kEnoent = -2, kEnomem = -12, kEio = -5,
                        kEnotty = -25, kEinval = -22;
@@ -178,6 +185,10 @@ class PciCore {
   int pm_reset(PciDev& dev);
   int bus_reset_function(PciDev& dev);
   void sriov_restore_state(PciDev& pf);
+  void restore_vf_bars(PciDev& pf);
+  // pci_bridge_wait_for_secondary_bus: the waits after a Secondary Bus Reset.
+  int wait_for_secondary_bus(PciDev& bridge);
+  void reset_secondary_bus(PciDev& bridge);
   void add_vfs(PciDev& pf, unsigned num);
   void remove_vfs(PciDev& pf);
   std::vector<PciDev*> below(PciDev& bridge);

@@ -118,6 +118,15 @@ void bases(Out& out, const LspciFunction& f, int cnt) {
       z = c.l(PCI_BASE_ADDRESS_0 + 4 * (i + 1));
       pos |= static_cast<std::uint64_t>(z) << 32;
     }
+    // A region the OS reports but the device's BAR does not hold: pciutils
+    // rebuilds the BAR bits from the OS's flags and marks it [virtual].
+    bool virt = false;
+    if (!pos && !flg && f.os_addrs[i]) {
+      pos = f.os_addrs[i];
+      flg = f.os_flags[i];
+      t = flg & PCI_BASE_ADDRESS_MEM_TYPE_MASK;
+      virt = true;
+    }
     if (!pos && !flg && !len) continue;
     out.put("\t");
     out.put("Memory at ");
@@ -143,7 +152,10 @@ void bases(Out& out, const LspciFunction& f, int cnt) {
                : t == PCI_BASE_ADDRESS_MEM_TYPE_1M ? "low-1M"
                                                    : "type 3",
                (flg & PCI_BASE_ADDRESS_MEM_PREFETCH) ? "" : "non-");
-    if (!(cmd & PCI_COMMAND_MEMORY)) out.put(" [disabled]");
+    if (virt)
+      out.put(" [virtual]");
+    else if (!(cmd & PCI_COMMAND_MEMORY))
+      out.put(" [disabled]");
     show_size(out, f.bar_sizes[slot]);
     out.put("\n");
   }
@@ -436,10 +448,12 @@ class Tree {
 
   void show_bridge(Bridge* b, char* line, char* p) {
     *p++ = '-';
-    // Buses in the order pciutils keeps them (most recently added first).
+    // pciutils 3.9 lists a bridge's buses in ascending order (3.7 kept the
+    // most recently added first).
     std::vector<Bus*> order;
-    for (auto it = b->buses.rbegin(); it != b->buses.rend(); ++it)
-      order.push_back(it->get());
+    for (auto& bus : b->buses)
+      order.push_back(bus.get());
+    std::sort(order.begin(), order.end(), [](Bus* x, Bus* y) { return x->number < y->number; });
     if (order.size() == 1) {
       if (b == &host_) p += std::sprintf(p, "[0000:%02x]-", order[0]->number);
       show_bus(order[0], line, p);
@@ -475,6 +489,14 @@ std::vector<LspciFunction> lspci_snapshot(Host& host) {
     f.driver = d->driver;
     for (unsigned i = 0; i < 6; ++i)
       f.bar_sizes[i] = host.pci().bar_size(*d, i);
+    if (d->is_vf && d->physfn)
+      for (unsigned i = 0; i < 6; ++i) {
+        const PciBar& b = d->physfn->vf_bars[i];
+        if (!b.size) continue;
+        f.os_addrs[i] = host.pci().bar_address(*d, i);
+        f.os_flags[i] = static_cast<std::uint32_t>((b.is64 ? PCI_BASE_ADDRESS_MEM_TYPE_64 : 0) |
+                                                   (b.pref ? PCI_BASE_ADDRESS_MEM_PREFETCH : 0));
+      }
     out.push_back(f);
   }
   return out;

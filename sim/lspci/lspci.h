@@ -21,6 +21,11 @@ struct LspciFunction {
   std::array<std::uint8_t, 4096> config{};
   std::string driver;                        // "Kernel driver in use", if bound
   std::array<std::uint64_t, 6> bar_sizes{};  // as the host sized them
+  // What the OS reports for regions the function's own BARs do not hold
+  // (a VF's, carved from the PF's VF BARs): address and BAR type bits, as a
+  // live lspci reads them from sysfs and prints "[virtual]".
+  std::array<std::uint64_t, 6> os_addrs{};
+  std::array<std::uint32_t, 6> os_flags{};
 };
 
 struct LspciOptions {

@@ -102,6 +102,7 @@ json dma_function(models::DmaFunction& f, Host& host) {
   target["discarded"] = s.discarded;
   target["ur_returned"] = s.ur_returned;
   target["flrs"] = s.flrs;
+  target["ignored_writes"] = s.ignored_writes;
   j["target"] = target;
   return j;
 }
@@ -366,6 +367,7 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
     h["resets"] = p.resets;
     h["reset_failures"] = p.reset_failures;
     h["sriov_enables"] = p.sriov_enables;
+    h["sriov_enable_failures"] = p.sriov_enable_failures;
     h["sriov_disables"] = p.sriov_disables;
     json vfs = json::object();
     for (PciDev* d : host.pci().devices())
