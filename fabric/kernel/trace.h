@@ -24,10 +24,22 @@ struct TlpTraceRecord {
   P2pPath p2p;
 };
 
+// How a non-posted request ended at its requester (CompletionLedger): one
+// record per request, also for requests that never left their port.
+struct RequestEndRecord {
+  Time at;
+  std::uint64_t id;  // the ledger's id
+  TlpKind kind;
+  RoutingId requester;
+  std::uint64_t address;
+  CplStatus status;  // a completion status, or kTimeout
+};
+
 class TraceSink {
  public:
   virtual ~TraceSink() = default;
   virtual void tlp(const TlpTraceRecord& r) = 0;
+  virtual void request_end(const RequestEndRecord&) {}
 };
 
 TraceSink* trace_sink();

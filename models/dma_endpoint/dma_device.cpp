@@ -1,5 +1,7 @@
 #include "models/dma_endpoint/dma_device.h"
 
+#include "fabric/kernel/completion_ledger.h"
+
 #include <tlm_utils/tlm_quantumkeeper.h>
 
 #include <algorithm>
@@ -447,6 +449,8 @@ IssueResult DmaDevice::issue(DmaFunction& f, TlpKind kind, std::uint64_t addr, s
   }
   tlp_.memory(kind, f.rid(), addr, data, len);
   tlp_.ext().tag = tag;
+  fabric::CompletionLedger* ledger = is_posted(kind) ? nullptr : fabric::completion_ledger();
+  const std::uint64_t id = ledger ? ledger->open(f.rid(), kind, addr) : 0;
   sc_core::sc_time d = to_sc(t - now);
   port_.transmit(tlp_.gp(), d);
   const TlpExtension& ext = tlp_.ext();
@@ -454,9 +458,11 @@ IssueResult DmaDevice::issue(DmaFunction& f, TlpKind kind, std::uint64_t addr, s
   IssueResult r{ext.status, now + d.value(), ext.first_hop_done ? ext.first_hop_done : t,
                 ext.hops ? ext.consumed_at : t};
   if (ext.status == CplStatus::kDiscarded) {
+    // Nothing will answer: the requester's completion timer expires.
     r.status = CplStatus::kTimeout;
     r.done = t + completion_timeout();
   }
+  if (ledger) ledger->close(id, r.status, r.done);
   return r;
 }
 

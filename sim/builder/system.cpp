@@ -38,6 +38,7 @@ ConfigSpace& FunctionRef::config() const {
 }
 
 System::System(const SystemConfig& config) : config_(config) {
+  fabric::set_completion_ledger(&ledger_);
   models::HostMemoryParams mp = config_.host.memory;
   if (mp.ranges.empty()) mp.ranges = models::HostMemoryParams{}.ranges;
   config_.host.memory = mp;
@@ -148,7 +149,9 @@ System::System(const SystemConfig& config) : config_(config) {
   }
 }
 
-System::~System() = default;
+System::~System() {
+  if (fabric::completion_ledger() == &ledger_) fabric::set_completion_ledger(nullptr);
+}
 
 void System::note_workload_start() {
   ++workloads_running_;

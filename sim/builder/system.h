@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "fabric/kernel/completion_ledger.h"
 #include "fabric/link/link.h"
 #include "fabric/tlp/routing_id.h"
 #include "models/dma_endpoint/dma_device.h"
@@ -71,6 +72,9 @@ class System {
     fabric::Time busy_at_end[2] = {0, 0};
   };
   const std::vector<LinkInfo>& links() const { return links_; }
+  // Every non-posted request's ending (DESIGN.md 3), installed for the
+  // requesters while the system lives.
+  fabric::CompletionLedger& completion_ledger() { return ledger_; }
   // Workloads report their start and end, so that link utilisation can be
   // given over the window in which they ran, not averaged over boot and
   // idle time.
@@ -100,6 +104,7 @@ class System {
   std::vector<std::unique_ptr<models::PcieSwitch>> switches_;
   std::vector<std::unique_ptr<models::DmaDevice>> devices_;
   std::vector<LinkInfo> links_;
+  fabric::CompletionLedger ledger_;
   unsigned workloads_started_ = 0, workloads_running_ = 0;
   fabric::Time workloads_start_ = 0, workloads_end_ = 0;
   std::vector<std::unique_ptr<FunctionRef>> functions_;

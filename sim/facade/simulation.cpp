@@ -8,7 +8,9 @@
 #include <systemc>
 
 #include "fabric/common/error.h"
+#include "fabric/kernel/completion_ledger.h"
 #include "fabric/kernel/kernel_context.h"
+#include "fabric/kernel/sanitizer.h"
 #include "fabric/kernel/trace.h"
 #include "fabric/port/port.h"
 #include "sim/builder/system.h"
@@ -52,6 +54,21 @@ class JsonTrace : public TraceSink {
                   to_string(r.kind), r.requester.str().c_str(),
                   static_cast<unsigned long long>(r.address), r.length, to_string(r.status),
                   to_string(r.p2p));
+    out_ << buf;
+    note_failure();
+  }
+  // How a non-posted request ended at its requester: one record per
+  // request (kind "end"), with the same keys as a hop.
+  void request_end(const RequestEndRecord& r) override {
+    if (!error_.empty()) return;
+    char buf[384];
+    std::snprintf(buf, sizeof buf,
+                  "{\"t_ns\":%.3f,\"arrive_ns\":%.3f,\"done_ns\":%.3f,\"link\":\"\",\"dir\":"
+                  "\"end\",\"kind\":\"end\",\"request\":\"%s\",\"id\":%llu,\"requester\":\"%s\","
+                  "\"address\":\"0x%llx\",\"length\":0,\"status\":\"%s\",\"p2p\":\"none\"}\n",
+                  to_ns(r.at), to_ns(r.at), to_ns(r.at), to_string(r.kind),
+                  static_cast<unsigned long long>(r.id), r.requester.str().c_str(),
+                  static_cast<unsigned long long>(r.address), to_string(r.status));
     out_ << buf;
     note_failure();
   }
@@ -174,6 +191,7 @@ void Simulation::advance(Time until) {
     return;
   }
   sc_core::sc_start(to_sc(until - now()));
+  back_on_thread_stack();
   rethrow_interrupt();
 }
 
@@ -206,6 +224,7 @@ void Simulation::run_op(const std::shared_ptr<PendingOp>& op) {
         throw UsageError("simulation", "simulation.max_time (" + format_time(limit) +
                                            ") reached before the operation completed");
       sc_core::sc_start(to_sc(limit - now()));
+      back_on_thread_stack();
       rethrow_interrupt();
     }
   } catch (...) {
@@ -243,6 +262,19 @@ RunResult Simulation::run() {
     r.time_limit = true;
   }
   r.checks = scenario_checks_;
+  // DESIGN.md 3: a request that ended twice, or with neither a completion
+  // nor a timeout, is a simulator defect the run must not hide.
+  const CompletionLedgerStats& ledger = system_->completion_ledger().stats();
+  if (ledger.violations) {
+    CheckResult c;
+    c.label = "completions";
+    c.description = "every non-posted request ends with exactly one completion or timeout";
+    c.observed =
+        std::to_string(ledger.violations) + " violation(s), first: " + ledger.violation_log.front();
+    c.passed = false;
+    c.at = now();
+    r.checks.push_back(c);
+  }
   if (r.time_limit) {
     CheckResult c;
     c.label = "simulation";

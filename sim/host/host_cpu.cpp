@@ -4,6 +4,7 @@
 
 #include "fabric/common/error.h"
 #include "fabric/config_space/config_space.h"
+#include "fabric/kernel/completion_ledger.h"
 #include "fabric/port/port.h"
 
 namespace pciesim::sim {
@@ -29,9 +30,19 @@ CplStatus HostCpu::access(std::uint64_t addr, std::uint8_t* data, unsigned size,
   gp.set_byte_enable_ptr(nullptr);
   gp.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
   ext.requester = RoutingId(0, 0, 0);
+  // Reads (config, MMIO) and config writes are non-posted; MMIO writes are
+  // posted. The root complex answers for the CPU (RRS retries, timeouts).
+  const bool config = addr >= ecam_base_ && addr < ecam_base_ + (256ull << 20);
+  fabric::CompletionLedger* ledger = (!write || config) ? fabric::completion_ledger() : nullptr;
+  const std::uint64_t id =
+      ledger
+          ? ledger->open(ext.requester,
+                         config ? (write ? TlpKind::CfgWr0 : TlpKind::CfgRd0) : TlpKind::MRd, addr)
+          : 0;
   sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
   socket->b_transport(gp, delay);
   gp.clear_extension(&ext);
+  if (ledger) ledger->close(id, ext.status, now_fs() + delay.value());
   // The host is software: it does not run ahead of the kernel.
   sc_core::wait(delay);
   return ext.status;

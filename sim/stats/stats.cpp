@@ -121,6 +121,17 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
   root["boot_time_ns"] = ns(host.boot_end());
   root["booted"] = host.booted();
   root["warnings"] = cfg.warnings;
+  {
+    const fabric::CompletionLedger& l = system.completion_ledger();
+    json c;
+    c["requests"] = l.stats().requests;
+    c["completions"] = l.stats().completions;
+    c["timeouts"] = l.stats().timeouts;
+    c["outstanding"] = l.outstanding();
+    c["violations"] = l.stats().violations;
+    c["violation_log"] = l.stats().violation_log;
+    root["completions"] = c;
+  }
   if (system.workloads_ran()) {
     json w;
     w["start_ns"] = ns(system.workloads_start());

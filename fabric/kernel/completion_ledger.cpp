@@ -1,0 +1,63 @@
+#include "fabric/kernel/completion_ledger.h"
+
+#include <cstdio>
+
+#include "fabric/kernel/trace.h"
+
+namespace pciesim::fabric {
+
+namespace {
+CompletionLedger* g_ledger = nullptr;
+
+std::string hex(std::uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+bool is_completion(CplStatus s) {
+  return s == CplStatus::kSC || s == CplStatus::kUR || s == CplStatus::kCA || s == CplStatus::kRRS;
+}
+}  // namespace
+
+CompletionLedger* completion_ledger() {
+  return g_ledger;
+}
+void set_completion_ledger(CompletionLedger* ledger) {
+  g_ledger = ledger;
+}
+
+std::uint64_t CompletionLedger::open(RoutingId requester, TlpKind kind, std::uint64_t address) {
+  const std::uint64_t id = next_id_++;
+  open_.emplace(id, Entry{requester, kind, address});
+  ++stats_.requests;
+  return id;
+}
+
+void CompletionLedger::close(std::uint64_t id, CplStatus status, Time at) {
+  auto it = open_.find(id);
+  if (it == open_.end()) {
+    violation("request #" + std::to_string(id) + " ended twice (or was never issued): " +
+              to_string(status) + " at " + format_time(at));
+    return;
+  }
+  const Entry e = it->second;
+  open_.erase(it);
+  if (is_completion(status))
+    ++stats_.completions;
+  else if (status == CplStatus::kTimeout)
+    ++stats_.timeouts;
+  else
+    violation(std::string(to_string(e.kind)) + " from " + e.requester.str() + " to " +
+              hex(e.address) + " ended with neither a completion nor a timeout (" +
+              to_string(status) + ") at " + format_time(at));
+  if (TraceSink* sink = trace_sink())
+    sink->request_end({at, id, e.kind, e.requester, e.address, status});
+}
+
+void CompletionLedger::violation(std::string what) {
+  ++stats_.violations;
+  if (stats_.violation_log.size() < kMaxLog) stats_.violation_log.push_back(std::move(what));
+}
+
+}  // namespace pciesim::fabric
