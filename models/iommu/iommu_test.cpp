@@ -439,7 +439,7 @@ TEST_F(IommuTest, AccessedAndDirtyBitsReachThePageTables) {
   const std::uint64_t l1 = [&] {
     std::uint64_t t = pt;
     for (unsigned level = 4; level > 1; --level)
-      t = mem.get64(t + 8 * ((0x3000 >> (12 + 9 * (level - 1))) & 0x1ff)) & kPteAddrMask;
+      t = mem.get64(t + 8 * ((0x3000ull >> (12 + 9 * (level - 1))) & 0x1ff)) & kPteAddrMask;
     return t + 8 * 3;
   }();
   ASSERT_TRUE(xlate(0x3000).ok);

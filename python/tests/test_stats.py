@@ -38,3 +38,25 @@ def test_results_stay_physical_at_any_quantum(quickstart):
             w = sim.stats()["workloads"]
             total = w["copy0"]["throughput_gbps"] + w["copy1"]["throughput_gbps"]
             assert 0.7 * ceiling < total <= ceiling, (quantum, total)
+
+
+def test_every_request_ends_once_and_leaves_an_end_record(tmp_path, quickstart):
+    import json
+    trace = tmp_path / "t.jsonl"
+    with pciesim.load(quickstart) as sim:
+        sim.trace(trace)
+        assert sim.run().passed
+        # Nobody answers 77:00.0: the root complex completes it with UR itself,
+        # without a hop on any link; it still has its end record.
+        assert sim.config_read("77:00.0", 0) == 0xFFFFFFFF
+        c = sim.stats()["completions"]
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    ends = [r for r in records if r["kind"] == "end"]
+    assert c["violations"] == 0 and c["outstanding"] == 0
+    assert len(ends) == c["requests"] == c["completions"] + c["timeouts"]
+    assert len({r["id"] for r in ends}) == len(ends)  # exactly one ending each
+    local = [r for r in ends if r["address"] == hex(0xE0000000 + (0x77 << 20))]
+    assert len(local) == 1 and local[0]["status"] == "UR" and local[0]["request"] == "CfgRd0"
+    # Hops carry config requests as routing ID << 12 | offset.
+    hops = [r for r in records if r["kind"].startswith("CfgRd") and r["address"] == hex(0x7700 << 12)]
+    assert hops == []

@@ -123,10 +123,14 @@ std::string Host::assign(PciDev& dev, Vm& vm) {
 int Host::dma_once(PciDev& dev, std::uint64_t src, std::uint64_t dst, std::uint32_t length,
                    bool src_local, bool dst_local, Time timeout, std::uint32_t* bytes) {
   namespace dma = models::dma;
-  DmaDriver* drv = driver(dev);
+  // Keep the driver alive (and see it marked removed) if the function goes
+  // away while this waits, as workloads do.
+  auto it = drivers_.find(&dev);
+  std::shared_ptr<DmaDriver> drv = it == drivers_.end() ? nullptr : it->second;
   if (!drv) throw UsageError(dev.name, dev.name + " is not bound to a DMA driver");
-  while (drv->busy())
-    HostCpu::sleep(1 * kUs);  // a workload owns the engine
+  while (drv->busy() && !drv->removed())
+    HostCpu::sleep(1 * kUs);       // a workload owns the engine
+  if (drv->removed()) return -19;  // -ENODEV: the function went away
   drv->set_busy(true);
   dma::Descriptor d{};
   d.src = src;
@@ -260,8 +264,12 @@ void Host::create_vms() {
 void Host::unbind(PciDev& dev) {
   auto it = drivers_.find(&dev);
   if (it == drivers_.end()) return;
-  it->second->remove();
+  // Out of the map before remove(), which takes simulated time: whatever
+  // runs meanwhile (another unbind of the same function, a rebind) must
+  // not find, or free, the driver being removed.
+  std::shared_ptr<DmaDriver> drv = std::move(it->second);
   drivers_.erase(it);
+  drv->remove();
 }
 
 Workload* Host::workload(const std::string& name) {

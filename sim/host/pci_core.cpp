@@ -599,10 +599,18 @@ void PciCore::add_vfs(PciDev& pf, unsigned num) {
 void PciCore::remove_vfs(PciDev& pf) {
   for (PciDev* vf : pf.vfs)
     if (on_removing) on_removing(*vf);
-  for (PciDev* vf : pf.vfs)
-    devs_.erase(std::remove_if(devs_.begin(), devs_.end(),
-                               [vf](const std::unique_ptr<PciDev>& d) { return d.get() == vf; }),
-                devs_.end());
+  // Like a pci_dev whose last reference is not yet dropped, a removed VF's
+  // record outlives its removal: an operation that was waiting on it (a bus
+  // reset saving state, a second host operation started from a callback)
+  // still holds a valid object, marked removed, and skips it.
+  for (PciDev* vf : pf.vfs) {
+    vf->removed = true;
+    auto it = std::find_if(devs_.begin(), devs_.end(),
+                           [vf](const std::unique_ptr<PciDev>& d) { return d.get() == vf; });
+    if (it == devs_.end()) continue;
+    removed_.push_back(std::move(*it));
+    devs_.erase(it);
+  }
   pf.vfs.clear();
 }
 
@@ -838,6 +846,7 @@ int PciCore::secondary_bus_reset(PciDev& bridge, bool restore) {
   std::vector<PciDev*> devs = below(bridge);
   if (restore)
     for (PciDev* d : devs) {
+      if (d->removed) continue;  // went away while an earlier one was saved
       if (on_reset_prepare) on_reset_prepare(*d);
       save_state(*d);
     }
@@ -851,7 +860,7 @@ int PciCore::secondary_bus_reset(PciDev& bridge, bool restore) {
   // pci_bus_restore: parents before children (sorted by bus number).
   std::sort(devs.begin(), devs.end(), [](PciDev* a, PciDev* b) { return a->rid < b->rid; });
   for (PciDev* d : devs) {
-    if (d->is_vf) continue;
+    if (d->is_vf || d->removed) continue;
     if (dev_wait(*d, 60 * kSec)) r = kEnotty;
     restore_state(*d);
     if (d->bridge) {
@@ -861,7 +870,7 @@ int PciCore::secondary_bus_reset(PciDev& bridge, bool restore) {
     }
   }
   for (PciDev* d : devs)
-    if (on_reset_done) on_reset_done(*d);
+    if (on_reset_done && !d->removed) on_reset_done(*d);
   if (r) ++stats_.reset_failures;
   return r;
 }

@@ -65,6 +65,7 @@ struct PciDev {
   std::vector<PciDev*> vfs;
   // VFs.
   bool is_vf = false;
+  bool removed = false;  // no longer in the device list (a VF that was disabled)
   PciDev* physfn = nullptr;
   unsigned vf_number = 0;
   // Host state.
@@ -200,6 +201,7 @@ class PciCore {
   HostSpec host_;
   models::RootComplexParams rc_;
   std::vector<std::unique_ptr<PciDev>> devs_;
+  std::vector<std::unique_ptr<PciDev>> removed_;  // removed VFs, kept valid (remove_vfs)
   unsigned last_bus_ = 0;
   PciCoreStats stats_;
 };
