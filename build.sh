@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # pciesim developer entry point.
 #   ./build.sh demo    install what is missing, build, run configs/quickstart.yaml
-#   ./build.sh test    install what is missing, build, run every test (ctest)
+#   ./build.sh test    install what is missing, build, run every test (ctest), then
+#                      the whole suite again in an ASan+UBSan build (build-asan/)
+#   ./build.sh test fast   the normal build's suite only
+#   ./build.sh test sanitize   the sanitizer build's suite only
 #   ./build.sh build   install what is missing, build
 #   ./build.sh bench   build, run the bandwidth/latency benchmark (bench/README.md)
 #   ./build.sh bench sriov   build, run the SR-IOV scale benchmark
@@ -44,13 +47,51 @@ case "$what" in
     fi
     exec /usr/bin/python3 bench/run_bench.py "$@" ;;
   test)
-    cd build
+    mode="${2:-all}"
+    case "$mode" in all|fast|sanitize) ;; *) echo "usage: $0 test [fast|sanitize]" >&2; exit 2 ;; esac
+    # One ctest run in a build tree; its log is build*/ctest.log.
+    suite() {
+      (cd "$1" && ctest --output-on-failure -j "$jobs" 2>&1 | tee ctest.log |
+        grep -vE '^(Total Test time|[0-9]+% tests passed)')
+      return "${PIPESTATUS[0]}"
+    }
     set +e
-    ctest --output-on-failure -j "$jobs" 2>&1 | tee ctest.log | grep -v '^Total Test time'
-    rc=${PIPESTATUS[0]}
-    # ctest prints its summary before the timing line; repeat the summary so
-    # it is the last thing printed.
-    grep -E '^[0-9]+% tests passed' ctest.log | tail -n 1
+    rc=0
+    logs=()
+    if [ "$mode" != sanitize ]; then
+      echo "== normal build"
+      suite build || rc=1
+      logs+=(build/ctest.log)
+    fi
+    if [ "$mode" != fast ]; then
+      # ASan + UBSan (docs/testing.md): the same suite, Python tests and the
+      # bounded fuzzers included.
+      echo "== sanitizer build (ASan + UBSan)"
+      if [ ! -f build-asan/build.ninja ]; then
+        cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPCIESIM_SANITIZE=ON \
+          -DPCIESIM_BUILD_BENCH=OFF -DPython_EXECUTABLE=/usr/bin/python3 >/dev/null || exit 1
+      fi
+      cmake --build build-asan -j "$jobs" | grep -vE '^\[[0-9]+/[0-9]+\] (Building|Linking)' || true
+      [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "sanitizer build failed" >&2; exit 1; }
+      suite build-asan || rc=1
+      logs+=(build-asan/ctest.log)
+    fi
+    # The runner's summary is the last line: ctest's, summed over the builds.
+    total=0 failed=0
+    for l in "${logs[@]}"; do
+      line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$l" | tail -n 1)
+      [ -n "$line" ] || { rc=1; continue; }
+      echo "$l: $line"
+      f=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+      t=$(sed -E 's/.* tests failed out of ([0-9]+).*/\1/' <<<"$line")
+      failed=$((failed + f)); total=$((total + t))
+    done
+    pct=0
+    # Rounded as ctest rounds, but never 100% with a failure.
+    [ "$total" -gt 0 ] && pct=$(( ((total - failed) * 100 + total / 2) / total ))
+    [ "$failed" -gt 0 ] && [ "$pct" -gt 99 ] && pct=99
+    echo "${pct}% tests passed, ${failed} tests failed out of ${total}"
+    [ "$failed" -eq 0 ] || rc=1
     exit "$rc" ;;
   *)
     echo "usage: $0 [demo|test|build|bench]" >&2

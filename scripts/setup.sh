@@ -9,7 +9,7 @@ packages=(
   libsystemc-dev libboost-graph-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
-  pybind11-dev python3-dev python3-pytest python3-numpy python3-matplotlib
+  pybind11-dev python3-dev python3-pytest python3-numpy python3-matplotlib python3-yaml
   pciutils linux-libc-dev
 )
 
