@@ -158,3 +158,14 @@ def test_flr_of_a_busy_function_notes_its_transactions_pending_wait():
         assert sim.flr("ep0.vf1") == 0
         notes = [m for m in sim.stat("host.messages") if "Transactions Pending" in m]
         assert notes and notes[0].startswith("ep0.vf1: FLR waited"), notes
+
+
+def test_lspci_shows_a_function_that_answers_all_ones_like_pciutils():
+    # After a bare PF FLR the host still lists VFs that read all ones:
+    # pciutils prints "!!! Unknown header type 7f" and nothing else.
+    with pciesim.from_dict(machine()) as sim:
+        sim.boot()
+        assert sim.flr("ep0.pf") == 0
+        v = sim.lspci("-v")
+        vf1 = v[v.index("01:00.1 "):].split("\n\n")[0].splitlines()
+        assert vf1[1:] == ["\t!!! Unknown header type 7f"], vf1

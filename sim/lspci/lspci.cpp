@@ -249,6 +249,12 @@ void verbose(Out& out, const LspciFunction& f, const LspciOptions& o) {
   terse(out, f, o);
   std::uint16_t status = c.w(PCI_STATUS), cmd = c.w(PCI_COMMAND);
   int htype = c.b(PCI_HEADER_TYPE) & 0x7f;
+  // pciutils show_verbose: a header type it does not know (0x7f when the
+  // function answers all ones) ends the entry there.
+  if (htype != PCI_HEADER_TYPE_NORMAL && htype != PCI_HEADER_TYPE_BRIDGE) {
+    out.printf("\t!!! Unknown header type %02x\n", htype);
+    return;
+  }
   out.put("\tFlags: ");
   if (cmd & PCI_COMMAND_MASTER) out.put("bus master, ");
   if (status & PCI_STATUS_66MHZ) out.put("66MHz, ");
