@@ -54,8 +54,7 @@ class JsonTrace : public TraceSink {
                   to_string(r.kind), r.requester.str().c_str(),
                   static_cast<unsigned long long>(r.address), r.length, to_string(r.status),
                   to_string(r.p2p));
-    out_ << buf;
-    note_failure();
+    put(buf);
   }
   // How a non-posted request ended at its requester: one record per
   // request (kind "end"), with the same keys as a hop.
@@ -69,11 +68,14 @@ class JsonTrace : public TraceSink {
                   to_ns(r.at), to_ns(r.at), to_ns(r.at), to_string(r.kind),
                   static_cast<unsigned long long>(r.id), r.requester.str().c_str(),
                   static_cast<unsigned long long>(r.address), to_string(r.status));
-    out_ << buf;
-    note_failure();
+    put(buf);
   }
 
  private:
+  void put(const char* line) {
+    out_ << line;
+    note_failure();
+  }
   void note_failure() {
     if (out_.fail() && error_.empty())
       error_ = "writing the trace file '" + path_ + "' failed: " + std::strerror(errno);
