@@ -118,6 +118,13 @@ def _size(value, allowed) -> int:
     return value
 
 
+def _bar(value) -> int:
+    """A BAR index, 0..5."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 5:
+        raise _native.UsageError(f"bar must be a BAR index 0..5, got {value!r}")
+    return value
+
+
 def _value(value, size: int) -> int:
     """A register value that fits `size` bytes."""
     _uint("value", value, 64)
@@ -236,12 +243,12 @@ class Simulation:
     def mmio_read(self, target: str, offset: int, *, bar: int = 0, size: int = 4) -> int:
         """MMIO read at `offset` in BAR `bar` of `target`, as the host mapped it."""
         size = _size(size, (1, 2, 4, 8))
-        return self._n.mmio_read(_str("target", target), _uint("bar", bar, 3),
+        return self._n.mmio_read(_str("target", target), _bar(bar),
                                  _uint("offset", offset), size)
 
     def mmio_write(self, target: str, offset: int, value: int, *, bar: int = 0, size: int = 4) -> None:
         size = _size(size, (1, 2, 4, 8))
-        self._n.mmio_write(_str("target", target), _uint("bar", bar, 3), _uint("offset", offset),
+        self._n.mmio_write(_str("target", target), _bar(bar), _uint("offset", offset),
                            size, _value(value, size))
 
     def read_memory(self, address: int, length: int) -> bytes:
@@ -311,7 +318,7 @@ class Simulation:
         """The address `initiator` uses to reach `target`'s BAR (mapped into
         its IOMMU domain or VM if needed): a peer-to-peer DMA address."""
         return self._n.peer_address(_str("initiator", initiator), _str("target", target),
-                                    _uint("bar", bar, 3))
+                                    _bar(bar))
 
     def iommu_map(self, domain: str, iova: int, address: int, length: int, *, read: bool = True,
                   write: bool = True) -> int:
