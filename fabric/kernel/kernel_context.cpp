@@ -5,6 +5,7 @@
 #include <systemc>
 
 #include "fabric/common/error.h"
+#include "fabric/kernel/sanitizer.h"
 
 namespace pciesim::fabric {
 
@@ -63,6 +64,7 @@ KernelContext* KernelContext::current() {
 }
 
 void KernelContext::guard(const std::function<void()>& body) {
+  fresh_coroutine_stack();  // process bodies start on a clean stack (ASan only)
   try {
     body();
   } catch (const sc_core::sc_unwind_exception&) {

@@ -17,4 +17,15 @@ namespace pciesim::fabric {
 
 void back_on_thread_stack();
 
+// SystemC frees and reuses coroutine stacks without unwinding them (a
+// process still suspended when its kernel goes away, a finished process's
+// last frames), so a new process can start on memory whose shadow still
+// holds an old frame's redzones and is then reported as a false
+// stack-buffer-overflow or stack-use-after-scope. Every process body of
+// ours calls fresh_coroutine_stack() first: it unpoisons the part of the
+// current coroutine's stack below its own frame, which holds no live
+// object. The bounds are ASan's own (as SystemC announced them); nothing
+// outside the stack is touched. Without ASan it does nothing.
+void fresh_coroutine_stack();
+
 }  // namespace pciesim::fabric

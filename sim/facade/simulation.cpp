@@ -205,6 +205,7 @@ void Simulation::run_op(const std::shared_ptr<PendingOp>& op) {
   }
   sc_core::sc_spawn(
       [op] {
+        fresh_coroutine_stack();
         try {
           op->body();
         } catch (const sc_core::sc_unwind_exception&) {
@@ -560,6 +561,7 @@ void Simulation::schedule(Time at, std::function<void()> fn) {
   check_alive();
   sc_core::sc_spawn(
       [this, fn = std::move(fn), at] {
+        fresh_coroutine_stack();
         Time t = now_fs();
         if (at > t) sc_core::wait(to_sc(at - t));
         try {
