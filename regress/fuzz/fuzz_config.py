@@ -18,6 +18,7 @@ import copy
 import os
 import pathlib
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -156,6 +157,7 @@ def main():
             keep.write_text(f"# fuzz_config.py --seed {a.seed}: mutant {n} of {name}: {why}\n" + text)
             print(f"FINDING {keep.relative_to(ROOT)}: {why}\n{(out or '')[-2000:]}", flush=True)
         n += 1
+    shutil.rmtree(work, ignore_errors=True)
     print(f"fuzz_config: {n} mutants, {findings} findings (seed {a.seed})")
     return 1 if findings else 0
 
