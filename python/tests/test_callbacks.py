@@ -180,3 +180,19 @@ def test_callback_of_a_closed_simulation_never_runs():
     t.run("2ms")
     t.close()
     assert hits == []
+
+
+def test_callbacks_scheduled_before_the_first_run():
+    # Before the kernel first runs, SystemC's "current process" is the last
+    # one created: that must not make run() think it is inside a callback.
+    s = pciesim.from_dict(SRIOV)
+    seen = []
+    s.after("1us", lambda: seen.append((s.now, s.booted)))
+    assert s.run("50us") is None
+    assert seen == [(pciesim.us(1), False)]  # it ran during enumeration
+    assert s.run().completed
+    s.close()
+    s = pciesim.from_dict(SRIOV)
+    s.after("1us", lambda: seen.append(1))
+    assert s.run().completed and seen[-1] == 1
+    s.close()

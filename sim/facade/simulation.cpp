@@ -158,7 +158,10 @@ void Simulation::check_alive() const {
 }
 
 bool Simulation::in_process() {
-  return sc_core::sc_get_current_process_handle().valid();
+  // Before the first sc_start() the "current process" is the last one
+  // created (IEEE 1666, 5.6.5): only while the kernel runs is it the caller.
+  return sc_core::sc_get_status() == sc_core::SC_RUNNING &&
+         sc_core::sc_get_current_process_handle().valid();
 }
 
 void Simulation::interrupt(std::exception_ptr error) {
