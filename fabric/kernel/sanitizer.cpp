@@ -39,9 +39,10 @@ void fresh_coroutine_stack() {
   char* lo = static_cast<char*>(const_cast<void*>(bottom));
   char* here = static_cast<char*>(__builtin_frame_address(0));
   if (!lo || here <= lo || here >= lo + size) return;  // not a stack ASan knows
-  // Below this function's frame (and a margin for the calls it makes).
-  char* hi = here - 1024;
-  if (hi > lo) __asan_unpoison_memory_region(lo, static_cast<std::size_t>(hi - lo));
+  // Everything below this function's frame pointer: the callers' live
+  // frames are above it; what is below belongs to this call (redzones the
+  // epilogue clears anyway) and to the uninstrumented runtime.
+  __asan_unpoison_memory_region(lo, static_cast<std::size_t>(here - lo));
 #endif
 }
 
