@@ -11,6 +11,7 @@
 #include "fabric/common/error.h"
 #include "fabric/config_space/capabilities.h"
 #include "fabric/kernel/kernel_context.h"
+#include "models/dma_endpoint/migration_firmware.h"
 
 namespace pciesim::models {
 
@@ -30,8 +31,12 @@ DmaDevice::DmaDevice(sc_core::sc_module_name name, const DmaDeviceParams& p)
                                                          ConfigSpace::sharing_layout_of(tmpl)));
   }
   queued_at_.assign(functions_.size(), kTimeMax);
+  if (p.migration.enabled && p.total_vfs)
+    firmware_ = std::make_unique<MigrationFirmware>("firmware", *this, params_.migration);
   SC_THREAD(engine_thread);
 }
+
+DmaDevice::~DmaDevice() = default;
 
 namespace {
 // What a PF and a VF have alike after the PCI Express capability: MSI-X
@@ -235,6 +240,7 @@ void DmaDevice::disable_vfs(Time t) {
 }
 
 void DmaDevice::pf_flr(Time t) {
+  if (firmware_) firmware_->reset();
   // A PF FLR clears VF Enable: its VFs cease to exist (SPEC.md D).
   disable_vfs(t);
   functions_[0]->flr(t, t + params_.flr_time, t + params_.flr_time + params_.flr_ready_delay);
@@ -242,6 +248,7 @@ void DmaDevice::pf_flr(Time t) {
 }
 
 void DmaDevice::pf_power_reset(Time t) {
+  if (firmware_) firmware_->reset();
   disable_vfs(t);
   functions_[0]->conventional_reset(t, t + params_.pm_transition_time);
   if (sriov_) sriov_page_size_written();
@@ -249,6 +256,7 @@ void DmaDevice::pf_power_reset(Time t) {
 
 void DmaDevice::port_hot_reset(Port&) {
   const Time t = now_fs();
+  if (firmware_) firmware_->reset();
   disable_vfs(t);
   functions_[0]->conventional_reset(t, t + params_.reset_ready_time);
   if (sriov_) sriov_page_size_written();

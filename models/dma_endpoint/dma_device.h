@@ -19,6 +19,26 @@
 
 namespace pciesim::models {
 
+// Migration support in the PF's firmware (docs/migration.md).
+struct MigrationDeviceParams {
+  bool enabled = false;
+  // Firmware time to handle one mailbox command, before any DMA or drain.
+  // hisi_acc polls a command's status every 100 us and expects it done
+  // within its first polls (drivers/vfio/pci/hisilicon, qm_wait_dev_not_ready):
+  // commands complete on the order of 100 us.
+  fabric::Time command_latency = 100 * fabric::kUs;
+  // Outstanding image reads the firmware keeps in flight (its own tags).
+  unsigned dma_tags = 32;
+  // Injected failure (the fault-injection layer will drive these): the
+  // `fail_after`-th command with opcode `fail_op` (0 = none) and the
+  // `fail_count` - 1 following ones fail with kMigErrInternal, or
+  // (fail_timeout) never complete until the function or PF is reset.
+  std::uint32_t fail_op = 0;
+  bool fail_timeout = false;
+  unsigned fail_after = 1;
+  unsigned fail_count = 1;
+};
+
 struct DmaDeviceParams {
   std::uint16_t vendor_id = 0x5ec0;
   std::uint16_t device_id = 0x0001;
@@ -69,6 +89,8 @@ struct DmaDeviceParams {
   // interleaving; bursts are several times faster to simulate.
   bool write_bursts = true;
 
+  MigrationDeviceParams migration;
+
   // --- timing (docs/timing.md) ---
   fabric::Time config_latency = 100 * fabric::kNs;
   fabric::Time mmio_latency = 50 * fabric::kNs;
@@ -92,10 +114,13 @@ struct IssueResult {
   fabric::Time first_start = 0;  // when the (first) TLP started on the device's link
 };
 
+class MigrationFirmware;
+
 class DmaDevice : public sc_core::sc_module, public fabric::PortOwner {
  public:
   SC_HAS_PROCESS(DmaDevice);
   DmaDevice(sc_core::sc_module_name name, const DmaDeviceParams& params);
+  ~DmaDevice() override;
 
   const DmaDeviceParams& params() const { return params_; }
   fabric::Port& port() { return port_; }
@@ -107,6 +132,8 @@ class DmaDevice : public sc_core::sc_module, public fabric::PortOwner {
   DmaFunction* function_by_name(const std::string& name);
   DmaFunction* function_by_rid(fabric::RoutingId rid);
   std::uint16_t sriov_cap() const { return sriov_; }
+  // The PF firmware's migration unit (nullptr without migration support).
+  MigrationFirmware* firmware() { return firmware_.get(); }
 
   // --- services for functions ---
   // All of `pieces` (consecutive writes from `addr`, each ready at t) as
@@ -155,6 +182,7 @@ class DmaDevice : public sc_core::sc_module, public fabric::PortOwner {
 
   DmaDeviceParams params_;
   fabric::Port port_;
+  std::unique_ptr<MigrationFirmware> firmware_;
   std::vector<std::unique_ptr<DmaFunction>> functions_;  // [0] PF, [n] VF n
   std::uint16_t sriov_ = 0;
   unsigned enabled_vfs_ = 0;

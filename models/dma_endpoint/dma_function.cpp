@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "models/dma_endpoint/migration_firmware.h"
+
 #include "fabric/common/error.h"
 #include "fabric/config_space/capabilities.h"
 #include "models/dma_endpoint/dma_device.h"
@@ -71,10 +73,13 @@ void DmaFunction::create(Time t, Time ready_at) {
   power_ = PowerState::kD0;
   reset_end_ = t;
   ready_at_ = ready_at;
+  reset_migration();
 }
 
 void DmaFunction::destroy(Time t) {
   if (!exists_) return;
+  reset_migration();
+  if (is_vf() && dev_.firmware()) dev_.firmware()->function_reset(vf_number_);
   reset_engine(t, EngineReset::kDestroy);
   exists_ = false;
   regs_ = Regs{};
@@ -83,6 +88,8 @@ void DmaFunction::destroy(Time t) {
 
 void DmaFunction::flr(Time t, Time flr_end, Time ready_at) {
   ++stats_.flrs;
+  reset_migration();
+  if (is_vf() && dev_.firmware()) dev_.firmware()->function_reset(vf_number_);
   reset_engine(t, EngineReset::kFlr);
   cs_.reset(ResetKind::kFlr);
   regs_ = Regs{};
@@ -94,6 +101,7 @@ void DmaFunction::flr(Time t, Time flr_end, Time ready_at) {
 }
 
 void DmaFunction::conventional_reset(Time t, Time ready_at) {
+  reset_migration();
   reset_engine(t, EngineReset::kFlr);
   cs_.reset(ResetKind::kConventional);
   regs_ = Regs{};
@@ -430,6 +438,18 @@ CplStatus DmaFunction::bar0_access(std::uint32_t offset, std::uint8_t* data, std
       ++stats_.mmio_reads;
   }
   access_time_ = t;
+  if (write && !debug) {
+    if (frozen_) {
+      // Suspend responder (docs/migration.md): the state is fixed; a
+      // posted write has nobody to report to, so it is counted and dropped.
+      ++stats_.frozen_drops;
+      return CplStatus::kSC;
+    }
+    regs_dirty_ = true;
+  }
+  if (!is_vf() && offset >= kMigBase && offset + len <= kMigBase + kMigSize &&
+      dev_.firmware())
+    return dev_.firmware()->register_access(offset - kMigBase, data, len, write, t);
   const std::uint32_t table_end = kMsixTableOffset + vectors() * PCI_MSIX_ENTRY_SIZE;
   if (offset >= kMsixTableOffset && offset + len <= table_end) {
     std::uint8_t* entry = msix_table_.data() + (offset - kMsixTableOffset);
@@ -497,6 +517,10 @@ CplStatus DmaFunction::devmem_access(std::uint64_t offset, std::uint8_t* data, s
     ++stats_.mmio_writes;
   else
     ++stats_.mmio_reads;
+  if (write && frozen_) {
+    ++stats_.frozen_drops;
+    return CplStatus::kSC;
+  }
   devmem_debug(offset, data, len, write);
   return CplStatus::kSC;
 }
@@ -512,6 +536,7 @@ void DmaFunction::devmem_debug(std::uint64_t offset, std::uint8_t* data, std::ui
     return;
   }
   std::uint8_t* p = devmem(offset, len);
+  if (write) mark_dirty(offset, len);
   if (write)
     std::memcpy(p, data, len);
   else
@@ -638,6 +663,9 @@ bool DmaFunction::staging_alloc(std::uint32_t len, std::uint32_t* off, std::uint
 Time DmaFunction::step(Time t) {
   if (!exists_ || in_reset(t) || !ready(t)) return kTimeMax;
   if (power_ != PowerState::kD0 || transitioning(t)) return kTimeMax;
+  // Quiesced: nothing is issued; unquiesce() wakes the engine again.
+  if (quiesced_) return kTimeMax;
+  if (tracking_) regs_dirty_ = true;  // the engine may change its state now
   Time wait = kTimeMax;
   Action a = do_msix_resend(t);
   if (a.acted) return a.next;
@@ -750,6 +778,7 @@ DmaFunction::Action DmaFunction::do_write(Time t) {
   if (c.data_ready > t) return {false, c.data_ready};
   if (c.flags & kDescDstLocal) {
     std::memcpy(devmem(c.dst, c.len), staging_.data() + c.buf_off, c.len);
+    mark_dirty(c.dst, c.len);
     stats_.local_bytes += c.len;
     c.write_issued = c.len;
     c.last_write_done = local_access(t, c.len);
@@ -827,6 +856,16 @@ bool DmaFunction::make_chunk(Time t, Time* wait) {
   }
   const Descriptor d = fd.d;
   const std::uint32_t index = fd.index;
+  if (resume_skip_ && desc_offset_ == 0 && index == resume_index_) {
+    // The descriptor a loaded image was in the middle of: its first
+    // resume_done_ bytes were written before the save.
+    resume_skip_ = false;
+    if (resume_done_ < d.length) {
+      desc_offset_ = resume_done_;
+      const std::uint32_t xfer = d.xfer_size ? d.xfer_size : d.length;
+      op_offset_ = resume_done_ % xfer;
+    }
+  }
   if (desc_offset_ == 0) {
     bool bad = d.length == 0;
     if ((d.flags & kDescSrcLocal) && (d.src + d.length > devmem_size_ || d.src + d.length < d.src))
@@ -871,6 +910,7 @@ bool DmaFunction::make_chunk(Time t, Time* wait) {
   c.buf_off = off;
   c.buf_span = span;
   c.desc_bytes = d.length;
+  c.desc_off = desc_offset_;
   c.started_op = op_offset_ == 0;
   op_offset_ += len;
   desc_offset_ += len;
@@ -977,6 +1017,179 @@ DmaFunction::Action DmaFunction::do_fetch(Time t) {
   fetch_index_ = (fetch_index_ + n) & (size - 1);
   fetch_ready_ = r.done;
   return {true, r.wire_free};
+}
+
+// ------------------------------------------------------------ migration
+
+void DmaFunction::reset_migration() {
+  quiesced_ = false;
+  frozen_ = false;
+  tracking_ = false;
+  regs_dirty_ = false;
+  dirty_.clear();
+  resume_skip_ = false;
+}
+
+void DmaFunction::quiesce(Time t) {
+  (void)t;
+  if (!quiesced_) ++stats_.quiesces;
+  quiesced_ = true;
+}
+
+Time DmaFunction::drain_time(Time t) const {
+  // Tags are held until their completion arrives; all released = no
+  // outstanding non-posted request.
+  return tags_ ? std::max(t, tags_->all_released()) : t;
+}
+
+void DmaFunction::unquiesce(Time t) {
+  if (!quiesced_) return;
+  quiesced_ = false;
+  wake(t);
+}
+
+void DmaFunction::mark_dirty(std::uint64_t offset, std::uint64_t len) {
+  if (!tracking_ || len == 0) return;
+  const std::uint64_t first = offset / mig::kPageBytes;
+  const std::uint64_t last = (offset + len - 1) / mig::kPageBytes;
+  for (std::uint64_t p = first; p <= last && p / 64 < dirty_.size(); ++p)
+    dirty_[p / 64] |= std::uint64_t{1} << (p % 64);
+}
+
+void DmaFunction::start_tracking() {
+  tracking_ = true;
+  regs_dirty_ = false;
+  dirty_.assign((devmem_size_ / mig::kPageBytes + 63) / 64, 0);
+}
+
+std::uint64_t DmaFunction::dirty_bytes() const {
+  if (!tracking_) return 0;
+  std::uint64_t pages = 0;
+  for (std::uint64_t q : dirty_)
+    pages += static_cast<std::uint64_t>(__builtin_popcountll(q));
+  std::uint64_t n = pages * mig::kPageBytes;
+  if (regs_dirty_ || pages) {
+    // The engine, progress and MSI-X records travel with every image.
+    mig::FunctionState empty;
+    empty.msix_table.assign(msix_table_.size(), 0);
+    empty.pba.assign(msix_pba_.size(), 0);
+    n += mig::encoded_size(empty);
+  }
+  return n;
+}
+
+mig::FunctionState DmaFunction::capture(bool full, bool consume) {
+  mig::FunctionState s;
+  s.devmem_size = devmem_size_;
+  s.vectors = vectors();
+  mig::EngineRegsState& g = s.regs;
+  g.ctrl = regs_.ctrl;
+  g.ring_base = regs_.ring_base;
+  g.ring_size = regs_.ring_size;
+  g.head = regs_.head;
+  g.tail = regs_.tail;
+  g.cq_base = regs_.cq_base;
+  g.cq_tail = regs_.cq_tail;
+  g.completed = regs_.completed;
+  g.error = regs_.error;
+  g.error_addr = regs_.error_addr;
+  g.irq_vector = regs_.irq_vector;
+  g.max_reads = regs_.max_reads;
+  g.prefetch = regs_.prefetch;
+  g.bytes_read = regs_.bytes_read;
+  g.bytes_written = regs_.bytes_written;
+  g.halted = regs_.halted;
+  // Progress at a request boundary: what was written stays written; data
+  // read ahead but not written yet is read again after a resume.
+  mig::ProgressState& p = s.progress;
+  for (const Finish& f : finish_)
+    p.finish.push_back({f.index, f.cookie, f.flags, f.status, f.bytes, f.record_done});
+  if (!chunks_.empty()) {
+    const Chunk& c = chunks_.front();
+    p.in_progress = true;
+    p.desc_index = c.desc_index;
+    p.desc_done = c.error ? 0 : c.desc_off + c.write_issued;
+    p.fetch_index = c.desc_index;
+  } else if (!descs_.empty()) {
+    p.in_progress = true;
+    p.desc_index = descs_.front().index;
+    p.desc_done = desc_offset_;
+    p.fetch_index = p.desc_index;
+  } else {
+    p.fetch_index = fetch_index_;
+  }
+  if (resume_skip_ && !p.in_progress && p.fetch_index == resume_index_) {
+    // Loaded, resumed and saved again before the engine fetched it.
+    p.in_progress = true;
+    p.desc_index = resume_index_;
+    p.desc_done = resume_done_;
+  }
+  s.msix_table = msix_table_;
+  s.pba = msix_pba_;
+  s.msix_resend = msix_resend_;
+  const std::uint64_t pages = devmem_size_ / mig::kPageBytes;
+  for (std::uint64_t pg = 0; pg < pages; ++pg) {
+    const bool dirty = pg / 64 < dirty_.size() && (dirty_[pg / 64] >> (pg % 64) & 1);
+    if (!full && !dirty) continue;
+    std::vector<std::uint8_t> bytes(mig::kPageBytes, 0);
+    if (devmem_) std::memcpy(bytes.data(), devmem_.get() + pg * mig::kPageBytes, mig::kPageBytes);
+    if (full && !dirty && std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) {
+          return b == 0;
+        }))
+      continue;  // a full image leaves zero pages out
+    s.pages.emplace(pg * mig::kPageBytes, std::move(bytes));
+  }
+  if (!consume) return s;
+  if (tracking_) {
+    std::fill(dirty_.begin(), dirty_.end(), 0);
+    regs_dirty_ = false;
+  }
+  ++stats_.images_saved;
+  return s;
+}
+
+void DmaFunction::install(const mig::FunctionState& s, Time t) {
+  reset_engine(t, EngineReset::kSoft);
+  const mig::EngineRegsState& g = s.regs;
+  regs_.ctrl = g.ctrl;
+  regs_.ring_base = g.ring_base;
+  regs_.ring_size = g.ring_size;
+  regs_.head = g.head;
+  regs_.tail = g.tail;
+  regs_.cq_base = g.cq_base;
+  regs_.cq_tail = g.cq_tail;
+  regs_.completed = g.completed;
+  regs_.error = g.error;
+  regs_.error_addr = g.error_addr;
+  regs_.irq_vector = g.irq_vector;
+  regs_.max_reads = g.max_reads;
+  regs_.prefetch = std::clamp<std::uint32_t>(g.prefetch, 1, 32);
+  regs_.bytes_read = g.bytes_read;
+  regs_.bytes_written = g.bytes_written;
+  regs_.halted = g.halted;
+  const unsigned all = dev_.params().ten_bit_tags ? 768 : dev_.params().tags;
+  pending_tag_limit_ = g.max_reads ? std::min<unsigned>(g.max_reads, all) : all;
+  for (const mig::FinishState& f : s.progress.finish)
+    finish_.push_back({f.index, f.cookie, f.flags, f.status, f.bytes, f.record_done});
+  const std::uint32_t mask = regs_.ring_size ? regs_.ring_size - 1 : 0xffffffffu;
+  fetch_index_ = s.progress.fetch_index & mask;
+  resume_skip_ = s.progress.in_progress && s.progress.desc_done > 0;
+  resume_index_ = s.progress.desc_index & mask;
+  resume_done_ = s.progress.desc_done;
+  msix_table_ = s.msix_table;
+  msix_pba_ = s.pba;
+  msix_resend_ = s.msix_resend;
+  devmem_.reset();
+  for (const auto& [off, bytes] : s.pages)
+    if (std::any_of(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b != 0; }))
+      std::memcpy(devmem(off, mig::kPageBytes), bytes.data(), mig::kPageBytes);
+  if (tracking_) std::fill(dirty_.begin(), dirty_.end(), 0);
+  ++stats_.images_loaded;
+}
+
+bool DmaFunction::send_msix(std::uint32_t vector, Time t) {
+  Time next = t;
+  return raise_msix(vector, t, &next);
 }
 
 }  // namespace pciesim::models

@@ -26,6 +26,7 @@
 #include "fabric/tlp/routing_id.h"
 #include "fabric/tlp/tlp.h"
 #include "models/dma_endpoint/dma_regs.h"
+#include "models/dma_endpoint/migration_image.h"
 
 namespace pciesim::models {
 
@@ -70,6 +71,13 @@ struct DmaFunctionStats {
   std::uint64_t first_op_bytes = 0;
   fabric::Time first_op_end = 0;   // completion of the first / last operation:
   fabric::Time last_op_end = 0;    // steady-state throughput excludes pipeline fill
+  // Migration (docs/migration.md): inbound writes discarded while frozen,
+  // and how often the firmware suspended / saved / loaded this function.
+  std::uint64_t frozen_drops = 0;
+  std::uint64_t quiesces = 0;
+  std::uint64_t freezes = 0;
+  std::uint64_t images_saved = 0;
+  std::uint64_t images_loaded = 0;
   fabric::Histogram op_latency;    // one DMA operation (xfer_size bytes), ns
   fabric::Histogram read_latency;  // one MRd round trip, ns
 };
@@ -139,6 +147,38 @@ class DmaFunction : public fabric::ConfigListener {
   // Tags this function holds at time t (Transactions Pending).
   unsigned outstanding(fabric::Time t) const { return tags_ ? tags_->outstanding(t) : 0; }
 
+  // --- migration (executed by the PF's firmware, docs/migration.md) ---
+  // Suspend initiator: no new request from now on (DMA, completion
+  // records, MSI-X); the descriptor in progress keeps its progress and the
+  // function still serves requests as a target.
+  void quiesce(fabric::Time t);
+  // When every non-posted request issued so far has completed.
+  fabric::Time drain_time(fabric::Time t) const;
+  void unquiesce(fabric::Time t);
+  // Suspend responder: inbound requests no longer change the function
+  // (writes are discarded and counted, reads answered); config space
+  // still works.
+  void freeze() {
+    frozen_ = true;
+    ++stats_.freezes;
+  }
+  void unfreeze() { frozen_ = false; }
+  bool quiesced() const { return quiesced_; }
+  bool frozen() const { return frozen_; }
+  // Dirty tracking of device memory (kPageBytes pages) and engine state.
+  void start_tracking();
+  void stop_tracking() { tracking_ = false; }
+  bool tracking() const { return tracking_; }
+  std::uint64_t dirty_bytes() const;
+  // The state as an image: full (every non-zero page) or incremental (the
+  // pages written since tracking started or the last capture). Tracking
+  // restarts from this point when it is on (unless !consume: a size query).
+  mig::FunctionState capture(bool full, bool consume = true);
+  // Replaces the whole state with `s` (a frozen, quiesced function).
+  void install(const mig::FunctionState& s, fabric::Time t);
+  // Sends MSI-X `vector` now (the firmware's command completions).
+  bool send_msix(std::uint32_t vector, fabric::Time t);
+
   void config_written(fabric::ConfigSpace& cs, int watch, const fabric::ConfigWrite& w) override;
   void config_before_read(fabric::ConfigSpace& cs, int watch) override;
 
@@ -195,6 +235,7 @@ class DmaFunction : public fabric::ConfigListener {
     bool last_in_op;
     bool last_in_desc;
     std::uint32_t desc_bytes;  // descriptor length, for the record
+    std::uint32_t desc_off;    // offset of this chunk in its descriptor
     std::uint32_t error;
     std::uint64_t error_addr;
     fabric::Time error_at;
@@ -241,6 +282,8 @@ class DmaFunction : public fabric::ConfigListener {
   void reg_write(std::uint32_t off, std::uint32_t value, fabric::Time t);
   std::uint8_t* devmem(std::uint64_t offset, std::uint32_t len);
   void wake(fabric::Time t);
+  void mark_dirty(std::uint64_t offset, std::uint64_t len);
+  void reset_migration();
 
   DmaDevice& dev_;
   std::string name_;
@@ -289,6 +332,18 @@ class DmaFunction : public fabric::ConfigListener {
   unsigned pending_tag_limit_ = 0;  // max-reads change waiting for idle tags
   std::uint64_t epoch_ = 0;         // bumped whenever the pipeline is dropped
   fabric::Time access_time_ = 0;    // arrival time of the request being served
+
+  // Migration state.
+  bool quiesced_ = false;
+  bool frozen_ = false;
+  bool tracking_ = false;
+  bool regs_dirty_ = false;
+  std::vector<std::uint64_t> dirty_;  // one bit per device-memory page
+  // After install(): the first descriptor fetched again resumes at this
+  // byte offset (its earlier bytes were written before the save).
+  bool resume_skip_ = false;
+  std::uint32_t resume_index_ = 0;
+  std::uint32_t resume_done_ = 0;
 };
 
 }  // namespace pciesim::models
