@@ -56,4 +56,25 @@ class ModelError : public Error {
   using Error::Error;
 };
 
+// A VFIO migration operation failed (docs/migration.md): `code` is the
+// negative errno the kernel interface would return, `state` the device
+// state the operation left (RUNNING, STOP, ..., ERROR), `reason` a short
+// machine-readable cause where there is one ("checksum", "truncated", ...).
+class MigrationError : public Error {
+ public:
+  MigrationError(std::string where, std::string message, int code, std::string state,
+                 std::string reason = "");
+  int code() const { return code_; }
+  std::string errno_name() const { return errno_name_of(code_); }
+  const std::string& state() const { return state_; }
+  const std::string& reason() const { return reason_; }
+  // "EINVAL" for -22 (or 22); "E<n>" for values without a name here.
+  static std::string errno_name_of(int code);
+
+ private:
+  int code_;
+  std::string state_;
+  std::string reason_;
+};
+
 }  // namespace pciesim

@@ -71,6 +71,20 @@ struct SwitchSpec {
   Node where;
 };
 
+// What the VF variant driver offers (docs/migration.md).
+struct EndpointMigrationSpec {
+  std::uint32_t flags = 0;  // VFIO_MIGRATION_* (vfio::MigFlags); 0 = no migration
+  // How the arcs map to firmware commands: two_level (quiesce at
+  // RUNNING_P2P, freeze at STOP: mlx5, pds) or full (one suspend of both
+  // levels at RUNNING_P2P: qat, xe, virtio).
+  enum Style { kTwoLevel, kFullSuspend } style = kTwoLevel;
+  // Variant driver's wait for one firmware command: pds_vfio polls the
+  // suspend status for up to 5 s before it gives up with ETIMEDOUT.
+  fabric::Time command_timeout = 5 * fabric::kSec;
+  // Bytes a resume stream may hold (0: 16 of the function's largest images).
+  std::uint64_t max_stream = 0;
+};
+
 struct EndpointSpec {
   std::string name;
   std::string model = "dma";
@@ -78,6 +92,7 @@ struct EndpointSpec {
   std::string driver = "dma";  // "dma" or "none" (unmanaged PF)
   unsigned num_vfs = 0;        // VFs the host enables at boot
   bool autoprobe = true;       // sriov_drivers_autoprobe
+  EndpointMigrationSpec migration;
   Node where;
 };
 

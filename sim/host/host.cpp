@@ -105,6 +105,39 @@ DmaSpace& Host::space_of(PciDev& dev) {
   return *space;
 }
 
+Vm* Host::vm_of(PciDev& dev) {
+  auto it = assigned_.find(&dev);
+  return it == assigned_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<PfMailbox> Host::mailbox(PciDev& pf) {
+  if (pf.removed || !driver(pf)) {
+    mailboxes_.erase(&pf);
+    return nullptr;
+  }
+  auto& m = mailboxes_[&pf];
+  if (!m) m = std::make_shared<PfMailbox>(*this, pf);
+  return m;
+}
+
+VfioDevice* Host::vfio_if_open(PciDev& dev) {
+  auto it = vfio_.find(&dev);
+  return it == vfio_.end() ? nullptr : it->second.get();
+}
+
+VfioDevice& Host::vfio(PciDev& dev) {
+  if (VfioDevice* v = vfio_if_open(dev)) return *v;
+  if (!vm_of(dev))
+    throw UsageError(dev.name, dev.name +
+                                   " is not assigned to a VM: only an assigned function is opened "
+                                   "through VFIO (vms[].functions or an assign step)");
+  const EndpointSpec* ep = system_.config().endpoint_of(dev.name);
+  if (!ep) throw UsageError(dev.name, dev.name + " is not a function of an endpoint");
+  auto& v = vfio_[&dev];
+  v = std::make_unique<VfioDevice>(*this, dev, *ep);
+  return *v;
+}
+
 Vm* Host::vm(const std::string& name) {
   auto it = vms_.find(name);
   return it == vms_.end() ? nullptr : it->second.get();
@@ -269,6 +302,7 @@ void Host::unbind(PciDev& dev) {
   // not find, or free, the driver being removed.
   std::shared_ptr<DmaDriver> drv = std::move(it->second);
   drivers_.erase(it);
+  mailboxes_.erase(&dev);  // a command in flight keeps its own reference
   drv->remove();
 }
 

@@ -17,6 +17,8 @@
 #include "sim/host/host_cpu.h"
 #include "sim/host/iommu_driver.h"
 #include "sim/host/pci_core.h"
+#include "sim/host/vfio/pf_mailbox.h"
+#include "sim/host/vfio/vfio_device.h"
 #include "sim/host/workload.h"
 
 namespace pciesim::sim {
@@ -57,6 +59,16 @@ class Host : public sc_core::sc_module {
   std::string assign(PciDev& dev, Vm& vm);
   // The DMA space the function's driver uses (its VM's when assigned).
   DmaSpace& space_of(PciDev& dev);
+  Vm* vm_of(PciDev& dev);
+
+  // Migration (docs/migration.md). The PF driver's firmware mailbox, or
+  // nullptr when the PF is not bound to its native driver.
+  std::shared_ptr<PfMailbox> mailbox(PciDev& pf);
+  // Opens `dev` through VFIO (it must be assigned to a VM); the same
+  // device object on every call.
+  VfioDevice& vfio(PciDev& dev);
+  VfioDevice* vfio_if_open(PciDev& dev);
+  const std::map<PciDev*, std::unique_ptr<VfioDevice>>& vfio_devices() const { return vfio_; }
 
   // Host operations shared by scenario steps and the Python API. They
   // throw UsageError on bad arguments (unknown domain, no driver...).
@@ -107,6 +119,8 @@ class Host : public sc_core::sc_module {
   std::map<std::string, std::unique_ptr<DomainSpace>> domain_spaces_;
   std::map<std::string, std::unique_ptr<Vm>> vms_;
   std::map<PciDev*, Vm*> assigned_;
+  std::map<PciDev*, std::shared_ptr<PfMailbox>> mailboxes_;
+  std::map<PciDev*, std::unique_ptr<VfioDevice>> vfio_;
   std::vector<std::unique_ptr<Workload>> workloads_;
   std::vector<std::string> messages_;
   std::uint32_t next_msi_data_ = 0x4100;
