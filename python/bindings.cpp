@@ -343,9 +343,19 @@ PYBIND11_MODULE(_pciesim, m) {
   static py::exception<ConfigError> config_error(m, "ConfigError", error.ptr());
   static py::exception<UsageError> usage_error(m, "UsageError", error.ptr());
   static py::exception<ModelError> model_error(m, "ModelError", error.ptr());
+  static py::exception<MigrationError> migration_error(m, "MigrationError", error.ptr());
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
+    } catch (const MigrationError& e) {
+      py::object inst = py::reinterpret_borrow<py::object>(migration_error.ptr())(e.what());
+      inst.attr("errno") = e.errno_name();
+      inst.attr("code") = e.code();
+      inst.attr("state") = e.state();
+      inst.attr("reason") = e.reason();
+      inst.attr("where") = e.where();
+      inst.attr("message") = e.message();
+      PyErr_SetObject(migration_error.ptr(), inst.ptr());
     } catch (const ConfigError& e) {
       py::object inst = py::reinterpret_borrow<py::object>(config_error.ptr())(e.what());
       inst.attr("file") = e.file();
@@ -503,6 +513,60 @@ PYBIND11_MODULE(_pciesim, m) {
                return sim.dma(t, src, dst, len, src_local, dst_local, timeout, &bytes);
              });
              return py::make_tuple(st, bytes);
+           })
+      .def("vfio_open",
+           [](Session& s, const std::string& t) {
+             Simulation::VfioInfo i =
+                 s.exec([&](Simulation& sim) { return sim.vfio_open(t); });
+             py::dict d;
+             d["flags"] = i.flags;
+             d["state"] = i.state;
+             d["unavailable"] = i.unavailable;
+             d["style"] = i.style;
+             return d;
+           })
+      .def("vfio_set_state",
+           [](Session& s, const std::string& t, const std::string& st) {
+             return s.exec([&](Simulation& sim) { return sim.vfio_set_state(t, st); });
+           })
+      .def("vfio_read",
+           [](Session& s, const std::string& t, std::uint64_t max) {
+             std::vector<std::uint8_t> v =
+                 s.exec([&](Simulation& sim) { return sim.vfio_read(t, max); });
+             return py::bytes(reinterpret_cast<const char*>(v.data()), v.size());
+           })
+      .def("vfio_write",
+           [](Session& s, const std::string& t, const py::bytes& b) {
+             const std::string raw = b;
+             std::vector<std::uint8_t> v(raw.begin(), raw.end());
+             return s.exec([&](Simulation& sim) { return sim.vfio_write(t, v); });
+           })
+      .def("vfio_precopy_info",
+           [](Session& s, const std::string& t) {
+             auto r = s.exec([&](Simulation& sim) { return sim.vfio_precopy_info(t); });
+             return py::make_tuple(r.first, r.second);
+           })
+      .def("vfio_data_size",
+           [](Session& s, const std::string& t) {
+             return s.exec([&](Simulation& sim) { return sim.vfio_data_size(t); });
+           })
+      .def("vfio_reset",
+           [](Session& s, const std::string& t) {
+             s.exec([&](Simulation& sim) { sim.vfio_reset(t); });
+           })
+      .def("vfio_mmio_read",
+           [](Session& s, const std::string& t, unsigned bar, std::uint64_t off, unsigned size) {
+             return s.exec([&](Simulation& sim) { return sim.vfio_mmio_read(t, bar, off, size); });
+           })
+      .def("vfio_mmio_write",
+           [](Session& s, const std::string& t, unsigned bar, std::uint64_t off, unsigned size,
+              std::uint64_t v) {
+             s.exec([&](Simulation& sim) { sim.vfio_mmio_write(t, bar, off, size, v); });
+           })
+      .def("migration_fault",
+           [](Session& s, const std::string& ep, const std::string& cmd, const std::string& mode,
+              unsigned after, unsigned count) {
+             s.exec([&](Simulation& sim) { sim.migration_fault(ep, cmd, mode, after, count); });
            })
       .def("iommu_map",
            [](Session& s, const std::string& d, std::uint64_t iova, std::uint64_t hpa,

@@ -364,6 +364,24 @@ class Simulation:
         """The IOMMU's fault log: requester, function, address, write, reason, t_ns."""
         return self.stats().get("iommu", {}).get("fault_log", [])
 
+    # ---- VFIO migration (docs/migration.md) ----
+    def vfio(self, target: str):
+        """Opens a function assigned to a VM through VFIO: a
+        pciesim.vfio.VfioDevice (migration state machine, data stream,
+        queries, reset, the VM's MMIO)."""
+        from .vfio import VfioDevice
+        return VfioDevice(self._n, _str("target", target))
+
+    def migration_fault(self, endpoint: str, command: str, *, mode: str = "error",
+                        after: int = 1, count: int = 1) -> None:
+        """Makes the PF firmware fail a migration command: the `after`-th
+        `command` ('save', 'load', 'suspend_initiator', ...; 'none' clears)
+        and the count-1 following ones fail ('error') or never complete
+        ('timeout', until a reset of the function or PF)."""
+        self._n.migration_fault(_str("endpoint", endpoint), _str("command", command),
+                                _str("mode", mode), _uint("after", after, 32, 1),
+                                _uint("count", count, 32, 1))
+
     # ---- inspection ----
     @property
     def warnings(self) -> List[str]:

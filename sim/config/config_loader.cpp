@@ -11,6 +11,8 @@
 
 #include "fabric/link/link_timing.h"
 #include "fabric/topology/topology.h"
+#include "models/dma_endpoint/migration_firmware.h"
+#include "sim/host/vfio/migration_fsm.h"
 
 namespace pciesim::sim {
 
@@ -380,6 +382,74 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
       .time("vf_ready_time", &p.vf_ready_time, "After VF Enable, VFs answer RRS this long", 0,
             1 * kSec);
   v.finish();
+  s.nested("migration", "mapping",
+           "VF live migration (docs/migration.md): what the variant driver offers, the PF "
+           "firmware's timing, an injected failure");
+  Section m(s.child("migration"), "endpoints[].migration", docs);
+  std::string style = "two_level";
+  std::string fail_command, fail_mode = "error";
+  models::MigrationDeviceParams& mp = p.migration;
+  m.nested("flags", "list",
+           "VFIO_MIGRATION_* flags the variant driver reports: [stop_copy], [stop_copy, p2p], "
+           "[stop_copy, pre_copy] or [stop_copy, p2p, pre_copy]")
+      .choice("style", &style,
+              {{"two_level", std::string("two_level")}, {"full", std::string("full")}},
+              "Quiesce style: two_level = suspend initiator at RUNNING_P2P and responder at STOP "
+              "(mlx5, pds); full = one suspend of both at RUNNING_P2P (qat, xe, virtio)")
+      .time("command_latency", &mp.command_latency,
+            "PF firmware time per mailbox command, before its DMA or drain (hisi_acc polls "
+            "every 100 us)",
+            0, 10 * kSec)
+      .time("command_timeout", &ep.migration.command_timeout,
+            "How long the variant driver waits for one command (pds_vfio: 5 s)", 1 * kUs,
+            3600 * kSec)
+      .bytes("max_stream", &ep.migration.max_stream,
+             "Largest resume stream the VFIO device accepts (0 = 16 of the VF's largest images)",
+             0, 1ull << 32)
+      .field("dma_tags", &mp.dma_tags, 1, 256, "Image reads the firmware keeps outstanding")
+      .choice("fail_command", &fail_command,
+              {{"", std::string("")},
+               {"query", std::string("query")},
+               {"suspend_initiator", std::string("suspend_initiator")},
+               {"suspend_responder", std::string("suspend_responder")},
+               {"resume_responder", std::string("resume_responder")},
+               {"resume_initiator", std::string("resume_initiator")},
+               {"save", std::string("save")},
+               {"load", std::string("load")},
+               {"get_state", std::string("get_state")},
+               {"stop_tracking", std::string("stop_tracking")}},
+              "Injected failure: the firmware command that fails")
+      .choice("fail_mode", &fail_mode,
+              {{"error", std::string("error")}, {"timeout", std::string("timeout")}},
+              "error = completes with a firmware error; timeout = never completes (until a "
+              "reset)")
+      .field("fail_after", &mp.fail_after, 1, 1u << 30,
+             "The n-th such command is the first that fails (1 = the first)")
+      .field("fail_count", &mp.fail_count, 1, 1u << 30, "How many fail from there");
+  if (m.has("flags")) {
+    Node f = m.child("flags");
+    if (!f.is_sequence()) f.fail("expected a list such as [stop_copy, p2p]");
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      const std::string name = f.at(i).as_string();
+      std::optional<std::uint32_t> bit = vfio::parse_flag(name);
+      if (!bit) f.at(i).fail("unknown migration flag '" + name + "' (stop_copy, p2p, pre_copy)");
+      if (ep.migration.flags & *bit) f.at(i).fail("flag '" + name + "' given twice");
+      ep.migration.flags |= *bit;
+    }
+    if (!vfio::valid_flags(ep.migration.flags))
+      f.fail("undefined flag combination: stop_copy is required (SPEC.md F: stop_copy alone or "
+             "with p2p and/or pre_copy)");
+  }
+  m.finish();
+  ep.migration.style = style == "full" ? EndpointMigrationSpec::kFullSuspend
+                                       : EndpointMigrationSpec::kTwoLevel;
+  mp.fail_timeout = fail_mode == "timeout";
+  mp.fail_op = 0;
+  for (std::uint32_t op = 1; op <= models::dma::kMigOpLast; ++op)
+    if (fail_command == models::MigrationFirmware::op_name(op)) mp.fail_op = op;
+  mp.enabled = ep.migration.flags != 0;
+  if (n.defined() && m.has("flags") && total == 0)
+    m.child("flags").fail("migration needs SR-IOV (sriov.total_vfs > 0): the PF migrates its VFs");
   s.finish();
   p.total_vfs = static_cast<std::uint16_t>(total);
   if (n.defined()) {

@@ -1,5 +1,7 @@
 #include "sim/facade/simulation.h"
 
+#include "models/dma_endpoint/migration_firmware.h"
+
 #include <tlm_utils/tlm_quantumkeeper.h>
 #include <cerrno>
 #include <cstring>
@@ -327,6 +329,100 @@ PciDev& Simulation::host_device(const std::string& target) {
                                  "' (not enumerated yet, or a VF that is not enabled)");
   }
   return *d;
+}
+
+VfioDevice& Simulation::vfio_device(const std::string& target) {
+  if (PciDev* d = host_->pci().find(target)) return host_->vfio(*d);
+  // A VF disabled since it was opened: its VFIO device still answers (with
+  // ENODEV), as an open file descriptor would.
+  VfioDevice* found = nullptr;
+  for (const auto& [dev, v] : host_->vfio_devices())
+    if (v->name() == target) found = v.get();
+  if (found) return *found;
+  return host_->vfio(host_device(target));
+}
+
+Simulation::VfioInfo Simulation::vfio_open(const std::string& target) {
+  return call([this, target] {
+    VfioDevice& v = vfio_device(target);
+    VfioInfo i;
+    i.flags = vfio::flag_names(v.migration_flags());
+    i.state = vfio::state_name(v.state());
+    i.unavailable = v.unavailable();
+    i.style = v.style_name();
+    return i;
+  });
+}
+
+std::vector<std::string> Simulation::vfio_set_state(const std::string& target,
+                                                    const std::string& state) {
+  std::optional<vfio::MigState> s = vfio::parse_state(state);
+  if (!s)
+    throw UsageError(target, "no migration state '" + state +
+                                 "' (RUNNING, RUNNING_P2P, STOP, STOP_COPY, RESUMING, PRE_COPY, "
+                                 "PRE_COPY_P2P, ERROR)");
+  return call([this, target, st = *s] {
+    std::vector<std::string> out;
+    for (vfio::MigState x : vfio_device(target).set_state(st))
+      out.push_back(vfio::state_name(x));
+    return out;
+  });
+}
+
+std::vector<std::uint8_t> Simulation::vfio_read(const std::string& target,
+                                                std::uint64_t max_bytes) {
+  return call([this, target, max_bytes] { return vfio_device(target).read(max_bytes); });
+}
+
+std::uint64_t Simulation::vfio_write(const std::string& target,
+                                     const std::vector<std::uint8_t>& data) {
+  return call([this, target, data] { return vfio_device(target).write(data); });
+}
+
+std::pair<std::uint64_t, std::uint64_t> Simulation::vfio_precopy_info(const std::string& target) {
+  return call([this, target] { return vfio_device(target).precopy_info(); });
+}
+
+std::uint64_t Simulation::vfio_data_size(const std::string& target) {
+  return call([this, target] { return vfio_device(target).data_size(); });
+}
+
+void Simulation::vfio_reset(const std::string& target) {
+  call([this, target] { vfio_device(target).reset(); });
+}
+
+std::uint64_t Simulation::vfio_mmio_read(const std::string& target, unsigned bar,
+                                         std::uint64_t offset, unsigned size) {
+  return call(
+      [this, target, bar, offset, size] { return vfio_device(target).mmio_read(bar, offset, size); });
+}
+
+void Simulation::vfio_mmio_write(const std::string& target, unsigned bar, std::uint64_t offset,
+                                 unsigned size, std::uint64_t value) {
+  call([this, target, bar, offset, size, value] {
+    vfio_device(target).mmio_write(bar, offset, size, value);
+  });
+}
+
+void Simulation::migration_fault(const std::string& endpoint, const std::string& command,
+                                 const std::string& mode, unsigned after, unsigned count) {
+  check_alive();
+  models::DmaDevice* dev = system_->device(endpoint);
+  if (!dev) throw UsageError(endpoint, "no endpoint named '" + endpoint + "'");
+  if (!dev->firmware())
+    throw UsageError(endpoint, endpoint + " has no migration support (endpoints[].migration)");
+  std::uint32_t op = 0;
+  for (std::uint32_t o = 1; o <= models::dma::kMigOpLast; ++o)
+    if (command == models::MigrationFirmware::op_name(o)) op = o;
+  if (!op && command != "none")
+    throw UsageError(endpoint, "no firmware command '" + command +
+                                   "' (query, suspend_initiator, suspend_responder, "
+                                   "resume_responder, resume_initiator, save, load, get_state, "
+                                   "stop_tracking, or none)");
+  if (mode != "error" && mode != "timeout")
+    throw UsageError(endpoint, "fault mode must be 'error' or 'timeout', got '" + mode + "'");
+  if (after == 0) throw UsageError(endpoint, "after counts from 1 (the first such command)");
+  dev->firmware()->set_failure(op, mode == "timeout", after, count);
 }
 
 RoutingId Simulation::address_of(const std::string& target) {

@@ -29,6 +29,7 @@ class Host;
 class ScenarioRunner;
 class JsonTrace;
 struct PciDev;
+class VfioDevice;
 
 struct RunResult {
   bool completed = false;           // scenario and started workloads finished
@@ -108,6 +109,30 @@ class Simulation {
   std::uint64_t peer_address(const std::string& initiator, const std::string& target, unsigned bar);
   std::uint64_t vm_to_host(const std::string& vm, std::uint64_t gpa, std::uint64_t length);
 
+  // --- VFIO migration (docs/migration.md) ---
+  struct VfioInfo {
+    std::vector<std::string> flags;  // empty: migration not offered
+    std::string state;
+    std::string unavailable;  // why not, when flags is empty
+    std::string style;
+  };
+  // Opens `target` (assigned to a VM) through VFIO; MigrationError from
+  // the operations below carries the errno name and the state left.
+  VfioInfo vfio_open(const std::string& target);
+  std::vector<std::string> vfio_set_state(const std::string& target, const std::string& state);
+  std::vector<std::uint8_t> vfio_read(const std::string& target, std::uint64_t max_bytes);
+  std::uint64_t vfio_write(const std::string& target, const std::vector<std::uint8_t>& data);
+  std::pair<std::uint64_t, std::uint64_t> vfio_precopy_info(const std::string& target);
+  std::uint64_t vfio_data_size(const std::string& target);
+  void vfio_reset(const std::string& target);
+  std::uint64_t vfio_mmio_read(const std::string& target, unsigned bar, std::uint64_t offset,
+                               unsigned size);
+  void vfio_mmio_write(const std::string& target, unsigned bar, std::uint64_t offset,
+                       unsigned size, std::uint64_t value);
+  // Injects a firmware failure on `endpoint`'s PF (MigrationDeviceParams).
+  void migration_fault(const std::string& endpoint, const std::string& command,
+                       const std::string& mode, unsigned after, unsigned count);
+
   std::string bdf(const std::string& target);  // current routing ID
   std::vector<std::string> functions(bool existing_only = true);
 
@@ -162,6 +187,7 @@ class Simulation {
   void rethrow_interrupt();
   void check_alive() const;
   PciDev& host_device(const std::string& target);
+  VfioDevice& vfio_device(const std::string& target);
   // The routing ID a config access to `target` uses; refuses a named
   // function before enumeration has given it a bus.
   fabric::RoutingId address_of(const std::string& target);

@@ -6,6 +6,7 @@
 #include "sim/host/host.h"
 #include "sim/scenario/checker.h"
 #include "sim/scenario/scenario_runner.h"
+#include "models/dma_endpoint/migration_firmware.h"
 
 namespace pciesim::sim {
 
@@ -45,6 +46,79 @@ json direction(const LinkDirection& d, Time now) {
     fc[to_string(static_cast<FcClass>(c))] = one;
   }
   j["credit_stalls"] = fc;
+  return j;
+}
+
+// What the VFIO layer and the variant driver did for a function opened
+// through VFIO (docs/migration.md).
+json vfio_migration(const VfioDevice& v) {
+  const VfioStats& st = v.stats();
+  json j;
+  j["state"] = vfio::state_name(v.state());
+  j["flags"] = vfio::flag_names(v.migration_flags());
+  if (!v.unavailable().empty()) j["unavailable"] = v.unavailable();
+  j["style"] = v.style_name();
+  j["transitions"] = st.transitions;
+  j["failed_transitions"] = st.failed_transitions;
+  json arcs = json::array();
+  json per_arc = json::object();
+  for (const ArcRecord& a : st.arcs) {
+    const std::string name = std::string(vfio::state_name(a.from)) + "->" + vfio::state_name(a.to);
+    json r;
+    r["arc"] = name;
+    r["start_ns"] = ns(a.start);
+    r["ns"] = ns(a.end - a.start);
+    r["status"] = a.status;
+    arcs.push_back(r);
+    json& t = per_arc[name];
+    if (t.is_null()) {
+      t["count"] = 0;
+      t["total_ns"] = 0.0;
+    }
+    t["count"] = t["count"].get<std::uint64_t>() + 1;
+    t["total_ns"] = t["total_ns"].get<double>() + ns(a.end - a.start);
+  }
+  j["arcs"] = arcs;
+  j["arc_time_ns"] = per_arc;
+  j["images_saved"] = st.images_saved;
+  j["image_bytes_saved"] = st.image_bytes_saved;
+  j["image_bytes_loaded"] = st.image_bytes_loaded;
+  j["loads_refused"] = st.loads_refused;
+  j["stream_bytes_read"] = st.stream_bytes_read;
+  j["stream_bytes_written"] = st.stream_bytes_written;
+  j["initial_bytes"] = st.initial_bytes;
+  j["dirty_bytes"] = st.dirty_bytes;
+  j["refused_mmio"] = st.refused_mmio;
+  j["user_mmio"] = st.mmio;
+  j["resets"] = st.resets;
+  json cmds = json::object();
+  for (const auto& [op, c] : st.commands) {
+    json x;
+    x["count"] = c.count;
+    x["failures"] = c.failures;
+    x["latency_ns"] = histogram(c.latency);
+    cmds[op] = x;
+  }
+  j["commands"] = cmds;
+  return j;
+}
+
+json firmware_stats(const models::MigrationFirmware& fw) {
+  const models::MigrationFirmwareStats& s = fw.stats();
+  json j;
+  json cmds = json::object();
+  for (std::uint32_t op = 1; op <= models::dma::kMigOpLast; ++op) {
+    if (!s.commands[op]) continue;
+    cmds[models::MigrationFirmware::op_name(op)] = {{"count", s.commands[op]},
+                                                    {"errors", s.errors[op]}};
+  }
+  j["commands"] = cmds;
+  j["busy_doorbells"] = s.busy_doorbells;
+  j["aborted"] = s.aborted;
+  j["injected_failures"] = s.injected;
+  j["image_bytes_written"] = s.image_bytes_written;
+  j["image_bytes_read"] = s.image_bytes_read;
+  j["latency_ns"] = histogram(s.latency);
   return j;
 }
 
@@ -103,7 +177,21 @@ json dma_function(models::DmaFunction& f, Host& host) {
   target["ur_returned"] = s.ur_returned;
   target["flrs"] = s.flrs;
   target["ignored_writes"] = s.ignored_writes;
+  target["frozen_drops"] = s.frozen_drops;
   j["target"] = target;
+  json dev;
+  dev["quiesced"] = f.quiesced();
+  dev["frozen"] = f.frozen();
+  dev["tracking"] = f.tracking();
+  dev["quiesces"] = s.quiesces;
+  dev["freezes"] = s.freezes;
+  dev["images_saved"] = s.images_saved;
+  dev["images_loaded"] = s.images_loaded;
+  j["device_migration"] = dev;
+  // By name: a VF disabled since it was opened is no longer in the host's
+  // device list, but its VFIO device (and what it did) still is.
+  for (const auto& [dev, v] : host.vfio_devices())
+    if (v->name() == f.name()) j["migration"] = vfio_migration(*v);
   return j;
 }
 
@@ -171,6 +259,8 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
   json functions = json::object();
   for (models::DmaDevice* d : system.devices()) {
     functions[d->pf().name()] = dma_function(d->pf(), host);
+    if (d->firmware())
+      functions[d->pf().name()]["migration_firmware"] = firmware_stats(*d->firmware());
     for (unsigned n = 1; n <= d->total_vfs(); ++n) {
       models::DmaFunction& vf = d->vf(n);
       // VFs that never existed and never did anything stay out of the way.
