@@ -844,7 +844,14 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
             {"iommu_flush", A::kIommuFlush},
             {"create_domain", A::kCreateDomain},
             {"attach", A::kAttach},
-            {"assign", A::kAssign}},
+            {"assign", A::kAssign},
+            {"migration_state", A::kMigrationState},
+            {"migration_read", A::kMigrationRead},
+            {"migration_write", A::kMigrationWrite},
+            {"migration_reset", A::kMigrationReset},
+            {"precopy_info", A::kPrecopyInfo},
+            {"vfio_mmio_read", A::kVfioMmioRead},
+            {"vfio_mmio_write", A::kVfioMmioWrite}},
            "What the host does (docs/scenarios.md); may be left out of a step that has `check`");
   std::uint32_t off = 0;
   std::string state = "D0";
@@ -889,7 +896,12 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       .field("enable", &st.flag, "bus_master / memory_space: set (true) or clear (false)")
       .field("flush", &st.flag,
              "iommu_unmap: invalidate the IOTLB afterwards and wait (default true)")
-      .field("state", &state, "set_power_state: D0 or D3hot")
+      .field("state", &state,
+             "set_power_state: D0 or D3hot; migration_state: the VFIO migration state to reach "
+             "(RUNNING, RUNNING_P2P, STOP, STOP_COPY, RESUMING, PRE_COPY, PRE_COPY_P2P)")
+      .field("stream", &st.stream,
+             "migration_read / migration_write: a named in-memory stream (read appends to it)")
+      .field("file", &st.file, "migration_read / migration_write: a file instead of a stream")
       .field("address", &st.address,
              "write_memory: host physical address (guest-physical with vm); iommu_map: host "
              "physical address mapped")
@@ -946,12 +958,18 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
   s.finish();
   st.offset = static_cast<std::uint16_t>(off);
   if (!n.defined()) return st;
-  if (state == "D0")
+  if (st.action == A::kMigrationState) {
+    if (!vfio::parse_state(state) || state == "ERROR")
+      s.child("state").fail("expected a migration state (RUNNING, RUNNING_P2P, STOP, STOP_COPY, "
+                            "RESUMING, PRE_COPY, PRE_COPY_P2P), got '" + state + "'");
+    st.mig_state = state;
+  } else if (state == "D0") {
     st.power_state = 0;
-  else if (state == "D3hot")
+  } else if (state == "D3hot") {
     st.power_state = 3;
-  else
+  } else {
     s.child("state").fail("expected D0 or D3hot, got '" + state + "'");
+  }
   auto need = [&](const char* key) {
     if (!s.has(key)) n.fail(std::string("action needs '") + key + "'");
   };
@@ -1058,6 +1076,24 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
     case A::kAssign:
       need("target");
       need("vm");
+      break;
+    case A::kMigrationState:
+      need("target");
+      need("state");
+      break;
+    case A::kMigrationRead:
+    case A::kMigrationWrite:
+      need("target");
+      if (s.has("stream") == s.has("file"))
+        n.fail("a migration stream step needs either 'stream' (a name) or 'file'");
+      break;
+    case A::kVfioMmioRead:
+    case A::kVfioMmioWrite:
+      need("target");
+      need("offset");
+      if (st.size != 1 && st.size != 2 && st.size != 4 && st.size != 8)
+        s.child("size").fail("MMIO accesses are 1, 2, 4 or 8 bytes");
+      if (st.action == A::kVfioMmioWrite) need("value");
       break;
     default:
       need("target");

@@ -180,6 +180,13 @@ struct ScenarioStep {
     kCreateDomain,
     kAttach,
     kAssign,
+    kMigrationState,
+    kMigrationRead,
+    kMigrationWrite,
+    kMigrationReset,
+    kPrecopyInfo,
+    kVfioMmioRead,
+    kVfioMmioWrite,
   } action = kWait;
   std::optional<fabric::Time> at;
   std::string target;
@@ -210,6 +217,11 @@ struct ScenarioStep {
   bool read = true, write = true;  // iommu_map permissions
   std::string
       kind;  // iommu_flush: global, domain, page, device; create_domain: dma, identity, blocked
+  // Migration steps (docs/migration.md): the requested state, and where a
+  // stream goes to / comes from (a named in-memory stream or a file).
+  std::string mig_state;
+  std::string stream;
+  std::string file;
   Expectation check;
   // What the step's status (0, -errno, an engine error code) must be. By
   // default a non-zero status fails the run, unless an expectation or check

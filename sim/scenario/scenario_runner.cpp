@@ -1,5 +1,7 @@
 #include "sim/scenario/scenario_runner.h"
 
+#include <fstream>
+#include <iterator>
 #include <map>
 
 #include <linux/pci_regs.h>
@@ -110,6 +112,20 @@ const char* action_name(ScenarioStep::Action a) {
       return "attach";
     case ScenarioStep::kAssign:
       return "assign";
+    case ScenarioStep::kMigrationState:
+      return "migration_state";
+    case ScenarioStep::kMigrationRead:
+      return "migration_read";
+    case ScenarioStep::kMigrationWrite:
+      return "migration_write";
+    case ScenarioStep::kMigrationReset:
+      return "migration_reset";
+    case ScenarioStep::kPrecopyInfo:
+      return "precopy_info";
+    case ScenarioStep::kVfioMmioRead:
+      return "vfio_mmio_read";
+    case ScenarioStep::kVfioMmioWrite:
+      return "vfio_mmio_write";
   }
   return "?";
 }
@@ -250,6 +266,20 @@ void ScenarioRunner::execute(const ScenarioStep& s, StepRecord& rec) {
       if (!err.empty()) throw UsageError(s.label, err);
       break;
     }
+    case ScenarioStep::kMigrationState:
+    case ScenarioStep::kMigrationRead:
+    case ScenarioStep::kMigrationWrite:
+    case ScenarioStep::kMigrationReset:
+    case ScenarioStep::kPrecopyInfo:
+    case ScenarioStep::kVfioMmioRead:
+    case ScenarioStep::kVfioMmioWrite:
+      try {
+        migration_step(s, rec);
+      } catch (const MigrationError& e) {
+        rec.status = e.code();
+        rec.detail = e.what();
+      }
+      break;
     case ScenarioStep::kSnapshot: {
       Expectation probe;
       probe.kind = Expectation::kStat;
@@ -268,13 +298,97 @@ void ScenarioRunner::execute(const ScenarioStep& s, StepRecord& rec) {
   }
 }
 
+void ScenarioRunner::migration_step(const ScenarioStep& s, StepRecord& rec) {
+  VfioDevice& v = host_.vfio(host_device(s));
+  switch (s.action) {
+    case ScenarioStep::kMigrationState: {
+      std::string p;
+      for (vfio::MigState x : v.set_state(*vfio::parse_state(s.mig_state)))
+        p += std::string(p.empty() ? "" : " -> ") + vfio::state_name(x);
+      rec.detail = s.target + ": " + p;
+      break;
+    }
+    case ScenarioStep::kMigrationRead: {
+      // The whole stream (STOP_COPY: to its end; PRE_COPY: what is there).
+      std::vector<std::uint8_t> all;
+      for (;;) {
+        std::vector<std::uint8_t> b;
+        try {
+          b = v.read(1 << 20);
+        } catch (const MigrationError& e) {
+          if (e.errno_name() == "ENOMSG" && !all.empty()) break;
+          throw;
+        }
+        if (b.empty()) break;
+        all.insert(all.end(), b.begin(), b.end());
+      }
+      rec.value = all.size();
+      rec.recorded = true;
+      if (!s.file.empty()) {
+        std::ofstream out(s.file, std::ios::binary | std::ios::trunc);
+        out.write(reinterpret_cast<const char*>(all.data()),
+                  static_cast<std::streamsize>(all.size()));
+        if (!out) throw UsageError(s.label, "cannot write the stream to '" + s.file + "'");
+        rec.detail = s.target + ": " + std::to_string(all.size()) + " bytes to " + s.file;
+      } else {
+        std::vector<std::uint8_t>& dst = streams_[s.stream];
+        dst.insert(dst.end(), all.begin(), all.end());
+        rec.detail = s.target + ": " + std::to_string(all.size()) + " bytes to stream '" +
+                     s.stream + "' (" + std::to_string(dst.size()) + " in it)";
+      }
+      break;
+    }
+    case ScenarioStep::kMigrationWrite: {
+      std::vector<std::uint8_t> data;
+      if (!s.file.empty()) {
+        std::ifstream in(s.file, std::ios::binary);
+        if (!in) throw UsageError(s.label, "cannot read the stream file '" + s.file + "'");
+        data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      } else {
+        auto it = streams_.find(s.stream);
+        if (it == streams_.end())
+          throw UsageError(s.label, "no stream named '" + s.stream +
+                                        "' (a migration_read step fills it first)");
+        data = it->second;
+      }
+      rec.value = v.write(data);
+      rec.recorded = true;
+      rec.detail = s.target + ": " + std::to_string(data.size()) + " bytes written";
+      break;
+    }
+    case ScenarioStep::kMigrationReset:
+      v.reset();
+      break;
+    case ScenarioStep::kPrecopyInfo: {
+      auto [initial, dirty] = v.precopy_info();
+      rec.value = dirty;
+      rec.recorded = true;
+      rec.detail = s.target + ": initial " + std::to_string(initial) + " bytes, dirty " +
+                   std::to_string(dirty) + " bytes";
+      break;
+    }
+    case ScenarioStep::kVfioMmioRead:
+      rec.value = v.mmio_read(s.bar, s.offset, s.size);
+      rec.recorded = true;
+      rec.detail = s.target + " BAR" + std::to_string(s.bar) + "[" + std::to_string(s.offset) + "]";
+      break;
+    case ScenarioStep::kVfioMmioWrite:
+      v.mmio_write(s.bar, s.offset, s.size, s.value);
+      break;
+    default:
+      break;
+  }
+}
+
 std::string ScenarioRunner::status_text(long long status) {
   if (status >= 0) return std::to_string(status);
   // The errno values the host's PCI core and IOMMU driver return.
   static const std::map<long long, const char*> names = {
       {-1, "EPERM"},   {-2, "ENOENT"},  {-5, "EIO"},        {-12, "ENOMEM"},
       {-16, "EBUSY"},  {-17, "EEXIST"}, {-19, "ENODEV"},    {-22, "EINVAL"},
-      {-25, "ENOTTY"}, {-34, "ERANGE"}, {-110, "ETIMEDOUT"}};
+      {-25, "ENOTTY"}, {-28, "ENOSPC"}, {-34, "ERANGE"}, {-42, "ENOMSG"},
+      {-71, "EPROTO"}, {-74, "EBADMSG"}, {-95, "EOPNOTSUPP"}, {-107, "ENOTCONN"},
+      {-110, "ETIMEDOUT"}};
   auto it = names.find(status);
   return std::to_string(status) + (it == names.end() ? "" : std::string(" (-") + it->second + ")");
 }
@@ -306,6 +420,9 @@ void ScenarioRunner::judge_status(const ScenarioStep& s, const StepRecord& rec) 
                       "scenario." +
                       std::to_string(rec.index) + ".status, if this is expected)";
       r.observed = "status " + status_text(rec.status);
+      if (rec.action.rfind("migration", 0) == 0 || rec.action.rfind("vfio", 0) == 0 ||
+          rec.action == "precopy_info")
+        r.observed += ": " + rec.detail;
       r.passed = false;
       r.at = HostCpu::now();
       results_.push_back(r);

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <systemc>
 #include <vector>
@@ -49,6 +51,7 @@ class ScenarioRunner {
   // Adds the check a step's status calls for (ScenarioStep::status_policy).
   void judge_status(const ScenarioStep& s, const StepRecord& rec);
   PciDev& host_device(const ScenarioStep& s);
+  void migration_step(const ScenarioStep& s, StepRecord& rec);
   std::uint64_t bar_reference(const ScenarioStep& s, const std::string& ref, PciDev& initiator);
 
   System& system_;
@@ -56,6 +59,7 @@ class ScenarioRunner {
   Checker& checker_;
   std::vector<CheckResult>& results_;
   std::vector<StepRecord> records_;
+  std::map<std::string, std::vector<std::uint8_t>> streams_;  // migration streams by name
   bool done_ = false;
   sc_core::sc_event done_event_;
 };

@@ -55,6 +55,7 @@ json vfio_migration(const VfioDevice& v) {
   const VfioStats& st = v.stats();
   json j;
   j["state"] = vfio::state_name(v.state());
+  j["state_code"] = static_cast<unsigned>(v.state());  // enum vfio_device_mig_state
   j["flags"] = vfio::flag_names(v.migration_flags());
   if (!v.unavailable().empty()) j["unavailable"] = v.unavailable();
   j["style"] = v.style_name();
