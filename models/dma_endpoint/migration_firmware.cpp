@@ -348,6 +348,14 @@ std::uint32_t MigrationFirmware::execute(const Command& cmd) {
     }
     case kMigOpLoad: {
       if (!f.frozen() || !f.quiesced()) return kMigErrState;
+      // A stream longer than 16 of the largest images is not one this
+      // device wrote; refuse it before buffering it (a hostile length).
+      const std::uint64_t limit = std::min<std::uint64_t>(
+          16 * mig::max_image_size(f.devmem_size(), dp.vf_msix_vectors), 256ull << 20);
+      if (cmd.length > limit) {
+        result_ = limit;
+        return kMigErrNoSpace;
+      }
       std::vector<std::uint8_t> stream(cmd.length);
       if (!dma_read(cmd.addr, stream)) return epoch_aborted() ? kMigErrAborted : kMigErrDma;
       if (!f.exists()) return kMigErrFunction;

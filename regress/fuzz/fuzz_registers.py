@@ -25,7 +25,9 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FOUND = ROOT / "regress" / "fuzz" / "found"
-CONFIGS = ["configs/sriov.yaml", "configs/p2p_acs.yaml", "configs/quickstart.yaml"]
+CONFIGS = ["configs/sriov.yaml", "configs/p2p_acs.yaml", "configs/quickstart.yaml",
+           "configs/migration.yaml"]
+MIG_STATES = ("RUNNING", "RUNNING_P2P", "STOP", "STOP_COPY", "RESUMING", "PRE_COPY", "PRE_COPY_P2P")
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 # Registers worth poking (offsets in config space; capability-relative ones
 # are resolved per function from the capability lists).
@@ -64,6 +66,28 @@ def plan(seed, steps):
         elif r < 0.90:
             seq.append(("dma", rng.randrange(1 << 16), rng.randrange(1 << 20), rng.randrange(1 << 20),
                         rng.choice((1, 64, 4096, 65536)), rng.random() < 0.5, rng.random() < 0.5))
+        elif r < 0.955:
+            # VFIO migration: transitions, stream traffic (a saved stream,
+            # cut or with a flipped byte), resets, queries, mailbox pokes.
+            k = rng.random()
+            if k < 0.35:
+                seq.append(("mig_state", rng.randrange(1 << 16), rng.choice(MIG_STATES)))
+            elif k < 0.50:
+                seq.append(("mig_read", rng.randrange(1 << 16), rng.choice((1, 100, 1 << 20))))
+            elif k < 0.65:
+                seq.append(("mig_write", rng.randrange(1 << 16), rng.randrange(1 << 16),
+                            rng.choice((0, 1, 2))))
+            elif k < 0.72:
+                seq.append(("mig_reset", rng.randrange(1 << 16)))
+            elif k < 0.80:
+                seq.append(("mig_query", rng.randrange(1 << 16)))
+            elif k < 0.88:
+                seq.append(("mig_fault", rng.choice(("save", "load", "suspend_initiator",
+                                                     "suspend_responder", "get_state", "none")),
+                            rng.choice(("error", "timeout"))))
+            else:
+                seq.append(("mailbox", rng.randrange(1 << 16), rng.randrange(0x800, 0x840, 4),
+                            rng.choice((1, 2, 6, 7, 0xFFFFFFFF, rng.randrange(1 << 32)))))
         else:
             seq.append(("run", rng.choice(("1us", "10us", "100us", "1ms", "20ms"))))
     return seq
@@ -96,13 +120,18 @@ def execute(seq, log=None):
     import pciesim
     _, config = seq[0]
     sim = pciesim.load(str(ROOT / config), overrides={"simulation.max_time": "100s"})
+    saved = b""  # the last migration stream read, replayed (damaged) by mig_write
     try:
         sim.boot()
+        vms = sim.stats().get("iommu", {}).get("vms", {})
+        assigned = sorted({f for v in vms.values() for f in v["functions"]})
         for step in seq[1:]:
             fns = sim.functions()
             bridges = [f for f in fns if ".rp" in f or ".dsp" in f or ".usp" in f]
             act, pick = step[0], step[1] if len(step) > 1 and isinstance(step[1], int) else 0
             fn = fns[pick % len(fns)]
+            if act.startswith("mig_") and assigned:
+                fn = assigned[pick % len(assigned)]
             if log:
                 log(step, fn)
             try:
@@ -133,6 +162,29 @@ def execute(seq, log=None):
                 elif act == "dma":
                     _, _, src, dst, length, sl, dl = step
                     sim.dma(fn, src, dst, length, src_local=sl, dst_local=dl, timeout="1ms")
+                elif act == "mig_state":
+                    sim.vfio(fn).set_state(step[2])
+                elif act == "mig_read":
+                    saved = (saved + sim.vfio(fn).read(step[2]))[-(4 << 20):]
+                elif act == "mig_write":
+                    _, _, where, how = step
+                    data = bytearray(saved)
+                    if how == 1 and data:
+                        data = data[:where % len(data)]
+                    elif how == 2 and data:
+                        data[where % len(data)] ^= 0xFF
+                    sim.vfio(fn).write(bytes(data))
+                elif act == "mig_reset":
+                    sim.vfio(fn).reset()
+                elif act == "mig_query":
+                    dev = sim.vfio(fn)
+                    dev.data_size()
+                    dev.precopy_info()
+                elif act == "mig_fault":
+                    for ep in {f.split(".")[0] for f in fns}:
+                        sim.migration_fault(ep, step[1], mode=step[2])
+                elif act == "mailbox":
+                    sim.mmio_write(fn, step[2], step[3])
                 elif act == "run":
                     sim.run(step[1])
             except pciesim.Error:
