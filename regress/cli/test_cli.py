@@ -1,5 +1,6 @@
 """The pciesim command line as a new user meets it (issue: foundation)."""
 import json
+import pathlib
 import re
 import shutil
 import subprocess
@@ -256,3 +257,30 @@ def test_unfinished_workloads_report_progress_and_busy_links(cli, root):
     assert up["utilization"] < 0.5 * up["workload_utilization"], up
     assert up["workload_utilization"] > 0.5
     assert s["workload_window"]["running"] is True
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (pathlib.Path(__file__).resolve()
+                                                            .parents[2] / "configs").glob("*.yaml")))
+def test_every_shipped_config_passes(cli, root, config):
+    p = cli("run", root / "configs" / config, check=0)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.splitlines()[-1].startswith("PASSED"), p.stdout
+
+
+def test_migration_config_stats_show_every_arc_with_its_time(cli, root):
+    # Issue 11 acceptance: `pciesim run configs/migration.yaml` passes and its
+    # stats show every arc with its simulated duration.
+    stats = cli.tmp / "mig.json"
+    cli("run", root / "configs/migration.yaml", "--stats", stats)
+    s = json.loads(stats.read_text())
+    src = s["functions"]["ep0.vf1"]["migration"]
+    dst = s["functions"]["ep1.vf1"]["migration"]
+    assert [a["arc"] for a in src["arcs"]] == [
+        "RUNNING->RUNNING_P2P", "RUNNING_P2P->STOP", "STOP->STOP_COPY"]
+    assert [a["arc"] for a in dst["arcs"]] == [
+        "RUNNING->RUNNING_P2P", "RUNNING_P2P->STOP", "STOP->RESUMING", "RESUMING->STOP",
+        "STOP->RUNNING_P2P", "RUNNING_P2P->RUNNING"]
+    for a in src["arcs"] + dst["arcs"]:
+        assert a["ns"] >= 100_000 and a["status"] == 0  # at least one firmware command each
+    assert src["arc_time_ns"]["STOP->STOP_COPY"]["count"] == 1
+    assert src["commands"]["save"]["count"] == 1

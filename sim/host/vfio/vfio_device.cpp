@@ -42,6 +42,17 @@ VfioDevice::VfioDevice(Host& host, PciDev& dev, const EndpointSpec& ep)
 
 const std::string& VfioDevice::name() const { return dev_.name; }
 
+VfioDevice::Lock::Lock(VfioDevice& d) : d_(d) {
+  while (d_.busy_)
+    sc_core::wait(d_.idle_);
+  d_.busy_ = true;
+}
+
+VfioDevice::Lock::~Lock() {
+  d_.busy_ = false;
+  d_.idle_.notify(sc_core::SC_ZERO_TIME);
+}
+
 const char* VfioDevice::style_name() const {
   return spec_.style == EndpointMigrationSpec::kFullSuspend ? "full" : "two_level";
 }
@@ -322,6 +333,7 @@ int VfioDevice::step(MigState from, MigState to, std::string* message, std::stri
 }
 
 std::vector<MigState> VfioDevice::set_state(MigState target) {
+  Lock lock(*this);
   check_open();
   if (static_cast<unsigned>(target) >= vfio::kNumStates || target == MigState::kError ||
       !vfio::supports(flags_, target))
@@ -369,6 +381,7 @@ std::vector<MigState> VfioDevice::set_state(MigState target) {
 }
 
 std::vector<std::uint8_t> VfioDevice::read(std::uint64_t max_bytes) {
+  Lock lock(*this);
   check_open();
   if (!vfio::saving(state_))
     fail(kEinval, std::string("no data stream to read in ") + vfio::state_name(state_) +
@@ -398,6 +411,7 @@ std::vector<std::uint8_t> VfioDevice::read(std::uint64_t max_bytes) {
 }
 
 std::uint64_t VfioDevice::write(const std::vector<std::uint8_t>& data) {
+  Lock lock(*this);
   check_open();
   if (state_ != MigState::kResuming)
     fail(kEinval, std::string("the resume stream is only open in RESUMING, not in ") +
@@ -412,6 +426,7 @@ std::uint64_t VfioDevice::write(const std::vector<std::uint8_t>& data) {
 }
 
 std::pair<std::uint64_t, std::uint64_t> VfioDevice::precopy_info() {
+  Lock lock(*this);
   check_open();
   if (state_ != MigState::kPreCopy && state_ != MigState::kPreCopyP2p)
     fail(kEinval, std::string("the pre-copy query is only valid in PRE_COPY states, not in ") +
@@ -428,6 +443,7 @@ std::pair<std::uint64_t, std::uint64_t> VfioDevice::precopy_info() {
 }
 
 std::uint64_t VfioDevice::data_size() {
+  Lock lock(*this);
   check_open();
   if (state_ == MigState::kError) fail(kEio, "the device is in ERROR");
   const std::uint64_t unread = out_.size() - out_pos_;
@@ -442,6 +458,7 @@ std::uint64_t VfioDevice::data_size() {
 }
 
 void VfioDevice::reset() {
+  Lock lock(*this);
   if (dev_.removed) fail(kEnodev, dev_.name + " no longer exists");
   const int r = host_.pci().reset_function(dev_, "flr");
   if (r) fail(r, "the function reset failed");

@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include <systemc>
+
 #include "fabric/common/histogram.h"
 #include "fabric/common/sim_time.h"
 #include "sim/config/system_config.h"
@@ -117,6 +119,18 @@ class VfioDevice {
   void close_streams();
   std::shared_ptr<PfMailbox> mailbox(std::string* message);
   void check_open();
+  // Linux's migration state mutex: one operation on the device at a time;
+  // a second caller (another host thread) waits for the first.
+  class Lock {
+   public:
+    explicit Lock(VfioDevice& d);
+    ~Lock();
+
+   private:
+    VfioDevice& d_;
+  };
+  bool busy_ = false;
+  sc_core::sc_event idle_;
 
   Host& host_;
   PciDev& dev_;
