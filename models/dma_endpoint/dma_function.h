@@ -176,6 +176,9 @@ class DmaFunction : public fabric::ConfigListener {
   mig::FunctionState capture(bool full, bool consume = true);
   // Replaces the whole state with `s` (a frozen, quiesced function).
   void install(const mig::FunctionState& s, fabric::Time t);
+  // The function's tags: the PF firmware's image reads use the PF's, so
+  // they never collide with the PF engine's own requests.
+  fabric::TagPool& tags();
   // Sends MSI-X `vector` now (the firmware's command completions).
   bool send_msix(std::uint32_t vector, fabric::Time t);
 
@@ -275,7 +278,6 @@ class DmaFunction : public fabric::ConfigListener {
   void reset_msix();
   bool raise_msix(std::uint32_t vector, fabric::Time t, fabric::Time* next);
   void note_completion_error(fabric::CplStatus s);
-  fabric::TagPool& tags();
   bool staging_alloc(std::uint32_t len, std::uint32_t* off, std::uint32_t* span);
   std::uint32_t vectors() const;
   std::uint32_t reg_read(std::uint32_t off) const;

@@ -223,10 +223,20 @@ bool MigrationFirmware::dma_write(std::uint64_t addr, std::vector<std::uint8_t>&
 
 bool MigrationFirmware::dma_read(std::uint64_t addr, std::vector<std::uint8_t>& data) {
   DmaFunction& pf = dev_.pf();
-  TagPool tags(std::max(1u, params_.dma_tags));
+  // Tags come from the PF's own pool (one requester ID, one tag space);
+  // at most dma_tags of them are the firmware's at a time.
+  TagPool& tags = pf.tags();
+  std::vector<Time> mine;  // completion times of the firmware's reads in flight
+  const std::size_t limit = std::max(1u, params_.dma_tags);
+  Time last = now_fs();
   bool ok = true;
   for (std::uint64_t off = 0; off < data.size() && ok;) {
     if (!pf.bus_master_enabled()) return false;
+    mine.erase(std::remove_if(mine.begin(), mine.end(), [](Time t) { return t <= now_fs(); }),
+               mine.end());
+    if (mine.size() >= limit && !wait_until(*std::min_element(mine.begin(), mine.end())))
+      return false;
+    if (mine.size() >= limit) continue;
     if (tags.next_free() > now_fs() && !wait_until(tags.next_free())) return false;
     const std::uint64_t a = addr + off;
     const std::uint64_t n = std::min<std::uint64_t>(
@@ -235,8 +245,10 @@ bool MigrationFirmware::dma_read(std::uint64_t addr, std::vector<std::uint8_t>& 
     const std::uint64_t epoch = epoch_;
     IssueResult r = dev_.issue(pf, TlpKind::MRd, a, data.data() + off,
                                static_cast<std::uint32_t>(n), g.tag, now_fs());
-    if (epoch != epoch_) return false;
     tags.release_at(g.tag, r.done);
+    if (epoch != epoch_) return false;
+    mine.push_back(r.done);
+    last = std::max(last, r.done);
     ++pf.stats().read_requests;
     pf.stats().read_bytes += n;
     stats_.image_bytes_read += n;
@@ -244,7 +256,7 @@ bool MigrationFirmware::dma_read(std::uint64_t addr, std::vector<std::uint8_t>& 
     off += n;
     if (!wait_until(r.wire_free)) return false;
   }
-  return wait_until(tags.all_released()) && ok;
+  return wait_until(last) && ok;
 }
 
 namespace {

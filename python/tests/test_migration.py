@@ -157,6 +157,8 @@ def test_quiesce_under_load_drains_and_stays_a_target(tmp_path):
         sim.run("20us")
         rid = sim.bdf("ep0.vf1")
         dev = sim.vfio("ep0.vf1")
+        # Reads in flight right now (Transactions Pending set).
+        assert sim.config_read("ep0.vf1", 0x40 + 0x0a, size=2) & 0x20
         assert dev.set_state("RUNNING_P2P") == ["RUNNING", "RUNNING_P2P"]
         returned = sim.now.ns
         # No outstanding request (Transactions Pending clear) ...
