@@ -516,8 +516,7 @@ PYBIND11_MODULE(_pciesim, m) {
            })
       .def("vfio_open",
            [](Session& s, const std::string& t) {
-             Simulation::VfioInfo i =
-                 s.exec([&](Simulation& sim) { return sim.vfio_open(t); });
+             Simulation::VfioInfo i = s.exec([&](Simulation& sim) { return sim.vfio_open(t); });
              py::dict d;
              d["flags"] = i.flags;
              d["state"] = i.state;

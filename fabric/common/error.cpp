@@ -26,10 +26,10 @@ ConfigError::ConfigError(std::string file, int line, int column, std::string pat
       column_(column),
       path_(std::move(path)) {}
 
-MigrationError::MigrationError(std::string where, std::string message, int code,
-                               std::string state, std::string reason)
-    : Error(std::move(where), errno_name_of(code) + ": " + message + " (device state " + state +
-                                  ")"),
+MigrationError::MigrationError(std::string where, std::string message, int code, std::string state,
+                               std::string reason)
+    : Error(std::move(where),
+            errno_name_of(code) + ": " + message + " (device state " + state + ")"),
       code_(code < 0 ? code : -code),
       state_(std::move(state)),
       reason_(std::move(reason)) {}

@@ -447,8 +447,7 @@ CplStatus DmaFunction::bar0_access(std::uint32_t offset, std::uint8_t* data, std
     }
     regs_dirty_ = true;
   }
-  if (!is_vf() && offset >= kMigBase && offset + len <= kMigBase + kMigSize &&
-      dev_.firmware())
+  if (!is_vf() && offset >= kMigBase && offset + len <= kMigBase + kMigSize && dev_.firmware())
     return dev_.firmware()->register_access(offset - kMigBase, data, len, write, t);
   const std::uint32_t table_end = kMsixTableOffset + vectors() * PCI_MSIX_ENTRY_SIZE;
   if (offset >= kMsixTableOffset && offset + len <= table_end) {
@@ -1133,9 +1132,8 @@ mig::FunctionState DmaFunction::capture(bool full, bool consume) {
     if (!full && !dirty) continue;
     std::vector<std::uint8_t> bytes(mig::kPageBytes, 0);
     if (devmem_) std::memcpy(bytes.data(), devmem_.get() + pg * mig::kPageBytes, mig::kPageBytes);
-    if (full && !dirty && std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) {
-          return b == 0;
-        }))
+    if (full && !dirty &&
+        std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b == 0; }))
       continue;  // a full image leaves zero pages out
     s.pages.emplace(pg * mig::kPageBytes, std::move(bytes));
   }

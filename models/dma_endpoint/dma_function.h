@@ -69,8 +69,8 @@ struct DmaFunctionStats {
   std::uint64_t p2p_internal = 0;
   std::uint64_t op_bytes = 0;  // bytes of completed operations
   std::uint64_t first_op_bytes = 0;
-  fabric::Time first_op_end = 0;   // completion of the first / last operation:
-  fabric::Time last_op_end = 0;    // steady-state throughput excludes pipeline fill
+  fabric::Time first_op_end = 0;  // completion of the first / last operation:
+  fabric::Time last_op_end = 0;   // steady-state throughput excludes pipeline fill
   // Migration (docs/migration.md): inbound writes discarded while frozen,
   // and how often the firmware suspended / saved / loaded this function.
   std::uint64_t frozen_drops = 0;

@@ -105,20 +105,20 @@ constexpr std::uint32_t kMigBase = 0x800;
 constexpr std::uint32_t kMigSize = 0x100;
 
 enum MigReg : std::uint32_t {  // offsets from kMigBase
-  kMigCaps = 0x00,       // RO: bit 0 present, bits 15:8 image format version, bits 23:16 ops
-  kMigOpcode = 0x04,     // RW: MigOp
-  kMigFunction = 0x08,   // RW: VF number (1..TotalVFs)
-  kMigFlags = 0x0c,      // RW: MigFlags
-  kMigAddrLo = 0x10,     // RW: host buffer (DMA address as the PF sees it)
+  kMigCaps = 0x00,             // RO: bit 0 present, bits 15:8 image format version, bits 23:16 ops
+  kMigOpcode = 0x04,           // RW: MigOp
+  kMigFunction = 0x08,         // RW: VF number (1..TotalVFs)
+  kMigFlags = 0x0c,            // RW: MigFlags
+  kMigAddrLo = 0x10,           // RW: host buffer (DMA address as the PF sees it)
   kMigAddrHi = 0x14,
-  kMigLength = 0x18,     // RW: buffer length (save) / image length (load)
-  kMigDoorbell = 0x1c,   // WO: write 1 to start the command
-  kMigStatus = 0x20,     // RO: MigStatusBits, error code in bits 15:8
-  kMigResultLo = 0x24,   // RO: query: image bytes; save: bytes written; load: bytes read
+  kMigLength = 0x18,    // RW: buffer length (save) / image length (load)
+  kMigDoorbell = 0x1c,  // WO: write 1 to start the command
+  kMigStatus = 0x20,    // RO: MigStatusBits, error code in bits 15:8
+  kMigResultLo = 0x24,  // RO: query: image bytes; save: bytes written; load: bytes read
   kMigResultHi = 0x28,
-  kMigResult2 = 0x2c,    // RO: query: dirty bytes; load failure: offset of the error
-  kMigIrq = 0x30,        // RW: bit 31 enable, bits 10:0 PF MSI-X vector for completions
-  kMigCommands = 0x34,   // RO: commands completed (wraps)
+  kMigResult2 = 0x2c,   // RO: query: dirty bytes; load failure: offset of the error
+  kMigIrq = 0x30,       // RW: bit 31 enable, bits 10:0 PF MSI-X vector for completions
+  kMigCommands = 0x34,  // RO: commands completed (wraps)
 };
 
 enum MigOp : std::uint32_t {
@@ -127,10 +127,10 @@ enum MigOp : std::uint32_t {
   kMigOpSuspendResponder = 3,  // freeze: inbound requests no longer change the function
   kMigOpResumeResponder = 4,
   kMigOpResumeInitiator = 5,
-  kMigOpSave = 6,              // write the function's image into the host buffer
-  kMigOpLoad = 7,              // read an image stream from the host buffer and install it
-  kMigOpGetState = 8,          // result: MigFunctionState bits
-  kMigOpStopTracking = 9,      // end dirty tracking
+  kMigOpSave = 6,          // write the function's image into the host buffer
+  kMigOpLoad = 7,          // read an image stream from the host buffer and install it
+  kMigOpGetState = 8,      // result: MigFunctionState bits
+  kMigOpStopTracking = 9,  // end dirty tracking
 };
 constexpr std::uint32_t kMigOpLast = kMigOpStopTracking;
 
@@ -156,22 +156,22 @@ enum MigFunctionState : std::uint32_t {
 
 enum MigError : std::uint32_t {
   kMigOk = 0,
-  kMigErrOpcode = 1,       // unknown opcode
-  kMigErrFunction = 2,     // no such VF (not enabled, or destroyed since)
-  kMigErrState = 3,        // not allowed in the function's current state
-  kMigErrNoSpace = 4,      // the buffer is smaller than the image (RESULT: bytes needed)
-  kMigErrDma = 5,          // a DMA of the image failed, or the PF cannot master
-  kMigErrInternal = 6,     // firmware failure
-  kMigErrTruncated = 7,    // load: the stream ends early / without its final image
+  kMigErrOpcode = 1,     // unknown opcode
+  kMigErrFunction = 2,   // no such VF (not enabled, or destroyed since)
+  kMigErrState = 3,      // not allowed in the function's current state
+  kMigErrNoSpace = 4,    // the buffer is smaller than the image (RESULT: bytes needed)
+  kMigErrDma = 5,        // a DMA of the image failed, or the PF cannot master
+  kMigErrInternal = 6,   // firmware failure
+  kMigErrTruncated = 7,  // load: the stream ends early / without its final image
   kMigErrMagic = 8,
   kMigErrVersion = 9,
-  kMigErrDevice = 10,      // another vendor/device ID or geometry
+  kMigErrDevice = 10,  // another vendor/device ID or geometry
   kMigErrChecksum = 11,
   kMigErrUnknownRecord = 12,  // an unknown mandatory record
   kMigErrOversize = 13,       // a record larger than the device can hold
   kMigErrMalformed = 14,
-  kMigErrBusy = 15,           // a doorbell while a command was running (ignored)
-  kMigErrAborted = 16,        // the function or the PF was reset during the command
+  kMigErrBusy = 15,     // a doorbell while a command was running (ignored)
+  kMigErrAborted = 16,  // the function or the PF was reset during the command
 };
 
 }  // namespace pciesim::models::dma

@@ -203,7 +203,8 @@ bool MigrationFirmware::dma_write(std::uint64_t addr, std::vector<std::uint8_t>&
     const std::uint64_t n = std::min<std::uint64_t>(page_left, data.size() - off);
     pieces.clear();
     for (std::uint64_t k = 0; k < n;) {
-      const std::uint32_t p = static_cast<std::uint32_t>(std::min<std::uint64_t>(dev_.mps(), n - k));
+      const std::uint32_t p =
+          static_cast<std::uint32_t>(std::min<std::uint64_t>(dev_.mps(), n - k));
       pieces.push_back(p);
       k += p;
     }
@@ -239,8 +240,8 @@ bool MigrationFirmware::dma_read(std::uint64_t addr, std::vector<std::uint8_t>& 
     if (mine.size() >= limit) continue;
     if (tags.next_free() > now_fs() && !wait_until(tags.next_free())) return false;
     const std::uint64_t a = addr + off;
-    const std::uint64_t n = std::min<std::uint64_t>(
-        {std::uint64_t{dev_.mrrs()}, 4096 - (a & 4095), data.size() - off});
+    const std::uint64_t n =
+        std::min<std::uint64_t>({std::uint64_t{dev_.mrrs()}, 4096 - (a & 4095), data.size() - off});
     TagPool::Grant g = tags.acquire(now_fs());
     const std::uint64_t epoch = epoch_;
     IssueResult r = dev_.issue(pf, TlpKind::MRd, a, data.data() + off,

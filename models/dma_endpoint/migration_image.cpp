@@ -7,8 +7,8 @@
 namespace pciesim::models::mig {
 
 bool EngineRegsState::operator==(const EngineRegsState& o) const {
-  return ctrl == o.ctrl && ring_base == o.ring_base && ring_size == o.ring_size &&
-         head == o.head && tail == o.tail && cq_base == o.cq_base && cq_tail == o.cq_tail &&
+  return ctrl == o.ctrl && ring_base == o.ring_base && ring_size == o.ring_size && head == o.head &&
+         tail == o.tail && cq_base == o.cq_base && cq_tail == o.cq_tail &&
          completed == o.completed && error == o.error && error_addr == o.error_addr &&
          irq_vector == o.irq_vector && max_reads == o.max_reads && prefetch == o.prefetch &&
          bytes_read == o.bytes_read && bytes_written == o.bytes_written && halted == o.halted;
@@ -414,12 +414,11 @@ DecodeResult decode_stream(const std::uint8_t* data, std::uint64_t length, const
   bool final_seen = false;
   FunctionState acc;
   while (pos < length) {
-    if (final_seen)
-      return fail(ImageError::kMalformed, pos, "data after the final image");
+    if (final_seen) return fail(ImageError::kMalformed, pos, "data after the final image");
     if (length - pos < kHeaderBytes)
       return fail(ImageError::kTruncated, pos,
-                  "stream ends inside an image header (" + std::to_string(length - pos) +
-                      " of " + std::to_string(kHeaderBytes) + " bytes)");
+                  "stream ends inside an image header (" + std::to_string(length - pos) + " of " +
+                      std::to_string(kHeaderBytes) + " bytes)");
     Reader h(data + pos, kHeaderBytes);
     const std::uint32_t magic = h.u32();
     const std::uint16_t major = h.u16();

@@ -32,12 +32,12 @@ enum ImageFlags : std::uint32_t {
 };
 
 enum RecordType : std::uint16_t {
-  kRecGeometry = 1,   // device-memory size, MSI-X vectors: must match the target
-  kRecEngineRegs = 2, // the engine's register file
-  kRecProgress = 3,   // fetch position, the descriptor in progress, finished descriptors
-  kRecMsixTable = 4,  // MSI-X table (16 bytes per vector)
-  kRecMsixPba = 5,    // pending bits, and whether a resend was due
-  kRecDevmem = 6,     // a run of device-memory pages: offset + bytes
+  kRecGeometry = 1,     // device-memory size, MSI-X vectors: must match the target
+  kRecEngineRegs = 2,   // the engine's register file
+  kRecProgress = 3,     // fetch position, the descriptor in progress, finished descriptors
+  kRecMsixTable = 4,    // MSI-X table (16 bytes per vector)
+  kRecMsixPba = 5,      // pending bits, and whether a resend was due
+  kRecDevmem = 6,       // a run of device-memory pages: offset + bytes
   kRecCreator = 0x100,  // optional: who wrote the image (text)
 };
 enum RecordFlags : std::uint16_t { kRecMandatory = 1u << 0 };
@@ -112,14 +112,14 @@ std::uint64_t max_image_size(std::uint64_t devmem_size, std::uint32_t vectors);
 
 enum class ImageError : std::uint32_t {
   kNone = 0,
-  kTruncated,        // the stream ends inside an image, or without a final image
-  kBadMagic,         // not an image
-  kVersion,          // another major format version
-  kWrongDevice,      // another vendor/device ID or geometry
-  kChecksum,         // CRC-32 mismatch
-  kUnknownMandatory, // a mandatory record of an unknown type
-  kOversize,         // a record larger than the device can hold
-  kMalformed,        // inconsistent lengths, missing records, images out of order
+  kTruncated,         // the stream ends inside an image, or without a final image
+  kBadMagic,          // not an image
+  kVersion,           // another major format version
+  kWrongDevice,       // another vendor/device ID or geometry
+  kChecksum,          // CRC-32 mismatch
+  kUnknownMandatory,  // a mandatory record of an unknown type
+  kOversize,          // a record larger than the device can hold
+  kMalformed,         // inconsistent lengths, missing records, images out of order
 };
 const char* image_error_name(ImageError e);
 

@@ -81,7 +81,7 @@ TEST(MigrationImage, PreCopyChainAppliesInOrder) {
   FunctionState first = sample();
   FunctionState delta = sample();
   delta.pages.clear();
-  delta.pages[4096].assign(kPageBytes, 0x44);  // rewritten
+  delta.pages[4096].assign(kPageBytes, 0x44);    // rewritten
   delta.pages[12 * 4096].assign(kPageBytes, 0);  // written with zeros
   delta.regs.head = 8;
   std::vector<std::uint8_t> stream = encode(first, kId, kImageFull);

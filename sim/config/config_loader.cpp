@@ -404,8 +404,8 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
             "How long the variant driver waits for one command (pds_vfio: 5 s)", 1 * kUs,
             3600 * kSec)
       .bytes("max_stream", &ep.migration.max_stream,
-             "Largest resume stream the VFIO device accepts (0 = 16 of the VF's largest images)",
-             0, 1ull << 32)
+             "Largest resume stream the VFIO device accepts (0 = 16 of the VF's largest images)", 0,
+             1ull << 32)
       .field("dma_tags", &mp.dma_tags, 1, 256, "Image reads the firmware keeps outstanding")
       .choice("fail_command", &fail_command,
               {{"", std::string("")},
@@ -437,12 +437,13 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
       ep.migration.flags |= *bit;
     }
     if (!vfio::valid_flags(ep.migration.flags))
-      f.fail("undefined flag combination: stop_copy is required (SPEC.md F: stop_copy alone or "
-             "with p2p and/or pre_copy)");
+      f.fail(
+          "undefined flag combination: stop_copy is required (SPEC.md F: stop_copy alone or "
+          "with p2p and/or pre_copy)");
   }
   m.finish();
-  ep.migration.style = style == "full" ? EndpointMigrationSpec::kFullSuspend
-                                       : EndpointMigrationSpec::kTwoLevel;
+  ep.migration.style =
+      style == "full" ? EndpointMigrationSpec::kFullSuspend : EndpointMigrationSpec::kTwoLevel;
   mp.fail_timeout = fail_mode == "timeout";
   mp.fail_op = 0;
   for (std::uint32_t op = 1; op <= models::dma::kMigOpLast; ++op)
@@ -960,8 +961,10 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
   if (!n.defined()) return st;
   if (st.action == A::kMigrationState) {
     if (!vfio::parse_state(state) || state == "ERROR")
-      s.child("state").fail("expected a migration state (RUNNING, RUNNING_P2P, STOP, STOP_COPY, "
-                            "RESUMING, PRE_COPY, PRE_COPY_P2P), got '" + state + "'");
+      s.child("state").fail(
+          "expected a migration state (RUNNING, RUNNING_P2P, STOP, STOP_COPY, "
+          "RESUMING, PRE_COPY, PRE_COPY_P2P), got '" +
+          state + "'");
     st.mig_state = state;
   } else if (state == "D0") {
     st.power_state = 0;

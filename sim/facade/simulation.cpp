@@ -393,8 +393,9 @@ void Simulation::vfio_reset(const std::string& target) {
 
 std::uint64_t Simulation::vfio_mmio_read(const std::string& target, unsigned bar,
                                          std::uint64_t offset, unsigned size) {
-  return call(
-      [this, target, bar, offset, size] { return vfio_device(target).mmio_read(bar, offset, size); });
+  return call([this, target, bar, offset, size] {
+    return vfio_device(target).mmio_read(bar, offset, size);
+  });
 }
 
 void Simulation::vfio_mmio_write(const std::string& target, unsigned bar, std::uint64_t offset,

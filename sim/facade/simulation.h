@@ -127,8 +127,8 @@ class Simulation {
   void vfio_reset(const std::string& target);
   std::uint64_t vfio_mmio_read(const std::string& target, unsigned bar, std::uint64_t offset,
                                unsigned size);
-  void vfio_mmio_write(const std::string& target, unsigned bar, std::uint64_t offset,
-                       unsigned size, std::uint64_t value);
+  void vfio_mmio_write(const std::string& target, unsigned bar, std::uint64_t offset, unsigned size,
+                       std::uint64_t value);
   // Injects a firmware failure on `endpoint`'s PF (MigrationDeviceParams).
   void migration_fault(const std::string& endpoint, const std::string& command,
                        const std::string& mode, unsigned after, unsigned count);

@@ -347,8 +347,8 @@ void ScenarioRunner::migration_step(const ScenarioStep& s, StepRecord& rec) {
       } else {
         auto it = streams_.find(s.stream);
         if (it == streams_.end())
-          throw UsageError(s.label, "no stream named '" + s.stream +
-                                        "' (a migration_read step fills it first)");
+          throw UsageError(
+              s.label, "no stream named '" + s.stream + "' (a migration_read step fills it first)");
         data = it->second;
       }
       rec.value = v.write(data);
@@ -384,10 +384,10 @@ std::string ScenarioRunner::status_text(long long status) {
   if (status >= 0) return std::to_string(status);
   // The errno values the host's PCI core and IOMMU driver return.
   static const std::map<long long, const char*> names = {
-      {-1, "EPERM"},   {-2, "ENOENT"},  {-5, "EIO"},        {-12, "ENOMEM"},
-      {-16, "EBUSY"},  {-17, "EEXIST"}, {-19, "ENODEV"},    {-22, "EINVAL"},
-      {-25, "ENOTTY"}, {-28, "ENOSPC"}, {-34, "ERANGE"}, {-42, "ENOMSG"},
-      {-71, "EPROTO"}, {-74, "EBADMSG"}, {-95, "EOPNOTSUPP"}, {-107, "ENOTCONN"},
+      {-1, "EPERM"},      {-2, "ENOENT"},   {-5, "EIO"},         {-12, "ENOMEM"},
+      {-16, "EBUSY"},     {-17, "EEXIST"},  {-19, "ENODEV"},     {-22, "EINVAL"},
+      {-25, "ENOTTY"},    {-28, "ENOSPC"},  {-34, "ERANGE"},     {-42, "ENOMSG"},
+      {-71, "EPROTO"},    {-74, "EBADMSG"}, {-95, "EOPNOTSUPP"}, {-107, "ENOTCONN"},
       {-110, "ETIMEDOUT"}};
   auto it = names.find(status);
   return std::to_string(status) + (it == names.end() ? "" : std::string(" (-") + it->second + ")");

@@ -2,11 +2,11 @@
 
 #include "fabric/common/histogram.h"
 #include "fabric/port/port.h"
+#include "models/dma_endpoint/migration_firmware.h"
 #include "sim/builder/system.h"
 #include "sim/host/host.h"
 #include "sim/scenario/checker.h"
 #include "sim/scenario/scenario_runner.h"
-#include "models/dma_endpoint/migration_firmware.h"
 
 namespace pciesim::sim {
 

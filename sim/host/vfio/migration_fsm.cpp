@@ -40,7 +40,9 @@ std::uint32_t needs(S s) {
   }
 }
 
-unsigned idx(S s) { return static_cast<unsigned>(s); }
+unsigned idx(S s) {
+  return static_cast<unsigned>(s);
+}
 }  // namespace
 
 const char* state_name(MigState s) {

@@ -21,19 +21,25 @@ const std::uint32_t kSets[] = {kFlagStopCopy, kFlagStopCopy | kFlagP2p,
 // The arcs a device with `flags` implements (SPEC.md F).
 std::set<std::pair<S, S>> arcs(std::uint32_t flags) {
   const bool p2p = flags & kFlagP2p, pre = flags & kFlagPreCopy;
-  std::set<std::pair<S, S>> a = {{S::kStopCopy, S::kStop}, {S::kResuming, S::kStop},
-                                 {S::kStop, S::kStopCopy}, {S::kStop, S::kResuming}};
+  std::set<std::pair<S, S>> a = {{S::kStopCopy, S::kStop},
+                                 {S::kResuming, S::kStop},
+                                 {S::kStop, S::kStopCopy},
+                                 {S::kStop, S::kResuming}};
   if (p2p) {
-    a.insert({{S::kRunningP2p, S::kStop}, {S::kRunningP2p, S::kRunning},
-              {S::kRunning, S::kRunningP2p}, {S::kStop, S::kRunningP2p}});
+    a.insert({{S::kRunningP2p, S::kStop},
+              {S::kRunningP2p, S::kRunning},
+              {S::kRunning, S::kRunningP2p},
+              {S::kStop, S::kRunningP2p}});
   } else {
     a.insert({{S::kRunning, S::kStop}, {S::kStop, S::kRunning}});
   }
   if (pre) {
     a.insert({{S::kPreCopy, S::kRunning}, {S::kRunning, S::kPreCopy}});
     if (p2p)
-      a.insert({{S::kPreCopyP2p, S::kRunningP2p}, {S::kRunningP2p, S::kPreCopyP2p},
-                {S::kPreCopy, S::kPreCopyP2p}, {S::kPreCopyP2p, S::kPreCopy},
+      a.insert({{S::kPreCopyP2p, S::kRunningP2p},
+                {S::kRunningP2p, S::kPreCopyP2p},
+                {S::kPreCopy, S::kPreCopyP2p},
+                {S::kPreCopyP2p, S::kPreCopy},
                 {S::kPreCopyP2p, S::kStopCopy}});
     else
       a.insert({S::kPreCopy, S::kStopCopy});

@@ -40,8 +40,8 @@ void PfMailbox::arm_interrupt(DmaDriver& drv) {
   write(drv, dma::kMigIrq, want);
 }
 
-MailboxReply PfMailbox::exec(std::uint32_t op, unsigned vf, std::uint32_t flags,
-                             std::uint64_t addr, std::uint32_t length, Time timeout) {
+MailboxReply PfMailbox::exec(std::uint32_t op, unsigned vf, std::uint32_t flags, std::uint64_t addr,
+                             std::uint32_t length, Time timeout) {
   MailboxReply rep;
   const Time deadline = HostCpu::now() + timeout;
   while (busy_) {

@@ -31,7 +31,7 @@ struct MailboxReply {
 
 struct MailboxStats {
   std::array<std::uint64_t, models::dma::kMigOpLast + 1> commands{};
-  std::array<std::uint64_t, models::dma::kMigOpLast + 1> failures{};  // non-zero code or err
+  std::array<std::uint64_t, models::dma::kMigOpLast + 1> failures{};   // non-zero code or err
   std::array<fabric::Histogram, models::dma::kMigOpLast + 1> latency;  // ns
   std::uint64_t timeouts = 0;
 };

@@ -16,9 +16,8 @@ using vfio::MigState;
 namespace dma = models::dma;
 
 namespace {
-constexpr int kEio = -5, kEnomem = -12, kEnodev = -19, kEinval = -22, kEnotty = -25,
-              kEnospc = -28, kEnomsg = -42, kEproto = -71, kEbadmsg = -74, kEopnotsupp = -95,
-              kEnotconn = -107;
+constexpr int kEio = -5, kEnomem = -12, kEnodev = -19, kEinval = -22, kEnotty = -25, kEnospc = -28,
+              kEnomsg = -42, kEproto = -71, kEbadmsg = -74, kEopnotsupp = -95, kEnotconn = -107;
 }  // namespace
 
 VfioDevice::VfioDevice(Host& host, PciDev& dev, const EndpointSpec& ep)
@@ -40,7 +39,9 @@ VfioDevice::VfioDevice(Host& host, PciDev& dev, const EndpointSpec& ep)
   }
 }
 
-const std::string& VfioDevice::name() const { return dev_.name; }
+const std::string& VfioDevice::name() const {
+  return dev_.name;
+}
 
 VfioDevice::Lock::Lock(VfioDevice& d) : d_(d) {
   while (d_.busy_)
@@ -94,7 +95,8 @@ int VfioDevice::command(std::uint32_t op, std::uint32_t flags, std::uint64_t add
   CommandStats& cs = stats_.commands[models::MigrationFirmware::op_name(op)];
   ++cs.count;
   cs.latency.add(to_ns(reply->latency));
-  const std::string what = std::string("firmware command ") + models::MigrationFirmware::op_name(op);
+  const std::string what =
+      std::string("firmware command ") + models::MigrationFirmware::op_name(op);
   if (reply->err) {
     ++cs.failures;
     state_ = MigState::kError;
@@ -109,7 +111,8 @@ int VfioDevice::command(std::uint32_t op, std::uint32_t flags, std::uint64_t add
   state_ = MigState::kError;
   switch (reply->code) {
     case dma::kMigErrFunction:
-      *message = what + ": the firmware no longer knows " + dev_.name + " (VF disabled or PF reset)";
+      *message =
+          what + ": the firmware no longer knows " + dev_.name + " (VF disabled or PF reset)";
       return kEnotconn;
     case dma::kMigErrState:
       *message = what + ": " + dev_.name +
@@ -270,9 +273,7 @@ int VfioDevice::step(MigState from, MigState to, std::string* message, std::stri
     return command(op, flags, 0, 0, &r, message);
   };
   const std::uint32_t both = dma::kMigFlagBoth;
-  auto suspend_initiator = [&] {
-    return cmd(dma::kMigOpSuspendInitiator, full ? both : 0);
-  };
+  auto suspend_initiator = [&] { return cmd(dma::kMigOpSuspendInitiator, full ? both : 0); };
   auto resume_initiator = [&] {
     return full ? cmd(dma::kMigOpResumeResponder, both) : cmd(dma::kMigOpResumeInitiator, 0);
   };
@@ -337,17 +338,17 @@ std::vector<MigState> VfioDevice::set_state(MigState target) {
   check_open();
   if (static_cast<unsigned>(target) >= vfio::kNumStates || target == MigState::kError ||
       !vfio::supports(flags_, target))
-    fail(kEinval, std::string("state ") + vfio::state_name(target) +
-                      " cannot be requested (flags: " +
-                      [&] {
-                        std::string s;
-                        for (const std::string& f : vfio::flag_names(flags_))
-                          s += (s.empty() ? "" : ", ") + f;
-                        return s;
-                      }() +
-                      ")");
-  if (state_ == MigState::kError)
-    fail(kEinval, "the device is in ERROR: only a reset leaves it");
+    fail(
+        kEinval, std::string("state ") + vfio::state_name(target) +
+                     " cannot be requested (flags: " +
+                     [&] {
+                       std::string s;
+                       for (const std::string& f : vfio::flag_names(flags_))
+                         s += (s.empty() ? "" : ", ") + f;
+                       return s;
+                     }() +
+                     ")");
+  if (state_ == MigState::kError) fail(kEinval, "the device is in ERROR: only a reset leaves it");
   std::vector<MigState> path{state_};
   while (state_ != target) {
     std::optional<MigState> next = vfio::next_state(flags_, state_, target);
@@ -451,8 +452,8 @@ std::uint64_t VfioDevice::data_size() {
   MailboxReply q;
   std::string message;
   const bool tracking = state_ == MigState::kPreCopy || state_ == MigState::kPreCopyP2p;
-  if (int e = command(dma::kMigOpQuery, tracking ? dma::kMigFlagIncremental : 0u, 0, 0, &q,
-                      &message))
+  if (int e =
+          command(dma::kMigOpQuery, tracking ? dma::kMigFlagIncremental : 0u, 0, 0, &q, &message))
     fail(e, message);
   return unread + q.result;
 }
