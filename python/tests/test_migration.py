@@ -526,3 +526,90 @@ def test_concurrent_operations_on_one_device_are_serialised():
         assert dev.set_state("STOP_COPY") == ["RUNNING", "RUNNING_P2P", "STOP", "STOP_COPY"]
         sim.run("5ms")
         assert seen == [["STOP_COPY", "STOP", "RUNNING_P2P", "RUNNING"]]
+
+
+def _arcs(flags):
+    """SPEC.md F: the single-step arcs a device with `flags` implements."""
+    a = {("STOP_COPY", "STOP"), ("RESUMING", "STOP"), ("STOP", "STOP_COPY"), ("STOP", "RESUMING")}
+    p2p, pre = "p2p" in flags, "pre_copy" in flags
+    if p2p:
+        a |= {("RUNNING_P2P", "STOP"), ("RUNNING_P2P", "RUNNING"), ("RUNNING", "RUNNING_P2P"),
+              ("STOP", "RUNNING_P2P")}
+    else:
+        a |= {("RUNNING", "STOP"), ("STOP", "RUNNING")}
+    if pre:
+        a |= {("PRE_COPY", "RUNNING"), ("RUNNING", "PRE_COPY")}
+        if p2p:
+            a |= {("PRE_COPY_P2P", "RUNNING_P2P"), ("RUNNING_P2P", "PRE_COPY_P2P"),
+                  ("PRE_COPY", "PRE_COPY_P2P"), ("PRE_COPY_P2P", "PRE_COPY"),
+                  ("PRE_COPY_P2P", "STOP_COPY")}
+        else:
+            a.add(("PRE_COPY", "STOP_COPY"))
+    return a
+
+
+def _oracle(flags, cur, req):
+    """Shortest path; saving-group states only in the interior of a path
+    that starts and ends in the group; STOP_COPY never back to PRE_COPY*."""
+    saving = {"PRE_COPY", "PRE_COPY_P2P", "STOP_COPY"}
+    if cur == req:
+        return [cur]
+    if cur == "STOP_COPY" and req in ("PRE_COPY", "PRE_COPY_P2P"):
+        return None
+    within = cur in saving and req in saving
+    arcs = _arcs(flags)
+    frontier, prev = [cur], {cur: None}
+    while frontier:
+        nxt = []
+        for s in frontier:
+            if s != cur and s in saving and not within:
+                continue
+            for a, b in sorted(arcs):
+                if a == s and b not in prev:
+                    prev[b] = s
+                    nxt.append(b)
+        frontier = nxt
+        if req in prev:
+            path = [req]
+            while prev[path[-1]] is not None:
+                path.append(prev[path[-1]])
+            return path[::-1]
+    return None
+
+
+@pytest.mark.parametrize("flags", [("stop_copy",), ("stop_copy", "p2p"),
+                                   ("stop_copy", "pre_copy"), ("stop_copy", "p2p", "pre_copy")])
+def test_live_device_takes_the_rule_path_for_every_pair(flags):
+    # Issue 11 item 5: for all four flag sets and every (current, requested)
+    # pair, the path the device takes equals the rule of SPEC.md F.
+    states = ["RUNNING", "STOP", "STOP_COPY", "RESUMING"]
+    if "p2p" in flags:
+        states.append("RUNNING_P2P")
+    if "pre_copy" in flags:
+        states.append("PRE_COPY")
+    if "p2p" in flags and "pre_copy" in flags:
+        states.append("PRE_COPY_P2P")
+    with pciesim.from_dict(mig_config(flags0=flags)) as sim:
+        sim.boot()
+        donor = sim.vfio("ep0.vf2")
+        donor.set_state("STOP_COPY")
+        image = donor.read_all()
+        dev = sim.vfio("ep0.vf1")
+        pairs = 0
+        every = ["RUNNING", "RUNNING_P2P", "STOP", "STOP_COPY", "RESUMING", "PRE_COPY",
+                 "PRE_COPY_P2P", "ERROR"]  # unsupported ones are refused
+        for cur in states:
+            for req in every:
+                dev.reset()
+                dev.set_state(cur)
+                if cur == "RESUMING":
+                    dev.write(image)  # leaving RESUMING loads it
+                want = None if req == "ERROR" else _oracle(flags, cur, req)
+                if want is None:
+                    with pytest.raises(pciesim.MigrationError) as e:
+                        dev.set_state(req)
+                    assert e.value.errno == "EINVAL" and e.value.state == cur, (cur, req)
+                else:
+                    assert dev.set_state(req) == want, (flags, cur, req)
+                pairs += 1
+        assert pairs == len(states) * len(every)
