@@ -613,3 +613,26 @@ def test_live_device_takes_the_rule_path_for_every_pair(flags):
                     assert dev.set_state(req) == want, (flags, cur, req)
                 pairs += 1
         assert pairs == len(states) * len(every)
+
+
+def test_pci_core_reset_returns_to_running_bare_flr_does_not():
+    # MIGRATION.md 2 and 6.4: a reset the PCI core reports (reset_done)
+    # returns the device to RUNNING with its streams closed; a bare FLR it
+    # does not report leaves the state stale, and the next transition finds
+    # the function no longer suspended (ERROR).
+    with pciesim.from_dict(mig_config()) as sim:
+        sim.boot()
+        dev = sim.vfio("ep0.vf1")
+        dev.set_state("STOP_COPY")
+        assert sim.flr("ep0.vf1", restore=True) == 0
+        assert dev.state == "RUNNING"
+        with pytest.raises(pciesim.MigrationError) as e:
+            dev.read()
+        assert e.value.errno == "EINVAL"
+        dev.set_state("STOP_COPY")
+        assert sim.flr("ep0.vf1") == 0  # bare pcie_flr
+        assert dev.state == "STOP_COPY"
+        with pytest.raises(pciesim.MigrationError) as e:
+            dev.set_state("STOP")
+        assert e.value.errno == "EIO" and e.value.state == "ERROR"
+        assert "lost its migration state" in str(e.value)

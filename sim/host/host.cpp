@@ -32,6 +32,9 @@ Host::Host(sc_core::sc_module_name name, System& system)
   pci_->on_reset_done = [this](PciDev& d) {
     // The native driver's reset_done: program the engine again.
     if (DmaDriver* drv = driver(d)) drv->reinit();
+    // The VFIO variant driver's reset_done (mlx5vf_pci_aer_reset_done):
+    // the device is RUNNING again, its streams closed.
+    if (VfioDevice* v = vfio_if_open(d)) v->reset_done();
   };
   for (const WorkloadSpec& w : system.config().workloads)
     workloads_.push_back(std::make_unique<Workload>(*this, w));

@@ -470,6 +470,11 @@ void VfioDevice::reset() {
   ++stats_.resets;
 }
 
+void VfioDevice::reset_done() {
+  state_ = MigState::kRunning;
+  close_streams();
+}
+
 std::uint64_t VfioDevice::mmio_read(unsigned bar, std::uint64_t offset, unsigned size) {
   if (!mmio_allowed()) {
     ++stats_.refused_mmio;

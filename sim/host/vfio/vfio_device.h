@@ -96,6 +96,11 @@ class VfioDevice {
   std::uint64_t data_size();
   // VFIO_DEVICE_RESET: FLR with save/restore; RUNNING, streams closed.
   void reset();
+  // The PCI core reset the function (pci_reset_function, an error
+  // recovery): the variant driver's reset_done -- RUNNING, streams closed.
+  // A bare FLR the core does not report leaves the state stale; the next
+  // transition finds out.
+  void reset_done();
   // The user's access to a BAR (the VM's mapping). Refused before any TLP
   // while the device is STOP, STOP_COPY, RESUMING or ERROR.
   std::uint64_t mmio_read(unsigned bar, std::uint64_t offset, unsigned size);
