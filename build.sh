@@ -8,6 +8,7 @@
 #   ./build.sh build   install what is missing, build
 #   ./build.sh bench   build, run the bandwidth/latency benchmark (bench/README.md)
 #   ./build.sh bench sriov   build, run the SR-IOV scale benchmark
+#   ./build.sh bench migration   build, run the VF migration downtime benchmark
 set -euo pipefail
 cd "$(dirname "$0")"
 what="${1:-demo}"
@@ -44,6 +45,10 @@ case "$what" in
     if [ "${1:-}" = sriov ]; then
       shift
       exec /usr/bin/python3 bench/sriov_scale.py "$@"
+    fi
+    if [ "${1:-}" = migration ]; then
+      shift
+      exec /usr/bin/python3 bench/migration_downtime.py "$@"
     fi
     exec /usr/bin/python3 bench/run_bench.py "$@" ;;
   test)
