@@ -636,3 +636,20 @@ def test_pci_core_reset_returns_to_running_bare_flr_does_not():
             dev.set_state("STOP")
         assert e.value.errno == "EIO" and e.value.state == "ERROR"
         assert "lost its migration state" in str(e.value)
+
+
+def test_string_stats_compare_as_text():
+    # A migration state in an expectation: `equals: STOP`; a text operand
+    # against a number fails with a reason, it is not silently accepted.
+    cfg = mig_config()
+    cfg["expect"] = [
+        {"stat": "functions.ep0.vf1.migration.state", "equals": "STOP"},
+        {"stat": "functions.ep0.vf1.migration.state", "not_equals": "RUNNING"},
+        {"stat": "functions.ep0.vf1.migration.refused_mmio", "equals": "STOP"},
+    ]
+    with pciesim.from_dict(cfg) as sim:
+        sim.boot()
+        sim.vfio("ep0.vf1").set_state("STOP")
+        results = sim.check()
+        assert [r["passed"] for r in results] == [True, True, False]
+        assert results[2]["observed"].startswith("not text")

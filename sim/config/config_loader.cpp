@@ -640,6 +640,17 @@ const std::vector<std::string> kComparators = {"equals",  "not_equals",   "less_
                                                "at_most", "greater_than", "at_least",
                                                "between", "approx",       "equals_step"};
 
+bool looks_numeric(const std::string& s) {
+  if (s == "true" || s == "false") return true;
+  if (s.empty()) return false;
+  char* end = nullptr;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+    std::strtoull(s.c_str(), &end, 16);
+  else
+    std::strtod(s.c_str(), &end);
+  return end && *end == '\0';
+}
+
 double comparator_value(const Node& n) {
   if (n.is_scalar()) {
     const std::string s = n.scalar();
@@ -657,7 +668,7 @@ bool read_comparison(Section& s, Comparison* c, bool required) {
         k,
         k == "between"       ? "[low, high]"
         : k == "equals_step" ? "step index"
-                             : "number | {stat: path}",
+                             : "number | text (equals/not_equals, string stats) | {stat: path}",
         k == "approx" ? "Value within `tolerance` (relative, default 0.02)"
         : k == "equals_step"
             ? "Equal to the value scenario[N] recorded (a snapshot or read step): 'unchanged since'"
@@ -689,6 +700,12 @@ bool read_comparison(Section& s, Comparison* c, bool required) {
       o.field("stat", &c->a_stat, "");
       o.finish();
       c->b = tol;
+    } else if ((op == Comparison::kEq || op == Comparison::kNe) && v.is_scalar() &&
+               !looks_numeric(v.scalar())) {
+      // A text operand: for stats that are strings (a migration state,
+      // a driver name).
+      c->has_text = true;
+      c->a_text = v.scalar();
     } else {
       c->a = comparator_value(v);
       c->b = tol;
@@ -1605,6 +1622,7 @@ std::string Comparison::text() const {
       s << std::setprecision(12) << v;
     return s.str();
   };
+  if (has_text) return std::string(op == kNe ? "!= " : "== ") + "\"" + a_text + "\"";
   switch (op) {
     case kEq:
       o << "== " << num(a);

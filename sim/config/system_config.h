@@ -131,6 +131,10 @@ struct Comparison {
   double b = 0;        // upper bound (between) or relative tolerance (approx)
   int step = -1;       // >= 0: `a` is the value scenario[step] recorded (equals_step)
   std::string a_stat;  // non-empty: `a` is this stats value when evaluated ({stat: path})
+  // equals / not_equals with a text operand: compares a string stat
+  // (`state: STOP`); `has_text` says the operand is text.
+  bool has_text = false;
+  std::string a_text;
   std::string text() const;
   bool holds(double v) const;
 };

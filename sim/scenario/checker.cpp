@@ -131,6 +131,10 @@ CheckResult Checker::compare(const Expectation& e, std::uint64_t raw, const std:
   Comparison cmp;
   std::string why;
   bool ok = resolve_operand(e, &cmp, &why);
+  if (e.cmp.has_text) {
+    ok = false;
+    why = "a register holds a number, not the text \"" + e.cmp.a_text + "\"";
+  }
   r.description = what + (e.mask != ~std::uint64_t{0} ? " & " + hex(e.mask) : "") + " " +
                   cmp.text() + operand_note(e, cmp);
   r.observed = ok ? hex(v) : why;
@@ -148,6 +152,16 @@ CheckResult Checker::evaluate(const Expectation& e) {
     case Expectation::kStat: {
       const json* v = resolve_stat(stats_doc(), e.stat);
       r.description = e.stat + " " + e.cmp.text();
+      if (e.cmp.has_text) {
+        if (!v || !v->is_string()) {
+          r.observed = v ? "not text: " + v->dump() : "no such stat";
+          r.passed = false;
+          return r;
+        }
+        r.observed = v->get<std::string>();
+        r.passed = (r.observed == e.cmp.a_text) == (e.cmp.op == Comparison::kEq);
+        return r;
+      }
       if (!v || !(v->is_number() || v->is_boolean())) {
         r.observed = v ? "not a number: " + v->dump() : "no such stat";
         r.passed = false;
