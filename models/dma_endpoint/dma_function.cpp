@@ -1081,23 +1081,7 @@ mig::FunctionState DmaFunction::capture(bool full, bool consume) {
   mig::FunctionState s;
   s.devmem_size = devmem_size_;
   s.vectors = vectors();
-  mig::EngineRegsState& g = s.regs;
-  g.ctrl = regs_.ctrl;
-  g.ring_base = regs_.ring_base;
-  g.ring_size = regs_.ring_size;
-  g.head = regs_.head;
-  g.tail = regs_.tail;
-  g.cq_base = regs_.cq_base;
-  g.cq_tail = regs_.cq_tail;
-  g.completed = regs_.completed;
-  g.error = regs_.error;
-  g.error_addr = regs_.error_addr;
-  g.irq_vector = regs_.irq_vector;
-  g.max_reads = regs_.max_reads;
-  g.prefetch = regs_.prefetch;
-  g.bytes_read = regs_.bytes_read;
-  g.bytes_written = regs_.bytes_written;
-  g.halted = regs_.halted;
+  s.regs = regs_;
   // Progress at a request boundary: what was written stays written; data
   // read ahead but not written yet is read again after a resume.
   mig::ProgressState& p = s.progress;
@@ -1149,22 +1133,8 @@ mig::FunctionState DmaFunction::capture(bool full, bool consume) {
 void DmaFunction::install(const mig::FunctionState& s, Time t) {
   reset_engine(t, EngineReset::kSoft);
   const mig::EngineRegsState& g = s.regs;
-  regs_.ctrl = g.ctrl;
-  regs_.ring_base = g.ring_base;
-  regs_.ring_size = g.ring_size;
-  regs_.head = g.head;
-  regs_.tail = g.tail;
-  regs_.cq_base = g.cq_base;
-  regs_.cq_tail = g.cq_tail;
-  regs_.completed = g.completed;
-  regs_.error = g.error;
-  regs_.error_addr = g.error_addr;
-  regs_.irq_vector = g.irq_vector;
-  regs_.max_reads = g.max_reads;
+  regs_ = g;
   regs_.prefetch = std::clamp<std::uint32_t>(g.prefetch, 1, 32);
-  regs_.bytes_read = g.bytes_read;
-  regs_.bytes_written = g.bytes_written;
-  regs_.halted = g.halted;
   const unsigned all = dev_.params().ten_bit_tags ? 768 : dev_.params().tags;
   pending_tag_limit_ = g.max_reads ? std::min<unsigned>(g.max_reads, all) : all;
   for (const mig::FinishState& f : s.progress.finish)

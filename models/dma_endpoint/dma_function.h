@@ -197,24 +197,8 @@ class DmaFunction : public fabric::ConfigListener {
   };
 
  private:
-  struct Regs {
-    std::uint32_t ctrl = 0;
-    std::uint64_t ring_base = 0;
-    std::uint32_t ring_size = 0;
-    std::uint32_t head = 0;
-    std::uint32_t tail = 0;
-    std::uint64_t cq_base = 0;
-    std::uint32_t cq_tail = 0;
-    std::uint32_t completed = 0;
-    std::uint32_t error = 0;
-    std::uint64_t error_addr = 0;
-    std::uint32_t irq_vector = 0;
-    std::uint32_t max_reads = 0;
-    std::uint32_t prefetch = 8;
-    std::uint64_t bytes_read = 0;
-    std::uint64_t bytes_written = 0;
-    bool halted = false;
-  };
+  // The register file is exactly what a migration image carries.
+  using Regs = mig::EngineRegsState;
   struct FetchedDesc {
     dma::Descriptor d;
     std::uint32_t index;

@@ -396,6 +396,22 @@ bool decode_records(Reader& r, std::uint64_t base, std::uint32_t count, std::uin
                           (1u << kRecMsixTable) | (1u << kRecMsixPba);
   if ((seen & needed) != needed)
     return fail(ImageError::kMalformed, 0, "image lacks a mandatory state record");
+  // The engine state must be one the engine can be in (a crafted image
+  // with a valid checksum is still refused).
+  const EngineRegsState& g = img->regs;
+  const std::uint32_t n = g.ring_size;
+  const bool ring_ok = n == 0 || (n >= 2 && n <= 65536 && (n & (n - 1)) == 0);
+  auto in_ring = [&](std::uint32_t i) { return n ? i < n : i == 0; };
+  bool ok = ring_ok && in_ring(g.head) && in_ring(g.tail) && in_ring(g.cq_tail & (n ? n - 1 : 0)) &&
+            g.prefetch >= 1 && g.prefetch <= 32 && in_ring(img->progress.fetch_index) &&
+            (!img->progress.in_progress || in_ring(img->progress.desc_index)) &&
+            img->progress.finish.size() <= std::max<std::uint32_t>(n, 1);
+  for (const FinishState& f : img->progress.finish)
+    ok = ok && in_ring(f.index);
+  if (!ok)
+    return fail(ImageError::kMalformed, 0,
+                "engine state out of range (ring size " + std::to_string(n) + ", head " +
+                    std::to_string(g.head) + ", tail " + std::to_string(g.tail) + ")");
   return true;
 }
 

@@ -175,6 +175,19 @@ TEST(MigrationImage, UnknownRecords) {
   EXPECT_EQ(decode(with_record(0x7777, 0, 64, 16)).error, ImageError::kMalformed);
 }
 
+TEST(MigrationImage, EngineStateOutOfRangeRefused) {
+  // A correctly sealed image whose engine state the engine cannot be in.
+  for (int k = 0; k < 4; ++k) {
+    FunctionState s = sample();
+    if (k == 0) s.regs.ring_size = 3;
+    if (k == 1) s.regs.head = 256;
+    if (k == 2) s.regs.prefetch = 0;
+    if (k == 3) s.progress.finish.push_back({300, 0, 0, 0, 0, false});
+    std::vector<std::uint8_t> v = encode(s, kId, kImageFull | kImageFinal);
+    EXPECT_EQ(decode(v).error, ImageError::kMalformed) << k;
+  }
+}
+
 TEST(MigrationImage, DevmemRecordOutsideMemoryRefused) {
   FunctionState s = sample();
   s.pages.clear();
