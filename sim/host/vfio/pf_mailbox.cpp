@@ -79,7 +79,6 @@ MailboxReply PfMailbox::exec(std::uint32_t op, unsigned vf, std::uint32_t flags,
     HostCpu::sleep(std::min(kPollInterval, deadline - HostCpu::now()));
     if (!(drv = driver())) return fail(-19);
   }
-  stuck_ = false;
   if (use_irq_) arm_interrupt(*drv);
   write(*drv, dma::kMigOpcode, op);
   write(*drv, dma::kMigFunction, vf);
@@ -92,10 +91,9 @@ MailboxReply PfMailbox::exec(std::uint32_t op, unsigned vf, std::uint32_t flags,
   write(*drv, dma::kMigDoorbell, 1);
   for (;;) {
     const Time now = HostCpu::now();
-    if (now >= deadline) {
-      stuck_ = true;
-      return fail(-110);
-    }
+    // A timed-out command keeps the firmware busy: the next command
+    // waits for STATUS to go idle (above).
+    if (now >= deadline) return fail(-110);
     if (use_irq_) {
       sc_core::wait(to_sc(deadline - now), host_.msi_event(msi_data_));
       if (HostCpu::now() < deadline) HostCpu::sleep(host_.spec().interrupt_latency);

@@ -51,9 +51,6 @@ class PfMailbox {
   // A buffer the firmware can reach by DMA (the PF driver's DMA space).
   DmaSpace::Buffer alloc(std::uint64_t bytes);
   const MailboxStats& stats() const { return stats_; }
-  // A command timed out and the firmware may still be on it: later
-  // commands wait for the mailbox to become idle first.
-  bool stuck() const { return stuck_; }
 
  private:
   void arm_interrupt(DmaDriver& drv);
@@ -65,7 +62,6 @@ class PfMailbox {
   std::uint32_t msi_data_ = 0;
   bool use_irq_ = false;
   bool busy_ = false;
-  bool stuck_ = false;
   sc_core::sc_event idle_;
   MailboxStats stats_;
 };
