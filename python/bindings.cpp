@@ -562,6 +562,20 @@ PYBIND11_MODULE(_pciesim, m) {
               std::uint64_t v) {
              s.exec([&](Simulation& sim) { sim.vfio_mmio_write(t, bar, off, size, v); });
            })
+      .def("inject",
+           [](Session& s, const std::string& text) {
+             return s.exec([&](Simulation& sim) { return sim.inject(text); });
+           })
+      .def("fault_json",
+           [](Session& s, unsigned id) {
+             return s.exec([&](Simulation& sim) { return sim.fault(id).dump(); });
+           })
+      .def("cancel_fault",
+           [](Session& s, unsigned id) { s.exec([&](Simulation& sim) { sim.cancel_fault(id); }); })
+      .def("aer_json",
+           [](Session& s, const std::string& t) {
+             return s.exec([&](Simulation& sim) { return sim.aer(t).dump(); });
+           })
       .def("migration_fault",
            [](Session& s, const std::string& ep, const std::string& cmd, const std::string& mode,
               unsigned after, unsigned count) {

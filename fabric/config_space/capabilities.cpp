@@ -348,14 +348,19 @@ namespace {
 constexpr std::uint32_t kAerUncSupported =
     PCI_ERR_UNC_DLP | PCI_ERR_UNC_SURPDN | PCI_ERR_UNC_POISON_TLP | PCI_ERR_UNC_FCP |
     PCI_ERR_UNC_COMP_TIME | PCI_ERR_UNC_COMP_ABORT | PCI_ERR_UNC_UNX_COMP | PCI_ERR_UNC_RX_OVER |
-    PCI_ERR_UNC_MALF_TLP | PCI_ERR_UNC_ECRC | PCI_ERR_UNC_UNSUP | PCI_ERR_UNC_ACSV;
-// Default severity (PCIe Base 7.8.4.4): DLP, SURPDN, FCP, RX_OVER, MALF fatal.
+    PCI_ERR_UNC_MALF_TLP | PCI_ERR_UNC_ECRC | PCI_ERR_UNC_UNSUP | PCI_ERR_UNC_ACSV |
+    PCI_ERR_UNC_INTN;
+// Default severity (PCIe Base 7.8.4.4): DLP, SURPDN, FCP, RX_OVER, MALF
+// and Uncorrectable Internal Error are fatal.
 constexpr std::uint32_t kAerUncDefaultSeverity = PCI_ERR_UNC_DLP | PCI_ERR_UNC_SURPDN |
                                                  PCI_ERR_UNC_FCP | PCI_ERR_UNC_RX_OVER |
-                                                 PCI_ERR_UNC_MALF_TLP;
+                                                 PCI_ERR_UNC_MALF_TLP | PCI_ERR_UNC_INTN;
+// Uncorrectable Internal Error is masked by default (7.8.4.3).
+constexpr std::uint32_t kAerUncDefaultMask = PCI_ERR_UNC_INTN;
 constexpr std::uint32_t kAerCorSupported = PCI_ERR_COR_RCVR | PCI_ERR_COR_BAD_TLP |
                                            PCI_ERR_COR_BAD_DLLP | PCI_ERR_COR_REP_ROLL |
                                            PCI_ERR_COR_REP_TIMER | PCI_ERR_COR_ADV_NFAT;
+constexpr std::uint32_t kEcrcCaps = PCI_ERR_CAP_ECRC_GENC | PCI_ERR_CAP_ECRC_CHKC;
 }  // namespace
 
 std::uint16_t add_aer_capability(ConfigSpace& cs, bool root_port) {
@@ -363,12 +368,14 @@ std::uint16_t add_aer_capability(ConfigSpace& cs, bool root_port) {
   std::uint16_t c = alloc.add_extended(PCI_EXT_CAP_ID_ERR, 2, root_port ? 0x48 : 0x38);
   // AER status/mask/severity registers are sticky (RW1CS / RWS).
   cs.define(c + PCI_ERR_UNCOR_STATUS, 4, 0, 0, kAerUncSupported, kAerUncSupported);
-  cs.define(c + PCI_ERR_UNCOR_MASK, 4, 0, kAerUncSupported, 0, kAerUncSupported);
+  cs.define(c + PCI_ERR_UNCOR_MASK, 4, kAerUncDefaultMask, kAerUncSupported, 0, kAerUncSupported);
   cs.define(c + PCI_ERR_UNCOR_SEVER, 4, kAerUncDefaultSeverity, kAerUncSupported, 0,
             kAerUncSupported);
   cs.define(c + PCI_ERR_COR_STATUS, 4, 0, 0, kAerCorSupported, kAerCorSupported);
   cs.define(c + PCI_ERR_COR_MASK, 4, PCI_ERR_COR_ADV_NFAT, kAerCorSupported, 0, kAerCorSupported);
-  cs.define(c + PCI_ERR_CAP, 4, 0, 0, 0, 0x1f);
+  // ECRC generation and checking are capable; their enables are RWS.
+  cs.define(c + PCI_ERR_CAP, 4, kEcrcCaps, PCI_ERR_CAP_ECRC_GENE | PCI_ERR_CAP_ECRC_CHKE, 0,
+            0x1f | PCI_ERR_CAP_ECRC_GENE | PCI_ERR_CAP_ECRC_CHKE);
   for (unsigned i = 0; i < 4; ++i)
     cs.define(c + PCI_ERR_HEADER_LOG + 4 * i, 4, 0, 0, 0, 0xffffffff);
   if (root_port) {
@@ -379,56 +386,192 @@ std::uint16_t add_aer_capability(ConfigSpace& cs, bool root_port) {
   return c;
 }
 
-void record_error(ConfigSpace& cs, ErrorKind kind, const std::array<std::uint32_t, 4>& header) {
-  std::uint32_t bit = 0;
-  switch (kind) {
+std::uint16_t add_dpc_capability(ConfigSpace& cs) {
+  CapabilityAllocator alloc(cs);
+  std::uint16_t c = alloc.add_extended(PCI_EXT_CAP_ID_DPC, 1, 0x0c);
+  // Interrupt message number 0, software triggering supported.
+  cs.define(c + PCI_EXP_DPC_CAP, 2, PCI_EXP_DPC_CAP_SW_TRIGGER);
+  // Trigger Enable (bits 1:0), Completion Control, Interrupt Enable,
+  // ERR_COR Enable, Software Trigger (write-only, reads 0).
+  cs.define(c + PCI_EXP_DPC_CTL, 2, 0, 0x00ff);
+  // Trigger Status and Interrupt Status are RW1C; the reason is RO.
+  cs.define(c + PCI_EXP_DPC_STATUS, 2, 0, 0,
+            PCI_EXP_DPC_STATUS_TRIGGER | PCI_EXP_DPC_STATUS_INTERRUPT);
+  cs.define(c + PCI_EXP_DPC_SOURCE_ID, 2, 0);
+  return c;
+}
+
+bool ecrc_check_enabled(const ConfigSpace& cs) {
+  const std::uint16_t aer = cs.find_extended_capability(PCI_EXT_CAP_ID_ERR);
+  return aer && (cs.get32(aer + PCI_ERR_CAP) & PCI_ERR_CAP_ECRC_CHKE);
+}
+
+const char* to_string(ErrorKind k) {
+  switch (k) {
     case ErrorKind::kUnsupportedRequest:
-      bit = PCI_ERR_UNC_UNSUP;
-      break;
+      return "UnsupReq";
     case ErrorKind::kCompleterAbort:
-      bit = PCI_ERR_UNC_COMP_ABORT;
-      break;
+      return "CmpltAbrt";
     case ErrorKind::kCompletionTimeout:
-      bit = PCI_ERR_UNC_COMP_TIME;
-      break;
+      return "CmpltTO";
     case ErrorKind::kUnexpectedCompletion:
-      bit = PCI_ERR_UNC_UNX_COMP;
-      break;
+      return "UnxCmplt";
     case ErrorKind::kAcsViolation:
-      bit = PCI_ERR_UNC_ACSV;
-      break;
+      return "ACSViol";
     case ErrorKind::kPoisonedTlp:
-      bit = PCI_ERR_UNC_POISON_TLP;
-      break;
+      return "PoisonTLP";
     case ErrorKind::kMalformedTlp:
-      bit = PCI_ERR_UNC_MALF_TLP;
-      break;
+      return "MalfTLP";
+    case ErrorKind::kEcrc:
+      return "ECRC";
+    case ErrorKind::kSurpriseDown:
+      return "SurpriseDown";
+    case ErrorKind::kInternal:
+      return "UncorrIntErr";
+    case ErrorKind::kDataLinkProtocol:
+      return "DLP";
+    case ErrorKind::kReceiverError:
+      return "RxErr";
+    case ErrorKind::kBadTlp:
+      return "BadTLP";
+    case ErrorKind::kBadDllp:
+      return "BadDLLP";
+    case ErrorKind::kReplayRollover:
+      return "Rollover";
+    case ErrorKind::kReplayTimeout:
+      return "Timeout";
   }
-  bool fatal = (kAerUncDefaultSeverity & bit) != 0;
-  std::uint16_t aer = cs.find_extended_capability(PCI_EXT_CAP_ID_ERR);
-  if (aer) {
-    fatal = (cs.get32(aer + PCI_ERR_UNCOR_SEVER) & bit) != 0;
-    std::uint32_t status = cs.get32(aer + PCI_ERR_UNCOR_STATUS);
-    std::uint32_t mask = cs.get32(aer + PCI_ERR_UNCOR_MASK);
-    bool first = (status & ~mask) == 0;
-    cs.set32(aer + PCI_ERR_UNCOR_STATUS, status | bit);
-    if (first && !(mask & bit)) {
-      unsigned index = 0;
-      while (!((bit >> index) & 1))
-        ++index;
-      std::uint32_t cap = cs.get32(aer + PCI_ERR_CAP);
-      cs.set32(aer + PCI_ERR_CAP, (cap & ~0x1fu) | index);
-      for (unsigned i = 0; i < 4; ++i)
-        cs.set32(aer + PCI_ERR_HEADER_LOG + 4 * i, header[i]);
+  return "?";
+}
+
+const char* to_string(ErrorSeverity s) {
+  switch (s) {
+    case ErrorSeverity::kNone:
+      return "none";
+    case ErrorSeverity::kCorrectable:
+      return "correctable";
+    case ErrorSeverity::kNonFatal:
+      return "non_fatal";
+    case ErrorSeverity::kFatal:
+      return "fatal";
+  }
+  return "?";
+}
+
+bool is_correctable(ErrorKind k) {
+  return k >= ErrorKind::kReceiverError;
+}
+
+std::uint32_t aer_bit(ErrorKind k) {
+  switch (k) {
+    case ErrorKind::kUnsupportedRequest:
+      return PCI_ERR_UNC_UNSUP;
+    case ErrorKind::kCompleterAbort:
+      return PCI_ERR_UNC_COMP_ABORT;
+    case ErrorKind::kCompletionTimeout:
+      return PCI_ERR_UNC_COMP_TIME;
+    case ErrorKind::kUnexpectedCompletion:
+      return PCI_ERR_UNC_UNX_COMP;
+    case ErrorKind::kAcsViolation:
+      return PCI_ERR_UNC_ACSV;
+    case ErrorKind::kPoisonedTlp:
+      return PCI_ERR_UNC_POISON_TLP;
+    case ErrorKind::kMalformedTlp:
+      return PCI_ERR_UNC_MALF_TLP;
+    case ErrorKind::kEcrc:
+      return PCI_ERR_UNC_ECRC;
+    case ErrorKind::kSurpriseDown:
+      return PCI_ERR_UNC_SURPDN;
+    case ErrorKind::kInternal:
+      return PCI_ERR_UNC_INTN;
+    case ErrorKind::kDataLinkProtocol:
+      return PCI_ERR_UNC_DLP;
+    case ErrorKind::kReceiverError:
+      return PCI_ERR_COR_RCVR;
+    case ErrorKind::kBadTlp:
+      return PCI_ERR_COR_BAD_TLP;
+    case ErrorKind::kBadDllp:
+      return PCI_ERR_COR_BAD_DLLP;
+    case ErrorKind::kReplayRollover:
+      return PCI_ERR_COR_REP_ROLL;
+    case ErrorKind::kReplayTimeout:
+      return PCI_ERR_COR_REP_TIMER;
+  }
+  return 0;
+}
+
+ErrorReport record_error(ConfigSpace& cs, ErrorKind kind, const std::array<std::uint32_t, 4>& header,
+                         bool advisory) {
+  ErrorReport r;
+  const std::uint32_t bit = aer_bit(kind);
+  const std::uint16_t aer = cs.find_extended_capability(PCI_EXT_CAP_ID_ERR);
+  const std::uint16_t exp = cs.find_capability(PCI_CAP_ID_EXP);
+  const std::uint16_t devctl = exp ? cs.get16(exp + PCI_EXP_DEVCTL) : 0;
+  const bool serr = cs.get16(PCI_COMMAND) & PCI_COMMAND_SERR;
+  bool masked = false;
+  if (is_correctable(kind)) {
+    r.severity = ErrorSeverity::kCorrectable;
+    if (aer) {
+      cs.set32(aer + PCI_ERR_COR_STATUS, cs.get32(aer + PCI_ERR_COR_STATUS) | bit);
+      masked = cs.get32(aer + PCI_ERR_COR_MASK) & bit;
+    }
+  } else {
+    const bool fatal =
+        aer ? (cs.get32(aer + PCI_ERR_UNCOR_SEVER) & bit) != 0 : (kAerUncDefaultSeverity & bit) != 0;
+    r.severity = fatal ? ErrorSeverity::kFatal : ErrorSeverity::kNonFatal;
+    // Advisory Non-Fatal (6.2.3.2.4): a non-fatal error the caller can
+    // handle is reported as correctable, if ADV_NFAT is not masked.
+    r.advisory = advisory && !fatal && aer;
+    if (aer) {
+      const std::uint32_t status = cs.get32(aer + PCI_ERR_UNCOR_STATUS);
+      const std::uint32_t mask = cs.get32(aer + PCI_ERR_UNCOR_MASK);
+      masked = (mask & bit) != 0;
+      // The First Error Pointer and Header Log hold the first unmasked
+      // error until software clears its status bit (7.8.4.7).
+      const bool first = (status & ~mask) == 0;
+      cs.set32(aer + PCI_ERR_UNCOR_STATUS, status | bit);
+      if (!masked && first) {
+        unsigned index = 0;
+        while (!((bit >> index) & 1))
+          ++index;
+        std::uint32_t cap = cs.get32(aer + PCI_ERR_CAP);
+        cs.set32(aer + PCI_ERR_CAP, (cap & ~0x1fu) | index);
+        for (unsigned i = 0; i < 4; ++i)
+          cs.set32(aer + PCI_ERR_HEADER_LOG + 4 * i, header[i]);
+      }
+      if (r.advisory && !masked) {
+        cs.set32(aer + PCI_ERR_COR_STATUS, cs.get32(aer + PCI_ERR_COR_STATUS) | PCI_ERR_COR_ADV_NFAT);
+        masked = cs.get32(aer + PCI_ERR_COR_MASK) & PCI_ERR_COR_ADV_NFAT;
+      }
     }
   }
-  std::uint16_t exp = cs.find_capability(PCI_CAP_ID_EXP);
   if (exp) {
     std::uint16_t sta = cs.get16(exp + PCI_EXP_DEVSTA);
-    sta |= fatal ? PCI_EXP_DEVSTA_FED : PCI_EXP_DEVSTA_NFED;
+    // Detected bits are set whatever the masks say (6.2.5); an advisory
+    // error counts as correctable.
+    if (r.severity == ErrorSeverity::kCorrectable || r.advisory)
+      sta |= PCI_EXP_DEVSTA_CED;
+    else
+      sta |= r.severity == ErrorSeverity::kFatal ? PCI_EXP_DEVSTA_FED : PCI_EXP_DEVSTA_NFED;
     if (kind == ErrorKind::kUnsupportedRequest) sta |= PCI_EXP_DEVSTA_URD;
     cs.set16(exp + PCI_EXP_DEVSTA, sta);
   }
+  if (masked) return r;
+  // The message (6.2.6): ERR_COR needs Correctable Error Reporting Enable;
+  // ERR_NONFATAL / ERR_FATAL need their enable or SERR# Enable; UR needs
+  // Unsupported Request Reporting Enable as well.
+  if (r.severity == ErrorSeverity::kCorrectable || r.advisory) {
+    if (devctl & PCI_EXP_DEVCTL_CERE) r.message = ErrorSeverity::kCorrectable;
+  } else {
+    const bool ur_ok = kind != ErrorKind::kUnsupportedRequest || (devctl & PCI_EXP_DEVCTL_URRE);
+    const std::uint16_t enable =
+        r.severity == ErrorSeverity::kFatal ? PCI_EXP_DEVCTL_FERE : PCI_EXP_DEVCTL_NFERE;
+    if (ur_ok && ((devctl & enable) || serr)) {
+      r.message = r.severity;
+      if (serr) cs.set_bits16(PCI_STATUS, PCI_STATUS_SIG_SYSTEM_ERROR, true);
+    }
+  }
+  return r;
 }
 
 void note_received_ur(ConfigSpace& cs) {

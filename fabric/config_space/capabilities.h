@@ -130,20 +130,56 @@ class CapabilityAllocator {
   std::bitset<kConfigSpaceSize> used_;
 };
 
-// --- Error signalling shared by every model (PCIe Base 6.2) ---
+// --- Error signalling shared by every model (PCIe Base 6.2, FAULTS.md) ---
 enum class ErrorKind {
+  // uncorrectable (PCI_ERR_UNC_*)
   kUnsupportedRequest,    // received a request it does not support (completer)
   kCompleterAbort,        // signalled CA (completer)
   kCompletionTimeout,     // requester
-  kUnexpectedCompletion,  // requester got a completion it no longer waits for
+  kUnexpectedCompletion,  // a completion matching no outstanding request
   kAcsViolation,          // the port that blocked the request
-  kPoisonedTlp,
+  kPoisonedTlp,           // the final receiver of a TLP with EP set
   kMalformedTlp,
+  kEcrc,
+  kSurpriseDown,
+  kInternal,
+  kDataLinkProtocol,
+  // correctable (PCI_ERR_COR_*)
+  kReceiverError,
+  kBadTlp,
+  kBadDllp,
+  kReplayRollover,
+  kReplayTimeout,
 };
-// Logs `kind` into the function's Device Status error bits and, when the
-// function has AER, its uncorrectable status and header log (first error
-// pointer). `header` is the offending TLP's header (4 DW) for the log.
-void record_error(ConfigSpace& cs, ErrorKind kind, const std::array<std::uint32_t, 4>& header);
+enum class ErrorSeverity { kNone, kCorrectable, kNonFatal, kFatal };
+const char* to_string(ErrorKind k);
+const char* to_string(ErrorSeverity s);
+bool is_correctable(ErrorKind k);
+std::uint32_t aer_bit(ErrorKind k);  // its bit in the AER status register
+
+// What logging an error decided: its severity, and the error message the
+// function must send upstream (kNone: none, because masked or not enabled).
+struct ErrorReport {
+  ErrorSeverity severity = ErrorSeverity::kNone;
+  ErrorSeverity message = ErrorSeverity::kNone;
+  bool advisory = false;  // an uncorrectable error handled as correctable
+};
+
+// Logs `kind` (PCIe Base 6.2.5, figure 6-2): Device Status detected bits
+// (whatever the masks), the AER status bit; for an unmasked error the
+// First Error Pointer and the Header Log (the 4 DW header of the TLP in
+// error, `header`, in TLP format) when no unmasked uncorrectable error is
+// already logged; and the message to send given the masks, the severity
+// and the reporting enables (Device Control, Command SERR#). `advisory`:
+// the caller may handle a non-fatal error as Advisory Non-Fatal (6.2.3.2.4).
+ErrorReport record_error(ConfigSpace& cs, ErrorKind kind, const std::array<std::uint32_t, 4>& header,
+                         bool advisory = false);
+
+// ECRC Check Enable in the AER capability (the receiver checks ECRC).
+bool ecrc_check_enabled(const ConfigSpace& cs);
+
+// DPC (PCIe Base 7.9.14) on a downstream port.
+std::uint16_t add_dpc_capability(ConfigSpace& cs);
 
 // Status register bits a requester sets when it receives a UR or CA
 // completion, and a completer sets when it signals CA (SPEC.md A).

@@ -16,7 +16,9 @@ std::string hex(std::uint64_t v) {
 }
 
 bool is_completion(CplStatus s) {
-  return s == CplStatus::kSC || s == CplStatus::kUR || s == CplStatus::kCA || s == CplStatus::kRRS;
+  // A poisoned completion is a completion (its data is not used).
+  return s == CplStatus::kSC || s == CplStatus::kUR || s == CplStatus::kCA || s == CplStatus::kRRS ||
+         s == CplStatus::kPoisoned;
 }
 }  // namespace
 

@@ -54,8 +54,17 @@ void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
     return;
   }
   const Time now = now_fs();
-  const Time ready = now + delay.value();
+  Time ready = now + delay.value();
   const TlpKind kind = ext.kind;
+  FaultRegistry* fr = fault_registry();
+  if (fr && fr->any(FaultPoint::kLink)) {
+    bool posted_done = false;
+    Time fault_done = 0;
+    if (!request_fault(*fr, gp, ext, &ready, now, &posted_done, &fault_done)) {
+      delay = to_sc(std::max(fault_done, now) - now);
+      return;
+    }
+  }
   const bool addr64 = is_memory(kind) && gp.get_address() > 0xffffffffULL;
   const bool carries_data = kind == TlpKind::MWr || kind == TlpKind::CfgWr0 ||
                             kind == TlpKind::CfgWr1 || kind == TlpKind::Msg;
@@ -112,6 +121,7 @@ void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
     ext.cpl_first = cstart + back.timing().serialization(per_tlp + ((first_len + 3u) & ~3u)) +
                     link_->propagation();
     done = cend + link_->propagation();
+    if (fr && fr->any(FaultPoint::kLink)) completion_fault(*fr, gp, ext, &done, now);
   }
   if (TraceSink* sink = trace_sink())
     sink->tlp({ready, arrival, done, &link_->name(), to_string(egress()), kind, ext.requester,
@@ -127,6 +137,8 @@ bool Port::burst_fits(const std::vector<BurstTlp>& b) const {
   // posted credits could hold all of it at once (so no TLP of the burst
   // waits for the credits of another: the per-TLP result is the same).
   if (!peer_ || !peer_->owner_.accepts_bursts() || !link_up()) return false;
+  // With link faults armed every TLP goes on its own, so each is checked.
+  if (FaultRegistry* fr = fault_registry(); fr && fr->any(FaultPoint::kLink)) return false;
   const CreditPool& pool = link_->direction(egress()).credits(FcClass::kPosted);
   std::uint64_t data = 0;
   for (const BurstTlp& t : b)
@@ -229,14 +241,191 @@ namespace pciesim::fabric {
 
 void Port::signal_hot_reset() {
   if (!connected() || !upstream_end_) return;
+  if (!link_->is_up()) {
+    // A link that went down by surprise (not disabled, not contained)
+    // retrains through Detect when its port is reset; the component below
+    // comes up reset.
+    if (!surprise_) return;
+    set_link_up(true);
+    if (!link_->is_up()) return;
+  }
   peer_->owner_.port_hot_reset(*peer_);
 }
 
 void Port::set_link_up(bool up) {
   if (!connected() || link_->is_up() == up) return;
+  if (up && (removed_ || peer_->removed_)) return;  // nothing there to train with
+  surprise_ = peer_->surprise_ = false;
   link_->set_up(up);
   owner_.port_link_state(*this, up);
   peer_->owner_.port_link_state(*peer_, up);
+}
+
+}  // namespace pciesim::fabric
+
+namespace pciesim::fabric {
+
+const std::string& Port::fault_where(LinkDir d) {
+  std::string& w = where_[static_cast<unsigned>(d)];
+  if (w.empty() && link_) w = link_->name() + ":" + to_string(d);
+  return w;
+}
+
+Time Port::replay_timer() const {
+  // REPLAY_TIMER limit (PCIe Base 3.6.2.1, tables 3-4 to 3-9): three times
+  // the Ack latency limit, in symbol times of one lane.
+  const LinkDirection& out = link_->direction(egress());
+  const LinkSpeed& sp = out.timing().speed();
+  const unsigned symbols = dllp_interval_symbols(sp.generation, sp.width, out.timing().mps());
+  return 3 * symbols * out.timing().serialization(static_cast<std::uint32_t>(sp.width));
+}
+
+void Port::surprise_down(Time t, bool permanent) {
+  if (!connected()) return;
+  Port& upper = upstream_end_ ? *this : *peer_;
+  Port& lower = upstream_end_ ? *peer_ : *this;
+  if (permanent) lower.removed_ = true;
+  if (!link_->is_up()) return;
+  link_->set_up(false);
+  upper.surprise_ = lower.surprise_ = true;
+  // Surprise Down is reported by the Downstream Port above (6.2.2.2.2).
+  upper.owner_.port_error(upper, ErrorKind::kSurpriseDown, {0, 0, 0, 0}, t);
+  upper.owner_.port_link_state(upper, false);
+  lower.owner_.port_link_state(lower, false);
+}
+
+bool Port::request_fault(FaultRegistry& fr, tlm::tlm_generic_payload& gp, TlpExtension& ext,
+                         Time* ready, Time now, bool* posted_done, Time* fault_done) {
+  const unsigned id = fr.check(FaultPoint::kLink, fault_where(egress()), &link_->name(), gp, ext,
+                               *ready);
+  if (!id) return true;
+  const FaultSpec& f = fr.state(id).spec;
+  LinkDirection& out = link_->direction(egress());
+  const bool addr64 = is_memory(ext.kind) && gp.get_address() > 0xffffffffULL;
+  const bool carries_data = ext.kind == TlpKind::MWr || ext.kind == TlpKind::CfgWr0 ||
+                            ext.kind == TlpKind::CfgWr1 || ext.kind == TlpKind::Msg;
+  const std::uint32_t payload = carries_data ? gp.get_data_length() : 0;
+  const std::uint32_t wire = out.timing().wire_bytes(ext.kind, payload, addr64);
+  const Time prop = link_->propagation();
+  const std::array<std::uint32_t, 4> hdr = header_log(gp, ext);
+  auto on_wire = [&](Time at) {
+    Time end = 0;
+    out.occupy(at, wire, 0, 0, &end);
+    return end;
+  };
+  switch (f.kind) {
+    case FaultKind::kLinkDown:
+      surprise_down(*ready, false);
+      ext.status = CplStatus::kUR;
+      *fault_done = *ready;
+      fr.note(id, *ready, "link down");
+      return false;
+    case FaultKind::kLcrc: {
+      // Each bad copy crosses the wire, the receiver NAKs it (Bad TLP), the
+      // transmitter replays; REPLAY_NUM (2 bits) rolls over on the 4th
+      // replay: the link retrains before replaying (3.6.2.1).
+      Time t = *ready;
+      for (unsigned i = 0; i < f.repeat; ++i) {
+        const Time end = on_wire(t);
+        peer_->owner_.port_error(*peer_, ErrorKind::kBadTlp, hdr, end + prop);
+        t = end + prop + out.timing().dllp_time() + prop;  // the NAK back
+        if ((i + 1) % 4 == 0) {
+          owner_.port_error(*this, ErrorKind::kReplayRollover, {0, 0, 0, 0}, t);
+          t += kRetrainTime;
+        }
+      }
+      *ready = t;
+      return true;
+    }
+    case FaultKind::kReplayTimeout: {
+      // Delivered, but its Ack is lost: the replay timer expires and the
+      // TLP crosses again (the receiver drops the duplicate by sequence
+      // number).
+      const Time end = on_wire(*ready);
+      const Time expiry = end + replay_timer();
+      owner_.port_error(*this, ErrorKind::kReplayTimeout, {0, 0, 0, 0}, expiry);
+      on_wire(expiry);
+      return true;
+    }
+    case FaultKind::kTlpLost:
+    case FaultKind::kMalformed: {
+      const Time arrival = on_wire(*ready) + prop;
+      if (f.kind == FaultKind::kMalformed)
+        peer_->owner_.port_error(*peer_, ErrorKind::kMalformedTlp, hdr, arrival);
+      else if (f.report)
+        peer_->owner_.port_error(*peer_, ErrorKind::kInternal, hdr, arrival);
+      ++ext.hops;
+      if (ext.first_hop_done == 0) ext.first_hop_done = arrival - prop;
+      ext.consumed_at = *ready;
+      // A posted TLP simply vanishes; a request never gets its completion.
+      if (!is_posted(ext.kind)) ext.status = CplStatus::kDiscarded;
+      *posted_done = true;
+      *fault_done = arrival;
+      return false;
+    }
+    case FaultKind::kEcrc:
+      ext.fault_marks |= kFaultEcrc;
+      if (payload && gp.get_data_ptr()) gp.get_data_ptr()[0] ^= 0x01;  // the corruption
+      return true;
+    case FaultKind::kPoisoned:
+      ext.poisoned = true;
+      return true;
+    default:
+      return true;
+  }
+}
+
+void Port::completion_fault(FaultRegistry& fr, tlm::tlm_generic_payload& gp, TlpExtension& ext,
+                            Time* done, Time now) {
+  (void)now;
+  const bool with_data = is_read(ext.kind) && ext.status == CplStatus::kSC;
+  const TlpKind ck = with_data ? TlpKind::CplD : TlpKind::Cpl;
+  const unsigned id = fr.check_completion(fault_where(reverse(egress())), &link_->name(), ck, gp,
+                                          ext, *done);
+  if (!id) return;
+  const FaultSpec& f = fr.state(id).spec;
+  const std::array<std::uint32_t, 4> hdr =
+      completion_header(gp, ext, ck, ext.completer, gp.get_data_length());
+  const LinkDirection& back = link_->direction(reverse(egress()));
+  const Time prop = link_->propagation();
+  switch (f.kind) {
+    case FaultKind::kPoisoned:
+      ext.fault_marks |= kFaultCplPoisoned;
+      break;
+    case FaultKind::kEcrc:
+      ext.fault_marks |= kFaultCplEcrc;
+      if (with_data && gp.get_data_ptr()) gp.get_data_ptr()[0] ^= 0x01;
+      break;
+    case FaultKind::kMalformed:
+      owner_.port_error(*this, ErrorKind::kMalformedTlp, hdr, *done);
+      ext.fault_marks |= kFaultCplDropped;
+      break;
+    case FaultKind::kTlpLost:
+      if (f.report) owner_.port_error(*this, ErrorKind::kInternal, hdr, *done);
+      ext.fault_marks |= kFaultCplDropped;
+      break;
+    case FaultKind::kLcrc: {
+      const std::uint32_t wire = back.timing().wire_bytes(ck, with_data ? 64 : 0, false);
+      for (unsigned i = 0; i < f.repeat; ++i) {
+        owner_.port_error(*this, ErrorKind::kBadTlp, hdr, *done);
+        *done += back.timing().serialization(wire) + 2 * prop + back.timing().dllp_time();
+        if ((i + 1) % 4 == 0) {
+          peer_->owner_.port_error(*peer_, ErrorKind::kReplayRollover, {0, 0, 0, 0}, *done);
+          *done += kRetrainTime;
+        }
+      }
+      break;
+    }
+    case FaultKind::kReplayTimeout:
+      peer_->owner_.port_error(*peer_, ErrorKind::kReplayTimeout, {0, 0, 0, 0}, *done);
+      break;
+    case FaultKind::kLinkDown:
+      surprise_down(*done, false);
+      ext.fault_marks |= kFaultCplDropped;
+      break;
+    default:
+      break;
+  }
 }
 
 }  // namespace pciesim::fabric

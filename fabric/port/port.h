@@ -14,6 +14,8 @@
 #include <tlm>
 
 #include "fabric/common/sim_time.h"
+#include "fabric/config_space/capabilities.h"
+#include "fabric/fault/fault_registry.h"
 #include "fabric/link/link.h"
 #include "fabric/tlp/tlp.h"
 
@@ -31,6 +33,12 @@ class PortOwner {
   // the link, or the link went down/up. Only upstream-facing ports get these.
   virtual void port_hot_reset(Port& port) {}
   virtual void port_link_state(Port& port, bool up) {}
+  // A link-level error detected at `port` (its end of the link) at time
+  // `t`: the owner logs it in the function reporting for the port and
+  // sends the error message (FAULTS.md 2). `header`: the TLP's, or zeros
+  // for errors not tied to a TLP (DLLP errors, surprise down).
+  virtual void port_error(Port& port, ErrorKind kind, const std::array<std::uint32_t, 4>& header,
+                          Time t) {}
   // Whether port_receive handles posted-write bursts (TlpExtension::burst);
   // others receive the TLPs of a burst one by one.
   virtual bool accepts_bursts() const { return false; }
@@ -87,6 +95,20 @@ class Port : public sc_core::sc_module {
   // upstream end of its link).
   void signal_hot_reset();
   void set_link_up(bool up);
+  // Surprise link down (a fault): the link goes down without a Link
+  // Disable; the port above logs Surprise Down. `permanent`: the device
+  // below is gone, nothing brings the link back.
+  void surprise_down(Time t, bool permanent);
+  bool removed() const { return removed_; }
+
+  // Fault-injection names of this port's link directions ("link:down").
+  const std::string& fault_where(LinkDir d);
+
+  // Time a link retrain through Recovery takes when it succeeds at once:
+  // the TS1/TS2 ordered-set exchange of Recovery.RcvrLock/RcvrCfg (about
+  // 32 ordered sets of 16 symbols, ~0.5 us at 8 GT/s) plus electrical idle
+  // exit; PCIe Base 4.2.6.4 gives only upper bounds (24 ms), so 1 us.
+  static constexpr Time kRetrainTime = 1 * kUs;
 
  private:
   bool burst_fits(const std::vector<BurstTlp>& b) const;
@@ -95,7 +117,19 @@ class Port : public sc_core::sc_module {
   void b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay);
   unsigned transport_dbg(tlm::tlm_generic_payload& gp);
 
+  // Link faults (FAULTS.md; fabric/fault): what an armed fault does to a
+  // request about to leave (false: the TLP is not delivered) and to its
+  // completion coming back.
+  bool request_fault(FaultRegistry& fr, tlm::tlm_generic_payload& gp, TlpExtension& ext,
+                     Time* ready, Time now, bool* posted_done, Time* fault_done);
+  void completion_fault(FaultRegistry& fr, tlm::tlm_generic_payload& gp, TlpExtension& ext,
+                        Time* done, Time now);
+  Time replay_timer() const;
+
   PortOwner& owner_;
+  bool removed_ = false;
+  bool surprise_ = false;  // the link is down by a surprise, not disabled
+  std::string where_[2];
   bool upstream_end_;
   int index_;
   Link* link_ = nullptr;

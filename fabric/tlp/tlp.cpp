@@ -40,6 +40,8 @@ const char* to_string(CplStatus s) {
       return "RRS";
     case CplStatus::kCA:
       return "CA";
+    case CplStatus::kPoisoned:
+      return "poisoned";
     case CplStatus::kDiscarded:
       return "discarded";
     case CplStatus::kTimeout:
@@ -70,12 +72,113 @@ void TlpExtension::copy_from(const tlm::tlm_extension_base& other) {
   *this = static_cast<const TlpExtension&>(other);
 }
 
+namespace {
+// Fmt (3 bits) and Type (5 bits) of DW0 (PCIe Base 2.2.1, table 2-3).
+std::uint32_t fmt_type(TlpKind kind, bool addr64, bool with_data) {
+  switch (kind) {
+    case TlpKind::MRd:
+      return (addr64 ? 0b001u : 0b000u) << 5;
+    case TlpKind::MWr:
+      return (addr64 ? 0b011u : 0b010u) << 5;
+    case TlpKind::CfgRd0:
+      return 0b00100u;
+    case TlpKind::CfgWr0:
+      return 0b010u << 5 | 0b00100u;
+    case TlpKind::CfgRd1:
+      return 0b00101u;
+    case TlpKind::CfgWr1:
+      return 0b010u << 5 | 0b00101u;
+    case TlpKind::Msg:  // routed to the Root Complex (r = 000)
+      return (with_data ? 0b011u : 0b001u) << 5 | 0b10000u;
+    case TlpKind::Cpl:
+      return 0b01010u;
+    case TlpKind::CplD:
+      return 0b010u << 5 | 0b01010u;
+  }
+  return 0;
+}
+std::uint32_t length_dw(std::uint64_t addr, std::uint32_t len) {
+  if (len == 0) return 1;
+  const std::uint64_t first = addr & ~std::uint64_t{3};
+  const std::uint64_t end = (addr + len + 3) & ~std::uint64_t{3};
+  return static_cast<std::uint32_t>(((end - first) / 4) & 0x3ff);  // 1024 DW encodes as 0
+}
+std::uint32_t dw0(TlpKind kind, bool addr64, bool with_data, const TlpExtension& ext,
+                  std::uint32_t length) {
+  std::uint32_t v = fmt_type(kind, addr64, with_data) << 24;
+  v |= (ext.traffic_class & 7u) << 20;
+  if (ext.id_ordering) v |= 1u << 18;  // Attr[2]
+  if (ext.poisoned) v |= 1u << 14;
+  if (ext.relaxed_ordering) v |= 1u << 13;
+  if (ext.no_snoop) v |= 1u << 12;
+  v |= (static_cast<std::uint32_t>(ext.address_type) & 3u) << 10;
+  return v | (length & 0x3ff);
+}
+// First / last DW byte enables of a memory access (2.2.5).
+std::uint32_t byte_enables(std::uint64_t addr, std::uint32_t len) {
+  if (len == 0) return 0;
+  const unsigned lead = addr & 3;
+  const std::uint64_t end = addr + len;
+  const unsigned tail = end & 3;
+  if (length_dw(addr, len) == 1) {
+    std::uint32_t first = 0;
+    for (std::uint64_t b = addr; b < end; ++b)
+      first |= 1u << (b & 3);
+    return first;
+  }
+  const std::uint32_t first = (0xfu << lead) & 0xfu;
+  const std::uint32_t last = tail ? (0xfu >> (4 - tail)) : 0xfu;
+  return last << 4 | first;
+}
+}  // namespace
+
 std::array<std::uint32_t, 4> header_log(const tlm::tlm_generic_payload& gp,
                                         const TlpExtension& ext) {
   const std::uint64_t a = gp.get_address();
-  return {static_cast<std::uint32_t>(ext.kind) << 24 | ((gp.get_data_length() + 3) / 4),
-          static_cast<std::uint32_t>(ext.requester.value()) << 16 | ext.tag,
-          static_cast<std::uint32_t>(a >> 32), static_cast<std::uint32_t>(a)};
+  const std::uint32_t len = gp.get_data_length();
+  const TlpKind k = ext.kind;
+  std::array<std::uint32_t, 4> h{};
+  const std::uint32_t rid = std::uint32_t{ext.requester.value()} << 16;
+  const std::uint32_t tag = (ext.tag & 0xffu) << 8;
+  if (is_memory(k)) {
+    const bool a64 = a > 0xffffffffULL;
+    h[0] = dw0(k, a64, k == TlpKind::MWr, ext, length_dw(a, len));
+    h[1] = rid | tag | byte_enables(a, len);
+    if (a64) {
+      h[2] = static_cast<std::uint32_t>(a >> 32);
+      h[3] = static_cast<std::uint32_t>(a) & ~3u;
+    } else {
+      h[2] = static_cast<std::uint32_t>(a) & ~3u;
+    }
+  } else if (is_config(k)) {
+    const std::uint16_t reg = config_register(a);
+    h[0] = dw0(k, false, k == TlpKind::CfgWr0 || k == TlpKind::CfgWr1, ext, 1);
+    h[1] = rid | tag | byte_enables(reg, len);
+    h[2] = std::uint32_t{config_target(a).value()} << 16 | (reg & 0xffcu);
+  } else if (k == TlpKind::Msg) {
+    h[0] = dw0(k, true, len != 0, ext, len ? length_dw(0, len) : 0);
+    h[1] = rid | tag | ext.message_code;
+  } else {
+    return completion_header(gp, ext, k, ext.completer, len);
+  }
+  return h;
+}
+
+std::array<std::uint32_t, 4> completion_header(const tlm::tlm_generic_payload& request,
+                                               const TlpExtension& ext, TlpKind kind,
+                                               RoutingId completer, std::uint32_t byte_count) {
+  std::array<std::uint32_t, 4> h{};
+  const std::uint64_t a = request.get_address();
+  const bool data = kind == TlpKind::CplD;
+  TlpExtension e = ext;
+  e.address_type = AddressType::kUntranslated;
+  h[0] = dw0(kind, false, data, e, data ? length_dw(a, byte_count) : 0);
+  // Status values above 3 bits (discarded, timeout) are not wire codes.
+  const std::uint32_t status = static_cast<std::uint32_t>(ext.status) & 7u;
+  h[1] = std::uint32_t{completer.value()} << 16 | status << 13 | (byte_count & 0xfffu);
+  h[2] = std::uint32_t{ext.requester.value()} << 16 | (ext.tag & 0xffu) << 8 |
+         static_cast<std::uint32_t>(a & 0x7f);
+  return h;
 }
 
 TlpExtension& tlp_of(tlm::tlm_generic_payload& gp) {

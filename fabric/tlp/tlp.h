@@ -25,6 +25,9 @@ enum class CplStatus : std::uint8_t {
   kUR = 0b001,
   kRRS = 0b010,
   kCA = 0b100,
+  // The requester's verdict on a completion whose data came back poisoned
+  // (the data is not used; PCIe Base 2.7.2).
+  kPoisoned = 0xfd,
   kDiscarded = 0xfe,
   kTimeout = 0xff,
 };
@@ -42,7 +45,18 @@ enum class P2pPath : std::uint8_t { kNone, kDirect, kReflected, kBlocked };
 enum FaultMark : std::uint32_t {
   kFaultNone = 0,
   kFaultPoisoned = 1u << 0,
+  kFaultEcrc = 1u << 1,          // the TLP's ECRC does not match (data corrupted)
+  kFaultCplPoisoned = 1u << 2,   // its completion came back poisoned
+  kFaultCplEcrc = 1u << 3,       // its completion's ECRC does not match
+  kFaultCplDuplicate = 1u << 4,  // the completer sent a second completion
+  kFaultCplByteCount = 1u << 5,  // the completion's Byte Count is wrong
+  kFaultCplDropped = 1u << 6,    // the completion was lost (completion timeout follows)
 };
+
+// Message codes of the error messages (PCIe Base 2.2.8.3).
+constexpr std::uint8_t kMsgErrCor = 0x30;
+constexpr std::uint8_t kMsgErrNonFatal = 0x31;
+constexpr std::uint8_t kMsgErrFatal = 0x33;
 
 const char* to_string(TlpKind k);
 const char* to_string(CplStatus s);
@@ -93,6 +107,7 @@ class TlpExtension : public tlm::tlm_extension<TlpExtension> {
   std::uint32_t pasid = 0;
   bool poisoned = false;
   std::uint32_t fault_marks = kFaultNone;
+  std::uint8_t message_code = 0;  // Msg: what the message says
 
   // --- completion ---
   CplStatus status = CplStatus::kSC;
@@ -127,10 +142,17 @@ class TlpExtension : public tlm::tlm_extension<TlpExtension> {
   bool ok() const { return status == CplStatus::kSC; }
 };
 
-// Enough of a TLP's header for an AER header log: kind and length,
-// requester and tag, address.
+// The TLP's 4 DW header in wire format (PCIe Base 2.2.1-2.2.9), as an AER
+// Header Log holds it: DW0 Fmt/Type/TC/TD/EP/Attr/AT/Length, DW1 requester
+// ID, tag and byte enables (messages: the code), DW2-3 the address (config:
+// bus/device/function/register). Unused DWs are 0.
 std::array<std::uint32_t, 4> header_log(const tlm::tlm_generic_payload& gp,
                                         const TlpExtension& ext);
+// The header of the completion a request got: `kind` Cpl or CplD, the
+// completer, status, Byte Count and Lower Address of its first TLP.
+std::array<std::uint32_t, 4> completion_header(const tlm::tlm_generic_payload& request,
+                                               const TlpExtension& ext, TlpKind kind,
+                                               RoutingId completer, std::uint32_t byte_count);
 
 // The extension of a payload that must carry one (throws ModelError if not).
 TlpExtension& tlp_of(tlm::tlm_generic_payload& gp);

@@ -36,6 +36,10 @@ BridgeFunction::BridgeFunction(std::string name, const BridgeOptions& o)
   if (o.acs_supported && downstream)
     add_acs_capability(cs_, o.acs_supported,
                        (o.acs_supported & PCI_ACS_EC) ? o.egress_vector_bits : 0);
+  if (o.dpc && downstream) {
+    dpc_ = add_dpc_capability(cs_);
+    cs_.watch_writes(dpc_ + PCI_EXP_DPC_STATUS, 2, kDpcStatus);
+  }
   cs_.watch_writes(PCI_BRIDGE_CONTROL, 2, kBridgeControl);
   cs_.watch_writes(exp_ + PCI_EXP_DEVCTL, 2, kDevCtl);
   cs_.watch_writes(exp_ + PCI_EXP_LNKCTL, 2, kLnkCtl);
@@ -55,8 +59,41 @@ void BridgeFunction::reset() {
   cs_.reset(ResetKind::kConventional);
 }
 
+bool BridgeFunction::dpc_triggered() const {
+  return dpc_ && (cs_.get16(dpc_ + PCI_EXP_DPC_STATUS) & PCI_EXP_DPC_STATUS_TRIGGER);
+}
+
+bool BridgeFunction::dpc_trigger(unsigned reason, fabric::RoutingId source, bool fatal) {
+  if (!dpc_ || dpc_triggered()) return false;
+  const std::uint16_t ctl = cs_.get16(dpc_ + PCI_EXP_DPC_CTL);
+  // DPC Trigger Enable (7.9.14.3): 01b on ERR_FATAL, 10b on ERR_NONFATAL
+  // or ERR_FATAL.
+  const unsigned en = ctl & 0x3;
+  if (en == 0 || en == 3 || (en == 1 && !fatal)) return false;
+  std::uint16_t st = PCI_EXP_DPC_STATUS_TRIGGER | static_cast<std::uint16_t>((reason & 3) << 1);
+  const bool irq = ctl & PCI_EXP_DPC_CTL_INT_EN;
+  if (irq) st |= PCI_EXP_DPC_STATUS_INTERRUPT;
+  cs_.set16(dpc_ + PCI_EXP_DPC_STATUS, st);
+  // The source is recorded for the received-message reasons only.
+  cs_.set16(dpc_ + PCI_EXP_DPC_SOURCE_ID, reason ? source.value() : 0);
+  if (on_dpc) on_dpc(true);
+  if (irq && on_dpc_interrupt) on_dpc_interrupt();
+  return true;
+}
+
 void BridgeFunction::config_written(ConfigSpace& cs, int watch, const ConfigWrite& w) {
   switch (watch) {
+    case kDpcStatus: {
+      std::uint16_t off = static_cast<std::uint16_t>(dpc_ + PCI_EXP_DPC_STATUS);
+      const bool was = w.old_field(off, 2) & PCI_EXP_DPC_STATUS_TRIGGER;
+      const bool now = w.new_field(off, 2) & PCI_EXP_DPC_STATUS_TRIGGER;
+      // Clearing Trigger Status releases containment: the link retrains.
+      if (was && !now) {
+        cs_.set16(off, 0);  // the reason is only valid while triggered
+        if (on_dpc) on_dpc(false);
+      }
+      break;
+    }
     case kBridgeControl: {
       bool was = w.old_field(PCI_BRIDGE_CONTROL, 2) & PCI_BRIDGE_CTL_BUS_RESET;
       bool now = w.new_field(PCI_BRIDGE_CONTROL, 2) & PCI_BRIDGE_CTL_BUS_RESET;

@@ -31,6 +31,7 @@ struct BridgeOptions {
   std::uint8_t port_number = 0;
   std::uint32_t max_payload_supported = 512;
   bool root_rcb_128 = false;  // root port Link Control RCB (hardwired)
+  bool dpc = false;           // Downstream Port Containment (downstream ports)
 };
 
 class BridgeFunction : public fabric::ConfigListener {
@@ -60,15 +61,30 @@ class BridgeFunction : public fabric::ConfigListener {
   // Conventional reset of this function (hot reset from above).
   void reset();
 
+  // Downstream Port Containment (PCIe Base 6.2.10, 7.9.14). `reason`: 0
+  // an unmasked uncorrectable error the port detected, 1 ERR_NONFATAL
+  // received, 2 ERR_FATAL received. Triggers when DPC is enabled for that
+  // severity and not already triggered: records the reason and source,
+  // disables the link (on_dpc with true) and returns true.
+  bool dpc_trigger(unsigned reason, fabric::RoutingId source, bool fatal);
+  bool dpc_triggered() const;
+  std::uint16_t dpc_cap() const { return dpc_; }
+  // The link goes down on a trigger, and retrains once software clears
+  // Trigger Status (true: contained, false: released).
+  std::function<void(bool contained)> on_dpc;
+  // DPC interrupt (Interrupt Enable set): the host's DPC service.
+  std::function<void()> on_dpc_interrupt;
+
   void config_written(fabric::ConfigSpace& cs, int watch, const fabric::ConfigWrite& w) override;
 
  private:
-  enum Watch { kBridgeControl = 1, kDevCtl, kLnkCtl };
+  enum Watch { kBridgeControl = 1, kDevCtl, kLnkCtl, kDpcStatus };
   std::string name_;
   BridgeOptions options_;
   fabric::ConfigSpace cs_;
   fabric::RoutingId rid_;
   std::uint16_t exp_ = 0;
+  std::uint16_t dpc_ = 0;
 };
 
 }  // namespace pciesim::models

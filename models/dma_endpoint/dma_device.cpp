@@ -9,6 +9,8 @@
 
 #include "fabric/bridge/bridge_decode.h"
 #include "fabric/common/error.h"
+#include "fabric/fault/fault_registry.h"
+#include "models/common/error_signal.h"
 #include "fabric/config_space/capabilities.h"
 #include "fabric/kernel/kernel_context.h"
 #include "models/dma_endpoint/migration_firmware.h"
@@ -254,6 +256,51 @@ void DmaDevice::pf_power_reset(Time t) {
   if (sriov_) sriov_page_size_written();
 }
 
+void DmaDevice::port_link_state(Port& p, bool up) {
+  // DL_Down at an Upstream Port resets the component (PCIe Base 2.9.1):
+  // what a surprise link down or a DPC containment does to the device.
+  if (!up) port_hot_reset(p);
+}
+
+void DmaDevice::port_error(Port&, ErrorKind kind, const std::array<std::uint32_t, 4>& header,
+                           Time t) {
+  report_error(*functions_[0], kind, header, t);
+}
+
+void DmaDevice::report_error(DmaFunction& f, ErrorKind kind,
+                             const std::array<std::uint32_t, 4>& header, Time t, bool advisory) {
+  const ErrorReport r = record_error(f.config(), kind, header, advisory);
+  if (r.message == ErrorSeverity::kNone) return;
+  ++f.stats().error_messages;
+  send_error_message(port_, f.rid(), r.message, t);
+}
+
+void DmaDevice::internal_error(DmaFunction& f, Time t) {
+  report_error(f, ErrorKind::kInternal, {0, 0, 0, 0}, t);
+  f.halt_internal_error(t);
+}
+
+void DmaDevice::surprise_flr(DmaFunction& f, Time t) {
+  if (!f.exists()) return;
+  if (f.is_vf()) {
+    f.flr(t, t + params_.flr_time, t + params_.flr_time + params_.flr_ready_delay);
+  } else {
+    pf_flr(t);
+  }
+}
+
+bool DmaDevice::completer_fault(DmaFunction& f, tlm::tlm_generic_payload& gp, TlpExtension& ext,
+                                Time t) {
+  FaultRegistry* fr = fault_registry();
+  if (!fr || !fr->any(FaultPoint::kCompleter)) return false;
+  const unsigned id = fr->check(FaultPoint::kCompleter, f.name(), nullptr, gp, ext, t);
+  if (!id) return false;
+  return completer_fault_action(fr->state(id).spec.kind, f.config(), gp, ext,
+                                [&](ErrorKind k, const std::array<std::uint32_t, 4>& h, bool adv) {
+                                  report_error(f, k, h, t, adv);
+                                });
+}
+
 void DmaDevice::port_hot_reset(Port&) {
   const Time t = now_fs();
   if (firmware_) firmware_->reset();
@@ -439,8 +486,10 @@ IssueResult DmaDevice::issue(DmaFunction& f, TlpKind kind, std::uint64_t addr, s
   const std::uint16_t acs = peer.f ? fabric::acs_control(f.config()) : 0;
   if (peer.f && !(acs & PCI_ACS_RR)) {
     if (acs & PCI_ACS_EC) {
-      record_error(f.config(), ErrorKind::kAcsViolation,
-                   {0, std::uint32_t{f.rid().value()} << 16, 0, 0});
+      Tlp blocked;
+      blocked.memory(kind, f.rid(), addr, data, len);
+      blocked.ext().tag = tag;
+      report_error(f, ErrorKind::kAcsViolation, header_log(blocked.gp(), blocked.ext()), t);
       return {CplStatus::kCA, t, t, t};
     }
     ++f.stats().p2p_internal;
@@ -465,7 +514,12 @@ IssueResult DmaDevice::issue(DmaFunction& f, TlpKind kind, std::uint64_t addr, s
   // After transmit, consumed_at is when the TLP started on the device's link.
   IssueResult r{ext.status, now + d.value(), ext.first_hop_done ? ext.first_hop_done : t,
                 ext.hops ? ext.consumed_at : t};
-  if (ext.status == CplStatus::kDiscarded) {
+  if (ext.fault_marks)
+    r.status = check_completion(f.config(), tlp_.gp(), tlp_.ext(),
+                                [&](ErrorKind k, const std::array<std::uint32_t, 4>& h, bool adv) {
+                                  report_error(f, k, h, r.done, adv);
+                                });
+  if (r.status == CplStatus::kDiscarded) {
     // Nothing will answer: the requester's completion timer expires.
     r.status = CplStatus::kTimeout;
     r.done = t + completion_timeout();
@@ -497,8 +551,9 @@ void DmaDevice::serve(tlm::tlm_generic_payload& gp, TlpExtension& ext, Time t, T
       ext.status = CplStatus::kUR;
       return;
     }
-    ext.status = f->config_access(config_register(addr), len, gp.is_write(), data, t);
     *done = t + params_.config_latency;
+    if (completer_fault(*f, gp, ext, t)) return;
+    ext.status = f->config_access(config_register(addr), len, gp.is_write(), data, t);
     return;
   }
   if (!is_memory(ext.kind)) {
@@ -508,9 +563,10 @@ void DmaDevice::serve(tlm::tlm_generic_payload& gp, TlpExtension& ext, Time t, T
   Decoded dd = decode_memory(addr, len);
   if (!dd.f) {
     ext.status = CplStatus::kUR;
-    record_error(functions_[0]->config(), ErrorKind::kUnsupportedRequest,
-                 {0, static_cast<std::uint32_t>(ext.requester.value()) << 16,
-                  static_cast<std::uint32_t>(addr >> 32), static_cast<std::uint32_t>(addr)});
+    // A non-posted request answered with UR is an advisory case for the
+    // completer (6.2.3.2.4.1); a posted one is not.
+    report_error(*functions_[0], ErrorKind::kUnsupportedRequest, header_log(gp, ext), t,
+                 !is_posted(ext.kind));
     ++functions_[0]->stats().ur_returned;
     return;
   }
@@ -525,6 +581,15 @@ void DmaDevice::serve(tlm::tlm_generic_payload& gp, TlpExtension& ext, Time t, T
     ext.status = CplStatus::kUR;
     return;
   }
+  if (ext.fault_marks || ext.poisoned) {
+    DmaFunction& target = *dd.f;
+    if (!check_request(target.config(), gp, ext,
+                       [&](ErrorKind k, const std::array<std::uint32_t, 4>& h, bool adv) {
+                         report_error(target, k, h, t, adv);
+                       }))
+      return;
+  }
+  if (completer_fault(*dd.f, gp, ext, t)) return;
   const bool write = gp.is_write();
   if (dd.bar == 0) {
     ext.status = dd.f->bar0_access(static_cast<std::uint32_t>(dd.offset), data, len, write, t);

@@ -162,6 +162,20 @@ class DmaDevice : public sc_core::sc_module, public fabric::PortOwner {
                     sc_core::sc_time& delay) override;
   unsigned port_receive_dbg(fabric::Port& port, tlm::tlm_generic_payload& gp) override;
   void port_hot_reset(fabric::Port& port) override;
+  void port_link_state(fabric::Port& port, bool up) override;
+  void port_error(fabric::Port& port, fabric::ErrorKind kind,
+                  const std::array<std::uint32_t, 4>& header, fabric::Time t) override;
+
+  // Logs an error `f` detected and sends the message it calls for
+  // (FAULTS.md 2). Link-level errors are logged by the PF (SR-IOV 1.1,
+  // 2.5: VFs do not log errors that are not function-specific).
+  void report_error(DmaFunction& f, fabric::ErrorKind kind,
+                    const std::array<std::uint32_t, 4>& header, fabric::Time t,
+                    bool advisory = false);
+  // Device faults (fabric/fault): an uncorrectable internal error in `f`,
+  // and an FLR of `f` nobody asked for.
+  void internal_error(DmaFunction& f, fabric::Time t);
+  void surprise_flr(DmaFunction& f, fabric::Time t);
 
  private:
   struct Decoded {
@@ -170,6 +184,10 @@ class DmaDevice : public sc_core::sc_module, public fabric::PortOwner {
     std::uint64_t offset = 0;
   };
   Decoded decode_memory(std::uint64_t addr, std::uint32_t len);
+  // A completer fault armed on `f` for this request (fabric/fault): true
+  // when the request was answered by the fault.
+  bool completer_fault(DmaFunction& f, tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext,
+                       fabric::Time t);
   void serve(tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext, fabric::Time t,
              fabric::Time* done);
   void engine_thread();

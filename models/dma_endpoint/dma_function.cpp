@@ -27,6 +27,8 @@ std::uint32_t to_error(CplStatus s) {
       return kErrDmaUr;
     case CplStatus::kCA:
       return kErrDmaCa;
+    case CplStatus::kPoisoned:
+      return kErrDmaPoisoned;
     default:
       return kErrDmaTimeout;
   }
@@ -144,8 +146,10 @@ void DmaFunction::reset_engine(Time t, EngineReset how) {
   if (how != EngineReset::kSoft) {
     if (late) {
       stats_.unexpected_completions += late;
-      record_error(cs_, ErrorKind::kUnexpectedCompletion,
-                   {0, std::uint32_t{rid_.value()} << 16, 0, 0});
+      // The late completions match nothing outstanding: Unexpected
+      // Completion, advisory (6.2.3.2.4.2); the header is a completion's.
+      dev_.report_error(*this, ErrorKind::kUnexpectedCompletion,
+                        {0x4a000000u, 0, std::uint32_t{rid_.value()} << 16, 0}, t, true);
     }
     if (tags_) tags_->reset();
   }
@@ -632,14 +636,44 @@ void DmaFunction::abort_descriptor(std::uint32_t code, std::uint64_t addr, Time 
   (void)t;
 }
 
-void DmaFunction::note_completion_error(CplStatus s) {
-  std::array<std::uint32_t, 4> hdr{0, static_cast<std::uint32_t>(rid_.value()) << 16, 0, 0};
-  if (s == CplStatus::kUR)
+void DmaFunction::note_completion_error(CplStatus s, std::uint64_t addr, std::uint32_t len,
+                                        std::uint16_t tag, Time t) {
+  if (s == CplStatus::kUR) {
     note_received_ur(cs_);
-  else if (s == CplStatus::kCA)
+  } else if (s == CplStatus::kCA) {
     note_received_ca(cs_);
-  else
-    record_error(cs_, ErrorKind::kCompletionTimeout, hdr);
+  } else if (s == CplStatus::kPoisoned) {
+    // Logged by the completion check; Master Data Parity Error needs
+    // Parity Error Response (7.5.1.2).
+    if (cs_.get16(PCI_COMMAND) & PCI_COMMAND_PARITY)
+      cs_.set_bits16(PCI_STATUS, PCI_STATUS_PARITY, true);
+  } else {
+    // Completion Timeout: the engine does not retry, so not advisory.
+    Tlp req;
+    static std::uint8_t none[1];
+    req.memory(TlpKind::MRd, rid_, addr, none, len);
+    req.ext().tag = tag;
+    dev_.report_error(*this, ErrorKind::kCompletionTimeout, header_log(req.gp(), req.ext()), t);
+  }
+}
+
+void DmaFunction::halt_internal_error(Time t) {
+  if (!exists_) return;
+  std::uint32_t idx = fetch_index_;
+  if (!finish_.empty())
+    idx = finish_.front().index;
+  else if (!chunks_.empty())
+    idx = chunks_.front().desc_index;
+  else if (!descs_.empty())
+    idx = descs_.front().index;
+  regs_.error = kErrInternal;
+  regs_.halted = true;
+  regs_.head = idx;
+  ++stats_.errors;
+  clear_pipeline();
+  finish_.clear();
+  fetch_index_ = idx;
+  (void)t;
 }
 
 bool DmaFunction::staging_alloc(std::uint32_t len, std::uint32_t* off, std::uint32_t* span) {
@@ -967,7 +1001,7 @@ DmaFunction::Action DmaFunction::do_read(Time t) {
   stats_.read_latency.add(to_ns(r.done - t));
   if (epoch != epoch_) return {true, r.wire_free};
   if (r.status != CplStatus::kSC && !c->error) {
-    note_completion_error(r.status);
+    note_completion_error(r.status, src, piece, g.tag, r.done);
     c->error = to_error(r.status);
     c->error_addr = src;
     c->error_at = r.done;
@@ -997,7 +1031,7 @@ DmaFunction::Action DmaFunction::do_fetch(Time t) {
   ++stats_.descriptor_fetches;
   if (epoch != epoch_) return {true, r.wire_free};
   if (r.status != CplStatus::kSC) {
-    note_completion_error(r.status);
+    note_completion_error(r.status, addr, n * kDescBytes, g.tag, r.done);
     regs_.error = to_error(r.status);
     regs_.error_addr = addr;
     regs_.halted = true;
@@ -1022,6 +1056,7 @@ DmaFunction::Action DmaFunction::do_fetch(Time t) {
 
 void DmaFunction::reset_migration() {
   quiesced_ = false;
+  drain_stuck_ = false;
   frozen_ = false;
   tracking_ = false;
   regs_dirty_ = false;
@@ -1038,6 +1073,7 @@ void DmaFunction::quiesce(Time t) {
 Time DmaFunction::drain_time(Time t) const {
   // Tags are held until their completion arrives; all released = no
   // outstanding non-posted request.
+  if (drain_stuck_) return kTimeMax;
   return tags_ ? std::max(t, tags_->all_released()) : t;
 }
 

@@ -74,6 +74,7 @@ struct DmaFunctionStats {
   // Migration (docs/migration.md): inbound writes discarded while frozen,
   // and how often the firmware suspended / saved / loaded this function.
   std::uint64_t frozen_drops = 0;
+  std::uint64_t error_messages = 0;  // ERR_COR / NONFATAL / FATAL sent for this function
   std::uint64_t quiesces = 0;
   std::uint64_t freezes = 0;
   std::uint64_t images_saved = 0;
@@ -155,6 +156,11 @@ class DmaFunction : public fabric::ConfigListener {
   // When every non-posted request issued so far has completed.
   fabric::Time drain_time(fabric::Time t) const;
   void unquiesce(fabric::Time t);
+  // Fault quiesce_stuck: outstanding reads never drain from now on.
+  void set_drain_stuck(bool stuck) { drain_stuck_ = stuck; }
+  // An uncorrectable internal error: the engine stops (error kErrInternal)
+  // until a reset of the function.
+  void halt_internal_error(fabric::Time t);
   // Suspend responder: inbound requests no longer change the function
   // (writes are discarded and counted, reads answered); config space
   // still works.
@@ -261,7 +267,8 @@ class DmaFunction : public fabric::ConfigListener {
   void reset_engine(fabric::Time t, EngineReset how);
   void reset_msix();
   bool raise_msix(std::uint32_t vector, fabric::Time t, fabric::Time* next);
-  void note_completion_error(fabric::CplStatus s);
+  void note_completion_error(fabric::CplStatus s, std::uint64_t addr, std::uint32_t len,
+                             std::uint16_t tag, fabric::Time t);
   bool staging_alloc(std::uint32_t len, std::uint32_t* off, std::uint32_t* span);
   std::uint32_t vectors() const;
   std::uint32_t reg_read(std::uint32_t off) const;
@@ -321,6 +328,7 @@ class DmaFunction : public fabric::ConfigListener {
 
   // Migration state.
   bool quiesced_ = false;
+  bool drain_stuck_ = false;
   bool frozen_ = false;
   bool tracking_ = false;
   bool regs_dirty_ = false;

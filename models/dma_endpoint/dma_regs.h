@@ -67,6 +67,8 @@ enum ErrorCode : std::uint32_t {
   kErrDmaTimeout = 4,         // ... never completed (completion timeout)
   kErrBadDescriptor = 5,      // zero length, or local range outside device memory
   kErrBadRing = 6,            // enabled with an invalid ring size
+  kErrDmaPoisoned = 7,        // a DMA read's data came back poisoned (not used)
+  kErrInternal = 8,           // uncorrectable internal error: halted until reset
 };
 
 // Descriptor, 32 bytes, little endian.

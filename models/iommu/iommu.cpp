@@ -1,5 +1,7 @@
 #include "models/iommu/iommu.h"
 
+#include "fabric/fault/fault_registry.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -283,6 +285,16 @@ TranslationResult Iommu::translate(const TranslationRequest& req) {
   ++stats_.translations;
   Lookup l = context_for(req.requester, req.has_pasid, req.pasid, req.at, false);
   Time t = l.t;
+  if (fabric::FaultRegistry* fr = fabric::fault_registry();
+      l.ok && fr && fr->any(fabric::FaultPoint::kIommu) &&
+      fr->check_translation(req.requester, req.address, req.write, req.at)) {
+    // Injected (fabric/fault iommu_fault): the walk finds no present
+    // entry, recorded like any other translation fault.
+    record_fault(req, FaultReason::kPageNotPresent, l.ctx.did, false, t);
+    r.ok = false;
+    r.done = t;
+    return r;
+  }
   if (!l.ok) {
     record_fault(req, l.reason, 0, false, t);
     r.ok = false;

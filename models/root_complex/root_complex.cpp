@@ -5,6 +5,8 @@
 
 #include "fabric/bridge/bridge_decode.h"
 #include "fabric/common/error.h"
+#include "fabric/fault/fault_registry.h"
+#include "models/common/error_signal.h"
 
 namespace pciesim::models {
 
@@ -54,6 +56,7 @@ RootComplex::RootComplex(sc_core::sc_module_name name, const RootComplexParams& 
     o.port_number = static_cast<std::uint8_t>(i + 1);
     o.max_payload_supported = params.max_payload_supported;
     o.root_rcb_128 = params.rcb_128;
+    o.dpc = params.dpc;
     auto rp = std::make_unique<BridgeFunction>(std::string(this->name()) + "." + pname, o);
     rp->capture_rid(RoutingId(0, i + 1, 0));
     ports_.push_back(
@@ -63,6 +66,11 @@ RootComplex::RootComplex(sc_core::sc_module_name name, const RootComplexParams& 
       if (asserted) port->signal_hot_reset();
     };
     rp->on_link_disable = [port](bool disabled) { port->set_link_up(!disabled); };
+    rp->on_dpc = [port](bool contained) { port->set_link_up(!contained); };
+    rp->on_dpc_interrupt = [this, i] {
+      ++stats_.ports[i].dpc_triggers;
+      if (on_dpc_interrupt) on_dpc_interrupt(i, now_fs());
+    };
     rp->on_mps_change = [port](std::uint32_t mps) {
       if (port->link()) port->link()->set_mps(mps);
     };
@@ -201,8 +209,8 @@ RootComplex::Outcome RootComplex::cpu_config(RoutingId rid, std::uint16_t reg, u
     tlp.config(kind, kHostRequester, rid, reg, size, value);
     sc_core::sc_time d = to_sc(issue - now);
     ports_[p]->transmit(tlp.gp(), d);
-    const CplStatus s = tlp.ext().status;
     const Time back = now + d.value() + params_.upstream_latency;
+    const CplStatus s = tlp.ext().fault_marks ? check_cpu_completion(p, tlp, back) : tlp.ext().status;
     if (s == CplStatus::kDiscarded)
       return {CplStatus::kTimeout, issue + params_.completion_timeout};
     if (s == CplStatus::kRRS) {
@@ -251,12 +259,16 @@ RootComplex::Outcome RootComplex::cpu_mmio(std::uint64_t addr, std::uint8_t* dat
   const Time issue = t + params_.downstream_latency;
   sc_core::sc_time d = to_sc(issue - now);
   ports_[p]->transmit(tlp.gp(), d);
-  const CplStatus s = tlp.ext().status;
+  const CplStatus s =
+      tlp.ext().fault_marks && !write
+          ? check_cpu_completion(static_cast<unsigned>(p), tlp, now + d.value())
+          : tlp.ext().status;
   if (write) {
     // Posted: the CPU is free once the write left the core.
     return {s == CplStatus::kSC ? CplStatus::kSC : s, t};
   }
   if (s == CplStatus::kDiscarded) return {CplStatus::kTimeout, issue + params_.completion_timeout};
+  if (s == CplStatus::kPoisoned) return {s, now + d.value() + params_.upstream_latency};
   if (s == CplStatus::kUR) note_received_ur(root_ports_[p]->config());
   if (s == CplStatus::kCA) note_received_ca(root_ports_[p]->config());
   return {s, now + d.value() + params_.upstream_latency};
@@ -418,7 +430,7 @@ void RootComplex::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core
     ext.consumed_at = arrival;
     if (s == CplStatus::kUR) ++ps.ur;
     if (s == CplStatus::kCA) ++ps.ca;
-    record_error(rp.config(), kind, header_log(gp, ext));
+    report_error(pi, kind, header_log(gp, ext), arrival, !is_posted(ext.kind));
     if (s == CplStatus::kCA) note_signaled_ca(rp.config());
     set_response_from_status(gp);
     delay = to_sc(arrival + params_.downstream_latency - now);
@@ -433,7 +445,27 @@ void RootComplex::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core
   if (ext.kind == TlpKind::Msg) {
     ext.status = CplStatus::kSC;
     ext.consumed_at = arrival;
+    const std::uint8_t code = ext.message_code;
+    if (code == kMsgErrCor || code == kMsgErrNonFatal || code == kMsgErrFatal) {
+      const ErrorSeverity sev = code == kMsgErrCor        ? ErrorSeverity::kCorrectable
+                                : code == kMsgErrNonFatal ? ErrorSeverity::kNonFatal
+                                                          : ErrorSeverity::kFatal;
+      // Received System Error in Secondary Status (7.5.1.3.7).
+      if (sev != ErrorSeverity::kCorrectable)
+        rp.config().set_bits16(PCI_SEC_STATUS, PCI_STATUS_SIG_SYSTEM_ERROR, true);
+      root_error_message(pi, sev, ext.requester, arrival);
+    }
     return;
+  }
+  if (ext.fault_marks || ext.poisoned) {
+    if (!check_request(rp.config(), gp, ext,
+                       [&](ErrorKind k, const std::array<std::uint32_t, 4>& h, bool adv) {
+                         report_error(pi, k, h, arrival, adv);
+                       })) {
+      set_response_from_status(gp);
+      delay = to_sc(arrival + params_.downstream_latency - now);
+      return;
+    }
   }
   // Bus Master Enable of the root port gates requests from below (SPEC B).
   if (!bus_master_enabled(rp.config())) {
@@ -504,6 +536,20 @@ void RootComplex::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core
   }
 
   if (is_dram(addr, len)) {
+    if (FaultRegistry* fr = fault_registry(); fr && fr->any(FaultPoint::kCompleter)) {
+      static const std::string kWhere = "rc";
+      const unsigned id = fr->check(FaultPoint::kCompleter, kWhere, nullptr, gp, ext, t);
+      if (id && completer_fault_action(
+                    fr->state(id).spec.kind, rp.config(), gp, ext,
+                    [&](ErrorKind k, const std::array<std::uint32_t, 4>& h, bool adv) {
+                      report_error(pi, k, h, t, adv);
+                    })) {
+        ext.consumed_at = t;
+        set_response_from_status(gp);
+        delay = to_sc(t + params_.downstream_latency - now);
+        return;
+      }
+    }
     gp.set_address(addr);
     ext.cpl_chunk = completion_chunk(pi);
     sc_core::sc_time d = to_sc(t - now);
@@ -553,6 +599,85 @@ void RootComplex::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core
     return;
   }
   reject(CplStatus::kUR, ErrorKind::kUnsupportedRequest);
+}
+
+void RootComplex::port_error(Port& port, ErrorKind kind, const std::array<std::uint32_t, 4>& header,
+                             Time t) {
+  report_error(static_cast<unsigned>(port.index()), kind, header, t);
+}
+
+void RootComplex::report_error(unsigned port, ErrorKind kind,
+                               const std::array<std::uint32_t, 4>& header, Time t, bool advisory) {
+  BridgeFunction& rp = *root_ports_.at(port);
+  const ErrorReport r = record_error(rp.config(), kind, header, advisory);
+  // An unmasked uncorrectable error of the port itself may trigger DPC
+  // (reason 00b) whatever its reporting enables say.
+  if (r.severity == ErrorSeverity::kFatal || r.severity == ErrorSeverity::kNonFatal) {
+    const std::uint16_t aer = rp.config().find_extended_capability(PCI_EXT_CAP_ID_ERR);
+    const bool masked = aer && (rp.config().get32(aer + PCI_ERR_UNCOR_MASK) & aer_bit(kind));
+    if (!masked && !r.advisory &&
+        rp.dpc_trigger(0, rp.rid(), r.severity == ErrorSeverity::kFatal))
+      return;
+  }
+  if (r.message != ErrorSeverity::kNone) root_error_message(port, r.message, rp.rid(), t);
+}
+
+void RootComplex::root_error_message(unsigned port, ErrorSeverity severity, RoutingId source,
+                                     Time t) {
+  BridgeFunction& rp = *root_ports_.at(port);
+  RootPortStats& ps = stats_.ports.at(port);
+  ConfigSpace& cs = rp.config();
+  if (severity == ErrorSeverity::kCorrectable)
+    ++ps.err_cor_received;
+  else if (severity == ErrorSeverity::kNonFatal)
+    ++ps.err_nonfatal_received;
+  else
+    ++ps.err_fatal_received;
+  // DPC in a root port contains ERR_NONFATAL / ERR_FATAL from below
+  // (6.2.10): the link goes down and the DPC service handles it.
+  if (severity != ErrorSeverity::kCorrectable && source != rp.rid() &&
+      rp.dpc_trigger(severity == ErrorSeverity::kFatal ? 2 : 1, source,
+                     severity == ErrorSeverity::kFatal))
+    return;
+  const std::uint16_t aer = cs.find_extended_capability(PCI_EXT_CAP_ID_ERR);
+  if (!aer) return;
+  std::uint32_t st = cs.get32(aer + PCI_ERR_ROOT_STATUS);
+  std::uint32_t src = cs.get32(aer + PCI_ERR_ROOT_ERR_SRC);
+  const std::uint32_t cmd = cs.get32(aer + PCI_ERR_ROOT_COMMAND);
+  bool irq = false;
+  if (severity == ErrorSeverity::kCorrectable) {
+    if (st & PCI_ERR_ROOT_COR_RCV) {
+      st |= PCI_ERR_ROOT_MULTI_COR_RCV;
+    } else {
+      st |= PCI_ERR_ROOT_COR_RCV;
+      src = (src & 0xffff0000u) | source.value();
+    }
+    irq = cmd & PCI_ERR_ROOT_CMD_COR_EN;
+  } else {
+    const bool fatal = severity == ErrorSeverity::kFatal;
+    if (st & PCI_ERR_ROOT_UNCOR_RCV) {
+      st |= PCI_ERR_ROOT_MULTI_UNCOR_RCV;
+    } else {
+      st |= PCI_ERR_ROOT_UNCOR_RCV;
+      src = (src & 0xffffu) | std::uint32_t{source.value()} << 16;
+      if (fatal) st |= PCI_ERR_ROOT_FIRST_FATAL;
+    }
+    st |= fatal ? PCI_ERR_ROOT_FATAL_RCV : PCI_ERR_ROOT_NONFATAL_RCV;
+    irq = cmd & (fatal ? PCI_ERR_ROOT_CMD_FATAL_EN : PCI_ERR_ROOT_CMD_NONFATAL_EN);
+  }
+  cs.set32(aer + PCI_ERR_ROOT_STATUS, st);
+  cs.set32(aer + PCI_ERR_ROOT_ERR_SRC, src);
+  if (irq) {
+    ++ps.error_interrupts;
+    if (on_error_interrupt) on_error_interrupt(port, t);
+  }
+}
+
+CplStatus RootComplex::check_cpu_completion(unsigned port, Tlp& tlp, Time t) {
+  return check_completion(root_ports_.at(port)->config(), tlp.gp(), tlp.ext(),
+                          [&](ErrorKind k, const std::array<std::uint32_t, 4>& h, bool adv) {
+                            report_error(port, k, h, t, adv);
+                          });
 }
 
 unsigned RootComplex::port_receive_dbg(Port& port, tlm::tlm_generic_payload& gp) {

@@ -8,6 +8,7 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <systemc>
@@ -70,6 +71,9 @@ struct RootComplexParams {
   fabric::Time rrs_initial_backoff = 1 * fabric::kUs;
   fabric::Time rrs_max_backoff = 1 * fabric::kMs;
   fabric::Time rrs_timeout = 1 * fabric::kSec;
+  // Downstream Port Containment on the root ports (off: Linux only uses
+  // DPC where the platform grants it).
+  bool dpc = false;
 
   P2pPolicy p2p = P2pPolicy::kForward;
 };
@@ -84,6 +88,11 @@ struct RootPortStats {
   std::uint64_t p2p_blocked = 0;
   std::uint64_t translation_faults = 0;
   std::uint64_t msi = 0;
+  std::uint64_t err_cor_received = 0;  // error messages from below (and its own)
+  std::uint64_t err_nonfatal_received = 0;
+  std::uint64_t err_fatal_received = 0;
+  std::uint64_t error_interrupts = 0;
+  std::uint64_t dpc_triggers = 0;
 };
 
 struct RootComplexStats {
@@ -137,6 +146,20 @@ class RootComplex : public sc_core::sc_module, public fabric::PortOwner {
 
   void port_receive(fabric::Port& port, tlm::tlm_generic_payload& gp,
                     sc_core::sc_time& delay) override;
+  void port_error(fabric::Port& port, fabric::ErrorKind kind,
+                  const std::array<std::uint32_t, 4>& header, fabric::Time t) override;
+
+  // Error reporting (FAULTS.md 2): root port `port` logs an error it
+  // detected itself; an error it detects counts as an error message it
+  // received from itself (PCIe Base 6.2.4.1).
+  void report_error(unsigned port, fabric::ErrorKind kind,
+                    const std::array<std::uint32_t, 4>& header, fabric::Time t,
+                    bool advisory = false);
+  // The root port's interrupt (Root Error Command enabled for what it
+  // recorded) at time t: the host's AER service.
+  std::function<void(unsigned port, fabric::Time t)> on_error_interrupt;
+  // A DPC interrupt of root port `port` at time t.
+  std::function<void(unsigned port, fabric::Time t)> on_dpc_interrupt;
   unsigned port_receive_dbg(fabric::Port& port, tlm::tlm_generic_payload& gp) override;
   bool accepts_bursts() const override { return true; }
 
@@ -156,6 +179,13 @@ class RootComplex : public sc_core::sc_module, public fabric::PortOwner {
   int root_port_for_address(std::uint64_t addr, std::uint32_t len) const;
   std::uint16_t completion_chunk(unsigned port) const;
   void complete_locally(tlm::tlm_generic_payload& gp, fabric::CplStatus s);
+  // An ERR_* message from `source` reaching root port `port` (6.2.6, figure
+  // 6-3): Root Error Status, Error Source Identification, the interrupt;
+  // or DPC containment when the port has it enabled.
+  void root_error_message(unsigned port, fabric::ErrorSeverity severity, fabric::RoutingId source,
+                          fabric::Time t);
+  // The requester-side checks of a CPU request's completion (fault marks).
+  fabric::CplStatus check_cpu_completion(unsigned port, fabric::Tlp& tlp, fabric::Time t);
   void receive_burst(fabric::Port& port, tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext,
                      sc_core::sc_time& delay);
 

@@ -1,6 +1,7 @@
 #include "models/switch/pcie_switch.h"
 
 #include "fabric/bridge/bridge_decode.h"
+#include "models/common/error_signal.h"
 
 namespace pciesim::models {
 
@@ -45,6 +46,7 @@ PcieSwitch::PcieSwitch(sc_core::sc_module_name name, const SwitchParams& p)
     o.link_width = p.max_link_width;
     o.port_number = static_cast<std::uint8_t>(i + 1);
     o.max_payload_supported = p.max_payload_supported;
+    o.dpc = p.dpc;
     std::string pname = "dsp" + std::to_string(i);
     dsps_.push_back(std::make_unique<BridgeFunction>(base + "." + pname, o));
     dsp_ports_.push_back(
@@ -54,10 +56,70 @@ PcieSwitch::PcieSwitch(sc_core::sc_module_name name, const SwitchParams& p)
       if (asserted) port->signal_hot_reset();
     };
     dsps_.back()->on_link_disable = [port](bool disabled) { port->set_link_up(!disabled); };
+    dsps_.back()->on_dpc = [port](bool contained) { port->set_link_up(!contained); };
+    BridgeFunction* fn = dsps_.back().get();
+    dsps_.back()->on_dpc_interrupt = [this, fn, i] {
+      ++dsp_stats_[i].dpc_triggers;
+      if (on_dpc_interrupt) on_dpc_interrupt(fn->rid(), now_fs());
+    };
     dsps_.back()->on_mps_change = [port](std::uint32_t mps) {
       if (port->link()) port->link()->set_mps(mps);
     };
   }
+}
+
+void PcieSwitch::port_link_state(Port& p, bool up) {
+  // DL_Down at the upstream port resets the switch (PCIe Base 2.9.1).
+  if (!up && &p == usp_port_.get()) port_hot_reset(p);
+}
+
+void PcieSwitch::port_error(Port& p, ErrorKind kind, const std::array<std::uint32_t, 4>& header,
+                            Time t) {
+  report_error(&p == usp_port_.get() ? -1 : p.index(), kind, header, t);
+}
+
+void PcieSwitch::report_error(int dsp, ErrorKind kind, const std::array<std::uint32_t, 4>& header,
+                              Time t, bool advisory) {
+  BridgeFunction& fn = dsp < 0 ? *usp_ : *dsps_.at(static_cast<unsigned>(dsp));
+  SwitchPortStats& st = dsp < 0 ? usp_stats_ : dsp_stats_.at(static_cast<unsigned>(dsp));
+  const ErrorReport r = record_error(fn.config(), kind, header, advisory);
+  if (dsp >= 0 && !r.advisory &&
+      (r.severity == ErrorSeverity::kFatal || r.severity == ErrorSeverity::kNonFatal)) {
+    // An unmasked uncorrectable error of the DSP itself: DPC reason 00b.
+    const std::uint16_t aer = fn.config().find_extended_capability(PCI_EXT_CAP_ID_ERR);
+    const bool masked = aer && (fn.config().get32(aer + PCI_ERR_UNCOR_MASK) & aer_bit(kind));
+    if (!masked && fn.dpc_trigger(0, fn.rid(), r.severity == ErrorSeverity::kFatal)) return;
+  }
+  if (r.message == ErrorSeverity::kNone) return;
+  ++st.error_messages_sent;
+  send_error_message(*usp_port_, fn.rid(), r.message, t);
+}
+
+void PcieSwitch::forward_error_message(unsigned from, tlm::tlm_generic_payload& gp,
+                                       TlpExtension& ext, Time arrival) {
+  BridgeFunction& dsp = *dsps_[from];
+  SwitchPortStats& st = dsp_stats_[from];
+  const bool uncorrectable = ext.message_code != kMsgErrCor;
+  if (uncorrectable) {
+    // Received System Error in Secondary Status (7.5.1.3.7).
+    dsp.config().set_bits16(PCI_SEC_STATUS, PCI_STATUS_SIG_SYSTEM_ERROR, true);
+    if (dsp.dpc_trigger(ext.message_code == kMsgErrFatal ? 2 : 1, ext.requester,
+                        ext.message_code == kMsgErrFatal)) {
+      ++st.error_messages_blocked;  // contained: the DPC service handles it
+      return;
+    }
+  }
+  // A bridge forwards ERR_* from its secondary side only with SERR# Enable
+  // set in Bridge Control (7.5.1.3.13; Linux pci_configure_serr sets it),
+  // on both virtual bridges it crosses.
+  if (!(dsp.config().get16(PCI_BRIDGE_CONTROL) & PCI_BRIDGE_CTL_SERR) ||
+      !(usp_->config().get16(PCI_BRIDGE_CONTROL) & PCI_BRIDGE_CTL_SERR)) {
+    ++st.error_messages_blocked;
+    return;
+  }
+  ++st.error_messages_forwarded;
+  sc_core::sc_time d = to_sc(arrival + params_.traversal_latency - now_fs());
+  usp_port_->transmit(gp, d);
 }
 
 void PcieSwitch::hot_reset_below() {
@@ -210,6 +272,17 @@ void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core:
   SwitchPortStats& st = from_above ? usp_stats_ : dsp_stats_[from];
   // A posted-write burst (TlpExtension::burst) counts, and is routed, as
   // its TLPs: all of them go the same way (one 4 KiB page).
+  if (ext.kind == TlpKind::Msg && !from_above &&
+      (ext.message_code == kMsgErrCor || ext.message_code == kMsgErrNonFatal ||
+       ext.message_code == kMsgErrFatal)) {
+    ext.consumed_at = arrival;
+    ext.status = CplStatus::kSC;
+    forward_error_message(from, gp, ext, arrival);
+    delay = to_sc(arrival - now);
+    return;
+  }
+  // Poisoned or ECRC-damaged TLPs are forwarded: the switch is not their
+  // final receiver (2.7.2.2, 2.7.1).
   std::vector<BurstTlp>* burst = ext.burst;
   const unsigned n = burst ? static_cast<unsigned>(burst->size()) : 1u;
   st.requests += n;
@@ -239,9 +312,9 @@ void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core:
       } else {
         st.ur += n;
       }
-      record_error(ingress.config(),
+      report_error(from_above ? -1 : static_cast<int>(from),
                    acsv ? ErrorKind::kAcsViolation : ErrorKind::kUnsupportedRequest,
-                   header_log(gp, ext));
+                   header_log(gp, ext), arrival, !acsv && !is_posted(ext.kind));
       ext.consumed_at = arrival;
       set_response_from_status(gp);
       Time done = arrival + lat;

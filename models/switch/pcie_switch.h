@@ -7,6 +7,7 @@
 // inside the switch or go up to the root complex.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <systemc>
@@ -32,6 +33,8 @@ struct SwitchParams {
   int max_link_speed = 5;
   int max_link_width = 16;
   std::uint32_t max_payload_supported = 512;
+  // Downstream Port Containment on the downstream ports (PCIe Base 6.2.10).
+  bool dpc = false;
 };
 
 struct SwitchPortStats {
@@ -41,6 +44,10 @@ struct SwitchPortStats {
   std::uint64_t acs_violations = 0;
   std::uint64_t p2p_direct = 0;
   std::uint64_t p2p_redirected = 0;
+  std::uint64_t error_messages_forwarded = 0;  // ERR_* from below sent on upstream
+  std::uint64_t error_messages_blocked = 0;    // ... not: SERR# Enable clear, or DPC
+  std::uint64_t error_messages_sent = 0;       // the port's own errors
+  std::uint64_t dpc_triggers = 0;
 };
 
 class PcieSwitch : public sc_core::sc_module, public fabric::PortOwner {
@@ -61,6 +68,15 @@ class PcieSwitch : public sc_core::sc_module, public fabric::PortOwner {
   unsigned port_receive_dbg(fabric::Port& port, tlm::tlm_generic_payload& gp) override;
   bool accepts_bursts() const override { return true; }
   void port_hot_reset(fabric::Port& port) override;
+  void port_link_state(fabric::Port& port, bool up) override;
+  void port_error(fabric::Port& port, fabric::ErrorKind kind,
+                  const std::array<std::uint32_t, 4>& header, fabric::Time t) override;
+  // Logs an error the port function `fn` (the USP, or DSP `dsp` >= 0)
+  // detected and sends its message upstream (FAULTS.md 2).
+  void report_error(int dsp, fabric::ErrorKind kind, const std::array<std::uint32_t, 4>& header,
+                    fabric::Time t, bool advisory = false);
+  // A DPC interrupt of DSP `dsp` (its routing ID) at time t.
+  std::function<void(fabric::RoutingId port, fabric::Time t)> on_dpc_interrupt;
 
  private:
   // Where a request goes next.
@@ -77,6 +93,9 @@ class PcieSwitch : public sc_core::sc_module, public fabric::PortOwner {
   void local_config(fabric::ConfigSpace& cs, tlm::tlm_generic_payload& gp,
                     fabric::TlpExtension& ext);
   void hot_reset_below();
+  // An ERR_* message from below at DSP `from`.
+  void forward_error_message(unsigned from, tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext,
+                             fabric::Time arrival);
 
   SwitchParams params_;
   std::unique_ptr<BridgeFunction> usp_;

@@ -382,6 +382,45 @@ class Simulation:
                                 _str("mode", mode), _uint("after", after, 32, 1),
                                 _uint("count", count, 32, 1))
 
+    # ---- faults (docs/faults.md) ----
+    def inject(self, kind: str, *, where: str, match: Optional[dict] = None, at=None,
+               until=None, nth: int = 1, count: int = 1, probability: float = 1.0,
+               **params) -> "FaultHandle":
+        """Arms a fault (`pciesim faults` lists the kinds and their
+        parameters): `where` it applies, `match` (kinds, requester,
+        address_lo/address_hi, tag) the TLPs it hits, `at` / `until` the
+        simulated-time window (absolute; timed kinds fire at `at`), `nth`
+        the first match that fires, `count` firings at most (0 = every
+        match), `probability` drawn from the run's seed. Kind parameters
+        (repeat, duration, report, domain, iova, length, command, mode,
+        faults) go as keywords. Works before boot, between runs and from a
+        scheduled callback. Returns a FaultHandle."""
+        spec = {"kind": _str("kind", kind), "where": _str("where", where),
+                "nth": _uint("nth", nth, 63, 1), "count": _uint("count", count, 63)}
+        if not isinstance(probability, (int, float)) or isinstance(probability, bool):
+            raise TypeError(f"probability must be a number, got {type(probability).__name__}")
+        spec["probability"] = float(probability)
+        if match is not None:
+            if not isinstance(match, dict):
+                raise TypeError(f"match must be a dict, got {type(match).__name__}")
+            spec["match"] = match
+        for key, t in (("at", at), ("until", until)):
+            if t is not None:
+                spec[key] = f"{int(as_time(t))} fs"
+        for key, value in params.items():
+            if key == "duration":
+                value = f"{int(as_time(value))} fs"
+            spec[key] = value
+        fid = self._n.inject(json.dumps(spec))
+        return FaultHandle(self._n, fid)
+
+    def aer(self, target: str) -> dict:
+        """The function's error registers decoded: device_status, status,
+        uncorrectable / correctable (status, errors, mask), first error
+        pointer, header_log (4 DW in TLP format), root (root ports), dpc,
+        and the recovery outcome of the host's last recovery walk."""
+        return json.loads(self._n.aer_json(_str("target", target)))
+
     # ---- inspection ----
     @property
     def warnings(self) -> List[str]:
@@ -459,3 +498,34 @@ class Simulation:
     def topology(self) -> str:
         """Graphviz DOT of the topology."""
         return self._n.topology_dot()
+
+
+class FaultHandle:
+    """An armed fault: .fired (times it fired), .matched, .log (what it
+    did, with times), .cancel()."""
+
+    def __init__(self, native, fid: int):
+        self._n = native
+        self.id = fid
+
+    def _state(self) -> dict:
+        return json.loads(self._n.fault_json(self.id))
+
+    @property
+    def fired(self) -> int:
+        return self._state()["fired"]
+
+    @property
+    def matched(self) -> int:
+        return self._state()["matched"]
+
+    @property
+    def log(self) -> List[dict]:
+        return self._state()["log"]
+
+    def cancel(self) -> None:
+        self._n.cancel_fault(self.id)
+
+    def __repr__(self) -> str:
+        s = self._state()
+        return f"<fault {self.id} {s['kind']} at {s['where']}: fired {s['fired']}>"

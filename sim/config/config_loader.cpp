@@ -156,7 +156,12 @@ void read_host(const Node& n, HostSpec* h, DocSink* docs) {
       .field("ten_bit_tags", &h->ten_bit_tags, "Enable 10-bit tag requesters where supported")
       .field("rrs_sw_visibility", &h->rrs_sw_visibility,
              "Enable RRS Software Visibility in root ports that support it")
-      .field("ari", &h->ari, "Enable ARI Forwarding where the device below has ARI");
+      .field("ari", &h->ari, "Enable ARI Forwarding where the device below has ARI")
+      .field("aer", &h->aer,
+             "Native PCIe error handling as Linux: AER reporting enabled at boot, the AER and "
+             "DPC services recover from errors (docs/faults.md)")
+      .field("ecrc", &h->ecrc,
+             "Enable ECRC generation and checking where supported (Linux pci=ecrc=on)");
   s.nested("acs", "auto | list of sv|tb|rr|cr|uf|ec|dt",
            "ACS controls the host enables where supported; auto = as Linux: sv, rr, cr, uf "
            "when the IOMMU is enabled, none otherwise");
@@ -238,6 +243,7 @@ void read_root_complex(const Node& n, RootComplexSpec* r, DocSink* docs) {
       .field("host_bridge_device_id", &p.host_bridge_device_id, "Device ID of 00:00.0")
       .field("root_port_device_id", &p.root_port_device_id, "Device ID of the root ports");
   p.acs_supported = read_acs(s, "acs", p.acs_supported, "ACS capabilities of the root ports");
+  s.field("dpc", &p.dpc, "Downstream Port Containment on the root ports (docs/faults.md)");
   s.field("ari_forwarding", &p.ari_forwarding, "Root ports support ARI Forwarding")
       .field("rrs_sw_visibility", &p.rrs_sw_visibility,
              "Root ports support RRS Software Visibility")
@@ -292,6 +298,7 @@ SwitchSpec read_switch(const Node& n, DocSink* docs) {
       .time("traversal_latency", &p.traversal_latency,
             "Ingress-to-egress latency (PEX 88000 / Switchtec PFX: 105-115 ns)");
   p.acs_supported = read_acs(s, "acs", p.acs_supported, "ACS capabilities of the downstream ports");
+  s.field("dpc", &p.dpc, "Downstream Port Containment on the downstream ports (docs/faults.md)");
   s.field("ari_forwarding", &p.ari_forwarding, "Downstream ports support ARI Forwarding")
       .field("max_link_speed", &p.max_link_speed, 1, 6, "Port Link Capabilities speed (gen)")
       .field("max_link_width", &p.max_link_width, 1, 32, "Port Link Capabilities width")
@@ -825,6 +832,79 @@ Expectation read_expectation(const Node& n, const std::string& label, DocSink* d
   return e;
 }
 
+
+// A fault (docs/faults.md): what, where, which TLPs, when, how often.
+fabric::FaultSpec read_fault(const Node& n, const std::string& label, DocSink* docs,
+                             const std::string& doc_path) {
+  using fabric::FaultKind;
+  fabric::FaultSpec f;
+  f.label = label;
+  Section s(n, doc_path, docs);
+  std::string kind;
+  s.required("kind");
+  s.required("where");
+  s.field("kind", &kind, "Fault kind (pciesim faults lists them)")
+      .field("where", &f.where,
+             "Where: a link (rc.rp0--ep0, optionally :down / :up), a function, rc (host memory "
+             "as completer), iommu, an endpoint (migration_command) or a domain (iommu_unmap)")
+      .nested("match", "mapping", "Which TLPs: kinds, requester, address, tag")
+      .time("at", &f.start, "When the fault is armed (timed kinds: when it fires); after boot")
+      .nested("until", "time", "When the fault disarms (default: never)")
+      .field("nth", &f.nth, 1, ~std::uint64_t{0} >> 1, "The first firing is on the nth match")
+      .field("count", &f.count, "Firings at most (0 = every match)")
+      .field("probability", &f.probability, 0.0, 1.0,
+             "Chance that a match fires, drawn from simulation.seed")
+      .field("repeat", &f.repeat, 1, 16, "lcrc: consecutive bad transmissions of one TLP")
+      .time("duration", &f.duration, "link_down: the link comes back by itself after this")
+      .field("report", &f.report, "tlp_lost: the dropping component logs an internal error")
+      .field("domain", &f.domain, "iommu_unmap: the IOMMU domain")
+      .field("iova", &f.iova, "iommu_unmap: start of the range")
+      .bytes("length", &f.length, "iommu_unmap: bytes")
+      .field("command", &f.command, "migration_command: the firmware command that fails")
+      .field("mode", &f.mode, "migration_command: error or timeout")
+      .field("faults", &f.faults, 1, 1u << 20, "iommu_fault: translations that fault per firing");
+  if (s.has("until")) f.end = s.child("until").as_time();
+  Node mn = s.child("match");
+  {
+    Section m(mn, doc_path + ".match", docs);
+    m.nested("kinds", "list of MRd|MWr|CfgRd0|CfgWr0|CfgRd1|CfgWr1|Cpl|CplD",
+             "TLP kinds (default: any request; completions only when listed)")
+        .field("requester", &f.match.requester, "Requester function name")
+        .field("address_lo", &f.match.address_lo, "Lowest address (inclusive)")
+        .field("address_hi", &f.match.address_hi, "Highest address (exclusive)")
+        .field("tag", &f.match.tag, -1, 1023, "Tag (-1 = any)");
+    if (mn.defined() && m.has("kinds")) {
+      Node k = m.child("kinds");
+      if (!k.is_sequence()) k.fail("expected a list of TLP kinds");
+      for (std::size_t i = 0; i < k.size(); ++i) {
+        const std::string name = k.at(i).as_string();
+        bool found = false;
+        for (unsigned t = 0; t <= static_cast<unsigned>(fabric::TlpKind::CplD); ++t)
+          if (name == fabric::to_string(static_cast<fabric::TlpKind>(t))) {
+            f.match.kinds |= 1u << t;
+            found = true;
+          }
+        if (!found)
+          k.at(i).fail("expected MRd, MWr, CfgRd0, CfgWr0, CfgRd1, CfgWr1, Msg, Cpl or CplD, got '" +
+                       name + "'");
+      }
+    }
+    m.finish();
+  }
+  s.finish();
+  if (!n.defined()) return f;
+  if (!fabric::parse_fault_kind(kind, &f.kind)) {
+    std::string all;
+    for (const fabric::FaultKindInfo& i : fabric::fault_kinds())
+      all += (all.empty() ? "" : ", ") + std::string(i.name);
+    s.child("kind").fail("unknown fault kind '" + kind + "' (" + all + ")");
+  }
+  if (f.end <= f.start) s.child("until").fail("until must be after at");
+  if (f.match.address_hi <= f.match.address_lo && mn.defined())
+    mn.fail("address_hi must be above address_lo");
+  return f;
+}
+
 ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
   ScenarioStep st;
   st.where = n;
@@ -869,7 +949,8 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
             {"migration_reset", A::kMigrationReset},
             {"precopy_info", A::kPrecopyInfo},
             {"vfio_mmio_read", A::kVfioMmioRead},
-            {"vfio_mmio_write", A::kVfioMmioWrite}},
+            {"vfio_mmio_write", A::kVfioMmioWrite},
+            {"inject", A::kInject}},
            "What the host does (docs/scenarios.md); may be left out of a step that has `check`");
   std::uint32_t off = 0;
   std::string state = "D0";
@@ -969,6 +1050,9 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
   s.field("mask", &mask, "Bits compared by a read step's comparison");
   if (s.has("offset")) read_offset(s.child("offset"), &st.cap, &off, 0xffffffffu);
   s.nested("check", "expectation", "check: an expectation evaluated at this point");
+  s.nested("fault", "fault", "inject: the fault (as in faults[]; times relative to the step)");
+  if (s.has("fault") || (docs && !n.defined()))
+    st.fault = read_fault(s.child("fault"), st.label + ".fault", docs, "scenario[].fault");
   Comparison cmp;
   bool has_cmp = read_comparison(s, &cmp, false);
   if (s.has("check") || (docs && !n.defined()))
@@ -1114,6 +1198,9 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       if (st.size != 1 && st.size != 2 && st.size != 4 && st.size != 8)
         s.child("size").fail("MMIO accesses are 1, 2, 4 or 8 bytes");
       if (st.action == A::kVfioMmioWrite) need("value");
+      break;
+    case A::kInject:
+      need("fault");
       break;
     default:
       need("target");
@@ -1516,7 +1603,8 @@ SystemConfig read_document(const Node& root, DocSink* docs) {
       .nested("vms", "list", "Virtual machines: guest memory, an IOMMU domain, assigned functions")
       .nested("workloads", "list", "DMA copy workloads the host drivers run")
       .nested("scenario", "list", "Timed host actions (docs/scenarios.md)")
-      .nested("expect", "list", "Checks that decide the exit code of `pciesim run`");
+      .nested("expect", "list", "Checks that decide the exit code of `pciesim run`")
+      .nested("faults", "list", "The fault plan: faults armed at boot (docs/faults.md)");
   top.finish();
   read_simulation(root.child("simulation"), &c.simulation, docs);
   read_host(root.child("host"), &c.host, docs);
@@ -1555,6 +1643,10 @@ SystemConfig read_document(const Node& root, DocSink* docs) {
   list("scenario", [&](const Node& n, std::size_t i) {
     ScenarioStep s = read_step(n, i, docs);
     if (n.defined()) c.scenario.push_back(s);
+  });
+  list("faults", [&](const Node& n, std::size_t i) {
+    fabric::FaultSpec f = read_fault(n, "faults[" + std::to_string(i) + "]", docs, "faults[]");
+    if (n.defined()) c.faults.push_back(f);
   });
   list("expect", [&](const Node& n, std::size_t i) {
     Expectation e = read_expectation(n, "expect[" + std::to_string(i) + "]", docs, "expect[]");
@@ -1771,6 +1863,20 @@ SystemConfig load_config_tree(YAML::Node root, const std::string& source,
   if (!root.IsMap())
     top.fail("a config is a mapping with keys such as links, endpoints, workloads");
   return read_document(top, nullptr);
+}
+
+fabric::FaultSpec load_fault_text(const std::string& text, const std::string& source) {
+  if (text.size() > 65536) throw ConfigError(source, 0, 0, "", "a fault description is too long");
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source, e.mark.line + 1, e.mark.column + 1, "", "YAML: " + e.msg);
+  }
+  check_document(root, source);
+  Node top(root, source, "");
+  if (!root.IsMap()) top.fail("a fault is a mapping with kind and where");
+  return read_fault(top, source, nullptr, "fault");
 }
 
 SystemConfig load_config_text(const std::string& text, const std::string& source,

@@ -20,6 +20,9 @@ SystemConfig load_config_text(const std::string& text, const std::string& source
                               const std::vector<std::string>& overrides = {});
 SystemConfig load_config_tree(YAML::Node root, const std::string& source,
                               const std::vector<std::string>& overrides = {});
+// One fault mapping (as in faults[]) from YAML / JSON text; `source`
+// names it in errors.
+fabric::FaultSpec load_fault_text(const std::string& text, const std::string& source);
 
 // Applies "a.b[2].c=value" (list items may also be addressed by their
 // `name`: "endpoints.ep0.sriov.num_vfs=4"); returns the key path it set,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fabric/common/sim_time.h"
+#include "fabric/fault/fault_registry.h"
 #include "fabric/link/link.h"
 #include "models/dma_endpoint/dma_device.h"
 #include "models/host_memory/host_memory.h"
@@ -35,6 +36,12 @@ struct HostSpec {
   bool extended_tags = true;
   bool ten_bit_tags = false;
   bool rrs_sw_visibility = true;
+  // Native PCIe error handling (Linux AER and DPC services, FAULTS.md 4):
+  // error reporting enabled everywhere at boot, recovery on errors.
+  bool aer = true;
+  // ECRC generation and checking where devices can (Linux pci=ecrc=on;
+  // the default "bios" leaves them off).
+  bool ecrc = false;
   bool ari = true;  // enable ARI forwarding where devices support it
   // ACS controls the host enables where supported; nullopt = as Linux
   // does: SV, RR, CR and UF when an IOMMU is enabled, nothing otherwise.
@@ -191,6 +198,7 @@ struct ScenarioStep {
     kPrecopyInfo,
     kVfioMmioRead,
     kVfioMmioWrite,
+    kInject,
   } action = kWait;
   std::optional<fabric::Time> at;
   std::string target;
@@ -227,6 +235,8 @@ struct ScenarioStep {
   std::string stream;
   std::string file;
   Expectation check;
+  // inject: the fault (times relative to the step).
+  fabric::FaultSpec fault;
   // What the step's status (0, -errno, an engine error code) must be. By
   // default a non-zero status fails the run, unless an expectation or check
   // looks at `scenario.<i>.status`; `status: N` makes the step check it is
@@ -255,6 +265,8 @@ struct SystemConfig {
   std::vector<WorkloadSpec> workloads;
   std::vector<ScenarioStep> scenario;
   std::vector<Expectation> expect;
+  // The fault plan (docs/faults.md): times are after boot.
+  std::vector<fabric::FaultSpec> faults;
   // Things the config asks for that the hardware will do differently
   // (a link that trains lower, an MPS the devices cannot take); printed by
   // `validate` and `run`, and in the stats.

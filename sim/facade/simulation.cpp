@@ -426,6 +426,46 @@ void Simulation::migration_fault(const std::string& endpoint, const std::string&
   dev->firmware()->set_failure(op, mode == "timeout", after, count);
 }
 
+unsigned Simulation::inject(const std::string& fault_text) {
+  check_alive();
+  fabric::FaultSpec f = load_fault_text(fault_text, "inject");
+  f.label = "inject";
+  return host_->faults().add(f);
+}
+
+nlohmann::ordered_json Simulation::fault(unsigned id) {
+  check_alive();
+  const fabric::FaultState& f = host_->faults().registry().state(id);
+  nlohmann::ordered_json j;
+  j["id"] = id;
+  j["kind"] = fabric::to_string(f.spec.kind);
+  j["where"] = f.spec.where;
+  j["matched"] = f.matched;
+  j["fired"] = f.fired;
+  j["cancelled"] = f.cancelled;
+  nlohmann::ordered_json log = nlohmann::ordered_json::array();
+  for (const fabric::FaultEvent* e : host_->faults().registry().log_of(id))
+    log.push_back({{"t_ns", fabric::to_ns(e->at)}, {"detail", e->detail}});
+  j["log"] = log;
+  return j;
+}
+
+void Simulation::cancel_fault(unsigned id) {
+  check_alive();
+  host_->faults().registry().cancel(id);
+}
+
+nlohmann::ordered_json Simulation::aer(const std::string& target) {
+  check_alive();
+  FunctionRef* f = system_->function(target);
+  if (!f) throw UsageError(target, "no function named '" + target + "'");
+  nlohmann::ordered_json j = aer_registers(f->config());
+  j["function"] = target;
+  j["rid"] = f->rid().str();
+  if (host_->aer()) j["recovery"] = host_->aer()->outcome(target);
+  return j;
+}
+
 RoutingId Simulation::address_of(const std::string& target) {
   check_alive();
   // A function captures its bus number from the host's first configuration

@@ -133,6 +133,17 @@ class Simulation {
   void migration_fault(const std::string& endpoint, const std::string& command,
                        const std::string& mode, unsigned after, unsigned count);
 
+  // --- faults (docs/faults.md) ---
+  // Arms a fault given as a faults[] mapping in YAML / JSON (times are
+  // absolute simulated times); its id. Usable before boot, between runs
+  // and from scheduled callbacks.
+  unsigned inject(const std::string& fault_text);
+  // A fault's state: kind, where, matched, fired, cancelled, its log.
+  nlohmann::ordered_json fault(unsigned id);
+  void cancel_fault(unsigned id);
+  // The function's error registers, decoded (stats' functions.<f>.aer).
+  nlohmann::ordered_json aer(const std::string& target);
+
   std::string bdf(const std::string& target);  // current routing ID
   std::vector<std::string> functions(bool existing_only = true);
 

@@ -36,6 +36,19 @@ Host::Host(sc_core::sc_module_name name, System& system)
     // the device is RUNNING again, its streams closed.
     if (VfioDevice* v = vfio_if_open(d)) v->reset_done();
   };
+  if (system.config().host.aer) {
+    aer_ = std::make_unique<AerDriver>("aer", *this);
+    system.rc().on_error_interrupt = [this](unsigned port, Time t) {
+      aer_->root_port_interrupt(port, t);
+    };
+    system.rc().on_dpc_interrupt = [this](unsigned port, Time t) {
+      aer_->dpc_interrupt(RoutingId(0, port + 1, 0), t);
+    };
+    for (const SwitchSpec& sw : system.config().switches)
+      if (models::PcieSwitch* m = system.switch_device(sw.name))
+        m->on_dpc_interrupt = [this](RoutingId port, Time t) { aer_->dpc_interrupt(port, t); };
+  }
+  faults_ = std::make_unique<FaultInjector>("faults", system, *this, system.config().simulation.seed);
   for (const WorkloadSpec& w : system.config().workloads)
     workloads_.push_back(std::make_unique<Workload>(*this, w));
   SC_THREAD(main_thread);
@@ -87,6 +100,9 @@ bool Host::bind_with(PciDev& dev, DmaSpace& space, const std::string& shown_driv
   }
   dev.driver = shown_driver;
   drivers_[&dev] = std::move(drv);
+  // Drivers save the probed config (pci_save_state) for their error
+  // recovery's slot_reset to restore.
+  if (aer_) pci_->save_state(dev);
   return true;
 }
 
@@ -317,6 +333,7 @@ Workload* Host::workload(const std::string& name) {
 
 void Host::boot() {
   pci_->enumerate();
+  if (aer_) aer_->init();
   const SystemConfig& cfg = system_.config();
   if (cfg.iommu.enabled) {
     iommu_ = std::make_unique<IommuDriver>(cpu_, *alloc_, cfg.iommu);
@@ -342,6 +359,12 @@ void Host::boot() {
   if (iommu_) create_vms();
   booted_ = true;
   boot_end_ = HostCpu::now();
+  // The config's fault plan is armed now; its times count from here.
+  for (fabric::FaultSpec f : cfg.faults) {
+    f.start += boot_end_;
+    if (f.end != kTimeMax) f.end += boot_end_;
+    faults_->add(f);
+  }
   booted_event_.notify(sc_core::SC_ZERO_TIME);
   for (auto& w : workloads_)
     if (!w->spec().manual) w->start(w->spec().start);

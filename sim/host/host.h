@@ -13,6 +13,8 @@
 #include "fabric/common/sim_time.h"
 #include "sim/builder/system.h"
 #include "sim/config/system_config.h"
+#include "sim/fault/fault_injector.h"
+#include "sim/host/aer/aer_driver.h"
 #include "sim/host/dma_driver.h"
 #include "sim/host/host_cpu.h"
 #include "sim/host/iommu_driver.h"
@@ -48,6 +50,11 @@ class Host : public sc_core::sc_module {
   // IOMMU: attached to its default domain first).
   bool bind(PciDev& dev);
   void unbind(PciDev& dev);
+
+  // The AER / DPC services (nullptr with host.aer off).
+  AerDriver* aer() { return aer_.get(); }
+  // The fault plan (docs/faults.md).
+  FaultInjector& faults() { return *faults_; }
 
   // The IOMMU driver (nullptr without an IOMMU) and VMs.
   IommuDriver* iommu() { return iommu_.get(); }
@@ -111,6 +118,8 @@ class Host : public sc_core::sc_module {
   HostCpu cpu_;
   std::unique_ptr<PciCore> pci_;
   std::unique_ptr<HostAllocator> alloc_;
+  std::unique_ptr<AerDriver> aer_;
+  std::unique_ptr<FaultInjector> faults_;
   // Shared: a workload or a DMA step keeps its driver alive (and sees it
   // marked removed) if the function goes away under it.
   std::map<PciDev*, std::shared_ptr<DmaDriver>> drivers_;

@@ -161,8 +161,22 @@ class Vm : public DmaSpace {
   std::uint64_t host_base() const { return host_base_; }
   std::uint64_t to_host(std::uint64_t gpa, std::uint64_t len) const;  // throws outside RAM
   IommuDomain& domain() { return domain_; }
+  // The VMM stopped the VM (QEMU vm_stop on a device error): its vCPUs
+  // and guest drivers do nothing more.
+  void stop(const std::string& reason, fabric::Time at) {
+    if (stopped_) return;
+    stopped_ = true;
+    stop_reason_ = reason;
+    stopped_at_ = at;
+  }
+  bool stopped() const { return stopped_; }
+  const std::string& stop_reason() const { return stop_reason_; }
+  fabric::Time stopped_at() const { return stopped_at_; }
 
  private:
+  bool stopped_ = false;
+  std::string stop_reason_;
+  fabric::Time stopped_at_ = 0;
   VmSpec spec_;
   std::uint64_t host_base_;
   IommuDriver& iommu_;

@@ -128,6 +128,9 @@ void PciCore::read_capabilities(PciDev& d) {
         case PCI_EXT_CAP_ID_ERR:
           d.aer = pos;
           break;
+        case PCI_EXT_CAP_ID_DPC:
+          d.dpc = pos;
+          break;
       }
       pos = static_cast<std::uint16_t>(PCI_EXT_CAP_NEXT(hdr));
     }

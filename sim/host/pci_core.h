@@ -47,7 +47,7 @@ struct PciDev {
   std::uint8_t header_type = 0;
   bool bridge = false;
   std::uint8_t pcie_type = 0;
-  std::uint16_t exp = 0, pm = 0, msix = 0, sriov = 0, ari = 0, acs = 0, aer = 0;
+  std::uint16_t exp = 0, pm = 0, msix = 0, sriov = 0, ari = 0, acs = 0, aer = 0, dpc = 0;
   PciDev* parent = nullptr;  // bridge above (nullptr on bus 0)
   std::array<PciBar, 6> bars{};
   // Bridges.
@@ -140,6 +140,11 @@ class PciCore {
 
   void save_state(PciDev& dev);
   void restore_state(PciDev& dev);
+  // Every function below `bridge` (its whole hierarchy, VFs included).
+  std::vector<PciDev*> below(PciDev& bridge);
+  // pci_bridge_wait_for_secondary_bus: 0, or -ENOTTY when nothing below
+  // answers in time.
+  int wait_for_secondary_bus(PciDev& bridge);
 
   // Driver binding hooks (the Host binds the native driver).
   std::function<void(PciDev&)> on_added;     // a VF appeared (autoprobe decides)
@@ -187,12 +192,9 @@ class PciCore {
   int bus_reset_function(PciDev& dev);
   void sriov_restore_state(PciDev& pf);
   void restore_vf_bars(PciDev& pf);
-  // pci_bridge_wait_for_secondary_bus: the waits after a Secondary Bus Reset.
-  int wait_for_secondary_bus(PciDev& bridge);
   void reset_secondary_bus(PciDev& bridge);
   void add_vfs(PciDev& pf, unsigned num);
   void remove_vfs(PciDev& pf);
-  std::vector<PciDev*> below(PciDev& bridge);
   PciDev* root_port_of(PciDev& dev);
   std::string name_of(fabric::RoutingId rid);
 

@@ -126,6 +126,8 @@ const char* action_name(ScenarioStep::Action a) {
       return "vfio_mmio_read";
     case ScenarioStep::kVfioMmioWrite:
       return "vfio_mmio_write";
+    case ScenarioStep::kInject:
+      return "inject";
   }
   return "?";
 }
@@ -264,6 +266,18 @@ void ScenarioRunner::execute(const ScenarioStep& s, StepRecord& rec) {
       if (!vm) throw UsageError(s.label, "no VM named '" + s.vm + "'");
       std::string err = host_.assign(host_device(s), *vm);
       if (!err.empty()) throw UsageError(s.label, err);
+      break;
+    }
+    case ScenarioStep::kInject: {
+      // The fault's times count from this step.
+      fabric::FaultSpec f = s.fault;
+      const fabric::Time now = HostCpu::now();
+      f.start += now;
+      if (f.end != fabric::kTimeMax) f.end += now;
+      rec.value = host_.faults().add(f);
+      rec.recorded = true;
+      rec.detail = std::string(fabric::to_string(f.kind)) + " at " + f.where + ": fault " +
+                   std::to_string(rec.value);
       break;
     }
     case ScenarioStep::kMigrationState:

@@ -1,5 +1,10 @@
 #include "sim/stats/stats.h"
 
+#include <linux/pci_regs.h>
+
+#include <cstdio>
+#include <map>
+
 #include "fabric/common/histogram.h"
 #include "fabric/port/port.h"
 #include "models/dma_endpoint/migration_firmware.h"
@@ -179,7 +184,10 @@ json dma_function(models::DmaFunction& f, Host& host) {
   target["flrs"] = s.flrs;
   target["ignored_writes"] = s.ignored_writes;
   target["frozen_drops"] = s.frozen_drops;
+  target["error_messages"] = s.error_messages;
   j["target"] = target;
+  j["aer"] = aer_registers(f.config());
+  if (const AerDriver* a = host.aer()) j["recovery"] = a->outcome(f.name());
   json dev;
   dev["quiesced"] = f.quiesced();
   dev["frozen"] = f.frozen();
@@ -197,6 +205,102 @@ json dma_function(models::DmaFunction& f, Host& host) {
 }
 
 }  // namespace
+
+namespace {
+std::string hex32(std::uint32_t v) {
+  char b[16];
+  std::snprintf(b, sizeof b, "0x%08x", v);
+  return b;
+}
+json bit_names(std::uint32_t v, bool correctable) {
+  static const std::map<std::uint32_t, const char*> unc = {
+      {PCI_ERR_UNC_DLP, "DLP"},           {PCI_ERR_UNC_SURPDN, "SDES"},
+      {PCI_ERR_UNC_POISON_TLP, "TLP"},    {PCI_ERR_UNC_FCP, "FCP"},
+      {PCI_ERR_UNC_COMP_TIME, "CmpltTO"}, {PCI_ERR_UNC_COMP_ABORT, "CmpltAbrt"},
+      {PCI_ERR_UNC_UNX_COMP, "UnxCmplt"}, {PCI_ERR_UNC_RX_OVER, "RxOF"},
+      {PCI_ERR_UNC_MALF_TLP, "MalfTLP"},  {PCI_ERR_UNC_ECRC, "ECRC"},
+      {PCI_ERR_UNC_UNSUP, "UnsupReq"},    {PCI_ERR_UNC_ACSV, "ACSViol"},
+      {PCI_ERR_UNC_INTN, "UncorrIntErr"}};
+  static const std::map<std::uint32_t, const char*> cor = {
+      {PCI_ERR_COR_RCVR, "RxErr"},         {PCI_ERR_COR_BAD_TLP, "BadTLP"},
+      {PCI_ERR_COR_BAD_DLLP, "BadDLLP"},   {PCI_ERR_COR_REP_ROLL, "Rollover"},
+      {PCI_ERR_COR_REP_TIMER, "Timeout"},  {PCI_ERR_COR_ADV_NFAT, "AdvNonFatalErr"}};
+  json out = json::array();
+  for (const auto& [bit, name] : correctable ? cor : unc)
+    if (v & bit) out.push_back(name);
+  return out;
+}
+}  // namespace
+
+json aer_registers(const fabric::ConfigSpace& cs) {
+  json j;
+  const std::uint16_t exp = cs.find_capability(PCI_CAP_ID_EXP);
+  if (exp) {
+    const std::uint16_t st = cs.get16(exp + PCI_EXP_DEVSTA);
+    json d;
+    d["correctable"] = (st & PCI_EXP_DEVSTA_CED) != 0;
+    d["non_fatal"] = (st & PCI_EXP_DEVSTA_NFED) != 0;
+    d["fatal"] = (st & PCI_EXP_DEVSTA_FED) != 0;
+    d["unsupported_request"] = (st & PCI_EXP_DEVSTA_URD) != 0;
+    j["device_status"] = d;
+  }
+  const std::uint16_t status = cs.get16(PCI_STATUS);
+  json ps;
+  ps["signaled_target_abort"] = (status & PCI_STATUS_SIG_TARGET_ABORT) != 0;
+  ps["received_target_abort"] = (status & PCI_STATUS_REC_TARGET_ABORT) != 0;
+  ps["received_master_abort"] = (status & PCI_STATUS_REC_MASTER_ABORT) != 0;
+  ps["signaled_system_error"] = (status & PCI_STATUS_SIG_SYSTEM_ERROR) != 0;
+  ps["master_data_parity_error"] = (status & PCI_STATUS_PARITY) != 0;
+  ps["detected_parity_error"] = (status & PCI_STATUS_DETECTED_PARITY) != 0;
+  j["status"] = ps;
+  const std::uint16_t aer = cs.find_extended_capability(PCI_EXT_CAP_ID_ERR);
+  if (aer) {
+    const std::uint32_t us = cs.get32(aer + PCI_ERR_UNCOR_STATUS);
+    const std::uint32_t um = cs.get32(aer + PCI_ERR_UNCOR_MASK);
+    const std::uint32_t sv = cs.get32(aer + PCI_ERR_UNCOR_SEVER);
+    const std::uint32_t cst = cs.get32(aer + PCI_ERR_COR_STATUS);
+    const std::uint32_t cm = cs.get32(aer + PCI_ERR_COR_MASK);
+    json u;
+    u["status"] = hex32(us);
+    u["errors"] = bit_names(us, false);
+    u["mask"] = hex32(um);
+    u["severity"] = hex32(sv);
+    j["uncorrectable"] = u;
+    json c;
+    c["status"] = hex32(cst);
+    c["errors"] = bit_names(cst, true);
+    c["mask"] = hex32(cm);
+    j["correctable"] = c;
+    const std::uint32_t cap = cs.get32(aer + PCI_ERR_CAP);
+    j["first_error_pointer"] = cap & 0x1f;
+    j["ecrc_check"] = (cap & PCI_ERR_CAP_ECRC_CHKE) != 0;
+    json h = json::array();
+    for (unsigned i = 0; i < 4; ++i)
+      h.push_back(hex32(cs.get32(aer + PCI_ERR_HEADER_LOG + 4 * i)));
+    j["header_log"] = h;
+    if (exp && ((cs.get16(exp + PCI_EXP_FLAGS) & PCI_EXP_FLAGS_TYPE) >> 4) == PCI_EXP_TYPE_ROOT_PORT) {
+      json r;
+      const std::uint32_t rs = cs.get32(aer + PCI_ERR_ROOT_STATUS);
+      const std::uint32_t src = cs.get32(aer + PCI_ERR_ROOT_ERR_SRC);
+      r["command"] = hex32(cs.get32(aer + PCI_ERR_ROOT_COMMAND));
+      r["status"] = hex32(rs);
+      r["cor_source"] = fabric::RoutingId(static_cast<std::uint16_t>(src & 0xffff)).str();
+      r["uncor_source"] = fabric::RoutingId(static_cast<std::uint16_t>(src >> 16)).str();
+      j["root"] = r;
+    }
+  }
+  const std::uint16_t dpc = cs.find_extended_capability(PCI_EXT_CAP_ID_DPC);
+  if (dpc) {
+    json d;
+    const std::uint16_t st = cs.get16(dpc + PCI_EXP_DPC_STATUS);
+    d["control"] = hex32(cs.get16(dpc + PCI_EXP_DPC_CTL));
+    d["triggered"] = (st & PCI_EXP_DPC_STATUS_TRIGGER) != 0;
+    d["reason"] = (st >> 1) & 3;
+    d["source"] = fabric::RoutingId(cs.get16(dpc + PCI_EXP_DPC_SOURCE_ID)).str();
+    j["dpc"] = d;
+  }
+  return j;
+}
 
 json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
                  const std::vector<CheckResult>* checks) {
@@ -220,6 +324,83 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
     c["violations"] = l.stats().violations;
     c["violation_log"] = l.stats().violation_log;
     root["completions"] = c;
+  }
+  {
+    // The fault plan and what it did (docs/faults.md).
+    const fabric::FaultRegistry& r = host.faults().registry();
+    json faults = json::array();
+    for (unsigned id = 1; id <= r.size(); ++id) {
+      const fabric::FaultState& f = r.state(id);
+      json j;
+      j["id"] = id;
+      j["kind"] = fabric::to_string(f.spec.kind);
+      j["where"] = f.spec.where;
+      j["label"] = f.spec.label;
+      j["matched"] = f.matched;
+      j["fired"] = f.fired;
+      j["cancelled"] = f.cancelled;
+      faults.push_back(j);
+    }
+    json log = json::array();
+    for (const fabric::FaultEvent& e : r.log()) {
+      json j;
+      j["at_ns"] = ns(e.at);
+      j["id"] = e.id;
+      j["kind"] = fabric::to_string(e.kind);
+      j["where"] = e.where;
+      j["detail"] = e.detail;
+      log.push_back(j);
+    }
+    json fj;
+    fj["armed"] = faults;
+    fj["log"] = log;
+    fj["log_dropped"] = r.log_dropped();
+    root["faults"] = fj;
+  }
+  if (const AerDriver* a = host.aer()) {
+    const AerStats& s = a->stats();
+    json j;
+    j["interrupts"] = s.interrupts;
+    j["dpc_interrupts"] = s.dpc_interrupts;
+    j["correctable"] = s.correctable;
+    j["non_fatal"] = s.non_fatal;
+    j["fatal"] = s.fatal;
+    j["recoveries"] = s.recoveries;
+    j["recovered"] = s.recovered;
+    j["failed"] = s.failed;
+    json log = json::array();
+    for (const RecoveryRecord& r : s.log) {
+      json e;
+      e["start_ns"] = ns(r.start);
+      e["end_ns"] = ns(r.end);
+      e["duration_ns"] = ns(r.end - r.start);
+      e["source"] = r.source;
+      e["bridge"] = r.bridge;
+      e["severity"] = r.severity;
+      e["trigger"] = r.trigger;
+      e["errors"] = r.errors;
+      e["result"] = r.result;
+      e["reason"] = r.reason;
+      json o = json::object();
+      for (const auto& [fn, out] : r.outcomes)
+        o[fn] = out;
+      e["outcomes"] = o;
+      log.push_back(e);
+    }
+    j["log"] = log;
+    j["messages"] = s.messages;
+    root["aer"] = j;
+  }
+  if (!host.vms().empty()) {
+    json vms = json::object();
+    for (const auto& [name, vm] : host.vms()) {
+      json j;
+      j["stopped"] = vm->stopped();
+      j["stop_reason"] = vm->stop_reason();
+      j["stopped_at_ns"] = ns(vm->stopped_at());
+      vms[name] = j;
+    }
+    root["vms"] = vms;
   }
   if (system.workloads_ran()) {
     json w;
@@ -284,12 +465,19 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
       j["acs_violations"] = s.acs_violations;
       j["p2p_direct"] = s.p2p_direct;
       j["p2p_redirected"] = s.p2p_redirected;
+      j["error_messages_forwarded"] = s.error_messages_forwarded;
+      j["error_messages_blocked"] = s.error_messages_blocked;
+      j["error_messages_sent"] = s.error_messages_sent;
+      j["dpc_triggers"] = s.dpc_triggers;
       return j;
     };
     json j;
     j["usp"] = port(sw->usp_stats());
-    for (unsigned i = 0; i < sw->downstream_count(); ++i)
+    j["usp"]["aer"] = aer_registers(sw->usp().config());
+    for (unsigned i = 0; i < sw->downstream_count(); ++i) {
       j["dsp" + std::to_string(i)] = port(sw->dsp_stats(i));
+      j["dsp" + std::to_string(i)]["aer"] = aer_registers(sw->dsp(i).config());
+    }
     switches[spec.name] = j;
   }
   root["switches"] = switches;
@@ -320,6 +508,12 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
       j["p2p_blocked"] = p.p2p_blocked;
       j["translation_faults"] = p.translation_faults;
       j["msi"] = p.msi;
+      j["err_cor_received"] = p.err_cor_received;
+      j["err_nonfatal_received"] = p.err_nonfatal_received;
+      j["err_fatal_received"] = p.err_fatal_received;
+      j["error_interrupts"] = p.error_interrupts;
+      j["dpc_triggers"] = p.dpc_triggers;
+      j["aer"] = aer_registers(system.rc().root_port(i).config());
       ports["rp" + std::to_string(i)] = j;
     }
     rc["root_ports"] = ports;

@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+namespace pciesim::fabric {
+class ConfigSpace;
+}
+
 namespace pciesim::sim {
 
 class System;
@@ -19,6 +23,12 @@ class ScenarioRunner;
 struct CheckResult;
 
 constexpr int kStatsSchemaVersion = 1;
+
+// The function's error registers decoded (FAULTS.md 2): Device Status
+// error bits, the AER status / mask / severity with bit names, the First
+// Error Pointer and Header Log, the root port's Root Error Status and
+// Error Source Identification, and DPC status when present.
+nlohmann::ordered_json aer_registers(const fabric::ConfigSpace& cs);
 
 nlohmann::ordered_json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
                                    const std::vector<CheckResult>* checks);
