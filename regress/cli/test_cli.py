@@ -284,3 +284,10 @@ def test_migration_config_stats_show_every_arc_with_its_time(cli, root):
         assert a["ns"] >= 100_000 and a["status"] == 0  # at least one firmware command each
     assert src["arc_time_ns"]["STOP->STOP_COPY"]["count"] == 1
     assert src["commands"]["save"]["count"] == 1
+
+
+def test_fault_kinds_doc_is_current(cli, root):
+    """docs/fault-kinds.md is what `pciesim faults` prints."""
+    p = cli("faults", check=0)
+    assert (root / "docs" / "fault-kinds.md").read_text() == p.stdout
+    assert "## poisoned" in p.stdout and "## link_down" in p.stdout

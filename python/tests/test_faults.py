@@ -1,0 +1,156 @@
+"""Fault injection (docs/faults.md): each kind's architected outcome as the
+requester, the detecting function's AER registers, the root port and the
+host's recovery see it; determinism; injection from a scheduled callback."""
+import json
+import os
+
+import pytest
+
+import pciesim
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+QUICK = os.path.join(CONFIGS, "quickstart.yaml")
+EP_LINK = "sw0.dsp0--ep0"
+
+
+def booted():
+    sim = pciesim.load(QUICK)
+    sim.boot()
+    return sim
+
+
+def test_poisoned_completion_of_a_dma_read_is_logged_not_used_and_recovered():
+    """PCIe 2.7.2: the requester logs Poisoned TLP with the CplD's header
+    (EP set), does not use the data (engine error), ERR_NONFATAL reaches the
+    root port and the host's AER service recovers the hierarchy."""
+    sim = booted()
+    h = sim.inject("poisoned", where=EP_LINK + ":down", match={"kinds": ["CplD"]})
+    sim.run("300us")
+    assert h.fired == 1 and "CplD for MRd" in h.log[0]["detail"]
+    a = sim.aer("ep0.pf")
+    assert a["status"]["detected_parity_error"] is True
+    hdr = int(a["header_log"][0], 16)
+    assert hdr >> 24 == 0x4A and hdr & (1 << 14), a["header_log"]  # CplD, EP
+    s = sim.stats()
+    assert s["functions"]["ep0.pf"]["dma"]["errors"] >= 1
+    assert s["root_complex"]["root_ports"]["rp0"]["err_nonfatal_received"] == 1
+    assert s["aer"]["non_fatal"] == 1 and s["aer"]["recovered"] == 1
+    assert "TLP" in s["aer"]["log"][0]["errors"]
+    assert s["completions"]["violations"] == 0
+
+
+def test_lcrc_storm_only_costs_time():
+    """NAK and replay (3.6.2): every TLP arrives, the receiver logs Bad TLP
+    (correctable), ERR_COR reaches the root port; no data is lost."""
+    clean = booted()
+    clean.run("400us")
+    base = clean.stats()
+    sim = booted()
+    h = sim.inject("lcrc", where=EP_LINK + ":up", count=20, repeat=2)
+    sim.run("400us")
+    s = sim.stats()
+    assert h.fired == 20
+    assert s["aer"]["correctable"] >= 1
+    assert s["root_complex"]["root_ports"]["rp0"]["err_cor_received"] >= 1
+    w = s["workloads"]["copy0"]
+    assert w["mismatches"] == 0 and w["errors"] == 0
+    assert s["functions"]["ep0.pf"]["dma"]["read_latency_ns"]["max"] >= \
+        base["functions"]["ep0.pf"]["dma"]["read_latency_ns"]["max"]
+    assert s["completions"]["violations"] == 0
+
+
+def test_rollover_after_four_bad_copies():
+    sim = booted()
+    sim.inject("lcrc", where=EP_LINK + ":up", repeat=4)
+    sim.run("100us")
+    msgs = " ".join(sim.stats()["aer"]["messages"])
+    assert "Rollover" in msgs and "BadTLP" in msgs
+
+
+def test_no_completion_times_out_at_the_requester():
+    """2.8: a request without a completion ends with a completion timeout;
+    the requester logs CmpltTO (non-fatal); exactly one ending per request."""
+    sim = booted()
+    h = sim.inject("no_completion", where="rc", match={"kinds": ["MRd"], "requester": "ep0.pf"})
+    sim.run("200ms")
+    s = sim.stats()
+    assert h.fired == 1
+    assert s["completions"]["timeouts"] == 1 and s["completions"]["violations"] == 0
+    assert "CmpltTO" in sim.aer("ep0.pf")["uncorrectable"]["errors"] or \
+        any("CmpltTO" in m for m in s["aer"]["messages"])
+
+
+def test_cpl_ur_from_host_memory_is_advisory_at_the_completer():
+    sim = booted()
+    sim.inject("cpl_ur", where="rc", match={"kinds": ["MRd"], "requester": "ep0.pf"})
+    sim.run("300us")
+    rp = sim.aer("rc.rp0")
+    assert "UnsupReq" in rp["uncorrectable"]["errors"]
+    assert "AdvNonFatalErr" in rp["correctable"]["errors"]
+    assert sim.aer("ep0.pf")["status"]["received_master_abort"] is True
+
+
+def test_internal_error_is_masked_by_default_and_fatal_when_unmasked():
+    """7.8.4.3: Uncorrectable Internal Error is masked by default: status
+    and Fatal Error Detected only. Unmasked: ERR_FATAL, link reset."""
+    sim = booted()
+    sim.inject("internal_error", where="ep0.pf", at=sim.now)
+    sim.run("10us")
+    a = sim.aer("ep0.pf")
+    assert "UncorrIntErr" in a["uncorrectable"]["errors"] and a["device_status"]["fatal"]
+    assert sim.stats()["aer"]["fatal"] == 0
+    sim2 = booted()
+    mask = sim2.config_read("ep0.pf", 0x100 + 8, 4)  # AER is the first extended capability
+    sim2.config_write("ep0.pf", 0x100 + 8, mask & ~0x00400000, 4)
+    sim2.inject("internal_error", where="ep0.pf", at=sim2.now)
+    sim2.run("200ms")
+    s = sim2.stats()
+    assert s["aer"]["fatal"] == 1
+    assert s["aer"]["log"][0]["severity"] == "fatal"
+    assert s["aer"]["log"][0]["result"] == "recovered"
+
+
+def test_link_down_then_recovery_retrains_it():
+    sim = booted()
+    sim.inject("link_down", where=EP_LINK, at=sim.now)
+    sim.run("500ms")
+    s = sim.stats()
+    # Surprise Down at the port above (fatal), a secondary bus reset
+    # retrains the link, the driver's slot_reset restores the function.
+    rec = s["aer"]["log"][0]
+    assert "SDES" in rec["errors"] and rec["severity"] == "fatal" and rec["source"] == "sw0.dsp0"
+    assert rec["result"] == "recovered" and rec["outcomes"] == {"ep0.pf": "recovered"}
+    assert sim.config_read("ep0.pf", 0, 2) == 0x5EC0
+    assert s["completions"]["violations"] == 0
+
+
+def test_same_plan_and_seed_give_identical_stats():
+    def run():
+        sim = booted()
+        sim.inject("lcrc", where=EP_LINK + ":up", count=0, probability=0.05)
+        sim.run("300us")
+        return json.dumps(sim.stats(), sort_keys=True)
+    assert run() == run()
+
+
+def test_inject_from_a_scheduled_callback_while_dma_runs():
+    sim = booted()
+    handles = []
+    sim.after("50us", lambda: handles.append(
+        sim.inject("poisoned", where=EP_LINK + ":down", match={"kinds": ["CplD"]})))
+    sim.run("300us")
+    assert handles and handles[0].fired == 1
+    handles[0].cancel()
+    assert sim.stats()["faults"]["armed"][0]["cancelled"] is True
+
+
+def test_bad_fault_descriptions_are_refused_with_their_place():
+    sim = booted()
+    with pytest.raises(pciesim.ConfigError, match="unknown fault kind 'bogus'"):
+        sim.inject("bogus", where=EP_LINK)
+    with pytest.raises(pciesim.UsageError, match="no link 'nowhere'"):
+        sim.inject("lcrc", where="nowhere")
+    with pytest.raises(pciesim.UsageError, match="no function"):
+        sim.inject("cpl_ca", where="ep7.pf")
+    with pytest.raises(TypeError):
+        sim.inject("lcrc", where=EP_LINK, match=[1])
