@@ -500,8 +500,8 @@ std::uint32_t aer_bit(ErrorKind k) {
   return 0;
 }
 
-ErrorReport record_error(ConfigSpace& cs, ErrorKind kind, const std::array<std::uint32_t, 4>& header,
-                         bool advisory) {
+ErrorReport record_error(ConfigSpace& cs, ErrorKind kind,
+                         const std::array<std::uint32_t, 4>& header, bool advisory) {
   ErrorReport r;
   const std::uint32_t bit = aer_bit(kind);
   const std::uint16_t aer = cs.find_extended_capability(PCI_EXT_CAP_ID_ERR);
@@ -516,8 +516,8 @@ ErrorReport record_error(ConfigSpace& cs, ErrorKind kind, const std::array<std::
       masked = cs.get32(aer + PCI_ERR_COR_MASK) & bit;
     }
   } else {
-    const bool fatal =
-        aer ? (cs.get32(aer + PCI_ERR_UNCOR_SEVER) & bit) != 0 : (kAerUncDefaultSeverity & bit) != 0;
+    const bool fatal = aer ? (cs.get32(aer + PCI_ERR_UNCOR_SEVER) & bit) != 0
+                           : (kAerUncDefaultSeverity & bit) != 0;
     r.severity = fatal ? ErrorSeverity::kFatal : ErrorSeverity::kNonFatal;
     // Advisory Non-Fatal (6.2.3.2.4): a non-fatal error the caller can
     // handle is reported as correctable, if ADV_NFAT is not masked.
@@ -540,7 +540,8 @@ ErrorReport record_error(ConfigSpace& cs, ErrorKind kind, const std::array<std::
           cs.set32(aer + PCI_ERR_HEADER_LOG + 4 * i, header[i]);
       }
       if (r.advisory && !masked) {
-        cs.set32(aer + PCI_ERR_COR_STATUS, cs.get32(aer + PCI_ERR_COR_STATUS) | PCI_ERR_COR_ADV_NFAT);
+        cs.set32(aer + PCI_ERR_COR_STATUS,
+                 cs.get32(aer + PCI_ERR_COR_STATUS) | PCI_ERR_COR_ADV_NFAT);
         masked = cs.get32(aer + PCI_ERR_COR_MASK) & PCI_ERR_COR_ADV_NFAT;
       }
     }

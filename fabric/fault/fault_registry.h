@@ -39,9 +39,9 @@ enum class FaultKind : std::uint8_t {
   kUnexpectedCompletion,  // a second completion for the request
   kBadByteCount,          // a completion whose byte count is wrong
   // --- device: `where` is a function, at a time ---
-  kInternalError,    // uncorrectable internal error (fatal)
-  kSurpriseRemoval,  // the device is gone
-  kSurpriseFlr,      // the function resets itself
+  kInternalError,     // uncorrectable internal error (fatal)
+  kSurpriseRemoval,   // the device is gone
+  kSurpriseFlr,       // the function resets itself
   kMigrationCommand,  // `where` an endpoint's PF: a firmware command fails
   kQuiesceStuck,      // a VF's quiesce never drains
   // --- IOMMU ---
@@ -64,10 +64,10 @@ struct FaultKindInfo {
   FaultKind kind;
   const char* name;
   FaultPoint point;
-  const char* where;    // what `where` names
-  const char* summary;  // the cause
-  const char* outcome;  // the architected consequence
-  const char* rule;     // spec section / Linux function
+  const char* where;                   // what `where` names
+  const char* summary;                 // the cause
+  const char* outcome;                 // the architected consequence
+  const char* rule;                    // spec section / Linux function
   std::vector<FaultParamInfo> params;  // kind-specific parameters
 };
 
@@ -78,31 +78,31 @@ bool parse_fault_kind(const std::string& name, FaultKind* out);
 
 // Which TLPs a fault applies to (TLP fault points only).
 struct FaultMatch {
-  std::uint32_t kinds = 0;   // bit per TlpKind; 0 = any request (not completions)
-  std::string requester;     // function name ("" = any), resolved when checked
+  std::uint32_t kinds = 0;  // bit per TlpKind; 0 = any request (not completions)
+  std::string requester;    // function name ("" = any), resolved when checked
   std::uint64_t address_lo = 0;
   std::uint64_t address_hi = ~std::uint64_t{0};  // [lo, hi)
-  int tag = -1;  // -1 = any
+  int tag = -1;                                  // -1 = any
 };
 
 struct FaultSpec {
   FaultKind kind = FaultKind::kLcrc;
   std::string where;
   FaultMatch match;
-  Time start = 0;          // window start (timed kinds: when they fire)
-  Time end = kTimeMax;     // window end
-  std::uint64_t nth = 1;   // the first firing is on the nth match
-  std::uint64_t count = 1; // firings at most (0 = every match)
+  Time start = 0;           // window start (timed kinds: when they fire)
+  Time end = kTimeMax;      // window end
+  std::uint64_t nth = 1;    // the first firing is on the nth match
+  std::uint64_t count = 1;  // firings at most (0 = every match)
   double probability = 1.0;
   // Kind parameters (FaultKindInfo::params).
-  unsigned repeat = 1;      // lcrc: consecutive bad transmissions of one TLP
-  Time duration = 0;        // link_down: back up by itself after this (0: until reset)
-  bool report = false;      // tlp_lost: the dropping component logs an internal error
-  std::string domain;       // iommu_unmap
+  unsigned repeat = 1;                 // lcrc: consecutive bad transmissions of one TLP
+  Time duration = 0;                   // link_down: back up by itself after this (0: until reset)
+  bool report = false;                 // tlp_lost: the dropping component logs an internal error
+  std::string domain;                  // iommu_unmap
   std::uint64_t iova = 0, length = 0;  // iommu_unmap
   std::string command = "suspend_initiator", mode = "error";  // migration_command
-  unsigned faults = 1;      // iommu_fault: translations that fault per firing
-  std::string label;        // where the fault was defined ("faults[2]", "python")
+  unsigned faults = 1;  // iommu_fault: translations that fault per firing
+  std::string label;    // where the fault was defined ("faults[2]", "python")
 };
 
 struct FaultEvent {

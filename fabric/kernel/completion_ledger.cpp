@@ -17,8 +17,8 @@ std::string hex(std::uint64_t v) {
 
 bool is_completion(CplStatus s) {
   // A poisoned completion is a completion (its data is not used).
-  return s == CplStatus::kSC || s == CplStatus::kUR || s == CplStatus::kCA || s == CplStatus::kRRS ||
-         s == CplStatus::kPoisoned;
+  return s == CplStatus::kSC || s == CplStatus::kUR || s == CplStatus::kCA ||
+         s == CplStatus::kRRS || s == CplStatus::kPoisoned;
 }
 }  // namespace
 

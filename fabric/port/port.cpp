@@ -296,8 +296,8 @@ void Port::surprise_down(Time t, bool permanent) {
 
 bool Port::request_fault(FaultRegistry& fr, tlm::tlm_generic_payload& gp, TlpExtension& ext,
                          Time* ready, Time now, bool* posted_done, Time* fault_done) {
-  const unsigned id = fr.check(FaultPoint::kLink, fault_where(egress()), &link_->name(), gp, ext,
-                               *ready);
+  const unsigned id =
+      fr.check(FaultPoint::kLink, fault_where(egress()), &link_->name(), gp, ext, *ready);
   if (!id) return true;
   const FaultSpec& f = fr.state(id).spec;
   LinkDirection& out = link_->direction(egress());
@@ -380,8 +380,8 @@ void Port::completion_fault(FaultRegistry& fr, tlm::tlm_generic_payload& gp, Tlp
   (void)now;
   const bool with_data = is_read(ext.kind) && ext.status == CplStatus::kSC;
   const TlpKind ck = with_data ? TlpKind::CplD : TlpKind::Cpl;
-  const unsigned id = fr.check_completion(fault_where(reverse(egress())), &link_->name(), ck, gp,
-                                          ext, *done);
+  const unsigned id =
+      fr.check_completion(fault_where(reverse(egress())), &link_->name(), ck, gp, ext, *done);
   if (!id) return;
   const FaultSpec& f = fr.state(id).spec;
   const std::array<std::uint32_t, 4> hdr =

@@ -31,8 +31,8 @@ CplStatus check_completion(ConfigSpace& requester, const tlm::tlm_generic_payloa
   if (m & kFaultCplByteCount) {
     // A completion matching the request's transaction ID but not its byte
     // count: handled as Malformed TLP (2.3.2) and dropped.
-    report(ErrorKind::kMalformedTlp,
-           completion_header(request, ext, ck, ext.completer, len + 4), false);
+    report(ErrorKind::kMalformedTlp, completion_header(request, ext, ck, ext.completer, len + 4),
+           false);
     return CplStatus::kDiscarded;
   }
   CplStatus s = ext.status;
@@ -51,21 +51,21 @@ CplStatus check_completion(ConfigSpace& requester, const tlm::tlm_generic_payloa
   if (m & kFaultCplDuplicate) {
     // The request completed; the second completion matches nothing
     // outstanding (advisory non-fatal, 6.2.3.2.4.2).
-    report(ErrorKind::kUnexpectedCompletion, completion_header(request, ext, ck, ext.completer, len),
-           true);
+    report(ErrorKind::kUnexpectedCompletion,
+           completion_header(request, ext, ck, ext.completer, len), true);
   }
   return s;
 }
 
-bool check_request(ConfigSpace& completer, const tlm::tlm_generic_payload& gp,
-                   TlpExtension& ext, const ErrorSink& report) {
+bool check_request(ConfigSpace& completer, const tlm::tlm_generic_payload& gp, TlpExtension& ext,
+                   const ErrorSink& report) {
   if ((ext.fault_marks & kFaultEcrc) && ecrc_check_enabled(completer)) {
     report(ErrorKind::kEcrc, header_log(gp, ext), false);
     ext.status = is_posted(ext.kind) ? CplStatus::kSC : CplStatus::kDiscarded;
     return false;
   }
-  if (ext.poisoned && (ext.kind == TlpKind::MWr || ext.kind == TlpKind::CfgWr0 ||
-                       ext.kind == TlpKind::CfgWr1)) {
+  if (ext.poisoned &&
+      (ext.kind == TlpKind::MWr || ext.kind == TlpKind::CfgWr0 || ext.kind == TlpKind::CfgWr1)) {
     // The data of a poisoned write is not used (2.7.2.2).
     completer.set_bits16(PCI_STATUS, PCI_STATUS_DETECTED_PARITY, true);
     report(ErrorKind::kPoisonedTlp, header_log(gp, ext), false);

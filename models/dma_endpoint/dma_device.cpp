@@ -9,10 +9,10 @@
 
 #include "fabric/bridge/bridge_decode.h"
 #include "fabric/common/error.h"
-#include "fabric/fault/fault_registry.h"
-#include "models/common/error_signal.h"
 #include "fabric/config_space/capabilities.h"
+#include "fabric/fault/fault_registry.h"
 #include "fabric/kernel/kernel_context.h"
+#include "models/common/error_signal.h"
 #include "models/dma_endpoint/migration_firmware.h"
 
 namespace pciesim::models {

@@ -210,7 +210,8 @@ RootComplex::Outcome RootComplex::cpu_config(RoutingId rid, std::uint16_t reg, u
     sc_core::sc_time d = to_sc(issue - now);
     ports_[p]->transmit(tlp.gp(), d);
     const Time back = now + d.value() + params_.upstream_latency;
-    const CplStatus s = tlp.ext().fault_marks ? check_cpu_completion(p, tlp, back) : tlp.ext().status;
+    const CplStatus s =
+        tlp.ext().fault_marks ? check_cpu_completion(p, tlp, back) : tlp.ext().status;
     if (s == CplStatus::kDiscarded)
       return {CplStatus::kTimeout, issue + params_.completion_timeout};
     if (s == CplStatus::kRRS) {
@@ -259,10 +260,9 @@ RootComplex::Outcome RootComplex::cpu_mmio(std::uint64_t addr, std::uint8_t* dat
   const Time issue = t + params_.downstream_latency;
   sc_core::sc_time d = to_sc(issue - now);
   ports_[p]->transmit(tlp.gp(), d);
-  const CplStatus s =
-      tlp.ext().fault_marks && !write
-          ? check_cpu_completion(static_cast<unsigned>(p), tlp, now + d.value())
-          : tlp.ext().status;
+  const CplStatus s = tlp.ext().fault_marks && !write
+                          ? check_cpu_completion(static_cast<unsigned>(p), tlp, now + d.value())
+                          : tlp.ext().status;
   if (write) {
     // Posted: the CPU is free once the write left the core.
     return {s == CplStatus::kSC ? CplStatus::kSC : s, t};
@@ -539,11 +539,9 @@ void RootComplex::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core
     if (FaultRegistry* fr = fault_registry(); fr && fr->any(FaultPoint::kCompleter)) {
       static const std::string kWhere = "rc";
       const unsigned id = fr->check(FaultPoint::kCompleter, kWhere, nullptr, gp, ext, t);
-      if (id && completer_fault_action(
-                    fr->state(id).spec.kind, rp.config(), gp, ext,
-                    [&](ErrorKind k, const std::array<std::uint32_t, 4>& h, bool adv) {
-                      report_error(pi, k, h, t, adv);
-                    })) {
+      if (id && completer_fault_action(fr->state(id).spec.kind, rp.config(), gp, ext,
+                                       [&](ErrorKind k, const std::array<std::uint32_t, 4>& h,
+                                           bool adv) { report_error(pi, k, h, t, adv); })) {
         ext.consumed_at = t;
         set_response_from_status(gp);
         delay = to_sc(t + params_.downstream_latency - now);
@@ -615,8 +613,7 @@ void RootComplex::report_error(unsigned port, ErrorKind kind,
   if (r.severity == ErrorSeverity::kFatal || r.severity == ErrorSeverity::kNonFatal) {
     const std::uint16_t aer = rp.config().find_extended_capability(PCI_EXT_CAP_ID_ERR);
     const bool masked = aer && (rp.config().get32(aer + PCI_ERR_UNCOR_MASK) & aer_bit(kind));
-    if (!masked && !r.advisory &&
-        rp.dpc_trigger(0, rp.rid(), r.severity == ErrorSeverity::kFatal))
+    if (!masked && !r.advisory && rp.dpc_trigger(0, rp.rid(), r.severity == ErrorSeverity::kFatal))
       return;
   }
   if (r.message != ErrorSeverity::kNone) root_error_message(port, r.message, rp.rid(), t);

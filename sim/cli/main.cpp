@@ -5,8 +5,8 @@
 //   pciesim lspci CONFIG     boot and print lspci-format output
 //   pciesim topo CONFIG      Graphviz DOT of the topology
 //   pciesim config-reference Markdown reference of every config key
-#include "fabric/fault/fault_registry.h"
 #include <CLI/CLI.hpp>
+#include "fabric/fault/fault_registry.h"
 
 #include <systemc>
 

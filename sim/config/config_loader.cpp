@@ -832,7 +832,6 @@ Expectation read_expectation(const Node& n, const std::string& label, DocSink* d
   return e;
 }
 
-
 // A fault (docs/faults.md): what, where, which TLPs, when, how often.
 fabric::FaultSpec read_fault(const Node& n, const std::string& label, DocSink* docs,
                              const std::string& doc_path) {
@@ -885,8 +884,9 @@ fabric::FaultSpec read_fault(const Node& n, const std::string& label, DocSink* d
             found = true;
           }
         if (!found)
-          k.at(i).fail("expected MRd, MWr, CfgRd0, CfgWr0, CfgRd1, CfgWr1, Msg, Cpl or CplD, got '" +
-                       name + "'");
+          k.at(i).fail(
+              "expected MRd, MWr, CfgRd0, CfgWr0, CfgRd1, CfgWr1, Msg, Cpl or CplD, got '" + name +
+              "'");
       }
     }
     m.finish();

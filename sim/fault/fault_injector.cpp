@@ -78,7 +78,8 @@ void FaultInjector::validate(const FaultSpec& s) const {
   auto need_function = [&](bool dma) {
     FunctionRef* f = system_.function(s.where);
     if (!f) fail("no function named '" + s.where + "' (where: " + info.where + ")");
-    if (dma && f->kind() != FunctionRef::kDma) fail("'" + s.where + "' is not an endpoint function");
+    if (dma && f->kind() != FunctionRef::kDma)
+      fail("'" + s.where + "' is not an endpoint function");
   };
   switch (info.point) {
     case FaultPoint::kLink:
@@ -211,7 +212,8 @@ void FaultInjector::fire(unsigned id) {
       std::uint32_t op = 0;
       for (std::uint32_t o = 1; o <= models::dma::kMigOpLast; ++o)
         if (s.command == models::MigrationFirmware::op_name(o)) op = o;
-      registry_.note(id, t, "next " + s.command + " will " + (s.mode == "timeout" ? "time out" : "fail"));
+      registry_.note(id, t,
+                     "next " + s.command + " will " + (s.mode == "timeout" ? "time out" : "fail"));
       dev->firmware()->set_failure(op, s.mode == "timeout", 1, 1);
       return;
     }
@@ -219,8 +221,9 @@ void FaultInjector::fire(unsigned id) {
       if (!host_.iommu()) return;
       IommuDomain& d = host_.iommu_domain(s.domain);
       const int r = host_.iommu()->unmap(d, s.iova, s.length, true);
-      registry_.note(id, now_fs(), "unmapped " + std::to_string(s.length) + " bytes of " + s.domain +
-                                       " (" + std::to_string(r) + ")");
+      registry_.note(id, now_fs(),
+                     "unmapped " + std::to_string(s.length) + " bytes of " + s.domain + " (" +
+                         std::to_string(r) + ")");
       return;
     }
     default:

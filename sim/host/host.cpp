@@ -48,7 +48,8 @@ Host::Host(sc_core::sc_module_name name, System& system)
       if (models::PcieSwitch* m = system.switch_device(sw.name))
         m->on_dpc_interrupt = [this](RoutingId port, Time t) { aer_->dpc_interrupt(port, t); };
   }
-  faults_ = std::make_unique<FaultInjector>("faults", system, *this, system.config().simulation.seed);
+  faults_ =
+      std::make_unique<FaultInjector>("faults", system, *this, system.config().simulation.seed);
   for (const WorkloadSpec& w : system.config().workloads)
     workloads_.push_back(std::make_unique<Workload>(*this, w));
   SC_THREAD(main_thread);

@@ -222,9 +222,9 @@ json bit_names(std::uint32_t v, bool correctable) {
       {PCI_ERR_UNC_UNSUP, "UnsupReq"},    {PCI_ERR_UNC_ACSV, "ACSViol"},
       {PCI_ERR_UNC_INTN, "UncorrIntErr"}};
   static const std::map<std::uint32_t, const char*> cor = {
-      {PCI_ERR_COR_RCVR, "RxErr"},         {PCI_ERR_COR_BAD_TLP, "BadTLP"},
-      {PCI_ERR_COR_BAD_DLLP, "BadDLLP"},   {PCI_ERR_COR_REP_ROLL, "Rollover"},
-      {PCI_ERR_COR_REP_TIMER, "Timeout"},  {PCI_ERR_COR_ADV_NFAT, "AdvNonFatalErr"}};
+      {PCI_ERR_COR_RCVR, "RxErr"},        {PCI_ERR_COR_BAD_TLP, "BadTLP"},
+      {PCI_ERR_COR_BAD_DLLP, "BadDLLP"},  {PCI_ERR_COR_REP_ROLL, "Rollover"},
+      {PCI_ERR_COR_REP_TIMER, "Timeout"}, {PCI_ERR_COR_ADV_NFAT, "AdvNonFatalErr"}};
   json out = json::array();
   for (const auto& [bit, name] : correctable ? cor : unc)
     if (v & bit) out.push_back(name);
@@ -278,7 +278,8 @@ json aer_registers(const fabric::ConfigSpace& cs) {
     for (unsigned i = 0; i < 4; ++i)
       h.push_back(hex32(cs.get32(aer + PCI_ERR_HEADER_LOG + 4 * i)));
     j["header_log"] = h;
-    if (exp && ((cs.get16(exp + PCI_EXP_FLAGS) & PCI_EXP_FLAGS_TYPE) >> 4) == PCI_EXP_TYPE_ROOT_PORT) {
+    if (exp &&
+        ((cs.get16(exp + PCI_EXP_FLAGS) & PCI_EXP_FLAGS_TYPE) >> 4) == PCI_EXP_TYPE_ROOT_PORT) {
       json r;
       const std::uint32_t rs = cs.get32(aer + PCI_ERR_ROOT_STATUS);
       const std::uint32_t src = cs.get32(aer + PCI_ERR_ROOT_ERR_SRC);

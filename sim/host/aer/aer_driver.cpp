@@ -20,16 +20,41 @@ constexpr std::size_t kMaxRecords = 1000;
 constexpr std::uint16_t kAerFlags =
     PCI_EXP_DEVCTL_CERE | PCI_EXP_DEVCTL_NFERE | PCI_EXP_DEVCTL_FERE | PCI_EXP_DEVCTL_URRE;
 
-const char* const kUncNames[32] = {"Undefined", nullptr,   nullptr,     nullptr,    "DLP",
-                                   "SDES",      nullptr,   nullptr,     nullptr,    nullptr,
-                                   nullptr,     nullptr,   "TLP",       "FCP",      "CmpltTO",
-                                   "CmpltAbrt", "UnxCmplt", "RxOF",     "MalfTLP",  "ECRC",
-                                   "UnsupReq",  "ACSViol", "UncorrIntErr", "BlockedTLP",
-                                   "AtomicOpBlocked", "TLPBlockedErr", "PoisonTLPBlocked",
-                                   nullptr,     nullptr,   nullptr,     nullptr,    nullptr};
-const char* const kCorNames[16] = {"RxErr",   nullptr,  nullptr,   nullptr, nullptr,  nullptr,
-                                   "BadTLP",  "BadDLLP", "Rollover", nullptr, nullptr, nullptr,
-                                   "Timeout", "NonFatalErr", "CorrIntErr", "HeaderOF"};
+const char* const kUncNames[32] = {"Undefined",
+                                   nullptr,
+                                   nullptr,
+                                   nullptr,
+                                   "DLP",
+                                   "SDES",
+                                   nullptr,
+                                   nullptr,
+                                   nullptr,
+                                   nullptr,
+                                   nullptr,
+                                   nullptr,
+                                   "TLP",
+                                   "FCP",
+                                   "CmpltTO",
+                                   "CmpltAbrt",
+                                   "UnxCmplt",
+                                   "RxOF",
+                                   "MalfTLP",
+                                   "ECRC",
+                                   "UnsupReq",
+                                   "ACSViol",
+                                   "UncorrIntErr",
+                                   "BlockedTLP",
+                                   "AtomicOpBlocked",
+                                   "TLPBlockedErr",
+                                   "PoisonTLPBlocked",
+                                   nullptr,
+                                   nullptr,
+                                   nullptr,
+                                   nullptr,
+                                   nullptr};
+const char* const kCorNames[16] = {
+    "RxErr",    nullptr, nullptr, nullptr, nullptr,   nullptr,       "BadTLP",     "BadDLLP",
+    "Rollover", nullptr, nullptr, nullptr, "Timeout", "NonFatalErr", "CorrIntErr", "HeaderOF"};
 
 // merge_result (err.c).
 ErsResult merge(ErsResult orig, ErsResult vote) {
@@ -71,7 +96,8 @@ AerDriver::AerDriver(sc_core::sc_module_name name, Host& host)
 }
 
 void AerDriver::log(const std::string& m) {
-  if (stats_.messages.size() < kMaxMessages) stats_.messages.push_back(format_time(HostCpu::now()) + " " + m);
+  if (stats_.messages.size() < kMaxMessages)
+    stats_.messages.push_back(format_time(HostCpu::now()) + " " + m);
 }
 
 void AerDriver::init() {
@@ -80,7 +106,8 @@ void AerDriver::init() {
   for (PciDev* d : host_.pci().devices()) {
     if (!d->exp || d->is_vf) continue;  // a VF's reporting enables are its PF's
     // pci_aer_init: error reporting enabled in Device Control.
-    const std::uint16_t ctl = static_cast<std::uint16_t>(cpu.config_read(d->rid, d->exp + PCI_EXP_DEVCTL, 2));
+    const std::uint16_t ctl =
+        static_cast<std::uint16_t>(cpu.config_read(d->rid, d->exp + PCI_EXP_DEVCTL, 2));
     cpu.config_write(d->rid, d->exp + PCI_EXP_DEVCTL, 2, ctl | kAerFlags);
     if (d->aer && hs.ecrc) {
       // pcie_set_ecrc_checking with pci=ecrc=on: generation and checking.
@@ -92,24 +119,27 @@ void AerDriver::init() {
     }
     if (d->bridge) {
       // pci_configure_serr: bridges forward ERR_* from below.
-      const std::uint16_t bc = static_cast<std::uint16_t>(cpu.config_read(d->rid, PCI_BRIDGE_CONTROL, 2));
+      const std::uint16_t bc =
+          static_cast<std::uint16_t>(cpu.config_read(d->rid, PCI_BRIDGE_CONTROL, 2));
       cpu.config_write(d->rid, PCI_BRIDGE_CONTROL, 2, bc | PCI_BRIDGE_CTL_SERR);
     }
     if (d->pcie_type == PCI_EXP_TYPE_ROOT_PORT && d->aer) {
       // aer_enable_rootport: no system error on ERR_*, stale status
       // cleared, the root port's interrupt for every severity.
-      const std::uint16_t rt = static_cast<std::uint16_t>(cpu.config_read(d->rid, d->exp + PCI_EXP_RTCTL, 2));
+      const std::uint16_t rt =
+          static_cast<std::uint16_t>(cpu.config_read(d->rid, d->exp + PCI_EXP_RTCTL, 2));
       cpu.config_write(d->rid, d->exp + PCI_EXP_RTCTL, 2,
                        rt & ~(PCI_EXP_RTCTL_SECEE | PCI_EXP_RTCTL_SENFEE | PCI_EXP_RTCTL_SEFEE));
       cpu.config_write(d->rid, d->aer + PCI_ERR_ROOT_STATUS, 4,
                        cpu.config_read(d->rid, d->aer + PCI_ERR_ROOT_STATUS, 4));
-      cpu.config_write(d->rid, d->aer + PCI_ERR_ROOT_COMMAND, 4,
-                       PCI_ERR_ROOT_CMD_COR_EN | PCI_ERR_ROOT_CMD_NONFATAL_EN |
-                           PCI_ERR_ROOT_CMD_FATAL_EN);
+      cpu.config_write(
+          d->rid, d->aer + PCI_ERR_ROOT_COMMAND, 4,
+          PCI_ERR_ROOT_CMD_COR_EN | PCI_ERR_ROOT_CMD_NONFATAL_EN | PCI_ERR_ROOT_CMD_FATAL_EN);
     }
     if (d->dpc) {
       // dpc_probe: trigger on ERR_FATAL, interrupt enabled.
-      const std::uint16_t c = static_cast<std::uint16_t>(cpu.config_read(d->rid, d->dpc + PCI_EXP_DPC_CTL, 2));
+      const std::uint16_t c =
+          static_cast<std::uint16_t>(cpu.config_read(d->rid, d->dpc + PCI_EXP_DPC_CTL, 2));
       cpu.config_write(d->rid, d->dpc + PCI_EXP_DPC_CTL, 2,
                        (c & 0xfff4) | PCI_EXP_DPC_CTL_EN_FATAL | PCI_EXP_DPC_CTL_INT_EN);
     }
@@ -149,8 +179,8 @@ void AerDriver::service() {
 std::string AerDriver::decode(PciDev& dev, bool correctable) {
   HostCpu& cpu = host_.cpu();
   if (!dev.aer) return "";
-  const std::uint32_t st =
-      cpu.config_read(dev.rid, dev.aer + (correctable ? PCI_ERR_COR_STATUS : PCI_ERR_UNCOR_STATUS), 4);
+  const std::uint32_t st = cpu.config_read(
+      dev.rid, dev.aer + (correctable ? PCI_ERR_COR_STATUS : PCI_ERR_UNCOR_STATUS), 4);
   const std::uint32_t mask =
       cpu.config_read(dev.rid, dev.aer + (correctable ? PCI_ERR_COR_MASK : PCI_ERR_UNCOR_MASK), 4);
   std::string out;
@@ -169,7 +199,8 @@ std::string AerDriver::decode(PciDev& dev, bool correctable) {
     std::snprintf(buf, sizeof buf, "; first %u; header", cap & 0x1f);
     out += buf;
     for (unsigned i = 0; i < 4; ++i) {
-      std::snprintf(buf, sizeof buf, " %08x", cpu.config_read(dev.rid, dev.aer + PCI_ERR_HEADER_LOG + 4 * i, 4));
+      std::snprintf(buf, sizeof buf, " %08x",
+                    cpu.config_read(dev.rid, dev.aer + PCI_ERR_HEADER_LOG + 4 * i, 4));
       out += buf;
     }
   }
@@ -180,8 +211,8 @@ bool AerDriver::is_source(PciDev& dev, bool correctable) const {
   // is_error_source (aer.c): an unmasked status bit set.
   if (!dev.aer || dev.removed) return false;
   HostCpu& cpu = host_.cpu();
-  const std::uint32_t st =
-      cpu.config_read(dev.rid, dev.aer + (correctable ? PCI_ERR_COR_STATUS : PCI_ERR_UNCOR_STATUS), 4);
+  const std::uint32_t st = cpu.config_read(
+      dev.rid, dev.aer + (correctable ? PCI_ERR_COR_STATUS : PCI_ERR_UNCOR_STATUS), 4);
   if (st == 0xffffffffu) return false;
   const std::uint32_t mask =
       cpu.config_read(dev.rid, dev.aer + (correctable ? PCI_ERR_COR_MASK : PCI_ERR_UNCOR_MASK), 4);
@@ -227,7 +258,9 @@ void AerDriver::handle_root_port(unsigned port) {
 void AerDriver::handle_source(PciDev& dev, bool correctable, bool fatal) {
   HostCpu& cpu = host_.cpu();
   const std::string errors = decode(dev, correctable);
-  const char* sev = correctable ? "Correctable" : fatal ? "Uncorrectable (Fatal)" : "Uncorrectable (Non-Fatal)";
+  const char* sev = correctable ? "Correctable"
+                    : fatal     ? "Uncorrectable (Fatal)"
+                                : "Uncorrectable (Non-Fatal)";
   log(dev.name + " (" + dev.rid.str() + "): AER: " + sev + " error: " + errors);
   if (correctable) {
     ++stats_.correctable;
@@ -248,16 +281,20 @@ void AerDriver::handle_dpc(RoutingId port) {
   HostCpu& cpu = host_.cpu();
   PciDev* p = host_.pci().find(port);
   if (!p || !p->dpc) return;
-  const std::uint16_t st = static_cast<std::uint16_t>(cpu.config_read(p->rid, p->dpc + PCI_EXP_DPC_STATUS, 2));
+  const std::uint16_t st =
+      static_cast<std::uint16_t>(cpu.config_read(p->rid, p->dpc + PCI_EXP_DPC_STATUS, 2));
   if (!(st & PCI_EXP_DPC_STATUS_TRIGGER)) return;
-  const std::uint16_t source = static_cast<std::uint16_t>(cpu.config_read(p->rid, p->dpc + PCI_EXP_DPC_SOURCE_ID, 2));
+  const std::uint16_t source =
+      static_cast<std::uint16_t>(cpu.config_read(p->rid, p->dpc + PCI_EXP_DPC_SOURCE_ID, 2));
   static const char* const kReasons[4] = {"unmasked uncorrectable error", "ERR_NONFATAL",
                                           "ERR_FATAL", "extended reason"};
-  const std::string errors = std::string("DPC: containment event, status 0x") + [&] {
-    char b[16];
-    std::snprintf(b, sizeof b, "%04x", st);
-    return std::string(b);
-  }() + " source " + RoutingId(source).str() + ": " + kReasons[(st >> 1) & 3];
+  const std::string errors = std::string("DPC: containment event, status 0x") +
+                             [&] {
+                               char b[16];
+                               std::snprintf(b, sizeof b, "%04x", st);
+                               return std::string(b);
+                             }() +
+                             " source " + RoutingId(source).str() + ": " + kReasons[(st >> 1) & 3];
   log(p->name + ": " + errors);
   ++stats_.fatal;
   do_recovery(*p, true, true, errors);
@@ -354,7 +391,8 @@ void AerDriver::do_recovery(PciDev& dev, bool frozen, bool dpc, const std::strin
     if (dpc) {
       // dpc_reset_link: clear Trigger Status, the link retrains; wait for
       // the secondary bus.
-      const std::uint16_t st = static_cast<std::uint16_t>(cpu.config_read(dev.rid, dev.dpc + PCI_EXP_DPC_STATUS, 2));
+      const std::uint16_t st =
+          static_cast<std::uint16_t>(cpu.config_read(dev.rid, dev.dpc + PCI_EXP_DPC_STATUS, 2));
       cpu.config_write(dev.rid, dev.dpc + PCI_EXP_DPC_STATUS, 2,
                        st & (PCI_EXP_DPC_STATUS_TRIGGER | PCI_EXP_DPC_STATUS_INTERRUPT));
       r = pci.wait_for_secondary_bus(dev);
@@ -396,8 +434,8 @@ void AerDriver::do_recovery(PciDev& dev, bool frozen, bool dpc, const std::strin
   for (std::size_t i = 0; i < walk.size(); ++i) {
     PciDev* d = walk[i];
     std::string o = votes[i] == ErsResult::kNoAerDriver ? "no_handler"
-                    : ok                                 ? "recovered"
-                                                         : "disconnected";
+                    : ok                                ? "recovered"
+                                                        : "disconnected";
     const std::string name = d->name.empty() ? d->rid.str() : d->name;
     rec.outcomes.push_back({name, o});
     auto it = std::find_if(outcomes_.begin(), outcomes_.end(),
