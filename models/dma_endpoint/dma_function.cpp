@@ -603,6 +603,11 @@ void DmaFunction::halt_on_bme() {
   // issues nothing more. The oldest unfinished descriptor is abandoned
   // without a completion record or interrupt (both would be memory writes)
   // and HEAD stays on it; requests already issued complete normally.
+  halt_abandoning(kErrBusMasterDisabled);
+  ++stats_.bme_aborts;
+}
+
+void DmaFunction::halt_abandoning(std::uint32_t code) {
   std::uint32_t idx = fetch_index_;
   if (!finish_.empty())
     idx = finish_.front().index;
@@ -610,10 +615,9 @@ void DmaFunction::halt_on_bme() {
     idx = chunks_.front().desc_index;
   else if (!descs_.empty())
     idx = descs_.front().index;
-  regs_.error = kErrBusMasterDisabled;
+  regs_.error = code;
   regs_.halted = true;
   regs_.head = idx;
-  ++stats_.bme_aborts;
   ++stats_.errors;
   clear_pipeline();
   finish_.clear();
@@ -658,22 +662,8 @@ void DmaFunction::note_completion_error(CplStatus s, std::uint64_t addr, std::ui
 }
 
 void DmaFunction::halt_internal_error(Time t) {
-  if (!exists_) return;
-  std::uint32_t idx = fetch_index_;
-  if (!finish_.empty())
-    idx = finish_.front().index;
-  else if (!chunks_.empty())
-    idx = chunks_.front().desc_index;
-  else if (!descs_.empty())
-    idx = descs_.front().index;
-  regs_.error = kErrInternal;
-  regs_.halted = true;
-  regs_.head = idx;
-  ++stats_.errors;
-  clear_pipeline();
-  finish_.clear();
-  fetch_index_ = idx;
   (void)t;
+  if (exists_) halt_abandoning(kErrInternal);  // as for BME: nothing more is issued
 }
 
 bool DmaFunction::staging_alloc(std::uint32_t len, std::uint32_t* off, std::uint32_t* span) {

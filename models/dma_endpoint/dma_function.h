@@ -263,6 +263,9 @@ class DmaFunction : public fabric::ConfigListener {
   bool can_issue();
   void abort_descriptor(std::uint32_t code, std::uint64_t addr, fabric::Time t);
   void halt_on_bme();
+  // Stops the engine with `code`, abandoning the oldest unfinished
+  // descriptor (HEAD stays on it).
+  void halt_abandoning(std::uint32_t code);
   void clear_pipeline();
   void reset_engine(fabric::Time t, EngineReset how);
   void reset_msix();
