@@ -297,6 +297,7 @@ bool FaultRegistry::take(FaultState& f) {
     f.done = true;
     recount();
   }
+  if (on_fire) on_fire(static_cast<unsigned>(&f - faults_.data()) + 1);
   return true;
 }
 
@@ -385,6 +386,9 @@ std::vector<unsigned> FaultRegistry::due(Time now) {
     return faults_[a - 1].spec.start < faults_[b - 1].spec.start;
   });
   if (!out.empty()) recount();
+  if (on_fire)
+    for (unsigned id : out)
+      on_fire(id);
   return out;
 }
 

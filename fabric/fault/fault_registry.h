@@ -162,6 +162,9 @@ class FaultRegistry {
   // Maps a function name to its current routing ID (set by the system);
   // unset or unknown names never match.
   std::function<bool(const std::string&, RoutingId*)> resolve;
+  // Called after a fault fires (its `fired` count already updated), e.g.
+  // to wake a scenario waiting for it.
+  std::function<void(unsigned id)> on_fire;
 
  private:
   bool matches(const FaultState& f, TlpKind kind, const tlm::tlm_generic_payload& gp,

@@ -26,6 +26,13 @@ struct LinkDirectionStats {
   std::uint64_t payload_bytes = 0;
   Time busy_time = 0;
   std::array<FcStats, 3> fc{};  // by FcClass
+  // Data link layer recovery (injected faults, 3.6.2): TLPs replayed after
+  // a NAK or a replay timer expiry, link retrains after REPLAY_NUM
+  // rollover, and the time the affected TLPs arrived late by.
+  std::uint64_t replays = 0;
+  std::uint64_t replay_timeouts = 0;
+  std::uint64_t retrains = 0;
+  Time replay_delay = 0;
 };
 
 struct LinkConfig {

@@ -332,8 +332,11 @@ bool Port::request_fault(FaultRegistry& fr, tlm::tlm_generic_payload& gp, TlpExt
         if ((i + 1) % 4 == 0) {
           owner_.port_error(*this, ErrorKind::kReplayRollover, {0, 0, 0, 0}, t);
           t += kRetrainTime;
+          ++out.stats().retrains;
         }
       }
+      out.stats().replays += f.repeat;
+      out.stats().replay_delay += t - *ready;
       *ready = t;
       return true;
     }
@@ -345,6 +348,9 @@ bool Port::request_fault(FaultRegistry& fr, tlm::tlm_generic_payload& gp, TlpExt
       const Time expiry = end + replay_timer();
       owner_.port_error(*this, ErrorKind::kReplayTimeout, {0, 0, 0, 0}, expiry);
       on_wire(expiry);
+      ++out.stats().replays;
+      ++out.stats().replay_timeouts;
+      // The receiver had the first copy: nothing arrives late.
       return true;
     }
     case FaultKind::kTlpLost:
@@ -386,7 +392,7 @@ void Port::completion_fault(FaultRegistry& fr, tlm::tlm_generic_payload& gp, Tlp
   const FaultSpec& f = fr.state(id).spec;
   const std::array<std::uint32_t, 4> hdr =
       completion_header(gp, ext, ck, ext.completer, gp.get_data_length());
-  const LinkDirection& back = link_->direction(reverse(egress()));
+  LinkDirection& back = link_->direction(reverse(egress()));
   const Time prop = link_->propagation();
   switch (f.kind) {
     case FaultKind::kPoisoned:
@@ -406,18 +412,24 @@ void Port::completion_fault(FaultRegistry& fr, tlm::tlm_generic_payload& gp, Tlp
       break;
     case FaultKind::kLcrc: {
       const std::uint32_t wire = back.timing().wire_bytes(ck, with_data ? 64 : 0, false);
+      const Time before = *done;
       for (unsigned i = 0; i < f.repeat; ++i) {
         owner_.port_error(*this, ErrorKind::kBadTlp, hdr, *done);
         *done += back.timing().serialization(wire) + 2 * prop + back.timing().dllp_time();
         if ((i + 1) % 4 == 0) {
           peer_->owner_.port_error(*peer_, ErrorKind::kReplayRollover, {0, 0, 0, 0}, *done);
           *done += kRetrainTime;
+          ++back.stats().retrains;
         }
       }
+      back.stats().replays += f.repeat;
+      back.stats().replay_delay += *done - before;
       break;
     }
     case FaultKind::kReplayTimeout:
       peer_->owner_.port_error(*peer_, ErrorKind::kReplayTimeout, {0, 0, 0, 0}, *done);
+      ++back.stats().replays;
+      ++back.stats().replay_timeouts;
       break;
     case FaultKind::kLinkDown:
       surprise_down(*done, false);

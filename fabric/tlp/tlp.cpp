@@ -1,5 +1,6 @@
 #include "fabric/tlp/tlp.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "fabric/common/error.h"
@@ -172,7 +173,15 @@ std::array<std::uint32_t, 4> completion_header(const tlm::tlm_generic_payload& r
   const bool data = kind == TlpKind::CplD;
   TlpExtension e = ext;
   e.address_type = AddressType::kUntranslated;
-  h[0] = dw0(kind, false, data, e, data ? length_dw(a, byte_count) : 0);
+  // The first completion TLP of the request: its payload runs to the
+  // first completion boundary (ext.cpl_chunk: RCB or MPS, 2.3.1.1); its
+  // Byte Count is what remains of the whole request.
+  std::uint32_t first = byte_count;
+  if (ext.cpl_chunk) {
+    const std::uint32_t to_boundary = ext.cpl_chunk - static_cast<std::uint32_t>(a % ext.cpl_chunk);
+    first = std::min(first, to_boundary);
+  }
+  h[0] = dw0(kind, false, data, e, data ? length_dw(a, first) : 0);
   // Status values above 3 bits (discarded, timeout) are not wire codes.
   const std::uint32_t status = static_cast<std::uint32_t>(ext.status) & 7u;
   h[1] = std::uint32_t{completer.value()} << 16 | status << 13 | (byte_count & 0xfffu);

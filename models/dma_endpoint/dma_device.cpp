@@ -561,6 +561,9 @@ void DmaDevice::serve(tlm::tlm_generic_payload& gp, TlpExtension& ext, Time t, T
     return;
   }
   Decoded dd = decode_memory(addr, len);
+  // The Completer ID of the completion (2.2.9): the function that decoded
+  // the request (the PF for a request nothing decodes).
+  ext.completer = dd.f ? dd.f->rid() : functions_[0]->rid();
   if (!dd.f) {
     ext.status = CplStatus::kUR;
     // A non-posted request answered with UR is an advisory case for the

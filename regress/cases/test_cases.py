@@ -7,6 +7,9 @@ on the TLP trace, where the property is about every TLP on every link.
 """
 import json
 import pathlib
+import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -33,6 +36,59 @@ def test_case_passes(cli, case):
     s = json.loads(stats.read_text())
     assert s["checks"] and all(c["passed"] for c in s["checks"])
     assert not any(step["error"] for step in s["scenario"])
+
+
+# "#   lspci[7] UESta: TLP+ ECRC-": the dump recorded by scenario step 7 (an
+# `lspci` step), decoded by the real `lspci -F DUMP -vv`, has a line
+# starting with "UESta:" that holds every one of those words.
+LSPCI_LINE = re.compile(r"^#\s+lspci\[(\d+)\]\s+([A-Za-z0-9]+):\s*(.*?)\s*$")
+LSPCI = shutil.which("lspci")
+DECODED = [c for c in CASES if any(LSPCI_LINE.match(line) for line in header(c).splitlines())]
+
+
+def field_lines(text, field):
+    """The lines of lspci -vv output that start with `field:`, each with the
+    more deeply indented lines that continue it."""
+    out, depth = [], None
+    for ln in text.splitlines():
+        indent = len(ln) - len(ln.lstrip())
+        if depth is not None and indent > depth and ln.strip():
+            out[-1] += " " + ln.strip()
+            continue
+        depth = None
+        if ln.strip().startswith(field + ":"):
+            out.append(ln.strip())
+            depth = indent
+    return out
+
+
+@pytest.mark.skipif(LSPCI is None, reason="pciutils is not installed")
+@pytest.mark.parametrize("case", DECODED, ids=[c.stem for c in DECODED])
+def test_real_lspci_decodes_the_error_registers(cli, case):
+    """The detecting function's AER registers, Device Status and the root
+    port's Root Error Status / Error Source, as pciutils decodes them from a
+    config dump taken mid-run (before the host's AER service cleared them)."""
+    stats = cli.tmp / "stats.json"
+    cli("run", case, "--stats", stats, "-q", check=0)
+    steps = json.loads(stats.read_text())["scenario"]
+    decoded = {}
+    for line in header(case).splitlines():
+        m = LSPCI_LINE.match(line)
+        if not m:
+            continue
+        step, field, words = int(m.group(1)), m.group(2), m.group(3).split()
+        assert steps[step]["action"] == "lspci", f"{case.name}: scenario[{step}] is not an lspci step"
+        if step not in decoded:
+            dump = cli.tmp / f"dump{step}"
+            dump.write_text(steps[step]["output"])
+            p = subprocess.run([LSPCI, "-F", str(dump), "-vv"], capture_output=True, text=True)
+            assert p.returncode == 0, p.stderr
+            decoded[step] = p.stdout
+        lines = field_lines(decoded[step], field)
+        assert lines, f"{case.name}: no '{field}:' line in lspci -vv of scenario[{step}]:\n{decoded[step]}"
+        have = set(w.strip(",") for w in " ".join(lines).split())
+        missing = [w for w in words if w not in have]
+        assert not missing, f"{case.name}: lspci[{step}] {field}: {missing} not in {lines}"
 
 
 def run_traced(cli, name):

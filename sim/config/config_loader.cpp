@@ -950,7 +950,9 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
             {"precopy_info", A::kPrecopyInfo},
             {"vfio_mmio_read", A::kVfioMmioRead},
             {"vfio_mmio_write", A::kVfioMmioWrite},
-            {"inject", A::kInject}},
+            {"inject", A::kInject},
+            {"wait_fault", A::kWaitFault},
+            {"lspci", A::kLspci}},
            "What the host does (docs/scenarios.md); may be left out of a step that has `check`");
   std::uint32_t off = 0;
   std::string state = "D0";
@@ -980,8 +982,14 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       .field("value", &st.value, "Value written")
       .field("bar", &st.bar, 0, 5, "BAR of an MMIO access")
       .field("workload", &st.workload, "Workload name")
-      .time("duration", &st.duration, "How long `wait` waits")
-      .field("count", &st.count, 0, 8192, "enable_vfs: number of VFs (sriov_numvfs)")
+      .time("duration", &st.duration,
+            "How long `wait` waits; wait_fault: how long at most (default 1 s)")
+      .field("count", &st.count, 0, 8192,
+             "enable_vfs: number of VFs (sriov_numvfs); wait_fault: firings to wait for "
+             "(default 1)")
+      .field("fault_id", &st.fault_id, 1, 1u << 20,
+             "wait_fault: the fault (faults[] entries are 1..N in order, inject steps number "
+             "on from there as they run; stats faults.armed[].id)")
       .choice("method", &st.method,
               {{"", std::string("")},
                {"auto", std::string("auto")},
@@ -1000,7 +1008,9 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
              "(RUNNING, RUNNING_P2P, STOP, STOP_COPY, RESUMING, PRE_COPY, PRE_COPY_P2P)")
       .field("stream", &st.stream,
              "migration_read / migration_write: a named in-memory stream (read appends to it)")
-      .field("file", &st.file, "migration_read / migration_write: a file instead of a stream")
+      .field("file", &st.file,
+             "migration_read / migration_write: a file instead of a stream; lspci: also write "
+             "the dump there")
       .field("address", &st.address,
              "write_memory: host physical address (guest-physical with vm); iommu_map: host "
              "physical address mapped")
@@ -1201,6 +1211,15 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       break;
     case A::kInject:
       need("fault");
+      break;
+    case A::kWaitFault:
+      need("fault_id");
+      if (!s.has("duration")) st.duration = fabric::kSec;
+      if (!s.has("count")) st.count = 1;
+      if (st.count == 0) s.child("count").fail("wait_fault waits for at least 1 firing");
+      break;
+    case A::kLspci:
+      need("target");
       break;
     default:
       need("target");
@@ -1924,7 +1943,8 @@ const std::map<std::string, std::pair<bool, unsigned>>& capability_names() {
       {"pcie", {false, PCI_CAP_ID_EXP}},   {"msix", {false, PCI_CAP_ID_MSIX}},
       {"aer", {true, PCI_EXT_CAP_ID_ERR}}, {"acs", {true, PCI_EXT_CAP_ID_ACS}},
       {"ari", {true, PCI_EXT_CAP_ID_ARI}}, {"sriov", {true, PCI_EXT_CAP_ID_SRIOV}},
-      {"ats", {true, PCI_EXT_CAP_ID_ATS}}, {"pasid", {true, PCI_EXT_CAP_ID_PASID}}};
+      {"ats", {true, PCI_EXT_CAP_ID_ATS}}, {"pasid", {true, PCI_EXT_CAP_ID_PASID}},
+      {"dpc", {true, PCI_EXT_CAP_ID_DPC}}};
   return names;
 }
 

@@ -199,6 +199,8 @@ struct ScenarioStep {
     kVfioMmioRead,
     kVfioMmioWrite,
     kInject,
+    kWaitFault,
+    kLspci,
   } action = kWait;
   std::optional<fabric::Time> at;
   std::string target;
@@ -237,6 +239,9 @@ struct ScenarioStep {
   Expectation check;
   // inject: the fault (times relative to the step).
   fabric::FaultSpec fault;
+  // wait_fault: the fault's id (faults[] are 1..N, inject steps follow) and
+  // the firings to wait for; `duration` bounds the wait.
+  unsigned fault_id = 0;
   // What the step's status (0, -errno, an engine error code) must be. By
   // default a non-zero status fails the run, unless an expectation or check
   // looks at `scenario.<i>.status`; `status: N` makes the step check it is

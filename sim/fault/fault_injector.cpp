@@ -54,6 +54,7 @@ FaultInjector::FaultInjector(sc_core::sc_module_name name, System& system, Host&
     *rid = f->rid();
     return true;
   };
+  registry_.on_fire = [this](unsigned) { fired_.notify(sc_core::SC_ZERO_TIME); };
   set_fault_registry(&registry_);
   SC_THREAD(thread);
 }

@@ -26,6 +26,8 @@ class FaultInjector : public sc_core::sc_module {
   // make sense for its kind) and arms it; UsageError naming `spec.label`
   // otherwise. Returns the fault's id.
   unsigned add(const fabric::FaultSpec& spec);
+  // Notified (delta) whenever a fault fires.
+  sc_core::sc_event& fired_event() { return fired_; }
 
  private:
   void thread();
@@ -37,6 +39,7 @@ class FaultInjector : public sc_core::sc_module {
   Host& host_;
   fabric::FaultRegistry registry_;
   sc_core::sc_event changed_;
+  sc_core::sc_event fired_;
 };
 
 }  // namespace pciesim::sim

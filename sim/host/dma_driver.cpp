@@ -1,5 +1,7 @@
 #include "sim/host/dma_driver.h"
 
+#include <linux/pci_regs.h>
+
 #include <cstring>
 
 #include "fabric/common/error.h"
@@ -106,7 +108,34 @@ bool DmaDriver::program() {
 }
 
 bool DmaDriver::reinit() {
+  // What the ring held died with the reset; the oldest first.
+  const std::uint32_t head = (tail_ + kRingSize - inflight_) % kRingSize;
+  for (std::uint32_t i = 0; i < inflight_; ++i)
+    aborted_.push_back(cookies_[(head + i) % kRingSize]);
   return program();
+}
+
+void DmaDriver::resume() {
+  recovering_ = false;
+  if (removed_) return;
+  // An engine an error halted runs the rest of its ring again (docs/dma-engine.md).
+  const std::uint32_t st = read_reg(dma::kStatus);
+  if (st != 0xffffffffu && (st & dma::kStatusHalted)) {
+    const std::uint32_t err = read_reg(dma::kError);
+    if (err) write_reg(dma::kError, err);
+  }
+}
+
+void DmaDriver::fail(const std::string& why) {
+  recovering_ = false;
+  failed_ = why;
+}
+
+bool DmaDriver::recovery_expected() {
+  if (recovering_) return true;
+  if (!failed_.empty() || removed_ || !host_.spec().aer || !dev_.exp) return false;
+  const std::uint32_t st = host_.cpu().config_read(dev_.rid, dev_.exp + PCI_EXP_DEVSTA, 2);
+  return st != 0xffff && (st & (PCI_EXP_DEVSTA_NFED | PCI_EXP_DEVSTA_FED));
 }
 
 void DmaDriver::remove() {
@@ -136,6 +165,7 @@ std::uint32_t DmaDriver::post(const dma::Descriptor& d) {
   std::uint8_t buf[sizeof d];
   std::memcpy(buf, &d, sizeof d);
   host_.cpu().memory().write(ring_.cpu + std::uint64_t{index} * sizeof d, buf, sizeof d);
+  cookies_[index] = d.cookie;
   tail_ = (tail_ + 1) % kRingSize;
   ++inflight_;
   return index;
@@ -146,12 +176,22 @@ void DmaDriver::kick() {
 }
 
 bool DmaDriver::reap(dma::Completion* out) {
+  if (!aborted_.empty()) {
+    *out = dma::Completion{};
+    out->cookie = aborted_.front();
+    out->status = kAbortedByReset;
+    aborted_.erase(aborted_.begin());
+    return true;
+  }
   const std::uint64_t addr = cq_.cpu + std::uint64_t{cq_head_} * sizeof(dma::Completion);
   std::uint8_t buf[sizeof(dma::Completion)];
   host_.cpu().memory().read(addr, buf, sizeof buf);
   std::memcpy(out, buf, sizeof buf);
-  // Cookies are never zero: a zero entry has not been written yet.
-  if (out->cookie == 0) return false;
+  // Cookies are never zero: a zero entry has not been written yet. An
+  // error record may carry cookie 0 (the descriptor itself could not be
+  // fetched): its ring index names the descriptor.
+  if (out->cookie == 0 && out->status == dma::kErrNone) return false;
+  if (out->cookie == 0) out->cookie = cookies_[out->index % kRingSize];
   // The engine may have written the entry ahead of the kernel's time
   // (temporal decoupling): act on it no earlier than it reached DRAM.
   const Time visible = host_.cpu().memory().visible_at(addr, sizeof buf);

@@ -52,8 +52,25 @@ class DmaDriver {
   // function (a workload still holding it sees removed()).
   void remove();
   bool removed() const { return removed_; }
-  // After a reset of the function: program the device again.
+  // After a reset of the function: program the device again. Descriptors
+  // posted and not completed are lost with the reset: reap() returns them
+  // as completions with status kAbortedByReset.
   bool reinit();
+
+  // PCIe error recovery (the AER driver calls these as pcie_do_recovery
+  // calls a driver's pci_error_handlers): while recovering() the driver's
+  // users wait for resume() instead of giving up on a halted engine;
+  // resume() restarts an engine an error halted (clears ERROR: the rest of
+  // the ring runs); fail() ends the recovery without one (disconnected).
+  static constexpr std::uint32_t kAbortedByReset = 0x100;  // host-side status, not the engine's
+  void begin_recovery() { recovering_ = true; }
+  void resume();
+  void fail(const std::string& why);
+  bool recovering() const { return recovering_; }
+  // Whether an error the host will handle is pending: recovery running, or
+  // an uncorrectable error logged in Device Status with AER enabled.
+  bool recovery_expected();
+  const std::string& failed() const { return failed_; }
 
   PciDev& dev() { return dev_; }
   DmaSpace& dma_space() { return space_; }
@@ -88,6 +105,10 @@ class DmaDriver {
   std::uint32_t cq_head_ = 0;
   std::uint32_t inflight_ = 0;
   std::uint32_t msi_data_ = 0;
+  std::vector<std::uint32_t> cookies_ = std::vector<std::uint32_t>(kRingSize, 0);  // by ring slot
+  std::vector<std::uint32_t> aborted_;  // cookies lost with a reset, not yet reaped
+  bool recovering_ = false;
+  std::string failed_;
 };
 
 }  // namespace pciesim::sim

@@ -168,10 +168,20 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
   std::uint64_t next = 0;
   Time last_progress = HostCpu::now();
   const std::uint64_t irq_before = host_.msi_count(drv->msi_data());
+  Vm* vm = host_.vm_of(drv->dev());
   while (c.jobs_completed + c.errors < spec_.count) {
     if (drv->removed()) {
       c.failure = "the function went away (driver unbound) with jobs outstanding";
       c.stalled = true;
+      break;
+    }
+    if (vm && vm->stopped()) {
+      // The VMM paused the vCPUs: the guest's driver does nothing more.
+      c.failure = "its VM was stopped: " + vm->stop_reason();
+      break;
+    }
+    if (!drv->failed().empty()) {
+      c.failure = "error recovery failed: " + drv->failed();
       break;
     }
     bool posted = false;
@@ -209,8 +219,11 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
       if (rec.status != dma::kErrNone) {
         ++c.errors;
         if (c.failure.empty())
-          c.failure = "engine reported error " + std::to_string(rec.status) + " on job " +
-                      std::to_string(job);
+          c.failure =
+              rec.status == DmaDriver::kAbortedByReset
+                  ? "job " + std::to_string(job) + " was lost with the reset of error recovery"
+                  : "engine reported error " + std::to_string(rec.status) + " on job " +
+                        std::to_string(job);
         continue;
       }
       ++c.jobs_completed;
@@ -230,8 +243,10 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
       last_progress = HostCpu::now();
       continue;
     }
-    // The engine stopped on an error: remaining jobs will not complete.
-    if (c.errors && (drv->read_reg(dma::kStatus) & dma::kStatusHalted)) break;
+    // The engine stopped on an error: remaining jobs will not complete,
+    // unless the host's error recovery is about to restart it.
+    if (c.errors && (drv->read_reg(dma::kStatus) & dma::kStatusHalted) && !drv->recovery_expected())
+      break;
     const Time now = HostCpu::now();
     if (now - last_progress >= kStallTimeout) {
       c.stalled = true;

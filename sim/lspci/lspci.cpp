@@ -482,29 +482,32 @@ class Tree {
 
 }  // namespace
 
+LspciFunction lspci_function(Host& host, PciDev& d) {
+  LspciFunction f;
+  f.rid = d.rid;
+  for (unsigned off = 0; off < 4096; off += 4) {
+    std::uint32_t v = host.cpu().config_peek(d.rid, static_cast<std::uint16_t>(off), 4);
+    for (unsigned i = 0; i < 4; ++i)
+      f.config[off + i] = static_cast<std::uint8_t>(v >> (8 * i));
+  }
+  f.driver = d.driver;
+  for (unsigned i = 0; i < 6; ++i)
+    f.bar_sizes[i] = host.pci().bar_size(d, i);
+  if (d.is_vf && d.physfn)
+    for (unsigned i = 0; i < 6; ++i) {
+      const PciBar& b = d.physfn->vf_bars[i];
+      if (!b.size) continue;
+      f.os_addrs[i] = host.pci().bar_address(d, i);
+      f.os_flags[i] = static_cast<std::uint32_t>((b.is64 ? PCI_BASE_ADDRESS_MEM_TYPE_64 : 0) |
+                                                 (b.pref ? PCI_BASE_ADDRESS_MEM_PREFETCH : 0));
+    }
+  return f;
+}
+
 std::vector<LspciFunction> lspci_snapshot(Host& host) {
   std::vector<LspciFunction> out;
-  for (PciDev* d : host.pci().devices()) {
-    LspciFunction f;
-    f.rid = d->rid;
-    for (unsigned off = 0; off < 4096; off += 4) {
-      std::uint32_t v = host.cpu().config_peek(d->rid, static_cast<std::uint16_t>(off), 4);
-      for (unsigned i = 0; i < 4; ++i)
-        f.config[off + i] = static_cast<std::uint8_t>(v >> (8 * i));
-    }
-    f.driver = d->driver;
-    for (unsigned i = 0; i < 6; ++i)
-      f.bar_sizes[i] = host.pci().bar_size(*d, i);
-    if (d->is_vf && d->physfn)
-      for (unsigned i = 0; i < 6; ++i) {
-        const PciBar& b = d->physfn->vf_bars[i];
-        if (!b.size) continue;
-        f.os_addrs[i] = host.pci().bar_address(*d, i);
-        f.os_flags[i] = static_cast<std::uint32_t>((b.is64 ? PCI_BASE_ADDRESS_MEM_TYPE_64 : 0) |
-                                                   (b.pref ? PCI_BASE_ADDRESS_MEM_PREFETCH : 0));
-      }
-    out.push_back(f);
-  }
+  for (PciDev* d : host.pci().devices())
+    out.push_back(lspci_function(host, *d));
   return out;
 }
 

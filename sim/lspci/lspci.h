@@ -15,6 +15,7 @@
 namespace pciesim::sim {
 
 class Host;
+struct PciDev;
 
 struct LspciFunction {
   fabric::RoutingId rid;
@@ -37,6 +38,7 @@ struct LspciOptions {
 
 // The functions the host enumerated, read with zero-time debug accesses.
 std::vector<LspciFunction> lspci_snapshot(Host& host);
+LspciFunction lspci_function(Host& host, PciDev& dev);
 std::string format_lspci(const std::vector<LspciFunction>& functions, const LspciOptions& o);
 
 }  // namespace pciesim::sim

@@ -8,7 +8,9 @@
 
 #include "fabric/common/error.h"
 #include "sim/builder/system.h"
+#include "sim/fault/fault_injector.h"
 #include "sim/host/host.h"
+#include "sim/lspci/lspci.h"
 
 namespace pciesim::sim {
 
@@ -128,6 +130,10 @@ const char* action_name(ScenarioStep::Action a) {
       return "vfio_mmio_write";
     case ScenarioStep::kInject:
       return "inject";
+    case ScenarioStep::kWaitFault:
+      return "wait_fault";
+    case ScenarioStep::kLspci:
+      return "lspci";
   }
   return "?";
 }
@@ -278,6 +284,38 @@ void ScenarioRunner::execute(const ScenarioStep& s, StepRecord& rec) {
       rec.recorded = true;
       rec.detail = std::string(fabric::to_string(f.kind)) + " at " + f.where + ": fault " +
                    std::to_string(rec.value);
+      break;
+    }
+    case ScenarioStep::kWaitFault: {
+      // Until the fault fired `count` times, at most `duration`.
+      fabric::FaultRegistry& reg = host_.faults().registry();
+      if (s.fault_id > reg.size())
+        throw UsageError(s.label, "no fault " + std::to_string(s.fault_id) + " (" +
+                                      std::to_string(reg.size()) + " armed so far)");
+      const fabric::Time deadline = HostCpu::now() + s.duration;
+      while (reg.state(s.fault_id).fired < s.count && HostCpu::now() < deadline)
+        sc_core::wait(to_sc(deadline - HostCpu::now()), host_.faults().fired_event());
+      rec.value = reg.state(s.fault_id).fired;
+      rec.recorded = true;
+      rec.detail = "fault " + std::to_string(s.fault_id) + " fired " + std::to_string(rec.value) +
+                   " time(s)";
+      if (rec.value < s.count) rec.status = -110;  // -ETIMEDOUT
+      break;
+    }
+    case ScenarioStep::kLspci: {
+      // Zero-time debug reads, as the CLI's lspci: the registers as they
+      // are at this instant (what the host has not yet cleared).
+      PciDev& d = host_device(s);
+      LspciOptions o;
+      o.hex = 4;
+      rec.output = format_lspci({lspci_function(host_, d)}, o);
+      rec.detail = s.target + " (" + d.rid.str() + "): " + std::to_string(rec.output.size()) +
+                   " bytes of lspci -xxxx";
+      if (!s.file.empty()) {
+        std::ofstream out(s.file, std::ios::trunc);
+        out << rec.output;
+        if (!out) throw UsageError(s.label, "cannot write the dump to '" + s.file + "'");
+      }
       break;
     }
     case ScenarioStep::kMigrationState:

@@ -32,6 +32,7 @@ struct StepRecord {
   bool recorded = false;    // value/number hold an observation
   double number = 0;        // the same, for comparisons (snapshots of stats)
   bool error = false;       // the step could not be carried out
+  std::string output;       // lspci: the function's dump (lspci -xxxx format)
 };
 
 class ScenarioRunner {

@@ -51,6 +51,10 @@ json direction(const LinkDirection& d, Time now) {
     fc[to_string(static_cast<FcClass>(c))] = one;
   }
   j["credit_stalls"] = fc;
+  j["replays"] = s.replays;
+  j["replay_timeouts"] = s.replay_timeouts;
+  j["retrains"] = s.retrains;
+  j["replay_delay_ns"] = ns(s.replay_delay);
   return j;
 }
 
@@ -727,6 +731,7 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
       j["value"] = r.value;
       j["error"] = r.error;
       j["detail"] = r.detail;
+      if (!r.output.empty()) j["output"] = r.output;
       steps.push_back(j);
     }
   root["scenario"] = steps;

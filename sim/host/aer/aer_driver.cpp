@@ -314,8 +314,9 @@ ErsResult AerDriver::error_detected(PciDev& d, bool frozen) {
     return ErsResult::kCanRecover;
   }
   if (DmaDriver* drv = host_.driver(d)) {
-    (void)drv;
-    // The native driver stops posting; a frozen channel needs a reset.
+    // The native driver holds its work until resume(); a frozen channel
+    // needs a reset.
+    drv->begin_recovery();
     return frozen ? ErsResult::kNeedReset : ErsResult::kCanRecover;
   }
   return ErsResult::kNoAerDriver;  // unbound, or a driver without handlers (pci-pf-stub)
@@ -349,7 +350,8 @@ ErsResult AerDriver::slot_reset(PciDev& d) {
 }
 
 void AerDriver::resume(PciDev& d) {
-  (void)d;  // the native driver's work resumes by itself once reprogrammed
+  if (host_.vm_of(d)) return;  // vfio-pci: the VM was stopped, its user decides
+  if (DmaDriver* drv = host_.driver(d)) drv->resume();
 }
 
 void AerDriver::do_recovery(PciDev& dev, bool frozen, bool dpc, const std::string& errors) {
@@ -420,6 +422,9 @@ void AerDriver::do_recovery(PciDev& dev, bool frozen, bool dpc, const std::strin
       rec.reason = std::string("drivers voted ") + to_string(status);
   }
   const bool ok = rec.reason.empty();
+  if (!ok)
+    for (PciDev* d : walk)
+      if (DmaDriver* drv = host_.vm_of(*d) ? nullptr : host_.driver(*d)) drv->fail(rec.reason);
   if (ok) {
     for (PciDev* d : walk)
       resume(*d);
