@@ -1,5 +1,7 @@
 #include "fabric/config_space/capabilities.h"
 
+#include "fabric/common/sim_time.h"
+
 #include <algorithm>
 
 #include "fabric/common/error.h"
@@ -360,7 +362,11 @@ constexpr std::uint32_t kAerUncDefaultMask = PCI_ERR_UNC_INTN;
 constexpr std::uint32_t kAerCorSupported = PCI_ERR_COR_RCVR | PCI_ERR_COR_BAD_TLP |
                                            PCI_ERR_COR_BAD_DLLP | PCI_ERR_COR_REP_ROLL |
                                            PCI_ERR_COR_REP_TIMER | PCI_ERR_COR_ADV_NFAT;
-constexpr std::uint32_t kEcrcCaps = PCI_ERR_CAP_ECRC_GENC | PCI_ERR_CAP_ECRC_CHKC;
+// Completion Timeout Prefix/Header Log Capable (7.8.4.7): a Completion
+// Timeout logs the header of the request that timed out.
+constexpr std::uint32_t kAerCapCtoHeaderLog = 1u << 12;
+constexpr std::uint32_t kEcrcCaps =
+    PCI_ERR_CAP_ECRC_GENC | PCI_ERR_CAP_ECRC_CHKC | kAerCapCtoHeaderLog;
 }  // namespace
 
 std::uint16_t add_aer_capability(ConfigSpace& cs, bool root_port) {
@@ -373,7 +379,8 @@ std::uint16_t add_aer_capability(ConfigSpace& cs, bool root_port) {
             kAerUncSupported);
   cs.define(c + PCI_ERR_COR_STATUS, 4, 0, 0, kAerCorSupported, kAerCorSupported);
   cs.define(c + PCI_ERR_COR_MASK, 4, PCI_ERR_COR_ADV_NFAT, kAerCorSupported, 0, kAerCorSupported);
-  // ECRC generation and checking are capable; their enables are RWS.
+  // ECRC generation and checking are capable (their enables are RWS), and
+  // completion timeouts log their request's header.
   cs.define(c + PCI_ERR_CAP, 4, kEcrcCaps, PCI_ERR_CAP_ECRC_GENE | PCI_ERR_CAP_ECRC_CHKE, 0,
             0x1f | PCI_ERR_CAP_ECRC_GENE | PCI_ERR_CAP_ECRC_CHKE);
   for (unsigned i = 0; i < 4; ++i)
@@ -601,6 +608,34 @@ std::uint32_t max_payload_size(const ConfigSpace& cs) {
 
 std::uint32_t max_read_request(const ConfigSpace& cs) {
   return max_read_request(cs, cs.find_capability(PCI_CAP_ID_EXP));
+}
+
+}  // namespace pciesim::fabric
+
+namespace pciesim::fabric {
+
+std::uint64_t completion_timeout_fs(std::uint16_t ctl2) {
+  if (ctl2 & PCI_EXP_DEVCTL2_COMP_TMOUT_DIS) return 0;
+  switch (ctl2 & PCI_EXP_DEVCTL2_COMP_TIMEOUT) {
+    case 0x1:
+      return 100 * kUs;
+    case 0x2:
+      return 10 * kMs;
+    case 0x5:
+      return 55 * kMs;
+    case 0x6:
+      return 210 * kMs;
+    case 0x9:
+      return 900 * kMs;
+    case 0xa:
+      return 3500 * kMs;
+    case 0xd:
+      return 13 * kSec;
+    case 0xe:
+      return 64 * kSec;
+    default:
+      return 50 * kMs;  // range code 0: the default range, 50 us - 50 ms
+  }
 }
 
 }  // namespace pciesim::fabric

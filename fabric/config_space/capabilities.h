@@ -181,6 +181,11 @@ bool ecrc_check_enabled(const ConfigSpace& cs);
 // DPC (PCIe Base 7.9.14) on a downstream port.
 std::uint16_t add_dpc_capability(ConfigSpace& cs);
 
+// The completion timeout a requester applies for a Device Control 2 value
+// (Completion Timeout Value / Disable, PCIe Base 7.5.3.16): the upper end of
+// the selected range; 0 when disabled.
+std::uint64_t completion_timeout_fs(std::uint16_t devctl2);
+
 // Status register bits a requester sets when it receives a UR or CA
 // completion, and a completer sets when it signals CA (SPEC.md A).
 void note_received_ur(ConfigSpace& cs);

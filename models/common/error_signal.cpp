@@ -1,8 +1,27 @@
 #include "models/common/error_signal.h"
 
+#include <systemc>
+
+#include "fabric/kernel/kernel_context.h"
+
 namespace pciesim::models {
 
 using namespace fabric;
+
+void at_time(Time t, std::function<void()> fn) {
+  const Time now = now_fs();
+  if (t <= now) {
+    fn();
+    return;
+  }
+  const sc_core::sc_time delay = to_sc(t - now);
+  sc_core::sc_spawn([delay, fn = std::move(fn)] {
+    KernelContext::guard([&] {
+      sc_core::wait(delay);
+      fn();
+    });
+  });
+}
 
 void send_error_message(Port& port, RoutingId rid, ErrorSeverity severity, Time t) {
   if (severity == ErrorSeverity::kNone || !port.connected()) return;

@@ -13,6 +13,13 @@
 
 namespace pciesim::models {
 
+// Runs `fn` at simulated time `t` (at once if `t` is not in the future).
+// A temporally decoupled model computes a detection ahead of its time;
+// the error must become visible in config space, and its message leave,
+// only when it happens (software reading AER registers in between must
+// not see it early).
+void at_time(fabric::Time t, std::function<void()> fn);
+
 // Sends ERR_COR / ERR_NONFATAL / ERR_FATAL (`severity`) from `rid` out of
 // `port` (towards the root complex), ready at time `t`.
 void send_error_message(fabric::Port& port, fabric::RoutingId rid, fabric::ErrorSeverity severity,

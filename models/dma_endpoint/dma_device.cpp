@@ -269,10 +269,12 @@ void DmaDevice::port_error(Port&, ErrorKind kind, const std::array<std::uint32_t
 
 void DmaDevice::report_error(DmaFunction& f, ErrorKind kind,
                              const std::array<std::uint32_t, 4>& header, Time t, bool advisory) {
-  const ErrorReport r = record_error(f.config(), kind, header, advisory);
-  if (r.message == ErrorSeverity::kNone) return;
-  ++f.stats().error_messages;
-  send_error_message(port_, f.rid(), r.message, t);
+  at_time(t, [this, &f, kind, header, t, advisory] {
+    const ErrorReport r = record_error(f.config(), kind, header, advisory);
+    if (r.message == ErrorSeverity::kNone) return;
+    ++f.stats().error_messages;
+    send_error_message(port_, f.rid(), r.message, t);
+  });
 }
 
 void DmaDevice::internal_error(DmaFunction& f, Time t) {
@@ -329,32 +331,11 @@ Time DmaDevice::local_copy_time(std::uint32_t bytes) const {
 }
 
 Time DmaDevice::completion_timeout() const {
-  // Device Control 2 of the PF (VFs use the PF's, SPEC.md C). Each range
-  // code maps to the upper end of its range (PCIe Base 7.5.3.16).
+  // Device Control 2 of the PF (VFs use the PF's, SPEC.md C).
   const ConfigSpace& cs = functions_[0]->config();
-  std::uint16_t exp = cs.find_capability(PCI_CAP_ID_EXP);
-  std::uint16_t ctl2 = cs.get16(exp + PCI_EXP_DEVCTL2);
-  if (ctl2 & PCI_EXP_DEVCTL2_COMP_TMOUT_DIS) return kTimeMax / 4;
-  switch (ctl2 & PCI_EXP_DEVCTL2_COMP_TIMEOUT) {
-    case 0x1:
-      return 100 * kUs;
-    case 0x2:
-      return 10 * kMs;
-    case 0x5:
-      return 55 * kMs;
-    case 0x6:
-      return 210 * kMs;
-    case 0x9:
-      return 900 * kMs;
-    case 0xa:
-      return 3500 * kMs;
-    case 0xd:
-      return 13 * kSec;
-    case 0xe:
-      return 64 * kSec;
-    default:
-      return 50 * kMs;  // default range 50 us - 50 ms
-  }
+  const std::uint16_t exp = cs.find_capability(PCI_CAP_ID_EXP);
+  const Time t = completion_timeout_fs(cs.get16(exp + PCI_EXP_DEVCTL2));
+  return t ? t : kTimeMax / 4;  // disabled: never
 }
 
 void DmaDevice::schedule(DmaFunction& f, Time t) {

@@ -606,6 +606,11 @@ void RootComplex::port_error(Port& port, ErrorKind kind, const std::array<std::u
 
 void RootComplex::report_error(unsigned port, ErrorKind kind,
                                const std::array<std::uint32_t, 4>& header, Time t, bool advisory) {
+  at_time(t, [this, port, kind, header, t, advisory] { record(port, kind, header, t, advisory); });
+}
+
+void RootComplex::record(unsigned port, ErrorKind kind, const std::array<std::uint32_t, 4>& header,
+                         Time t, bool advisory) {
   BridgeFunction& rp = *root_ports_.at(port);
   const ErrorReport r = record_error(rp.config(), kind, header, advisory);
   // An unmasked uncorrectable error of the port itself may trigger DPC
@@ -621,6 +626,12 @@ void RootComplex::report_error(unsigned port, ErrorKind kind,
 
 void RootComplex::root_error_message(unsigned port, ErrorSeverity severity, RoutingId source,
                                      Time t) {
+  if (t > now_fs()) {
+    // The message is logged when it arrives.
+    at_time(t,
+            [this, port, severity, source, t] { root_error_message(port, severity, source, t); });
+    return;
+  }
   BridgeFunction& rp = *root_ports_.at(port);
   RootPortStats& ps = stats_.ports.at(port);
   ConfigSpace& cs = rp.config();

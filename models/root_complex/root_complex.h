@@ -164,6 +164,8 @@ class RootComplex : public sc_core::sc_module, public fabric::PortOwner {
   bool accepts_bursts() const override { return true; }
 
  private:
+  void record(unsigned port, fabric::ErrorKind kind, const std::array<std::uint32_t, 4>& header,
+              fabric::Time t, bool advisory);  // report_error at its time
   struct Outcome {
     fabric::CplStatus status;
     fabric::Time done;

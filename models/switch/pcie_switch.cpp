@@ -80,6 +80,11 @@ void PcieSwitch::port_error(Port& p, ErrorKind kind, const std::array<std::uint3
 
 void PcieSwitch::report_error(int dsp, ErrorKind kind, const std::array<std::uint32_t, 4>& header,
                               Time t, bool advisory) {
+  at_time(t, [this, dsp, kind, header, t, advisory] { record(dsp, kind, header, t, advisory); });
+}
+
+void PcieSwitch::record(int dsp, ErrorKind kind, const std::array<std::uint32_t, 4>& header, Time t,
+                        bool advisory) {
   BridgeFunction& fn = dsp < 0 ? *usp_ : *dsps_.at(static_cast<unsigned>(dsp));
   SwitchPortStats& st = dsp < 0 ? usp_stats_ : dsp_stats_.at(static_cast<unsigned>(dsp));
   const ErrorReport r = record_error(fn.config(), kind, header, advisory);

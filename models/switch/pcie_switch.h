@@ -79,6 +79,8 @@ class PcieSwitch : public sc_core::sc_module, public fabric::PortOwner {
   std::function<void(fabric::RoutingId port, fabric::Time t)> on_dpc_interrupt;
 
  private:
+  void record(int dsp, fabric::ErrorKind kind, const std::array<std::uint32_t, 4>& header,
+              fabric::Time t, bool advisory);  // report_error at its time
   // Where a request goes next.
   struct Route {
     enum Kind { kLocalConfig, kDownstream, kUpstream, kUnsupported, kAcsViolation } kind;

@@ -109,7 +109,7 @@ def test_workload_start_and_act_between_runs(small):
         done = sim.stat("workloads.w.jobs")
         assert 0 < done < 50
         sim.bus_master("ep0.pf", False)  # pull the plug mid-run
-        sim.run("100ms")
+        sim.run("150ms")  # the driver's watchdog: 50 ms after the device's 50 ms completion timeout
         st = sim.stats()
         assert st["workloads"]["w"]["stalled"] and st["workloads"]["w"]["finished"]
         assert st["functions"]["ep0.pf"]["dma"]["bme_aborts"] == 1

@@ -263,6 +263,9 @@ RunResult Simulation::run() {
       for (const auto& w : host_->workloads())
         while (w->pending())
           sc_core::wait(w->done_event());
+      // An error being handled is part of the run: its recovery ends it.
+      while (host_->aer() && host_->aer()->busy())
+        sc_core::wait(host_->aer()->idle_event());
     });
     r.completed = true;
   } catch (const UsageError& e) {

@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include <linux/pci_regs.h>
+
 #include "fabric/common/error.h"
+#include "fabric/config_space/capabilities.h"
 #include "fabric/kernel/kernel_context.h"
 #include "models/dma_endpoint/dma_regs.h"
 #include "sim/builder/system.h"
@@ -169,6 +172,17 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
   Time last_progress = HostCpu::now();
   const std::uint64_t irq_before = host_.msi_count(drv->msi_data());
   Vm* vm = host_.vm_of(drv->dev());
+  Time stall_after = kStallTimeout;
+  {
+    PciDev& pf = drv->dev().is_vf && drv->dev().physfn ? *drv->dev().physfn : drv->dev();
+    if (pf.exp) {
+      const std::uint32_t ctl2 = host_.cpu().config_read(pf.rid, pf.exp + PCI_EXP_DEVCTL2, 2);
+      if (ctl2 != 0xffff) {
+        const Time cto = completion_timeout_fs(static_cast<std::uint16_t>(ctl2));
+        if (cto && cto < kSec) stall_after += cto;
+      }
+    }
+  }
   while (c.jobs_completed + c.errors < spec_.count) {
     if (drv->removed()) {
       c.failure = "the function went away (driver unbound) with jobs outstanding";
@@ -248,12 +262,12 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
     if (c.errors && (drv->read_reg(dma::kStatus) & dma::kStatusHalted) && !drv->recovery_expected())
       break;
     const Time now = HostCpu::now();
-    if (now - last_progress >= kStallTimeout) {
+    if (now - last_progress >= stall_after) {
       c.stalled = true;
-      if (c.failure.empty()) c.failure = "no completion for " + format_time(kStallTimeout);
+      if (c.failure.empty()) c.failure = "no completion for " + format_time(stall_after);
       break;
     }
-    drv->wait(spec_.interrupts, kStallTimeout - (now - last_progress));
+    drv->wait(spec_.interrupts, stall_after - (now - last_progress));
   }
   c.interrupts = host_.msi_count(drv->msi_data()) - irq_before;
   drv->set_busy(false);

@@ -43,7 +43,10 @@ struct WorkloadStats : WorkloadCounters {
 
 class Workload {
  public:
-  // Without progress for this long a function's part gives up (stalled).
+  // Without progress for this long a function's part gives up (stalled):
+  // the driver's watchdog, which waits for the device's own completion
+  // timeout (Device Control 2) first, so that a lost read ends as the
+  // device reports it.
   static constexpr fabric::Time kStallTimeout = 50 * fabric::kMs;
 
   Workload(Host& host, const WorkloadSpec& spec);

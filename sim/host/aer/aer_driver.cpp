@@ -162,6 +162,7 @@ void AerDriver::service() {
       while (queue_.empty() || !host_.booted())
         sc_core::wait(wake_);
       const Event e = queue_.front();
+      handling_ = true;
       const Time due = e.at + host_.spec().interrupt_latency;
       if (now_fs() < due) sc_core::wait(to_sc(due - now_fs()));
       queue_.pop_front();
@@ -172,6 +173,8 @@ void AerDriver::service() {
         ++stats_.interrupts;
         handle_root_port(e.port);
       }
+      handling_ = false;
+      if (queue_.empty()) idle_.notify(sc_core::SC_ZERO_TIME);
     }
   });
 }

@@ -63,6 +63,10 @@ class AerDriver : public sc_core::sc_module {
   void dpc_interrupt(fabric::RoutingId port, fabric::Time t);
 
   const AerStats& stats() const { return stats_; }
+  // An error interrupt is queued or being handled (a run is not over
+  // before its recovery is); idle_event() fires when that ends.
+  bool busy() const { return handling_ || !queue_.empty(); }
+  sc_core::sc_event& idle_event() { return idle_; }
   // The recovery state of a function: "" (never involved), or the
   // outcome of the last recovery that walked it.
   std::string outcome(const std::string& function) const;
@@ -91,6 +95,8 @@ class AerDriver : public sc_core::sc_module {
   Host& host_;
   std::deque<Event> queue_;
   sc_core::sc_event wake_;
+  sc_core::sc_event idle_;
+  bool handling_ = false;
   AerStats stats_;
   std::vector<std::pair<std::string, std::string>> outcomes_;
 };
