@@ -207,7 +207,8 @@ std::uint16_t add_pcie_capability(ConfigSpace& cs, const PcieCapOptions& o) {
   std::uint32_t lnkcap = static_cast<std::uint32_t>(o.max_link_speed) |
                          (static_cast<std::uint32_t>(o.max_link_width) << 4) |
                          (static_cast<std::uint32_t>(o.port_number) << 24);
-  if (downstream) lnkcap |= PCI_EXP_LNKCAP_DLLLARC;
+  // Downstream ports report DL_Active and Surprise Down (7.5.3.6).
+  if (downstream) lnkcap |= PCI_EXP_LNKCAP_DLLLARC | PCI_EXP_LNKCAP_SDERC;
   cs.define(c + PCI_EXP_LNKCAP, 4, lnkcap);
   std::uint32_t lnkctl_mask = PCI_EXP_LNKCTL_ASPMC | PCI_EXP_LNKCTL_CCC | PCI_EXP_LNKCTL_ES |
                               PCI_EXP_LNKCTL_HAWD | PCI_EXP_LNKCTL_LBMIE | PCI_EXP_LNKCTL_LABIE;
@@ -261,6 +262,14 @@ void set_link_status(ConfigSpace& cs, int speed, int width, bool dll_active) {
     v |= PCI_EXP_LNKSTA_DLLLA;
   cs.set16(c + PCI_EXP_LNKSTA, v);
   cs.capture_reset_value(c + PCI_EXP_LNKSTA, 2);
+}
+
+void set_dll_active(ConfigSpace& cs, bool active) {
+  // Data Link Layer Link Active (7.5.3.8): implemented when the port is
+  // DL Active Reporting Capable, else hardwired to 0.
+  std::uint16_t c = cs.find_capability(PCI_CAP_ID_EXP);
+  if (!c || !(cs.get32(c + PCI_EXP_LNKCAP) & PCI_EXP_LNKCAP_DLLLARC)) return;
+  cs.set_bits16(c + PCI_EXP_LNKSTA, PCI_EXP_LNKSTA_DLLLA, active);
 }
 
 // ---------------------------------------------------------------- PM

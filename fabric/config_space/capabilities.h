@@ -76,6 +76,8 @@ struct PcieCapOptions {
 std::uint16_t add_pcie_capability(ConfigSpace& cs, const PcieCapOptions& o);
 // Link Status current speed/width, as link training would leave them.
 void set_link_status(ConfigSpace& cs, int speed, int width, bool dll_active);
+// The port's Data Link Layer Link Active bit follows its link (DL_Up/DL_Down).
+void set_dll_active(ConfigSpace& cs, bool active);
 
 struct PmOptions {
   bool no_soft_reset = false;

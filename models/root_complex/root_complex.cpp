@@ -624,6 +624,10 @@ void RootComplex::record(unsigned port, ErrorKind kind, const std::array<std::ui
   if (r.message != ErrorSeverity::kNone) root_error_message(port, r.message, rp.rid(), t);
 }
 
+void RootComplex::port_link_state(Port& p, bool up) {
+  set_dll_active(root_ports_.at(static_cast<unsigned>(p.index()))->config(), up);
+}
+
 void RootComplex::root_error_message(unsigned port, ErrorSeverity severity, RoutingId source,
                                      Time t) {
   if (t > now_fs()) {

@@ -162,6 +162,7 @@ class RootComplex : public sc_core::sc_module, public fabric::PortOwner {
   std::function<void(unsigned port, fabric::Time t)> on_dpc_interrupt;
   unsigned port_receive_dbg(fabric::Port& port, tlm::tlm_generic_payload& gp) override;
   bool accepts_bursts() const override { return true; }
+  void port_link_state(fabric::Port& port, bool up) override;
 
  private:
   void record(unsigned port, fabric::ErrorKind kind, const std::array<std::uint32_t, 4>& header,

@@ -70,7 +70,11 @@ PcieSwitch::PcieSwitch(sc_core::sc_module_name name, const SwitchParams& p)
 
 void PcieSwitch::port_link_state(Port& p, bool up) {
   // DL_Down at the upstream port resets the switch (PCIe Base 2.9.1).
-  if (!up && &p == usp_port_.get()) port_hot_reset(p);
+  if (&p == usp_port_.get()) {
+    if (!up) port_hot_reset(p);
+    return;
+  }
+  set_dll_active(dsps_.at(static_cast<unsigned>(p.index()))->config(), up);
 }
 
 void PcieSwitch::port_error(Port& p, ErrorKind kind, const std::array<std::uint32_t, 4>& header,

@@ -115,8 +115,14 @@ bool DmaDriver::reinit() {
   return program();
 }
 
+void DmaDriver::wait_recovery() {
+  while (recovering_)
+    sc_core::wait(recovered_);
+}
+
 void DmaDriver::resume() {
   recovering_ = false;
+  recovered_.notify(sc_core::SC_ZERO_TIME);
   if (removed_) return;
   // An engine an error halted runs the rest of its ring again (docs/dma-engine.md).
   const std::uint32_t st = read_reg(dma::kStatus);
@@ -128,6 +134,7 @@ void DmaDriver::resume() {
 
 void DmaDriver::fail(const std::string& why) {
   recovering_ = false;
+  recovered_.notify(sc_core::SC_ZERO_TIME);
   failed_ = why;
 }
 

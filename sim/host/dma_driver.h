@@ -67,6 +67,7 @@ class DmaDriver {
   void resume();
   void fail(const std::string& why);
   bool recovering() const { return recovering_; }
+  void wait_recovery();  // until resume() or fail()
   // Whether an error the host will handle is pending: recovery running, or
   // an uncorrectable error logged in Device Status with AER enabled.
   bool recovery_expected();
@@ -108,6 +109,7 @@ class DmaDriver {
   std::vector<std::uint32_t> cookies_ = std::vector<std::uint32_t>(kRingSize, 0);  // by ring slot
   std::vector<std::uint32_t> aborted_;  // cookies lost with a reset, not yet reaped
   bool recovering_ = false;
+  sc_core::sc_event recovered_;
   std::string failed_;
 };
 

@@ -200,7 +200,7 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
     }
     bool posted = false;
     while (next < spec_.count && next - c.jobs_completed - c.errors < spec_.queue_depth &&
-           drv->space() > 0) {
+           drv->space() > 0 && !drv->recovering()) {
       const unsigned slot = static_cast<unsigned>(next % spec_.queue_depth);
       if (spec_.verify) {
         write_placement(function, spec_.src, slots[slot][0].cpu, pattern(function, next));
@@ -262,6 +262,14 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
     if (c.errors && (drv->read_reg(dma::kStatus) & dma::kStatusHalted) && !drv->recovery_expected())
       break;
     const Time now = HostCpu::now();
+    if (drv->recovering()) {
+      // The host's error recovery owns the function (a link reset takes
+      // 100 ms and more): nothing is posted, the watchdog starts again
+      // after resume.
+      drv->wait_recovery();
+      last_progress = HostCpu::now();
+      continue;
+    }
     if (now - last_progress >= stall_after) {
       c.stalled = true;
       if (c.failure.empty()) c.failure = "no completion for " + format_time(stall_after);
