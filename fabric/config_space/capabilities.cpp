@@ -591,11 +591,11 @@ ErrorReport record_error(ConfigSpace& cs, ErrorKind kind,
   return r;
 }
 
-void note_received_ur(ConfigSpace& cs) {
-  cs.set_bits16(PCI_STATUS, PCI_STATUS_REC_MASTER_ABORT, true);
+void note_received_ur(ConfigSpace& cs, bool secondary) {
+  cs.set_bits16(secondary ? PCI_SEC_STATUS : PCI_STATUS, PCI_STATUS_REC_MASTER_ABORT, true);
 }
-void note_received_ca(ConfigSpace& cs) {
-  cs.set_bits16(PCI_STATUS, PCI_STATUS_REC_TARGET_ABORT, true);
+void note_received_ca(ConfigSpace& cs, bool secondary) {
+  cs.set_bits16(secondary ? PCI_SEC_STATUS : PCI_STATUS, PCI_STATUS_REC_TARGET_ABORT, true);
 }
 void note_signaled_ca(ConfigSpace& cs) {
   cs.set_bits16(PCI_STATUS, PCI_STATUS_SIG_TARGET_ABORT, true);

@@ -190,8 +190,8 @@ std::uint64_t completion_timeout_fs(std::uint16_t devctl2);
 
 // Status register bits a requester sets when it receives a UR or CA
 // completion, and a completer sets when it signals CA (SPEC.md A).
-void note_received_ur(ConfigSpace& cs);
-void note_received_ca(ConfigSpace& cs);
+void note_received_ur(ConfigSpace& cs, bool secondary = false);
+void note_received_ca(ConfigSpace& cs, bool secondary = false);
 void note_signaled_ca(ConfigSpace& cs);
 
 // Decoded payload sizes.

@@ -269,8 +269,10 @@ RootComplex::Outcome RootComplex::cpu_mmio(std::uint64_t addr, std::uint8_t* dat
   }
   if (s == CplStatus::kDiscarded) return {CplStatus::kTimeout, issue + params_.completion_timeout};
   if (s == CplStatus::kPoisoned) return {s, now + d.value() + params_.upstream_latency};
-  if (s == CplStatus::kUR) note_received_ur(root_ports_[p]->config());
-  if (s == CplStatus::kCA) note_received_ca(root_ports_[p]->config());
+  // The root port forwarded the CPU's request to its secondary side: the
+  // completion status is recorded in Secondary Status (7.5.1.3.7).
+  if (s == CplStatus::kUR) note_received_ur(root_ports_[p]->config(), true);
+  if (s == CplStatus::kCA) note_received_ca(root_ports_[p]->config(), true);
   return {s, now + d.value() + params_.upstream_latency};
 }
 

@@ -248,15 +248,21 @@ json aer_registers(const fabric::ConfigSpace& cs) {
     d["unsupported_request"] = (st & PCI_EXP_DEVSTA_URD) != 0;
     j["device_status"] = d;
   }
-  const std::uint16_t status = cs.get16(PCI_STATUS);
-  json ps;
-  ps["signaled_target_abort"] = (status & PCI_STATUS_SIG_TARGET_ABORT) != 0;
-  ps["received_target_abort"] = (status & PCI_STATUS_REC_TARGET_ABORT) != 0;
-  ps["received_master_abort"] = (status & PCI_STATUS_REC_MASTER_ABORT) != 0;
-  ps["signaled_system_error"] = (status & PCI_STATUS_SIG_SYSTEM_ERROR) != 0;
-  ps["master_data_parity_error"] = (status & PCI_STATUS_PARITY) != 0;
-  ps["detected_parity_error"] = (status & PCI_STATUS_DETECTED_PARITY) != 0;
-  j["status"] = ps;
+  auto status_bits = [](std::uint16_t status) {
+    json ps;
+    ps["signaled_target_abort"] = (status & PCI_STATUS_SIG_TARGET_ABORT) != 0;
+    ps["received_target_abort"] = (status & PCI_STATUS_REC_TARGET_ABORT) != 0;
+    ps["received_master_abort"] = (status & PCI_STATUS_REC_MASTER_ABORT) != 0;
+    ps["signaled_system_error"] = (status & PCI_STATUS_SIG_SYSTEM_ERROR) != 0;
+    ps["master_data_parity_error"] = (status & PCI_STATUS_PARITY) != 0;
+    ps["detected_parity_error"] = (status & PCI_STATUS_DETECTED_PARITY) != 0;
+    return ps;
+  };
+  j["status"] = status_bits(cs.get16(PCI_STATUS));
+  // A bridge's secondary side (7.5.1.3.7); bit 8 there is its Master Data
+  // Parity Error, bit 14 Received System Error.
+  if ((cs.get8(PCI_HEADER_TYPE) & 0x7f) == PCI_HEADER_TYPE_BRIDGE)
+    j["secondary_status"] = status_bits(cs.get16(PCI_SEC_STATUS));
   const std::uint16_t aer = cs.find_extended_capability(PCI_EXT_CAP_ID_ERR);
   if (aer) {
     const std::uint32_t us = cs.get32(aer + PCI_ERR_UNCOR_STATUS);
