@@ -517,13 +517,18 @@ std::uint32_t aer_bit(ErrorKind k) {
 }
 
 ErrorReport record_error(ConfigSpace& cs, ErrorKind kind,
-                         const std::array<std::uint32_t, 4>& header, bool advisory) {
+                         const std::array<std::uint32_t, 4>& header, bool advisory,
+                         const ConfigSpace* controls) {
   ErrorReport r;
   const std::uint32_t bit = aer_bit(kind);
   const std::uint16_t aer = cs.find_extended_capability(PCI_EXT_CAP_ID_ERR);
   const std::uint16_t exp = cs.find_capability(PCI_CAP_ID_EXP);
-  const std::uint16_t devctl = exp ? cs.get16(exp + PCI_EXP_DEVCTL) : 0;
-  const bool serr = cs.get16(PCI_COMMAND) & PCI_COMMAND_SERR;
+  // A VF decides on messages with its PF's reporting enables (SERR# Enable,
+  // Device Control's Reporting Enables are RsvdP in a VF: SR-IOV 9.4.1).
+  const ConfigSpace& ctl = controls ? *controls : cs;
+  const std::uint16_t ctl_exp = controls ? ctl.find_capability(PCI_CAP_ID_EXP) : exp;
+  const std::uint16_t devctl = ctl_exp ? ctl.get16(ctl_exp + PCI_EXP_DEVCTL) : 0;
+  const bool serr = ctl.get16(PCI_COMMAND) & PCI_COMMAND_SERR;
   bool masked = false;
   if (is_correctable(kind)) {
     r.severity = ErrorSeverity::kCorrectable;

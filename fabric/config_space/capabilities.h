@@ -174,8 +174,10 @@ struct ErrorReport {
 // already logged; and the message to send given the masks, the severity
 // and the reporting enables (Device Control, Command SERR#). `advisory`:
 // the caller may handle a non-fatal error as Advisory Non-Fatal (6.2.3.2.4).
+// `controls`: the function whose reporting enables apply (a VF's PF).
 ErrorReport record_error(ConfigSpace& cs, ErrorKind kind,
-                         const std::array<std::uint32_t, 4>& header, bool advisory = false);
+                         const std::array<std::uint32_t, 4>& header, bool advisory = false,
+                         const ConfigSpace* controls = nullptr);
 
 // ECRC Check Enable in the AER capability (the receiver checks ECRC).
 bool ecrc_check_enabled(const ConfigSpace& cs);

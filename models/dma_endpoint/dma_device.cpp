@@ -270,7 +270,8 @@ void DmaDevice::port_error(Port&, ErrorKind kind, const std::array<std::uint32_t
 void DmaDevice::report_error(DmaFunction& f, ErrorKind kind,
                              const std::array<std::uint32_t, 4>& header, Time t, bool advisory) {
   at_time(t, [this, &f, kind, header, t, advisory] {
-    const ErrorReport r = record_error(f.config(), kind, header, advisory);
+    const ErrorReport r = record_error(f.config(), kind, header, advisory,
+                                       f.is_vf() ? &functions_[0]->config() : nullptr);
     if (r.message == ErrorSeverity::kNone) return;
     ++f.stats().error_messages;
     send_error_message(port_, f.rid(), r.message, t);
