@@ -221,7 +221,8 @@ std::uint16_t add_pcie_capability(ConfigSpace& cs, const PcieCapOptions& o) {
   if (o.slot_implemented) {
     cs.define(c + PCI_EXP_SLTCAP, 4, static_cast<std::uint32_t>(o.physical_slot) << 19);
     cs.define(c + PCI_EXP_SLTCTL, 2, 0);
-    cs.define(c + PCI_EXP_SLTSTA, 2, 0);
+    // Presence Detect Changed and DL State Changed are RW1C (7.5.3.11).
+    cs.define(c + PCI_EXP_SLTSTA, 2, 0, 0, PCI_EXP_SLTSTA_PDC | PCI_EXP_SLTSTA_DLLSC);
   }
   if (root) {
     cs.define(c + PCI_EXP_RTCAP, 2, o.rrs_sw_visibility ? PCI_EXP_RTCAP_CRSVIS : 0);
@@ -264,12 +265,24 @@ void set_link_status(ConfigSpace& cs, int speed, int width, bool dll_active) {
   cs.capture_reset_value(c + PCI_EXP_LNKSTA, 2);
 }
 
-void set_dll_active(ConfigSpace& cs, bool active) {
-  // Data Link Layer Link Active (7.5.3.8): implemented when the port is
-  // DL Active Reporting Capable, else hardwired to 0.
+void set_dll_active(ConfigSpace& cs, bool active, bool present) {
   std::uint16_t c = cs.find_capability(PCI_CAP_ID_EXP);
-  if (!c || !(cs.get32(c + PCI_EXP_LNKCAP) & PCI_EXP_LNKCAP_DLLLARC)) return;
-  cs.set_bits16(c + PCI_EXP_LNKSTA, PCI_EXP_LNKSTA_DLLLA, active);
+  if (!c) return;
+  const bool slot = cs.get16(c + PCI_EXP_FLAGS) & PCI_EXP_FLAGS_SLOT;
+  // Data Link Layer Link Active (7.5.3.8): implemented when the port is
+  // DL Active Reporting Capable, else hardwired to 0; a change sets Data
+  // Link Layer State Changed in a slot's Slot Status (7.5.3.11).
+  if (cs.get32(c + PCI_EXP_LNKCAP) & PCI_EXP_LNKCAP_DLLLARC) {
+    const bool was = cs.get16(c + PCI_EXP_LNKSTA) & PCI_EXP_LNKSTA_DLLLA;
+    cs.set_bits16(c + PCI_EXP_LNKSTA, PCI_EXP_LNKSTA_DLLLA, active);
+    if (slot && was != active) cs.set_bits16(c + PCI_EXP_SLTSTA, PCI_EXP_SLTSTA_DLLSC, true);
+  }
+  // Presence Detect State follows the adapter; a change sets Presence
+  // Detect Changed.
+  if (slot && static_cast<bool>(cs.get16(c + PCI_EXP_SLTSTA) & PCI_EXP_SLTSTA_PDS) != present) {
+    cs.set_bits16(c + PCI_EXP_SLTSTA, PCI_EXP_SLTSTA_PDS, present);
+    cs.set_bits16(c + PCI_EXP_SLTSTA, PCI_EXP_SLTSTA_PDC, true);
+  }
 }
 
 // ---------------------------------------------------------------- PM

@@ -77,7 +77,8 @@ std::uint16_t add_pcie_capability(ConfigSpace& cs, const PcieCapOptions& o);
 // Link Status current speed/width, as link training would leave them.
 void set_link_status(ConfigSpace& cs, int speed, int width, bool dll_active);
 // The port's Data Link Layer Link Active bit follows its link (DL_Up/DL_Down).
-void set_dll_active(ConfigSpace& cs, bool active);
+// With a slot, Presence Detect State follows `present` (the adapter is there).
+void set_dll_active(ConfigSpace& cs, bool active, bool present = true);
 
 struct PmOptions {
   bool no_soft_reset = false;

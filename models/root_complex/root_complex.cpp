@@ -627,7 +627,8 @@ void RootComplex::record(unsigned port, ErrorKind kind, const std::array<std::ui
 }
 
 void RootComplex::port_link_state(Port& p, bool up) {
-  set_dll_active(root_ports_.at(static_cast<unsigned>(p.index()))->config(), up);
+  set_dll_active(root_ports_.at(static_cast<unsigned>(p.index()))->config(), up,
+                 !(p.peer() && p.peer()->removed()));
 }
 
 void RootComplex::root_error_message(unsigned port, ErrorSeverity severity, RoutingId source,

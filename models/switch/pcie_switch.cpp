@@ -74,7 +74,8 @@ void PcieSwitch::port_link_state(Port& p, bool up) {
     if (!up) port_hot_reset(p);
     return;
   }
-  set_dll_active(dsps_.at(static_cast<unsigned>(p.index()))->config(), up);
+  set_dll_active(dsps_.at(static_cast<unsigned>(p.index()))->config(), up,
+                 !(p.peer() && p.peer()->removed()));
 }
 
 void PcieSwitch::port_error(Port& p, ErrorKind kind, const std::array<std::uint32_t, 4>& header,
