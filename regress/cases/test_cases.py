@@ -180,3 +180,16 @@ def test_every_shipped_config_passes(cli, config):
     assert text.startswith("# " + config.name), f"{config.name}: header comment must start with its name"
     p = cli("run", config, "-q")
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_every_fault_kind_has_a_case(cli):
+    """Every kind `pciesim faults` lists is injected by at least one case."""
+    import yaml
+    listed = set(re.findall(r"^## (\w+)$", cli("faults").stdout, re.M))
+    assert len(listed) >= 19, listed
+    used = set()
+    for case in CASES:
+        doc = yaml.safe_load(case.read_text()) or {}
+        used.update(f["kind"] for f in doc.get("faults", []))
+        used.update(s["fault"]["kind"] for s in doc.get("scenario", []) if isinstance(s, dict) and "fault" in s)
+    assert listed - used == set(), f"fault kinds without a regression case: {sorted(listed - used)}"
