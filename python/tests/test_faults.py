@@ -3,6 +3,8 @@ requester, the detecting function's AER registers, the root port and the
 host's recovery see it; determinism; injection from a scheduled callback."""
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -154,3 +156,12 @@ def test_bad_fault_descriptions_are_refused_with_their_place():
         sim.inject("cpl_ca", where="ep7.pf")
     with pytest.raises(TypeError):
         sim.inject("lcrc", where=EP_LINK, match=[1])
+
+
+def test_the_inject_faults_example_runs():
+    script = os.path.join(os.path.dirname(__file__), "..", "examples", "inject_faults.py")
+    p = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert "lcrc storm: fired 30 times" in p.stdout
+    assert "recovery from sw0.dsp0: fatal, recovered" in p.stdout
+    assert "every request ended once: True" in p.stdout

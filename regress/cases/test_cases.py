@@ -193,3 +193,16 @@ def test_every_fault_kind_has_a_case(cli):
         used.update(f["kind"] for f in doc.get("faults", []))
         used.update(s["fault"]["kind"] for s in doc.get("scenario", []) if isinstance(s, dict) and "fault" in s)
     assert listed - used == set(), f"fault kinds without a regression case: {sorted(listed - used)}"
+
+
+@pytest.mark.parametrize("name", ["fault_lcrc_storm_only_costs_time.yaml",
+                                  "fault_link_down_under_switch_with_dpc.yaml"])
+def test_same_fault_plan_and_seed_give_byte_identical_stats_and_trace(cli, name):
+    outputs = []
+    for run in range(2):
+        stats, trace = cli.tmp / f"s{run}.json", cli.tmp / f"t{run}.jsonl"
+        cli("run", pathlib.Path(__file__).parent / name, "--stats", stats, "--trace", trace, "-q")
+        outputs.append((stats.read_bytes(), trace.read_bytes()))
+    assert outputs[0][1], "the trace is empty"
+    assert outputs[0][0] == outputs[1][0], "stats differ between two runs of the same plan and seed"
+    assert outputs[0][1] == outputs[1][1], "traces differ between two runs of the same plan and seed"
