@@ -292,3 +292,26 @@ def test_fault_kinds_doc_is_current(cli, root):
     p = cli("faults", check=0)
     assert (root / "docs" / "fault-kinds.md").read_text() == p.stdout
     assert "## poisoned" in p.stdout and "## link_down" in p.stdout
+
+
+def test_wait_fault_and_lspci_steps_refuse_bad_use(cli):
+    """A fault that was never armed and a dump that cannot be written fail
+    their steps with the reason; a zero count is refused at validation."""
+    path = cli.write("h.yaml", """
+endpoints: [{name: ep0}]
+links: [{upstream: rc.rp0, downstream: ep0}]
+scenario:
+  - {action: wait_fault, fault_id: 99}
+  - {action: lspci, target: ep0.pf, file: /nonexistent/dir/x}
+""")
+    p = cli("run", path, check=1)
+    assert "no fault 99 (0 armed so far)" in p.stdout
+    assert "cannot write the dump to '/nonexistent/dir/x'" in p.stdout
+    bad = cli.write("h2.yaml", """
+endpoints: [{name: ep0}]
+links: [{upstream: rc.rp0, downstream: ep0}]
+scenario:
+  - {action: wait_fault, fault_id: 1, count: 0}
+""")
+    p = cli("validate", bad, check=2)
+    assert "scenario[0].count" in p.stderr and "at least 1 firing" in p.stderr
