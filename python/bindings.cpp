@@ -566,6 +566,10 @@ PYBIND11_MODULE(_pciesim, m) {
            [](Session& s, const std::string& text) {
              return s.exec([&](Simulation& sim) { return sim.inject(text); });
            })
+      .def("aer_inject",
+           [](Session& s, const std::string& text, const std::string& source, std::uint64_t at) {
+             return s.exec([&](Simulation& sim) { return sim.aer_inject(text, source, at); });
+           })
       .def("fault_json",
            [](Session& s, unsigned id) {
              return s.exec([&](Simulation& sim) { return sim.fault(id).dump(); });

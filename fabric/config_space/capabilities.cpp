@@ -459,6 +459,10 @@ const char* to_string(ErrorKind k) {
       return "UncorrIntErr";
     case ErrorKind::kDataLinkProtocol:
       return "DLP";
+    case ErrorKind::kFlowControlProtocol:
+      return "FCP";
+    case ErrorKind::kReceiverOverflow:
+      return "RxOF";
     case ErrorKind::kReceiverError:
       return "RxErr";
     case ErrorKind::kBadTlp:
@@ -469,6 +473,8 @@ const char* to_string(ErrorKind k) {
       return "Rollover";
     case ErrorKind::kReplayTimeout:
       return "Timeout";
+    case ErrorKind::kAdvisoryNonFatal:
+      return "AdvNonFatalErr";
   }
   return "?";
 }
@@ -515,6 +521,10 @@ std::uint32_t aer_bit(ErrorKind k) {
       return PCI_ERR_UNC_INTN;
     case ErrorKind::kDataLinkProtocol:
       return PCI_ERR_UNC_DLP;
+    case ErrorKind::kFlowControlProtocol:
+      return PCI_ERR_UNC_FCP;
+    case ErrorKind::kReceiverOverflow:
+      return PCI_ERR_UNC_RX_OVER;
     case ErrorKind::kReceiverError:
       return PCI_ERR_COR_RCVR;
     case ErrorKind::kBadTlp:
@@ -525,8 +535,23 @@ std::uint32_t aer_bit(ErrorKind k) {
       return PCI_ERR_COR_REP_ROLL;
     case ErrorKind::kReplayTimeout:
       return PCI_ERR_COR_REP_TIMER;
+    case ErrorKind::kAdvisoryNonFatal:
+      return PCI_ERR_COR_ADV_NFAT;
   }
   return 0;
+}
+
+bool error_kind_of_bit(bool correctable, std::uint32_t bit, ErrorKind* out) {
+  const std::uint32_t supported = correctable ? kAerCorSupported : kAerUncSupported;
+  if (bit == 0 || (bit & (bit - 1)) || !(bit & supported)) return false;
+  for (unsigned k = 0; k <= static_cast<unsigned>(ErrorKind::kAdvisoryNonFatal); ++k) {
+    const auto kind = static_cast<ErrorKind>(k);
+    if (is_correctable(kind) == correctable && aer_bit(kind) == bit) {
+      *out = kind;
+      return true;
+    }
+  }
+  return false;
 }
 
 ErrorReport record_error(ConfigSpace& cs, ErrorKind kind,

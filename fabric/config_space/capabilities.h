@@ -147,18 +147,25 @@ enum class ErrorKind {
   kSurpriseDown,
   kInternal,
   kDataLinkProtocol,
+  kFlowControlProtocol,
+  kReceiverOverflow,
   // correctable (PCI_ERR_COR_*)
   kReceiverError,
   kBadTlp,
   kBadDllp,
   kReplayRollover,
   kReplayTimeout,
+  kAdvisoryNonFatal,  // the ADV_NFAT bit on its own (reports, aer-inject)
 };
 enum class ErrorSeverity { kNone, kCorrectable, kNonFatal, kFatal };
 const char* to_string(ErrorKind k);
 const char* to_string(ErrorSeverity s);
 bool is_correctable(ErrorKind k);
 std::uint32_t aer_bit(ErrorKind k);  // its bit in the AER status register
+// The error an AER status bit stands for (one bit of the correctable or the
+// uncorrectable status register); false for bits the AER capability of
+// pciesim's functions does not implement (reserved bits, Undefined bit 0).
+bool error_kind_of_bit(bool correctable, std::uint32_t bit, ErrorKind* out);
 
 // What logging an error decided: its severity, and the error message the
 // function must send upstream (kNone: none, because masked or not enabled).

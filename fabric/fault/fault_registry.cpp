@@ -183,6 +183,23 @@ const std::vector<FaultKindInfo>& fault_kinds() {
        "device goes to ERROR",
        "MIGRATION.md 3; drivers/vfio/pci/pds (suspend status poll)",
        {}},
+      {FaultKind::kAerReport,
+       "aer_report",
+       FaultPoint::kTimed,
+       "a function or port, by name (ep0.vf1, sw0.dsp0) or PCI address (02:00.1)",
+       "the function detects the given errors at `at` (an error report, as aer-inject makes: "
+       "no TLP is affected)",
+       "AER status bits, First Error Pointer and Header Log (first unmasked uncorrectable), "
+       "Device Status, one error message per unmasked error as the masks, severities and "
+       "reporting enables decide; the root port logs it and the host recovers",
+       "PCIe Base 6.2.5 (figure 6-2), 7.8.4; Linux aer-inject",
+       {{"cor_status", "name | number | list", "none",
+         "correctable errors: RCVR, BAD_TLP, BAD_DLLP, REP_ROLL, REP_TIMER, ADV_NFAT"},
+        {"uncor_status", "name | number | list", "none",
+         "uncorrectable errors: DLP, SURPDN, POISON_TLP, FCP, COMP_TIME, COMP_ABORT, UNX_COMP, "
+         "RX_OVER, MALF_TLP, ECRC, UNSUP, ACSV, INTN"},
+        {"header_log", "list of 4 integers", "0 0 0 0",
+         "the TLP header logged with the first unmasked uncorrectable error"}}},
       {FaultKind::kIommuFault,
        "iommu_fault",
        FaultPoint::kIommu,

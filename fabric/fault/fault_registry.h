@@ -12,6 +12,7 @@
 // config, plan and seed give the same firing sequence and log.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -44,6 +45,7 @@ enum class FaultKind : std::uint8_t {
   kSurpriseFlr,       // the function resets itself
   kMigrationCommand,  // `where` an endpoint's PF: a firmware command fails
   kQuiesceStuck,      // a VF's quiesce never drains
+  kAerReport,         // a function logs the given AER errors (aer-inject's model)
   // --- IOMMU ---
   kIommuFault,  // `where` "iommu": translations fault
   kIommuUnmap,  // `where` an IOMMU domain: unmap a range under DMA
@@ -102,7 +104,9 @@ struct FaultSpec {
   std::uint64_t iova = 0, length = 0;  // iommu_unmap
   std::string command = "suspend_initiator", mode = "error";  // migration_command
   unsigned faults = 1;  // iommu_fault: translations that fault per firing
-  std::string label;    // where the fault was defined ("faults[2]", "python")
+  std::uint32_t cor_status = 0, uncor_status = 0;       // aer_report: AER status bits
+  std::array<std::uint32_t, 4> header_log{0, 0, 0, 0};  // aer_report
+  std::string label;  // where the fault was defined ("faults[2]", "python")
 };
 
 struct FaultEvent {

@@ -347,7 +347,7 @@ std::uint32_t MigrationFirmware::execute(const Command& cmd) {
       // while the image travels is dirty again for the next one.
       mig::FunctionState s = f.capture(!incremental);
       if (final_image) f.stop_tracking();
-      std::uint32_t flags = incremental ? 0 : mig::kImageFull;
+      std::uint32_t flags = incremental ? 0u : static_cast<std::uint32_t>(mig::kImageFull);
       if (final_image) flags |= mig::kImageFinal;
       std::vector<std::uint8_t> image = mig::encode(s, id, flags);
       result_ = image.size();

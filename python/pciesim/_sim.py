@@ -414,6 +414,32 @@ class Simulation:
         fid = self._n.inject(json.dumps(spec))
         return FaultHandle(self._n, fid)
 
+    def aer_inject(self, text: Optional[str] = None, *, path=None, at=None) -> List["FaultHandle"]:
+        """Arms the errors of an aer-inject file (Linux's aer-inject tool's
+        format: AER, PCI_ID / BUS DEV FN, COR_STATUS, UNCOR_STATUS,
+        HEADER_LOG) as aer_report faults: give its `text` or its `path`.
+        Each record makes its function log those errors at `at` (absolute;
+        default now) and send the messages the hardware would; PCI
+        addresses are resolved once the host has enumerated. Unlike the
+        real tool nothing is faked: masks, severities, reporting enables and
+        DPC apply (docs/faults.md). Returns one FaultHandle per record."""
+        if (text is None) == (path is None):
+            raise TypeError("aer_inject takes the file's text or path=, exactly one")
+        if path is not None:
+            if not isinstance(path, (str, os.PathLike)):
+                raise TypeError(f"path must be a string or path, got {type(path).__name__}")
+            source = os.fspath(path)
+            with open(source, "r", encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        else:
+            if not isinstance(text, str):
+                raise TypeError(f"text must be the aer-inject file's text (str), got "
+                                f"{type(text).__name__}")
+            source = "aer_inject"
+        when = self.now if at is None else at
+        ids = self._n.aer_inject(text, source, int(as_time(when)))
+        return [FaultHandle(self._n, i) for i in ids]
+
     def aer(self, target: str) -> dict:
         """The function's error registers decoded: device_status, status,
         uncorrectable / correctable (status, errors, mask), first error
@@ -501,8 +527,8 @@ class Simulation:
 
 
 class FaultHandle:
-    """An armed fault: .fired (times it fired), .matched, .log (what it
-    did, with times), .cancel()."""
+    """An armed fault: .kind, .where, .fired (times it fired), .matched,
+    .log (what it did, with times), .cancel()."""
 
     def __init__(self, native, fid: int):
         self._n = native
@@ -510,6 +536,14 @@ class FaultHandle:
 
     def _state(self) -> dict:
         return json.loads(self._n.fault_json(self.id))
+
+    @property
+    def kind(self) -> str:
+        return self._state()["kind"]
+
+    @property
+    def where(self) -> str:
+        return self._state()["where"]
 
     @property
     def fired(self) -> int:

@@ -165,3 +165,80 @@ def test_the_inject_faults_example_runs():
     assert "lcrc storm: fired 30 times" in p.stdout
     assert "recovery from sw0.dsp0: fatal, recovered" in p.stdout
     assert "every request ended once: True" in p.stdout
+
+
+AER_FILE = """
+# aer-inject's format: ep0 (03:00.0) reports a non-fatal Completion Timeout
+AER
+PCI_ID 0000:03:00.0
+UNCOR_STATUS COMP_TIME
+HEADER_LOG 0x20000001 0x030000ff 0 0x01003000
+AER ID 02:00.0 COR_STATUS BAD_TLP   # sw0.dsp0, correctable
+"""
+
+
+def test_aer_inject_text_is_logged_by_the_functions_and_recovered():
+    """aer-inject records become aer_report faults: the function's AER
+    registers hold the error and the header, the root port receives the
+    messages from the right sources, and the host recovers (non-fatal: no
+    reset)."""
+    sim = booted()
+    at = sim.now
+    hs = sim.aer_inject(AER_FILE, at=at)
+    assert [h.where for h in hs] == ["03:00.0", "02:00.0"]
+    seen = []
+    sim.after("1ns", lambda: seen.append(sim.aer("ep0.pf")))
+    sim.run("200us")
+    assert all(h.fired == 1 for h in hs)
+    assert "ep0.pf (03:00.0) logs CmpltTO" in hs[0].log[-1]["detail"]
+    a = seen[0]
+    assert "CmpltTO" in a["uncorrectable"]["errors"]
+    assert a["first_error_pointer"] == 14
+    assert a["header_log"] == ["0x20000001", "0x030000ff", "0x00000000", "0x01003000"]
+    s = sim.stats()
+    rp = s["root_complex"]["root_ports"]["rp0"]
+    assert rp["err_nonfatal_received"] == 1 and rp["err_cor_received"] == 1
+    assert rp["aer"]["root"]["cor_source"] == "02:00.0"
+    assert rp["aer"]["root"]["uncor_source"] == "03:00.0"
+    assert s["aer"]["recoveries"] == 1 and s["aer"]["log"][0]["severity"] == "non_fatal"
+    assert s["aer"]["log"][0]["outcomes"]["ep0.pf"] == "recovered"
+    assert s["completions"]["violations"] == 0
+
+
+def test_aer_inject_before_boot_waits_for_enumeration(tmp_path):
+    """A PCI address means nothing before enumeration: a record armed before
+    boot fires once the host has given out the bus numbers."""
+    f = tmp_path / "cor.aer"
+    f.write_text("AER\nBUS 3 DEV 0 FN 0\nCOR_STATUS RCVR\n")
+    sim = pciesim.load(QUICK)
+    (h,) = sim.aer_inject(path=f)
+    sim.run("400us")
+    assert h.fired == 1
+    assert "ep0.pf (03:00.0) logs RxErr" in h.log[-1]["detail"]
+    assert sim.stats()["root_complex"]["root_ports"]["rp0"]["err_cor_received"] == 1
+
+
+def test_bad_aer_inject_input_is_refused_with_its_line_and_nothing_armed():
+    sim = booted()
+    with pytest.raises(pciesim.UsageError, match=r"aer_inject:3: UNCOR_STATUS: unknown .*'BOGUS'"):
+        sim.aer_inject("AER\nID 03:00.0\nUNCOR_STATUS BOGUS\n")
+    with pytest.raises(pciesim.UsageError, match="no function at 09:00.0"):
+        sim.aer_inject("AER ID 03:00.0 COR RCVR\nAER ID 09:00.0 COR RCVR\n")
+    with pytest.raises(pciesim.UsageError, match="bit 0 is not implemented"):
+        sim.aer_inject("AER ID 03:00.0 UNCOR TRAIN\n")
+    with pytest.raises(pciesim.UsageError, match="domain 1 does not exist"):
+        sim.aer_inject("AER ID 0001:03:00.0 COR RCVR\n")
+    with pytest.raises(pciesim.UsageError, match="host bridge"):
+        sim.aer_inject("AER ID 00:00.0 COR RCVR\n")
+    with pytest.raises(TypeError):
+        sim.aer_inject()
+    with pytest.raises(TypeError):
+        sim.aer_inject(5)
+    # All or nothing: the refused files armed no fault.
+    assert sim.stats()["faults"]["armed"] == []
+    with pytest.raises(pciesim.ConfigError, match="aer_report needs cor_status or uncor_status"):
+        sim.inject("aer_report", where="ep0.pf")
+    with pytest.raises(pciesim.ConfigError, match="expected an uncorrectable error name"):
+        sim.inject("aer_report", where="ep0.pf", uncor_status="BAD_TLP")
+    with pytest.raises(pciesim.ConfigError, match="aer_report parameters"):
+        sim.inject("lcrc", where=EP_LINK, cor_status="RCVR")

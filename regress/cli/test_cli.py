@@ -315,3 +315,58 @@ scenario:
 """)
     p = cli("validate", bad, check=2)
     assert "scenario[0].count" in p.stderr and "at least 1 firing" in p.stderr
+
+
+def test_aer_inject_option_and_config_entry(cli):
+    """`run --aer-inject FILE` and a faults[] `aer_inject:` entry arm the
+    file's records; a bad file or time is refused with its place."""
+    aer = cli.write("e.aer", "AER\nPCI_ID 01:00.0\nCOR_STATUS BAD_TLP\n")
+    cfg = cli.write("a.yaml", """
+endpoints: [{name: ep0}]
+links: [{upstream: rc.rp0, downstream: ep0}]
+scenario:
+  - {action: wait, duration: 100us}
+""")
+    stats = cli.tmp / "s.json"
+    cli("run", cfg, "--aer-inject", aer, "--aer-inject-at", "5us", "--stats", stats, "-q")
+    s = json.loads(stats.read_text())
+    assert s["faults"]["armed"][0]["kind"] == "aer_report"
+    assert s["faults"]["armed"][0]["fired"] == 1
+    assert s["root_complex"]["root_ports"]["rp0"]["err_cor_received"] == 1
+    bad = cli.write("b.aer", "AER\nPCI_ID 01:00.0\nCOR_STATUS NOPE\n")
+    p = cli("run", cfg, "--aer-inject", bad, check=2)
+    assert "b.aer:3" in p.stderr and "'NOPE'" in p.stderr
+    p = cli("run", cfg, "--aer-inject", aer, "--aer-inject-at", "soon", check=2)
+    assert "--aer-inject-at" in p.stderr and "'soon'" in p.stderr
+    p = cli("run", cfg, "--aer-inject", cli.tmp / "missing.aer", check=2)
+    assert "cannot read" in p.stderr
+    # The config form: a file relative to the config, or the text inline.
+    entry = cli.write("c.yaml", """
+endpoints: [{name: ep0}]
+links: [{upstream: rc.rp0, downstream: ep0}]
+faults:
+  - {aer_inject: e.aer, at: 5us}
+  - {aer_inject_text: "AER ID 01:00.0 UNCOR UNSUP", at: 6us}
+scenario:
+  - {action: wait, duration: 100us}
+""")
+    cli("run", entry, "--stats", stats, "-q")
+    s = json.loads(stats.read_text())
+    assert [f["fired"] for f in s["faults"]["armed"]] == [1, 1]
+    assert s["root_complex"]["root_ports"]["rp0"]["err_nonfatal_received"] == 1
+    mixed = cli.write("d.yaml", """
+endpoints: [{name: ep0}]
+links: [{upstream: rc.rp0, downstream: ep0}]
+faults:
+  - {aer_inject: e.aer, kind: lcrc}
+""")
+    p = cli("validate", mixed, check=2)
+    assert "faults[0].kind" in p.stderr and "takes only `at`" in p.stderr
+    broken = cli.write("f.yaml", """
+endpoints: [{name: ep0}]
+links: [{upstream: rc.rp0, downstream: ep0}]
+faults:
+  - {aer_inject_text: "AER ID 01:00.0"}
+""")
+    p = cli("validate", broken, check=2)
+    assert "f.yaml" in p.stderr and "injects no error" in p.stderr

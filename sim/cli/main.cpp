@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <cerrno>
 #include <cstring>
@@ -180,6 +181,13 @@ int sc_main(int argc, char** argv) {
   run->add_option("--stats", stats_path, "Write the statistics JSON to this file");
   run->add_option("--trace", trace_path, "Write a JSON-lines TLP trace to this file");
   run->add_flag("-q,--quiet", quiet, "Print only the verdict line");
+  std::vector<std::string> aer_files;
+  std::string aer_at = "0s";
+  run->add_option("--aer-inject", aer_files,
+                  "Inject the errors of an aer-inject file (its format: docs/faults.md); "
+                  "repeatable");
+  run->add_option("--aer-inject-at", aer_at,
+                  "When --aer-inject's errors are logged, after boot (default 0s)");
   CLI::App* validate = app.add_subcommand("validate", "Check a config without simulating");
   add_common(validate);
   CLI::App* lspci = app.add_subcommand("lspci", "Boot and print the host's PCI devices like lspci");
@@ -214,6 +222,22 @@ int sc_main(int argc, char** argv) {
       return kExitPass;
     }
     SystemConfig cfg = load_config_file(config, overrides);
+    if (!aer_files.empty()) {
+      fabric::Time at = 0;
+      if (!fabric::parse_time(aer_at, &at))
+        throw UsageError(
+            "--aer-inject-at",
+            "expected a time with a unit (s, ms, us, ns, ps, fs), got '" + aer_at + "'");
+      for (const std::string& file : aer_files) {
+        std::ifstream in(file, std::ios::binary);
+        if (!in) throw UsageError("--aer-inject", "cannot read '" + file + "'");
+        std::ostringstream text;
+        text << in.rdbuf();
+        for (const fabric::FaultSpec& f :
+             aer_inject_faults(text.str(), file, "--aer-inject " + file, at))
+          cfg.faults.push_back(f);
+      }
+    }
     if (app.got_subcommand("validate")) {
       std::printf(
           "%s: valid (%zu switches, %zu endpoints, %zu links, %zu workloads, %zu scenario "

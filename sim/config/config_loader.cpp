@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "fabric/fault/aer_inject.h"
 #include "fabric/link/link_timing.h"
 #include "fabric/topology/topology.h"
 #include "models/dma_endpoint/migration_firmware.h"
@@ -840,8 +841,11 @@ fabric::FaultSpec read_fault(const Node& n, const std::string& label, DocSink* d
   f.label = label;
   Section s(n, doc_path, docs);
   std::string kind;
-  s.required("kind");
-  s.required("where");
+  const bool aer_file = s.has("aer_inject") || s.has("aer_inject_text");
+  if (!aer_file) {
+    s.required("kind");
+    s.required("where");
+  }
   s.field("kind", &kind, "Fault kind (pciesim faults lists them)")
       .field("where", &f.where,
              "Where: a link (rc.rp0--ep0, optionally :down / :up), a function, rc (host memory "
@@ -861,8 +865,47 @@ fabric::FaultSpec read_fault(const Node& n, const std::string& label, DocSink* d
       .bytes("length", &f.length, "iommu_unmap: bytes")
       .field("command", &f.command, "migration_command: the firmware command that fails")
       .field("mode", &f.mode, "migration_command: error or timeout")
-      .field("faults", &f.faults, 1, 1u << 20, "iommu_fault: translations that fault per firing");
+      .field("faults", &f.faults, 1, 1u << 20, "iommu_fault: translations that fault per firing")
+      .nested("cor_status", "name | number | list",
+              "aer_report: correctable errors the function logs (RCVR, BAD_TLP, ...)")
+      .nested("uncor_status", "name | number | list",
+              "aer_report: uncorrectable errors the function logs (COMP_TIME, UNSUP, ...)")
+      .nested("header_log", "list of 4 integers",
+              "aer_report: the TLP header logged with the first unmasked uncorrectable error")
+      .nested("aer_inject", "file",
+              "Instead of kind/where: a file in the aer-inject tool's format (relative to the "
+              "config file); each record becomes an aer_report fault at `at`")
+      .nested("aer_inject_text", "string", "The same with the file's text inline");
   if (s.has("until")) f.end = s.child("until").as_time();
+  for (const bool cor : {true, false}) {
+    const char* key = cor ? "cor_status" : "uncor_status";
+    if (!s.has(key)) continue;
+    Node v = s.child(key);
+    std::uint32_t& bits = cor ? f.cor_status : f.uncor_status;
+    auto one = [&](const Node& w) {
+      std::uint32_t b = 0;
+      if (!w.is_scalar() || !fabric::parse_aer_status(cor, w.as_string(), &b))
+        w.fail(std::string("expected ") + (cor ? "a correctable" : "an uncorrectable") +
+               " error name (" + fabric::aer_status_names(cor) + ") or a non-zero number");
+      bits |= b;
+    };
+    if (v.is_sequence()) {
+      if (v.size() == 0) v.fail("expected at least one error");
+      for (std::size_t i = 0; i < v.size(); ++i)
+        one(v.at(i));
+    } else {
+      one(v);
+    }
+  }
+  if (s.has("header_log")) {
+    Node h = s.child("header_log");
+    if (!h.is_sequence() || h.size() != 4) h.fail("expected a list of 4 DW (the TLP header)");
+    for (std::size_t i = 0; i < 4; ++i) {
+      const std::uint64_t dw = h.at(i).as_u64();
+      if (dw > 0xffffffffu) h.at(i).fail("a DW is 32 bits, got " + format_hex(dw));
+      f.header_log[i] = static_cast<std::uint32_t>(dw);
+    }
+  }
   Node mn = s.child("match");
   {
     Section m(mn, doc_path + ".match", docs);
@@ -893,16 +936,56 @@ fabric::FaultSpec read_fault(const Node& n, const std::string& label, DocSink* d
   }
   s.finish();
   if (!n.defined()) return f;
+  if (aer_file) {
+    // The caller (faults[] of a config) expands the file into faults.
+    for (const char* k : {"kind", "where", "match", "until", "nth", "count", "probability"})
+      if (s.has(k)) s.child(k).fail(std::string("an aer_inject entry takes only `at`, not ") + k);
+    if (s.has("aer_inject") && s.has("aer_inject_text"))
+      n.fail("give aer_inject or aer_inject_text, not both");
+    f.kind = fabric::FaultKind::kAerReport;
+    return f;
+  }
   if (!fabric::parse_fault_kind(kind, &f.kind)) {
     std::string all;
     for (const fabric::FaultKindInfo& i : fabric::fault_kinds())
       all += (all.empty() ? "" : ", ") + std::string(i.name);
     s.child("kind").fail("unknown fault kind '" + kind + "' (" + all + ")");
   }
+  const bool aer_fields = s.has("cor_status") || s.has("uncor_status") || s.has("header_log");
+  if (f.kind == fabric::FaultKind::kAerReport && !f.cor_status && !f.uncor_status)
+    n.fail("aer_report needs cor_status or uncor_status");
+  if (f.kind != fabric::FaultKind::kAerReport && aer_fields)
+    n.fail("cor_status, uncor_status and header_log are aer_report parameters, not " + kind + "'s");
   if (f.end <= f.start) s.child("until").fail("until must be after at");
   if (f.match.address_hi <= f.match.address_lo && mn.defined())
     mn.fail("address_hi must be above address_lo");
   return f;
+}
+
+// A faults[] entry naming an aer-inject file (or its text): one aer_report
+// fault per record, all at the entry's `at`, addressed by PCI address.
+std::vector<fabric::FaultSpec> expand_aer_inject(const Node& n, const fabric::FaultSpec& base) {
+  std::string text, source;
+  if (n.child("aer_inject").defined()) {
+    Node file = n.child("aer_inject");
+    std::filesystem::path p(file.as_string());
+    if (p.is_relative() && !n.file().empty() && n.file().find('<') == std::string::npos)
+      p = std::filesystem::path(n.file()).parent_path() / p;
+    std::ifstream in(p, std::ios::binary);
+    if (!in) file.fail("cannot read aer-inject file '" + p.string() + "'");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+    source = p.string();
+  } else {
+    text = n.child("aer_inject_text").as_string();
+    source = n.child("aer_inject_text").location();
+  }
+  try {
+    return aer_inject_faults(text, source, base.label, base.start);
+  } catch (const UsageError& e) {
+    n.fail("aer-inject: " + e.where() + ": " + e.message());
+  }
 }
 
 ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
@@ -1061,8 +1144,12 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
   if (s.has("offset")) read_offset(s.child("offset"), &st.cap, &off, 0xffffffffu);
   s.nested("check", "expectation", "check: an expectation evaluated at this point");
   s.nested("fault", "fault", "inject: the fault (as in faults[]; times relative to the step)");
-  if (s.has("fault") || (docs && !n.defined()))
-    st.fault = read_fault(s.child("fault"), st.label + ".fault", docs, "scenario[].fault");
+  if (s.has("fault") || (docs && !n.defined())) {
+    Node fn = s.child("fault");
+    if (fn.child("aer_inject").defined() || fn.child("aer_inject_text").defined())
+      fn.fail("an inject step takes one fault; put aer_inject files in faults[] (at: a time)");
+    st.fault = read_fault(fn, st.label + ".fault", docs, "scenario[].fault");
+  }
   Comparison cmp;
   bool has_cmp = read_comparison(s, &cmp, false);
   if (s.has("check") || (docs && !n.defined()))
@@ -1664,8 +1751,15 @@ SystemConfig read_document(const Node& root, DocSink* docs) {
     if (n.defined()) c.scenario.push_back(s);
   });
   list("faults", [&](const Node& n, std::size_t i) {
-    fabric::FaultSpec f = read_fault(n, "faults[" + std::to_string(i) + "]", docs, "faults[]");
-    if (n.defined()) c.faults.push_back(f);
+    const std::string label = "faults[" + std::to_string(i) + "]";
+    fabric::FaultSpec f = read_fault(n, label, docs, "faults[]");
+    if (!n.defined()) return;
+    if (n.child("aer_inject").defined() || n.child("aer_inject_text").defined()) {
+      for (const fabric::FaultSpec& r : expand_aer_inject(n, f))
+        c.faults.push_back(r);
+      return;
+    }
+    c.faults.push_back(f);
   });
   list("expect", [&](const Node& n, std::size_t i) {
     Expectation e = read_expectation(n, "expect[" + std::to_string(i) + "]", docs, "expect[]");
@@ -1884,6 +1978,26 @@ SystemConfig load_config_tree(YAML::Node root, const std::string& source,
   return read_document(top, nullptr);
 }
 
+std::vector<fabric::FaultSpec> aer_inject_faults(const std::string& text, const std::string& source,
+                                                 const std::string& label, fabric::Time at) {
+  std::vector<fabric::FaultSpec> out;
+  for (const fabric::AerInjectRecord& r : fabric::parse_aer_inject(text, source)) {
+    if (r.domain != 0)
+      throw UsageError(r.where, "domain " + std::to_string(r.domain) +
+                                    " does not exist (the simulated machine has segment 0 only)");
+    fabric::FaultSpec f;
+    f.kind = fabric::FaultKind::kAerReport;
+    f.where = r.pci_id();
+    f.start = at;
+    f.cor_status = r.cor_status;
+    f.uncor_status = r.uncor_status;
+    f.header_log = r.header_log;
+    f.label = label + " (" + r.where + ")";
+    out.push_back(f);
+  }
+  return out;
+}
+
 fabric::FaultSpec load_fault_text(const std::string& text, const std::string& source) {
   if (text.size() > 65536) throw ConfigError(source, 0, 0, "", "a fault description is too long");
   YAML::Node root;
@@ -1895,6 +2009,10 @@ fabric::FaultSpec load_fault_text(const std::string& text, const std::string& so
   check_document(root, source);
   Node top(root, source, "");
   if (!root.IsMap()) top.fail("a fault is a mapping with kind and where");
+  if (top.child("aer_inject").defined() || top.child("aer_inject_text").defined())
+    top.fail(
+        "aer_inject files are read in a config's faults[] (or by Simulation.aer_inject), not "
+        "here");
   return read_fault(top, source, nullptr, "fault");
 }
 

@@ -23,6 +23,11 @@ SystemConfig load_config_tree(YAML::Node root, const std::string& source,
 // One fault mapping (as in faults[]) from YAML / JSON text; `source`
 // names it in errors.
 fabric::FaultSpec load_fault_text(const std::string& text, const std::string& source);
+// The records of an aer-inject file (fabric/fault/aer_inject.h) as
+// aer_report faults at `at`, addressed by PCI address; UsageError naming
+// "source:line" for a bad file.
+std::vector<fabric::FaultSpec> aer_inject_faults(const std::string& text, const std::string& source,
+                                                 const std::string& label, fabric::Time at);
 
 // Applies "a.b[2].c=value" (list items may also be addressed by their
 // `name`: "endpoints.ep0.sriov.num_vfs=4"); returns the key path it set,

@@ -436,6 +436,19 @@ unsigned Simulation::inject(const std::string& fault_text) {
   return host_->faults().add(f);
 }
 
+std::vector<unsigned> Simulation::aer_inject(const std::string& text, const std::string& source,
+                                             fabric::Time at) {
+  check_alive();
+  const std::vector<fabric::FaultSpec> specs = aer_inject_faults(text, source, "aer_inject", at);
+  // All or nothing: check every record against the system before arming.
+  for (const fabric::FaultSpec& f : specs)
+    host_->faults().check(f);
+  std::vector<unsigned> ids;
+  for (const fabric::FaultSpec& f : specs)
+    ids.push_back(host_->faults().add(f));
+  return ids;
+}
+
 nlohmann::ordered_json Simulation::fault(unsigned id) {
   check_alive();
   const fabric::FaultState& f = host_->faults().registry().state(id);

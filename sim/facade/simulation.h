@@ -138,6 +138,11 @@ class Simulation {
   // absolute simulated times); its id. Usable before boot, between runs
   // and from scheduled callbacks.
   unsigned inject(const std::string& fault_text);
+  // Arms the records of an aer-inject file's text (`source` names it in
+  // errors) as aer_report faults at absolute time `at`; their ids. A PCI
+  // address is resolved once the host has enumerated.
+  std::vector<unsigned> aer_inject(const std::string& text, const std::string& source,
+                                   fabric::Time at);
   // A fault's state: kind, where, matched, fired, cancelled, its log.
   nlohmann::ordered_json fault(unsigned id);
   void cancel_fault(unsigned id);

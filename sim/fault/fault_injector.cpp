@@ -121,6 +121,8 @@ void FaultInjector::validate(const FaultSpec& s) const {
           fail("the system has no enabled IOMMU");
         if (s.domain.empty()) fail("needs domain");
         if (s.length == 0) fail("needs a length");
+      } else if (s.kind == FaultKind::kAerReport) {
+        validate_aer_report(s, fail);
       } else if (s.kind == FaultKind::kSurpriseRemoval) {
         if (!system_.device(s.where)) need_function(true);
       } else {
@@ -129,6 +131,38 @@ void FaultInjector::validate(const FaultSpec& s) const {
       break;
   }
   if (s.end <= s.start) fail("the window ends before it starts");
+}
+
+FunctionRef* FaultInjector::report_target(const std::string& where) const {
+  if (FunctionRef* f = system_.function(where)) return f;
+  if (const auto rid = RoutingId::parse(where)) return system_.function_at(*rid);
+  return nullptr;
+}
+
+void FaultInjector::validate_aer_report(const FaultSpec& s,
+                                        const std::function<void(const std::string&)>& fail) const {
+  for (const bool cor : {true, false}) {
+    const std::uint32_t bits = cor ? s.cor_status : s.uncor_status;
+    for (unsigned b = 0; b < 32; ++b) {
+      if (!((bits >> b) & 1)) continue;
+      ErrorKind k;
+      if (!error_kind_of_bit(cor, 1u << b, &k))
+        fail(std::string(cor ? "cor_status" : "uncor_status") + " bit " + std::to_string(b) +
+             " is not implemented by the functions' AER capability (PCIe Base 7.8.4: reserved, "
+             "or an optional error pciesim does not model)");
+    }
+  }
+  if (!s.cor_status && !s.uncor_status) fail("needs cor_status or uncor_status");
+  const bool address = !system_.function(s.where) && RoutingId::parse(s.where).has_value();
+  // A PCI address can only be checked once enumeration has given out the
+  // bus numbers; before boot it is resolved when the fault fires.
+  if (address && !host_.booted()) return;
+  FunctionRef* f = report_target(s.where);
+  if (!f)
+    fail(address ? "no function at " + s.where + " (see pciesim lspci)"
+                 : "no function named '" + s.where + "'");
+  if (f->kind() == FunctionRef::kHostBridge)
+    fail(f->name() + " (the host bridge) has no AER capability");
 }
 
 unsigned FaultInjector::add(const FaultSpec& spec) {
@@ -218,6 +252,9 @@ void FaultInjector::fire(unsigned id) {
       dev->firmware()->set_failure(op, s.mode == "timeout", 1, 1);
       return;
     }
+    case FaultKind::kAerReport:
+      fire_aer_report(id, s, t);
+      return;
     case FaultKind::kIommuUnmap: {
       if (!host_.iommu()) return;
       IommuDomain& d = host_.iommu_domain(s.domain);
@@ -230,6 +267,71 @@ void FaultInjector::fire(unsigned id) {
     default:
       return;
   }
+}
+
+void FaultInjector::fire_aer_report(unsigned id, const FaultSpec& spec, Time t) {
+  // A copy: reporting may run host code that arms more faults.
+  const FaultSpec s = spec;
+  const std::array<std::uint32_t, 4> hdr = s.header_log;
+  if (!host_.booted() && !system_.function(s.where)) {
+    // A PCI address means something only once enumeration has given out
+    // bus numbers: an early report waits for the end of boot.
+    registry_.note(id, t, "waiting for enumeration to resolve " + s.where);
+    sc_core::sc_spawn_options o;
+    sc_core::sc_spawn(
+        [this, id, s] {
+          KernelContext::guard([&] {
+            sc_core::wait(host_.booted_event());
+            fire_aer_report(id, s, now_fs());
+          });
+        },
+        nullptr, &o);
+    return;
+  }
+  FunctionRef* f = report_target(s.where);
+  if (!f || !f->exists() || f->kind() == FunctionRef::kHostBridge) {
+    registry_.note(id, t, "no function at " + s.where + ": nothing logged");
+    return;
+  }
+  // Which model logs and signals for this function.
+  std::function<void(ErrorKind)> report;
+  if (f->dma()) {
+    report = [f, hdr, t](ErrorKind k) { f->device()->report_error(*f->dma(), k, hdr, t); };
+  } else if (f->kind() == FunctionRef::kRootPort) {
+    for (unsigned i = 0; i < system_.rc().root_port_count(); ++i)
+      if (&system_.rc().root_port(i) == f->bridge())
+        report = [this, hdr, i, t](ErrorKind k) { system_.rc().report_error(i, k, hdr, t); };
+  } else {
+    for (const SwitchSpec& sw_spec : system_.config().switches) {
+      models::PcieSwitch* sw = system_.switch_device(sw_spec.name);
+      if (!sw) continue;
+      if (&sw->usp() == f->bridge())
+        report = [sw, hdr, t](ErrorKind k) { sw->report_error(-1, k, hdr, t); };
+      for (unsigned i = 0; i < sw->downstream_count(); ++i)
+        if (&sw->dsp(i) == f->bridge())
+          report = [sw, hdr, i, t](ErrorKind k) {
+            sw->report_error(static_cast<int>(i), k, hdr, t);
+          };
+    }
+  }
+  if (!report) {
+    registry_.note(id, t, f->name() + " cannot log errors: nothing logged");
+    return;
+  }
+  // Each error is detected on its own: in bit order, so that among
+  // uncorrectable errors the lowest bit is the first error (the First
+  // Error Pointer) as a device that found them together would log.
+  std::string what;
+  for (const bool cor : {true, false}) {
+    const std::uint32_t bits = cor ? s.cor_status : s.uncor_status;
+    for (unsigned b = 0; b < 32; ++b) {
+      ErrorKind k;
+      if (!((bits >> b) & 1) || !error_kind_of_bit(cor, 1u << b, &k)) continue;
+      what += (what.empty() ? "" : " ") + std::string(to_string(k));
+      report(k);
+    }
+  }
+  registry_.note(id, t, f->name() + " (" + f->rid().str() + ") logs " + what);
 }
 
 }  // namespace pciesim::sim

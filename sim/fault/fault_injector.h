@@ -5,6 +5,7 @@
 // unmap under DMA) at their simulated time from a thread of its own.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <systemc>
 
@@ -13,6 +14,7 @@
 namespace pciesim::sim {
 
 class System;
+class FunctionRef;
 class Host;
 
 class FaultInjector : public sc_core::sc_module {
@@ -26,6 +28,8 @@ class FaultInjector : public sc_core::sc_module {
   // make sense for its kind) and arms it; UsageError naming `spec.label`
   // otherwise. Returns the fault's id.
   unsigned add(const fabric::FaultSpec& spec);
+  // The checks of add() without arming.
+  void check(const fabric::FaultSpec& spec) const { validate(spec); }
   // Notified (delta) whenever a fault fires.
   sc_core::sc_event& fired_event() { return fired_; }
 
@@ -33,6 +37,11 @@ class FaultInjector : public sc_core::sc_module {
   void thread();
   void fire(unsigned id);
   void validate(const fabric::FaultSpec& s) const;
+  void validate_aer_report(const fabric::FaultSpec& s,
+                           const std::function<void(const std::string&)>& fail) const;
+  // An aer_report's function: by name, or by PCI address once enumerated.
+  FunctionRef* report_target(const std::string& where) const;
+  void fire_aer_report(unsigned id, const fabric::FaultSpec& s, fabric::Time t);
   bool is_link(const std::string& where) const;
 
   System& system_;
