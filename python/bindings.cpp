@@ -570,6 +570,17 @@ PYBIND11_MODULE(_pciesim, m) {
            [](Session& s, const std::string& text, const std::string& source, std::uint64_t at) {
              return s.exec([&](Simulation& sim) { return sim.aer_inject(text, source, at); });
            })
+      .def("iommu_dirty_tracking",
+           [](Session& s, const std::string& d, bool enable) {
+             return s.exec([&](Simulation& sim) { return sim.iommu_dirty_tracking(d, enable); });
+           })
+      .def("iommu_read_dirty_json",
+           [](Session& s, const std::string& d, std::uint64_t iova, std::uint64_t length,
+              std::uint64_t page_size, bool no_clear) {
+             return s.exec([&](Simulation& sim) {
+               return sim.iommu_read_dirty(d, iova, length, page_size, no_clear).dump();
+             });
+           })
       .def("fault_json",
            [](Session& s, unsigned id) {
              return s.exec([&](Simulation& sim) { return sim.fault(id).dump(); });

@@ -219,6 +219,16 @@ const std::vector<FaultKindInfo>& fault_kinds() {
        "Intel VT-d 6.5 (invalidation)",
        {{"iova", "integer", "0", "start of the range"},
         {"length", "bytes", "0", "bytes unmapped"}}},
+      {FaultKind::kDirtyLost,
+       "dirty_lost",
+       FaultPoint::kIommu,
+       "iommu",
+       "the IOMMU loses the Dirty-bit update of the matching DMA writes (an erratum)",
+       "the write reaches memory but its page is not reported dirty; the dirty-tracking ground "
+       "truth counts it as missed (dirty_tracking.iommu.<domain>.missed_pages) — the silent "
+       "corruption a migration would suffer",
+       "MIGRATION.md 4 (the invariant); Intel VT-d 3.6 (second-level A/D)",
+       {}},
   };
   return kinds;
 }
@@ -424,10 +434,10 @@ Time FaultRegistry::next_timed() const {
 }
 
 unsigned FaultRegistry::check_translation(RoutingId requester, std::uint64_t iova, bool write,
-                                          Time now) {
+                                          Time now, FaultKind kind) {
   for (std::size_t i = 0; i < faults_.size(); ++i) {
     FaultState& f = faults_[i];
-    if (f.cancelled || f.done || f.spec.kind != FaultKind::kIommuFault) continue;
+    if (f.cancelled || f.done || f.spec.kind != kind) continue;
     const FaultMatch& m = f.spec.match;
     if (now < f.spec.start || now >= f.spec.end) continue;
     if (iova < m.address_lo || iova >= m.address_hi) continue;
@@ -442,8 +452,10 @@ unsigned FaultRegistry::check_translation(RoutingId requester, std::uint64_t iov
     if (!take(f)) continue;
     const unsigned id = static_cast<unsigned>(i + 1);
     char buf[96];
-    std::snprintf(buf, sizeof buf, "%s translation of 0x%llx from %s", write ? "write" : "read",
-                  static_cast<unsigned long long>(iova), requester.str().c_str());
+    std::snprintf(buf, sizeof buf, "%s%s translation of 0x%llx from %s",
+                  kind == FaultKind::kDirtyLost ? "Dirty bit lost for the " : "",
+                  write ? "write" : "read", static_cast<unsigned long long>(iova),
+                  requester.str().c_str());
     note(id, now, buf);
     return id;
   }

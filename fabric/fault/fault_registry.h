@@ -49,8 +49,9 @@ enum class FaultKind : std::uint8_t {
   // --- IOMMU ---
   kIommuFault,  // `where` "iommu": translations fault
   kIommuUnmap,  // `where` an IOMMU domain: unmap a range under DMA
+  kDirtyLost,   // `where` "iommu": a Dirty-bit update is lost (dirty tracking erratum)
 };
-constexpr unsigned kFaultKindCount = static_cast<unsigned>(FaultKind::kIommuUnmap) + 1;
+constexpr unsigned kFaultKindCount = static_cast<unsigned>(FaultKind::kDirtyLost) + 1;
 
 // Which kind of fault point checks a fault kind.
 enum class FaultPoint : std::uint8_t { kLink, kCompleter, kTimed, kIommu };
@@ -157,7 +158,9 @@ class FaultRegistry {
   std::vector<unsigned> due(Time now);
   Time next_timed() const;
   // An IOMMU translation for `requester`: whether a fault fires.
-  unsigned check_translation(RoutingId requester, std::uint64_t iova, bool write, Time now);
+  // `kind`: kIommuFault (at translation) or kDirtyLost (when a walk sets D).
+  unsigned check_translation(RoutingId requester, std::uint64_t iova, bool write, Time now,
+                             FaultKind kind);
 
   // Records a firing decided elsewhere (timed faults) or what a fault
   // point did (detail).

@@ -90,7 +90,9 @@ bool HostMemory::write_burst(std::uint64_t addr, const std::uint8_t* data,
     t.consumed = start;
     t.done = std::max(start + params_.latency, busy_until_);
   }
+  in_device_write_ = true;
   write(addr, data, total);
+  in_device_write_ = false;
   bytes_written_ += total;
   if (!watched_.empty())
     for (const fabric::BurstTlp& t : b)
@@ -126,6 +128,7 @@ Time HostMemory::visible_at(std::uint64_t addr, std::uint64_t len) const {
 
 void HostMemory::write(std::uint64_t addr, const std::uint8_t* src, std::size_t len) {
   check(addr, len);
+  if (on_write) on_write(addr, len, in_device_write_);
   while (len > 0) {
     std::uint64_t page = addr >> kPageShift;
     std::size_t off = addr & (kPageSize - 1);
@@ -153,7 +156,9 @@ void HostMemory::b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& del
   const Time start = std::max(arrival, busy_until_);
   busy_until_ = start + static_cast<Time>(len * fs_per_byte_);
   if (gp.is_write()) {
+    in_device_write_ = true;
     write(addr, gp.get_data_ptr(), len);
+    in_device_write_ = false;
     bytes_written_ += len;
     if (!watched_.empty()) note_device_write(addr, len, start);
   } else {

@@ -6,6 +6,7 @@
 #include <tlm_utils/simple_target_socket.h>
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <systemc>
 #include <tlm>
@@ -69,6 +70,12 @@ class HostMemory : public sc_core::sc_module {
   void watch(std::uint64_t addr, std::uint64_t len);
   fabric::Time visible_at(std::uint64_t addr, std::uint64_t len) const;
 
+  // Called for every write stored in DRAM, before the bytes change:
+  // `device` for writes that arrived through the socket (DMA, the IOMMU's
+  // A/D updates), false for zero-time writes of host software. The dirty
+  // page ground truth of live migration watches guest memory with it.
+  std::function<void(std::uint64_t addr, std::uint64_t len, bool device)> on_write;
+
   std::uint64_t bytes_read() const { return bytes_read_; }
   std::uint64_t bytes_written() const { return bytes_written_; }
   std::size_t resident_pages() const { return pages_.size(); }
@@ -92,6 +99,7 @@ class HostMemory : public sc_core::sc_module {
   double fs_per_byte_ = 0;
   std::uint64_t bytes_read_ = 0;
   std::uint64_t bytes_written_ = 0;
+  bool in_device_write_ = false;
   void note_device_write(std::uint64_t addr, std::uint64_t len, fabric::Time at);
   struct Watched {
     std::uint64_t base, len;

@@ -100,6 +100,7 @@ Iommu::Lookup Iommu::context_for(RoutingId rid, bool has_pasid, std::uint32_t pa
   c.root = q0 & kPteAddrMask;
   c.levels = (q1 & 7) == 1 ? 3u : 4u;
   c.did = static_cast<std::uint16_t>(q1 >> kCtxDidShift);
+  c.ad = q1 & kCtxAdEnable;
   c.pasid_table = q2 & 1;
   c.pasid_ptr = q2 & kPteAddrMask;
   if ((q1 & 7) != 1 && (q1 & 7) != 2) {
@@ -122,6 +123,7 @@ Iommu::Lookup Iommu::context_for(RoutingId rid, bool has_pasid, std::uint32_t pa
     }
     c.root = p0 & kPteAddrMask;
     c.did = static_cast<std::uint16_t>(p1 >> kCtxDidShift);
+    c.ad = p1 & kCtxAdEnable;
     c.tt = kTtTranslate;
   }
   if (c.levels > params_.levels) {
@@ -141,7 +143,8 @@ Iommu::Lookup Iommu::context_for(RoutingId rid, bool has_pasid, std::uint32_t pa
 
 // ------------------------------------------------------------ walk
 
-Iommu::Walk Iommu::walk(const Context& c, std::uint64_t iova, bool write, Time t, bool debug) {
+Iommu::Walk Iommu::walk(const Context& c, std::uint64_t iova, bool write, Time t, bool debug,
+                        fabric::RoutingId requester) {
   Walk w;
   w.t = t;
   std::uint64_t table = c.root;
@@ -175,9 +178,19 @@ Iommu::Walk Iommu::walk(const Context& c, std::uint64_t iova, bool write, Time t
         return w;
       }
     }
-    if (params_.access_dirty) {
+    if (params_.access_dirty && c.ad) {
       std::uint64_t want = pte | kPteAccessed;
-      if (leaf && write && can_write) want |= kPteDirty;
+      if (leaf && write && can_write && !(pte & kPteDirty)) {
+        want |= kPteDirty;
+        // Injected (fabric/fault dirty_lost): an erratum that loses this
+        // Dirty update; the IOTLB entry is filled as if D were clear.
+        if (fabric::FaultRegistry* fr = fabric::fault_registry();
+            !debug && fr && fr->any(fabric::FaultPoint::kIommu) &&
+            fr->check_translation(requester, iova, true, t, fabric::FaultKind::kDirtyLost))
+          want &= ~kPteDirty;
+      } else if (leaf && write && can_write) {
+        want |= kPteDirty;
+      }
       if (want != pte) {
         ad_addrs[ad_n] = at;
         ad_vals[ad_n++] = want;
@@ -287,7 +300,8 @@ TranslationResult Iommu::translate(const TranslationRequest& req) {
   Time t = l.t;
   if (fabric::FaultRegistry* fr = fabric::fault_registry();
       l.ok && fr && fr->any(fabric::FaultPoint::kIommu) &&
-      fr->check_translation(req.requester, req.address, req.write, req.at)) {
+      fr->check_translation(req.requester, req.address, req.write, req.at,
+                            fabric::FaultKind::kIommuFault)) {
     // Injected (fabric/fault iommu_fault): the walk finds no present
     // entry, recorded like any other translation fault.
     record_fault(req, FaultReason::kPageNotPresent, l.ctx.did, false, t);
@@ -319,7 +333,7 @@ TranslationResult Iommu::translate(const TranslationRequest& req) {
   TlbEntry* e = tlb_find(c.did, space, req.address);
   // With A/D tracking, a write through an entry whose walk did not set D
   // walks again so that D reaches memory.
-  if (e && req.write && params_.access_dirty && !e->dirty && e->write) e = nullptr;
+  if (e && req.write && params_.access_dirty && c.ad && !e->dirty && e->write) e = nullptr;
   bool readable, writable;
   std::uint64_t hpa;
   if (e) {
@@ -333,7 +347,7 @@ TranslationResult Iommu::translate(const TranslationRequest& req) {
     ++stats_.iotlb_misses;
     ++stats_.walks;
     const Time t0 = t;
-    Walk w = walk(c, req.address, req.write, t, false);
+    Walk w = walk(c, req.address, req.write, t, false, req.requester);
     stats_.walk_time += w.t - t0;
     t = w.t;
     if (!w.ok) {

@@ -31,7 +31,8 @@ struct IommuParams {
   // Haswell supports both).
   bool large_pages = true;
   // Set Accessed/Dirty bits in the page-table entries it uses (VT-d
-  // second-level A/D, used for dirty tracking during live migration).
+  // second-level A/D, used for dirty tracking during live migration), in
+  // the contexts whose entry enables it (kCtxAdEnable).
   bool access_dirty = false;
   // IOTLB: pcie-bench (Neugebauer et al., SIGCOMM 2018) sees throughput
   // fall once a DMA working set exceeds 256 KiB of 4 KiB pages on Xeon E5,
@@ -129,6 +130,7 @@ class Iommu : public UpstreamTranslator, public RegisterBlock {
     std::uint64_t root = 0;  // page-table root
     unsigned levels = 4;
     std::uint16_t did = 0;
+    bool ad = false;  // A/D enable (kCtxAdEnable)
     bool pasid_table = false;
     std::uint64_t pasid_ptr = 0;
   };
@@ -163,7 +165,8 @@ class Iommu : public UpstreamTranslator, public RegisterBlock {
 
   Lookup context_for(fabric::RoutingId rid, bool has_pasid, std::uint32_t pasid, fabric::Time t,
                      bool debug);
-  Walk walk(const Context& c, std::uint64_t iova, bool write, fabric::Time t, bool debug);
+  Walk walk(const Context& c, std::uint64_t iova, bool write, fabric::Time t, bool debug,
+            fabric::RoutingId requester = fabric::RoutingId());
   MemoryResult read64(std::uint64_t addr, std::uint64_t* v, fabric::Time t, bool debug);
   MemoryResult write64(std::uint64_t addr, std::uint64_t v, fabric::Time t, bool debug);
   TlbEntry* tlb_find(std::uint16_t did, std::uint32_t space, std::uint64_t iova);

@@ -83,7 +83,9 @@ constexpr unsigned kRootEntryBytes = 16;
 //            [3:2] translation type (0 translate, 2 pass-through),
 //            [63:12] page-table root
 //   qword 1: [2:0] address width (1 = 39-bit / 3 levels, 2 = 48-bit / 4),
-//            [23:8] domain ID
+//            [3] second-level A/D enable (pciesim's place for what VT-d
+//            scalable mode calls SSADE: with the A/D capability, walks of
+//            this context set Accessed/Dirty), [23:8] domain ID
 //   qword 2: [0] PASID table present, [63:12] PASID table address
 constexpr unsigned kContextEntryBytes = 32;
 constexpr std::uint64_t kCtxPresent = 1;
@@ -91,8 +93,10 @@ constexpr std::uint64_t kCtxFpd = 2;
 constexpr unsigned kCtxTtShift = 2;
 enum TranslationType : unsigned { kTtTranslate = 0, kTtPassThrough = 2 };
 constexpr unsigned kCtxDidShift = 8;
+constexpr std::uint64_t kCtxAdEnable = 1ull << 3;  // qword 1 (and PASID entry qword 1)
 // PASID table: entries of 16 bytes indexed by PASID (up to 2^20).
-//   qword 0: [0] present, [63:12] page-table root;  qword 1: [23:8] domain ID
+//   qword 0: [0] present, [63:12] page-table root;  qword 1: [3] A/D enable,
+//   [23:8] domain ID
 constexpr unsigned kPasidEntryBytes = 16;
 constexpr std::uint32_t kMaxPasid = (1u << 20) - 1;
 

@@ -68,11 +68,13 @@ struct Tables {
     mem.set64(root + 16 * bus, ct | 1);
     return ct;
   }
+  bool ad_enable = false;  // contexts written set the A/D enable bit
   void context(RoutingId rid, std::uint16_t did, std::uint64_t pt, unsigned levels = 4,
                unsigned tt = kTtTranslate, std::uint64_t pasid_table = 0) {
     std::uint64_t ce = context_table(rid.bus()) + 32 * rid.devfn();
     mem.set64(ce, pt | (std::uint64_t{tt} << kCtxTtShift) | kCtxPresent);
-    mem.set64(ce + 8, (std::uint64_t{did} << kCtxDidShift) | (levels == 3 ? 1u : 2u));
+    mem.set64(ce + 8, (std::uint64_t{did} << kCtxDidShift) | (levels == 3 ? 1u : 2u) |
+                          (ad_enable ? kCtxAdEnable : 0));
     mem.set64(ce + 16, pasid_table ? (pasid_table | 1) : 0);
   }
   // Maps one page of 2^shift bytes.
@@ -432,8 +434,18 @@ TEST_F(IommuTest, PasidSelectsItsOwnPageTables) {
   EXPECT_EQ(mmu->fault_log().back().reason, FaultReason::kPasidNotPresent);
 }
 
+TEST_F(IommuTest, AccessedAndDirtyBitsStayClearWhereTheContextDoesNotEnableThem) {
+  params.access_dirty = true;
+  build();
+  tables.map(pt, 4, 0x3000, 0xd000);
+  ASSERT_TRUE(xlate(0x3008, true).ok);
+  EXPECT_EQ(mem.get64(pt) & (kPteAccessed | kPteDirty), 0u);
+  EXPECT_EQ(mmu->stats().ad_updates, 0u);
+}
+
 TEST_F(IommuTest, AccessedAndDirtyBitsReachThePageTables) {
   params.access_dirty = true;
+  tables.ad_enable = true;
   build();
   tables.map(pt, 4, 0x3000, 0xd000);
   const std::uint64_t l1 = [&] {

@@ -328,6 +328,33 @@ class Simulation:
                                  _uint("address", address), _uint("length", length),
                                  _bool("read", read), _bool("write", write))
 
+    def iommu_dirty_tracking(self, domain: str, enable: bool = True) -> int:
+        """Enables (or disables) the IOMMU's dirty bits for a domain, as
+        iommufd's IOMMU_HWPT_SET_DIRTY_TRACKING: 0, -95 (EOPNOTSUPP: the
+        IOMMU has no A/D support, iommu.params.access_dirty) or -22
+        (EINVAL: not a translated domain). A VM's RAM is watched by the
+        simulator's ground truth from then on."""
+        if not isinstance(enable, bool):
+            raise TypeError(f"enable must be a bool, got {type(enable).__name__}")
+        return self._n.iommu_dirty_tracking(_str("domain", domain), enable)
+
+    def iommu_read_dirty(self, domain: str, iova: int, length: int, *, page_size: int = 4096,
+                         no_clear: bool = False) -> dict:
+        """Reads (and, unless no_clear, clears) the dirty bitmap of
+        [iova, iova + length) at `page_size` granularity, as
+        IOMMU_HWPT_GET_DIRTY_BITMAP: bit (addr - iova) / page_size of the
+        64-bit words in "bitmap". Checked against the simulator's record of
+        every DMA write: "written_pages" (4 KiB pages written since each was
+        last read), "missed_pages" / "missed" (written, not reported: must
+        be 0), "over_reported_units". "status" is 0 or -22 (EINVAL: tracking
+        off, bad page size or alignment)."""
+        for name, v in (("no_clear", no_clear),):
+            if not isinstance(v, bool):
+                raise TypeError(f"{name} must be a bool, got {type(v).__name__}")
+        return json.loads(self._n.iommu_read_dirty_json(
+            _str("domain", domain), _uint("iova", iova), _uint("length", length),
+            _uint("page_size", page_size), no_clear))
+
     def iommu_unmap(self, domain: str, iova: int, length: int, *, flush: bool = True) -> int:
         """Unmap, and (flush=True) invalidate the IOTLB and wait: 0, -EINVAL or -ENOENT (-2)."""
         return self._n.iommu_unmap(_str("domain", domain), _uint("iova", iova),

@@ -1023,6 +1023,8 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
             {"iommu_map", A::kIommuMap},
             {"iommu_unmap", A::kIommuUnmap},
             {"iommu_flush", A::kIommuFlush},
+            {"dirty_tracking", A::kDirtyTracking},
+            {"read_dirty", A::kReadDirty},
             {"create_domain", A::kCreateDomain},
             {"attach", A::kAttach},
             {"assign", A::kAssign},
@@ -1083,7 +1085,12 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       .field("restore", &st.flag,
              "flr: save/restore config around it (default false = bare FLR); hot_reset: save "
              "and restore everything below, like pci_reset_bus (default true)")
-      .field("enable", &st.flag, "bus_master / memory_space: set (true) or clear (false)")
+      .field("enable", &st.flag,
+             "bus_master / memory_space: set (true) or clear (false); dirty_tracking: enable "
+             "(default true) or disable")
+      .power_of_two("page_size", &st.page_size, 4096, 1u << 30,
+                    "read_dirty: bitmap granularity (default 4096)")
+      .field("no_clear", &st.no_clear, "read_dirty: leave the dirty bits set (before an unmap)")
       .field("flush", &st.flag,
              "iommu_unmap: invalidate the IOTLB afterwards and wait (default true)")
       .field("state", &state,
@@ -1100,9 +1107,10 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       .nested("bytes", "hex string", "write_memory: the bytes, e.g. 'de ad be ef'")
       .field("vm", &st.vm, "write_memory: in this VM's memory; assign: the VM")
       .field("domain", &st.domain,
-             "iommu_map/unmap/flush, attach, create_domain: IOMMU domain name")
-      .field("iova", &st.iova, "iommu_map/unmap/flush: I/O virtual address")
-      .bytes("length", &st.length, "dma, iommu_map/unmap/flush: bytes")
+             "iommu_map/unmap/flush, attach, create_domain, dirty_tracking, read_dirty: IOMMU "
+             "domain name")
+      .field("iova", &st.iova, "iommu_map/unmap/flush, read_dirty: I/O virtual address")
+      .bytes("length", &st.length, "dma, iommu_map/unmap/flush, read_dirty: bytes")
       .nested("src", "integer | <function>.bar<N>[+offset]",
               "dma: source address as the function sees it (IOVA / GPA / device-memory offset), "
               "or a function's BAR")
@@ -1251,9 +1259,13 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       need("length");
       break;
     case A::kIommuUnmap:
+    case A::kReadDirty:
       need("domain");
       need("iova");
       need("length");
+      break;
+    case A::kDirtyTracking:
+      need("domain");
       break;
     case A::kIommuFlush: {
       need("kind");
@@ -1324,6 +1336,7 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
   if (st.action == A::kFlr && !s.has("restore")) st.flag = false;
   if (st.action == A::kHotReset && !s.has("restore")) st.flag = true;
   if (st.action == A::kIommuUnmap && !s.has("flush")) st.flag = true;
+  if (st.action == A::kDirtyTracking && !s.has("enable")) st.flag = true;
   return st;
 }
 
@@ -1662,7 +1675,8 @@ void validate(SystemConfig& c, const Node& root) {
     const bool needs_iommu =
         s.action == ScenarioStep::kIommuMap || s.action == ScenarioStep::kIommuUnmap ||
         s.action == ScenarioStep::kIommuFlush || s.action == ScenarioStep::kCreateDomain ||
-        s.action == ScenarioStep::kAttach || s.action == ScenarioStep::kAssign;
+        s.action == ScenarioStep::kAttach || s.action == ScenarioStep::kAssign ||
+        s.action == ScenarioStep::kDirtyTracking || s.action == ScenarioStep::kReadDirty;
     if (needs_iommu && !c.iommu.enabled)
       s.where.child("action").fail("this action needs the IOMMU (iommu: {enabled: true})");
     check_target(c, s.target, s.where.child("target"));

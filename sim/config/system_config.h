@@ -188,6 +188,8 @@ struct ScenarioStep {
     kIommuMap,
     kIommuUnmap,
     kIommuFlush,
+    kDirtyTracking,
+    kReadDirty,
     kCreateDomain,
     kAttach,
     kAssign,
@@ -222,6 +224,8 @@ struct ScenarioStep {
   std::string vm;      // write_memory in a VM's memory; assign
   std::string domain;  // iommu_* / attach / create_domain
   std::uint64_t iova = 0;
+  std::uint32_t page_size = 4096;  // read_dirty
+  bool no_clear = false;           // read_dirty
   std::uint64_t length = 0;        // bytes: dma, iommu_map/unmap/flush
   std::uint64_t src = 0, dst = 0;  // dma: addresses as the function sees them
   // dma: "ep1.pf.bar2+0x100" -- a BAR as the host assigned it (mapped into

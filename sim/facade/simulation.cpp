@@ -615,6 +615,32 @@ int Simulation::iommu_unmap(const std::string& domain, std::uint64_t iova, std::
   });
 }
 
+int Simulation::iommu_dirty_tracking(const std::string& domain, bool enable) {
+  return call([this, domain, enable] { return host_->set_iommu_dirty_tracking(domain, enable); });
+}
+
+nlohmann::ordered_json Simulation::iommu_read_dirty(const std::string& domain, std::uint64_t iova,
+                                                    std::uint64_t length, std::uint64_t page_size,
+                                                    bool no_clear) {
+  return call([this, domain, iova, length, page_size, no_clear] {
+    if (!host_->iommu_dirty()) throw UsageError("iommu", "the system has no enabled IOMMU");
+    IommuDomain& d = host_->iommu_domain(domain);
+    const IommuDirtyTracking::Report r =
+        host_->iommu_dirty()->read(d, iova, length, page_size, no_clear);
+    nlohmann::ordered_json j;
+    j["status"] = r.status;
+    j["bitmap"] = r.bitmap;
+    j["units"] = r.units;
+    j["dirty_units"] = r.dirty_units;
+    j["written_pages"] = r.written_pages;
+    j["missed_pages"] = r.missed_pages;
+    j["missed"] = r.missed;
+    j["over_reported_units"] = r.over_reported_units;
+    j["unchecked_pages"] = r.unchecked_pages;
+    return j;
+  });
+}
+
 void Simulation::iommu_flush(const std::string& kind, const std::string& domain, std::uint64_t iova,
                              std::uint64_t length, const std::string& target) {
   call([this, kind, domain, iova, length, target] {

@@ -97,6 +97,15 @@ class Simulation {
   int iommu_map(const std::string& domain, std::uint64_t iova, std::uint64_t hpa,
                 std::uint64_t length, bool read, bool write);
   int iommu_unmap(const std::string& domain, std::uint64_t iova, std::uint64_t length, bool flush);
+  // IOMMU dirty tracking (docs/migration.md "Dirty tracking of guest
+  // memory"): enable/disable per domain (0 or a negative errno), and a
+  // read of the dirty bitmap checked against the simulator's ground truth:
+  // status, bitmap (64-bit words), units, dirty_units, written_pages,
+  // missed_pages, missed (IOVAs), over_reported_units, unchecked_pages.
+  int iommu_dirty_tracking(const std::string& domain, bool enable);
+  nlohmann::ordered_json iommu_read_dirty(const std::string& domain, std::uint64_t iova,
+                                          std::uint64_t length, std::uint64_t page_size,
+                                          bool no_clear);
   void iommu_flush(const std::string& kind, const std::string& domain, std::uint64_t iova,
                    std::uint64_t length, const std::string& target);
   void create_domain(const std::string& name, const std::string& type);

@@ -19,6 +19,7 @@ Host::Host(sc_core::sc_module_name name, System& system)
                                    system.config().root_complex.params);
   alloc_ = std::make_unique<HostAllocator>(system.memory().params().ranges);
   physical_ = std::make_unique<PhysicalSpace>(*alloc_);
+  dirty_ledger_ = std::make_unique<DirtyLedger>(system.memory());
   pci_->on_added = [this](PciDev& vf) {
     enable_acs(vf);  // Linux: pci_device_add -> pci_acs_init, VFs included
     if (vf.physfn && vf.physfn->autoprobe) bind(vf);
@@ -332,6 +333,15 @@ Workload* Host::workload(const std::string& name) {
   return nullptr;
 }
 
+int Host::set_iommu_dirty_tracking(const std::string& domain, bool enable) {
+  if (!iommu_dirty_) throw UsageError("iommu", "the system has no enabled IOMMU");
+  IommuDomain& d = iommu_domain(domain);
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> memory;
+  for (const auto& [name, vm] : vms_)
+    if (&vm->domain() == &d) memory.push_back({vm->host_base(), vm->spec().memory});
+  return iommu_dirty_->set(d, enable, memory);
+}
+
 void Host::boot() {
   pci_->enumerate();
   if (aer_) aer_->init();
@@ -339,6 +349,7 @@ void Host::boot() {
   if (cfg.iommu.enabled) {
     iommu_ = std::make_unique<IommuDriver>(cpu_, *alloc_, cfg.iommu);
     iommu_->init();
+    iommu_dirty_ = std::make_unique<IommuDirtyTracking>(*iommu_, *dirty_ledger_);
   }
   for (PciDev* d : pci_->devices())
     enable_acs(*d);

@@ -22,6 +22,7 @@
 #include "sim/host/vfio/pf_mailbox.h"
 #include "sim/host/vfio/vfio_device.h"
 #include "sim/host/workload.h"
+#include "sim/migration/dirty_tracking.h"
 
 namespace pciesim::sim {
 
@@ -58,6 +59,13 @@ class Host : public sc_core::sc_module {
 
   // The IOMMU driver (nullptr without an IOMMU) and VMs.
   IommuDriver* iommu() { return iommu_.get(); }
+  // Dirty tracking of guest memory (sim/migration/dirty_tracking.h): the
+  // ground-truth ledger, and the IOMMU dirty bits (nullptr without an IOMMU).
+  DirtyLedger& dirty_ledger() { return *dirty_ledger_; }
+  IommuDirtyTracking* iommu_dirty() { return iommu_dirty_.get(); }
+  // Enables / disables the IOMMU dirty bits of domain `name`; a VM's RAM is
+  // watched by the ledger. 0 or a negative errno.
+  int set_iommu_dirty_tracking(const std::string& domain, bool enable);
   Vm* vm(const std::string& name);
   const std::map<std::string, std::unique_ptr<Vm>>& vms() const { return vms_; }
   // Assigns a function to a VM: unbinds the host driver, attaches the
@@ -125,6 +133,8 @@ class Host : public sc_core::sc_module {
   std::map<PciDev*, std::shared_ptr<DmaDriver>> drivers_;
   std::unique_ptr<PhysicalSpace> physical_;
   std::unique_ptr<IommuDriver> iommu_;
+  std::unique_ptr<DirtyLedger> dirty_ledger_;
+  std::unique_ptr<IommuDirtyTracking> iommu_dirty_;
   std::map<std::string, std::unique_ptr<DomainSpace>> domain_spaces_;
   std::map<std::string, std::unique_ptr<Vm>> vms_;
   std::map<PciDev*, Vm*> assigned_;

@@ -13,7 +13,7 @@ using namespace fabric;
 namespace io = models::iommu;
 
 namespace {
-constexpr int kEinval = -22, kEexist = -17, kEnoent = -2, kEnomem = -12;
+constexpr int kEinval = -22, kEexist = -17, kEnoent = -2, kEnomem = -12, kEopnotsupp = -95;
 // One map call writes at most this many leaf entries (16 GiB of 4 KiB
 // pages): bigger requests are refused instead of exhausting memory.
 constexpr std::size_t kMaxLeavesPerMap = std::size_t{1} << 22;
@@ -140,7 +140,8 @@ void IommuDriver::attach(PciDev& dev, IommuDomain& d) {
     return;
   }
   const std::uint64_t tt = d.type == IommuDomain::kIdentity ? io::kTtPassThrough : io::kTtTranslate;
-  set64(ce + 8, (std::uint64_t{d.id} << io::kCtxDidShift) | (levels() == 3 ? 1u : 2u));
+  set64(ce + 8, (std::uint64_t{d.id} << io::kCtxDidShift) | (levels() == 3 ? 1u : 2u) |
+                    (d.dirty_tracking ? io::kCtxAdEnable : 0));
   set64(ce + 16, 0);
   set64(ce, d.root | (tt << io::kCtxTtShift) | io::kCtxPresent);
   // Not-present entries are not cached (caching mode 0): no flush needed.
@@ -248,6 +249,95 @@ bool IommuDriver::lookup(const IommuDomain& d, std::uint64_t iova, std::uint64_t
     table = e & io::kPteAddrMask;
   }
   return false;
+}
+
+bool IommuDriver::lookup_leaf(const IommuDomain& d, std::uint64_t iova, Leaf* out) const {
+  if (d.type != IommuDomain::kDma) return false;
+  std::uint64_t table = d.root;
+  bool write = true;
+  for (unsigned level = levels(); level >= 1; --level) {
+    const unsigned s = 12 + 9 * (level - 1);
+    const std::uint64_t e = get64(table + 8 * ((iova >> s) & 0x1ff));
+    if (!(e & (io::kPteRead | io::kPteWrite))) return false;
+    write = write && (e & io::kPteWrite);
+    if (level == 1 || (e & io::kPtePs)) {
+      out->hpa = (e & io::kPteAddrMask & ~((std::uint64_t{1} << s) - 1)) |
+                 (iova & ((std::uint64_t{1} << s) - 1));
+      out->shift = s;
+      out->write = write;
+      return true;
+    }
+    table = e & io::kPteAddrMask;
+  }
+  return false;
+}
+
+int IommuDriver::set_dirty_tracking(IommuDomain& d, bool enable) {
+  if (d.type != IommuDomain::kDma) return kEinval;
+  if (!spec_.params.access_dirty) return kEopnotsupp;
+  if (d.dirty_tracking == enable) return 0;
+  d.dirty_tracking = enable;
+  for (PciDev* dev : d.devices) {
+    const std::uint64_t ce = context_entry(dev->rid);
+    std::uint64_t q1 = get64(ce + 8);
+    q1 = enable ? (q1 | io::kCtxAdEnable) : (q1 & ~io::kCtxAdEnable);
+    set64(ce + 8, q1);
+    flush_context(io::kSelective, d.id, dev->rid);
+  }
+  // Cached translations were made under the old setting.
+  flush_iotlb(io::kDomain, d.id);
+  return 0;
+}
+
+int IommuDriver::read_dirty(IommuDomain& d, std::uint64_t iova, std::uint64_t length,
+                            std::uint64_t page_size, bool no_clear,
+                            std::vector<std::uint64_t>* bitmap) {
+  if (d.type != IommuDomain::kDma || !d.dirty_tracking) return kEinval;
+  if (page_size < k4K || (page_size & (page_size - 1))) return kEinval;
+  if (length == 0 || iova % page_size || length % page_size || iova + length < iova) return kEinval;
+  const std::uint64_t units = length / page_size;
+  if (units > (std::uint64_t{1} << 28)) return kEinval;
+  bitmap->assign((units + 63) / 64, 0);
+  ++d.dirty_reads;
+  std::uint64_t cleared = 0;
+  for (std::uint64_t off = 0; off < length;) {
+    const std::uint64_t v = iova + off;
+    std::uint64_t table = d.root;
+    std::uint64_t step = k4K;
+    for (unsigned level = levels(); level >= 1; --level) {
+      const unsigned s = 12 + 9 * (level - 1);
+      const std::uint64_t span = std::uint64_t{1} << s;
+      const std::uint64_t at = table + 8 * ((v >> s) & 0x1ff);
+      const std::uint64_t e = get64(at);
+      if (!(e & (io::kPteRead | io::kPteWrite))) {
+        step = span - (v & (span - 1));  // nothing mapped in this slot
+        break;
+      }
+      if (level == 1 || (e & io::kPtePs)) {
+        const std::uint64_t leaf_lo = v & ~(span - 1), leaf_hi = leaf_lo + span;
+        step = leaf_hi - v;
+        if (e & io::kPteDirty) {
+          const std::uint64_t lo = std::max(leaf_lo, iova), hi = std::min(leaf_hi, iova + length);
+          for (std::uint64_t u = (lo - iova) / page_size; u <= (hi - 1 - iova) / page_size; ++u)
+            (*bitmap)[u / 64] |= std::uint64_t{1} << (u % 64);
+          // A large page reaching beyond the range keeps its D bit: clearing
+          // it would lose the dirt of the part not reported.
+          if (!no_clear && leaf_lo >= iova && leaf_hi <= iova + length) {
+            set64(at, e & ~io::kPteDirty);
+            ++cleared;
+          }
+        }
+        break;
+      }
+      table = e & io::kPteAddrMask;
+    }
+    off += std::min(step, length - off);
+  }
+  d.dirty_ptes_cleared += cleared;
+  // The IOTLB may hold entries whose walk set D: a write through them would
+  // not set it again (intel_iommu_read_and_clear_dirty flushes the range).
+  if (cleared) flush_iotlb(io::kSelective, d.id, iova, length);
+  return 0;
 }
 
 int IommuDriver::unmap(IommuDomain& d, std::uint64_t iova, std::uint64_t len, bool flush) {

@@ -31,6 +31,8 @@ struct IommuDomain {
   std::uint64_t root = 0;  // top-level page table (kDma)
   std::set<PciDev*> devices;
   std::uint64_t mapped_bytes = 0;
+  bool dirty_tracking = false;  // set_dirty_tracking
+  std::uint64_t dirty_reads = 0, dirty_ptes_cleared = 0;
   static const char* type_name(Type t);
 };
 
@@ -79,6 +81,31 @@ class IommuDriver {
                      fabric::RoutingId sid = fabric::RoutingId{});
   // What [iova] maps to in the domain's tables (not the IOTLB), or false.
   bool lookup(const IommuDomain& d, std::uint64_t iova, std::uint64_t* hpa) const;
+  // The same with the leaf's permissions and size.
+  struct Leaf {
+    std::uint64_t hpa = 0;  // of iova
+    unsigned shift = 12;
+    bool write = false;
+  };
+  bool lookup_leaf(const IommuDomain& d, std::uint64_t iova, Leaf* out) const;
+
+  // Dirty tracking as iommufd offers it (IOMMU_HWPT_SET_DIRTY_TRACKING,
+  // IOMMU_HWPT_GET_DIRTY_BITMAP; intel_iommu_set_dirty_tracking,
+  // intel_iommu_read_and_clear_dirty). Enabling sets the A/D enable bit in
+  // the context entry of every function attached to the domain (and of
+  // those attached later), with the context and IOTLB invalidations:
+  // 0, -EOPNOTSUPP (the IOMMU has no A/D support), -EINVAL (not a
+  // translated domain).
+  int set_dirty_tracking(IommuDomain& d, bool enable);
+  // Reads the Dirty bits of the leaves covering [iova, iova + length) into
+  // `bitmap` (bit (addr - iova) / page_size of word ... / 64; a dirty large
+  // page marks every unit it covers) and, unless no_clear, clears them and
+  // invalidates the IOTLB for the range so the next write sets them again
+  // (a large page reaching beyond the range stays dirty: over-reporting).
+  // 0, or -EINVAL: tracking not enabled, page_size not a power of two >= 4
+  // KiB, iova/length not multiples of it, length 0 or more than 2^28 units.
+  int read_dirty(IommuDomain& d, std::uint64_t iova, std::uint64_t length, std::uint64_t page_size,
+                 bool no_clear, std::vector<std::uint64_t>* bitmap);
 
   const IommuDriverStats& stats() const { return stats_; }
   const IommuSpec& spec() const { return spec_; }

@@ -108,6 +108,10 @@ const char* action_name(ScenarioStep::Action a) {
       return "iommu_unmap";
     case ScenarioStep::kIommuFlush:
       return "iommu_flush";
+    case ScenarioStep::kDirtyTracking:
+      return "dirty_tracking";
+    case ScenarioStep::kReadDirty:
+      return "read_dirty";
     case ScenarioStep::kCreateDomain:
       return "create_domain";
     case ScenarioStep::kAttach:
@@ -247,6 +251,23 @@ void ScenarioRunner::execute(const ScenarioStep& s, StepRecord& rec) {
     case ScenarioStep::kIommuUnmap: {
       IommuDomain& d = host_.iommu_domain(s.domain);
       rec.status = host_.iommu()->unmap(d, s.iova, s.length, s.flag);
+      break;
+    }
+    case ScenarioStep::kDirtyTracking:
+      rec.status = host_.set_iommu_dirty_tracking(s.domain, s.flag);
+      break;
+    case ScenarioStep::kReadDirty: {
+      // The report is checked against the ground truth (stats
+      // dirty_tracking.iommu.<domain>); value: the dirty units.
+      IommuDomain& d = host_.iommu_domain(s.domain);
+      const IommuDirtyTracking::Report r =
+          host_.iommu_dirty()->read(d, s.iova, s.length, s.page_size, s.no_clear);
+      rec.status = r.status;
+      rec.value = r.dirty_units;
+      rec.recorded = true;
+      rec.detail = std::to_string(r.dirty_units) + " of " + std::to_string(r.units) +
+                   " units dirty, " + std::to_string(r.written_pages) + " pages written, " +
+                   std::to_string(r.missed_pages) + " missed";
       break;
     }
     case ScenarioStep::kIommuFlush:

@@ -658,6 +658,7 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
     }
     j["vms"] = vms;
     root["iommu"] = j;
+    if (host.iommu_dirty()) root["dirty_tracking"] = {{"iommu", host.iommu_dirty()->stats()}};
   }
 
   {
