@@ -581,6 +581,25 @@ PYBIND11_MODULE(_pciesim, m) {
                return sim.iommu_read_dirty(d, iova, length, page_size, no_clear).dump();
              });
            })
+      .def("dma_logging_start_json",
+           [](Session& s, const std::string& t,
+              const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges,
+              std::uint64_t page_size) {
+             return s.exec([&](Simulation& sim) {
+               return sim.dma_logging_start(t, ranges, page_size).dump();
+             });
+           })
+      .def("dma_logging_stop",
+           [](Session& s, const std::string& t) {
+             return s.exec([&](Simulation& sim) { return sim.dma_logging_stop(t); });
+           })
+      .def("dma_logging_report_json",
+           [](Session& s, const std::string& t, std::uint64_t iova, std::uint64_t length,
+              std::uint64_t page_size) {
+             return s.exec([&](Simulation& sim) {
+               return sim.dma_logging_report(t, iova, length, page_size).dump();
+             });
+           })
       .def("fault_json",
            [](Session& s, unsigned id) {
              return s.exec([&](Simulation& sim) { return sim.fault(id).dump(); });

@@ -172,7 +172,7 @@ const std::vector<FaultKindInfo>& fault_kinds() {
        "Linux vfio_mig_get_next_state users; drivers/vfio/pci/pds",
        {{"command", "string", "suspend_initiator",
          "query, suspend_initiator, suspend_responder, resume_initiator, resume_responder, "
-         "save, load, get_state or stop_tracking"},
+         "save, load, get_state, stop_tracking, log_start, log_stop or log_report"},
         {"mode", "error | timeout", "error", "an error status, or no completion at all"}}},
       {FaultKind::kQuiesceStuck,
        "quiesce_stuck",

@@ -415,6 +415,8 @@ IssueResult DmaDevice::issue_writes(DmaFunction& f, std::uint64_t addr, std::uin
   std::uint32_t total = 0;
   for (std::uint32_t p : pieces)
     total += p;
+  if (firmware_ && firmware_->logging() && f.is_vf())
+    firmware_->log_write(f.vf_number(), addr, total);
   // Writes to this device's own functions take the internal path, TLP by TLP.
   if (timing) timing->clear();
   if (pieces.size() == 1 || decode_memory(addr, total).f) {
@@ -462,6 +464,10 @@ IssueResult DmaDevice::issue(DmaFunction& f, TlpKind kind, std::uint64_t addr, s
                              std::uint32_t len, std::uint16_t tag, Time t) {
   const Time now = now_fs();
   if (t < now) t = now;
+  // DMA logging sees every write as it leaves the function (the address
+  // the function emits: an IOVA / guest-physical address).
+  if (kind == TlpKind::MWr && firmware_ && firmware_->logging() && f.is_vf())
+    firmware_->log_write(f.vf_number(), addr, len);
   // Peer-to-peer between functions of this device turns around inside it
   // unless the requester's ACS redirects it upstream (SPEC.md E).
   Decoded peer = decode_memory(addr, len);

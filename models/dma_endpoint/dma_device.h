@@ -37,6 +37,16 @@ struct MigrationDeviceParams {
   bool fail_timeout = false;
   unsigned fail_after = 1;
   unsigned fail_count = 1;
+  // DMA logging (the firmware's dirty-page tracker for a VF's writes):
+  // whether it is offered, how many IOVA ranges one session can track (the
+  // host driver merges more; mlx5 devices report a small maximum), the page
+  // sizes it can log at (a request outside is adjusted and reported), and
+  // the pages one session may track at most (its log memory).
+  bool dma_logging = true;
+  unsigned log_max_ranges = 4;
+  std::uint64_t log_min_page = 4096;
+  std::uint64_t log_max_page = 2ull << 20;
+  std::uint64_t log_max_pages = 1ull << 24;
 };
 
 struct DmaDeviceParams {

@@ -133,8 +133,15 @@ enum MigOp : std::uint32_t {
   kMigOpLoad = 7,          // read an image stream from the host buffer and install it
   kMigOpGetState = 8,      // result: MigFunctionState bits
   kMigOpStopTracking = 9,  // end dirty tracking
+  // DMA logging (VFIO_DEVICE_FEATURE_DMA_LOGGING_*): the firmware logs the
+  // pages the VF's DMA writes touch inside the given IOVA ranges.
+  kMigOpLogStart = 10,   // buffer: u64 page_size, u32 count, u32 0, count x (u64 iova, u64 length);
+                         // result: the page size the device chose
+  kMigOpLogStop = 11,    // end the session (no error when none runs)
+  kMigOpLogReport = 12,  // buffer in: u64 iova, u64 length, u64 page_size; out: the bitmap
+                         // (read and clear); result: bits
 };
-constexpr std::uint32_t kMigOpLast = kMigOpStopTracking;
+constexpr std::uint32_t kMigOpLast = kMigOpLogReport;
 
 enum MigFlags : std::uint32_t {
   kMigFlagIncremental = 1u << 0,  // save/query: only what changed since the last save
@@ -174,6 +181,7 @@ enum MigError : std::uint32_t {
   kMigErrMalformed = 14,
   kMigErrBusy = 15,     // a doorbell while a command was running (ignored)
   kMigErrAborted = 16,  // the function or the PF was reset during the command
+  kMigErrRange = 17,    // log: no, too many, overlapping or unaligned ranges / bad page size
 };
 
 }  // namespace pciesim::models::dma

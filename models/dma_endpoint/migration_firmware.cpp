@@ -41,6 +41,12 @@ const char* MigrationFirmware::op_name(std::uint32_t op) {
       return "get_state";
     case kMigOpStopTracking:
       return "stop_tracking";
+    case kMigOpLogStart:
+      return "log_start";
+    case kMigOpLogStop:
+      return "log_stop";
+    case kMigOpLogReport:
+      return "log_report";
     default:
       return "unknown";
   }
@@ -167,6 +173,8 @@ CplStatus MigrationFirmware::register_access(std::uint32_t off, std::uint8_t* da
 }
 
 void MigrationFirmware::function_reset(unsigned vf) {
+  // A reset ends the VF's logging session (MIGRATION.md 6.4).
+  log_stop(vf);
   if ((status_ & kMigStatusBusy) && running_.function == vf) {
     ++epoch_;
     abort_.notify(sc_core::SC_ZERO_TIME);
@@ -174,6 +182,8 @@ void MigrationFirmware::function_reset(unsigned vf) {
 }
 
 void MigrationFirmware::reset() {
+  logs_.clear();
+  active_logs_ = 0;
   ++epoch_;
   abort_.notify(sc_core::SC_ZERO_TIME);
   regs_ = Command{};
@@ -392,9 +402,126 @@ std::uint32_t MigrationFirmware::execute(const Command& cmd) {
     case kMigOpStopTracking:
       f.stop_tracking();
       return kMigOk;
+    case kMigOpLogStart:
+      return log_start(n, cmd.addr, cmd.length);
+    case kMigOpLogStop:
+      log_stop(n);
+      return kMigOk;
+    case kMigOpLogReport:
+      return log_report(n, cmd.addr, cmd.length);
     default:
       return kMigErrOpcode;
   }
+}
+
+// ------------------------------------------------------------ DMA logging
+
+namespace {
+std::uint64_t get_u64(const std::vector<std::uint8_t>& b, std::size_t off) {
+  std::uint64_t v;
+  std::memcpy(&v, b.data() + off, 8);
+  return v;
+}
+bool power_of_two(std::uint64_t v) {
+  return v && !(v & (v - 1));
+}
+}  // namespace
+
+std::uint32_t MigrationFirmware::log_start(unsigned vf, std::uint64_t addr, std::uint32_t length) {
+  if (!params_.dma_logging) return kMigErrOpcode;
+  if (logs_.count(vf)) return kMigErrState;  // one session at a time
+  if (length < 16) return kMigErrRange;
+  std::vector<std::uint8_t> hdr(16);
+  if (!dma_read(addr, hdr)) return kMigErrDma;
+  const std::uint64_t want = get_u64(hdr, 0);
+  std::uint32_t count;
+  std::memcpy(&count, hdr.data() + 8, 4);
+  if (count == 0 || count > params_.log_max_ranges || length < 16 + 16ull * count)
+    return kMigErrRange;
+  std::vector<std::uint8_t> body(16ull * count);
+  if (!dma_read(addr + 16, body)) return kMigErrDma;
+  // The device logs at a page size it supports: the request, clamped.
+  std::uint64_t page = power_of_two(want) ? want : 4096;
+  page = std::max(params_.log_min_page, std::min(params_.log_max_page, page));
+  DmaLog log;
+  log.page_size = page;
+  std::uint64_t pages = 0;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::uint64_t iova = get_u64(body, 16 * i), len = get_u64(body, 16 * i + 8);
+    if (len == 0 || iova + len < iova) return kMigErrRange;
+    // Widened to whole log pages: over-reporting is allowed, never under.
+    LogRange r;
+    r.iova = iova & ~(page - 1);
+    const std::uint64_t end = ((iova + len - 1) | (page - 1)) + 1;
+    r.length = end - r.iova;
+    for (const LogRange& o : log.ranges)
+      if (r.iova < o.iova + o.length && o.iova < r.iova + r.length) return kMigErrRange;
+    pages += r.length / page;
+    if (pages > params_.log_max_pages) return kMigErrNoSpace;
+    r.bits.assign((r.length / page + 63) / 64, 0);
+    log.ranges.push_back(std::move(r));
+  }
+  if (!dev_.vf(vf).exists()) return kMigErrFunction;
+  logs_[vf] = std::move(log);
+  ++active_logs_;
+  result_ = page;
+  return kMigOk;
+}
+
+void MigrationFirmware::log_stop(unsigned vf) {
+  if (logs_.erase(vf)) --active_logs_;
+}
+
+void MigrationFirmware::log_write(unsigned vf, std::uint64_t addr, std::uint64_t len) {
+  auto it = logs_.find(vf);
+  if (it == logs_.end() || len == 0) return;
+  DmaLog& log = it->second;
+  for (LogRange& r : log.ranges) {
+    if (addr >= r.iova + r.length || addr + len <= r.iova) continue;
+    const std::uint64_t lo = std::max(addr, r.iova), hi = std::min(addr + len, r.iova + r.length);
+    for (std::uint64_t p = (lo - r.iova) / log.page_size; p <= (hi - 1 - r.iova) / log.page_size;
+         ++p)
+      r.bits[p / 64] |= std::uint64_t{1} << (p % 64);
+  }
+}
+
+std::uint32_t MigrationFirmware::log_report(unsigned vf, std::uint64_t addr, std::uint32_t length) {
+  auto it = logs_.find(vf);
+  if (it == logs_.end()) return kMigErrState;
+  if (length < 24) return kMigErrRange;
+  std::vector<std::uint8_t> hdr(24);
+  if (!dma_read(addr, hdr)) return kMigErrDma;
+  const std::uint64_t iova = get_u64(hdr, 0), len = get_u64(hdr, 8), unit = get_u64(hdr, 16);
+  if (!power_of_two(unit) || unit < 4096 || len == 0 || iova + len < iova || iova % unit ||
+      len % unit)
+    return kMigErrRange;
+  const std::uint64_t units = len / unit;
+  const std::uint64_t bytes = (units + 63) / 64 * 8;
+  if (bytes > length) {
+    result_ = bytes;
+    return kMigErrNoSpace;
+  }
+  std::vector<std::uint64_t> bitmap((units + 63) / 64, 0);
+  DmaLog& log = it->second;
+  for (LogRange& r : log.ranges) {
+    if (iova >= r.iova + r.length || iova + len <= r.iova) continue;
+    for (std::uint64_t p = 0; p < r.length / log.page_size; ++p) {
+      if (!((r.bits[p / 64] >> (p % 64)) & 1)) continue;
+      const std::uint64_t plo = r.iova + p * log.page_size, phi = plo + log.page_size;
+      if (phi <= iova || plo >= iova + len) continue;
+      const std::uint64_t lo = std::max(plo, iova), hi = std::min(phi, iova + len);
+      for (std::uint64_t u = (lo - iova) / unit; u <= (hi - 1 - iova) / unit; ++u)
+        bitmap[u / 64] |= std::uint64_t{1} << (u % 64);
+      // Read and clear: a log page wholly inside the report is cleared;
+      // one reaching beyond it stays set (reported again: over-reporting).
+      if (plo >= iova && phi <= iova + len) r.bits[p / 64] &= ~(std::uint64_t{1} << (p % 64));
+    }
+  }
+  std::vector<std::uint8_t> out(bytes);
+  std::memcpy(out.data(), bitmap.data(), bytes);
+  if (!dma_write(addr, out)) return kMigErrDma;
+  result_ = units;
+  return kMigOk;
 }
 
 void MigrationFirmware::finish(std::uint32_t error) {

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <systemc>
 #include <vector>
 
@@ -50,6 +51,10 @@ class MigrationFirmware : public sc_core::sc_module {
   void set_failure(std::uint32_t op, bool timeout, unsigned after, unsigned count);
   const MigrationFirmwareStats& stats() const { return stats_; }
   static const char* op_name(std::uint32_t op);
+  // DMA logging: a write of VF `vf` to [addr, addr + len) as it leaves the
+  // device (one load when no session runs).
+  bool logging() const { return active_logs_ != 0; }
+  void log_write(unsigned vf, std::uint64_t addr, std::uint64_t len);
 
  private:
   struct Command {
@@ -84,6 +89,19 @@ class MigrationFirmware : public sc_core::sc_module {
   unsigned fail_after_ = 1;
   unsigned fail_count_ = 1;
   unsigned fail_seen_ = 0;
+  struct LogRange {
+    std::uint64_t iova, length;
+    std::vector<std::uint64_t> bits;  // one per page of the session
+  };
+  struct DmaLog {
+    std::uint64_t page_size = 4096;
+    std::vector<LogRange> ranges;
+  };
+  std::uint32_t log_start(unsigned vf, std::uint64_t addr, std::uint32_t length);
+  std::uint32_t log_report(unsigned vf, std::uint64_t addr, std::uint32_t length);
+  void log_stop(unsigned vf);
+  std::map<unsigned, DmaLog> logs_;  // by VF number
+  unsigned active_logs_ = 0;
   sc_core::sc_event start_;
   sc_core::sc_event abort_;
   MigrationFirmwareStats stats_;

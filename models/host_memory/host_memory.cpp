@@ -78,7 +78,8 @@ std::vector<std::uint8_t> HostMemory::read(std::uint64_t addr, std::size_t len) 
 }
 
 bool HostMemory::write_burst(std::uint64_t addr, const std::uint8_t* data,
-                             std::vector<fabric::BurstTlp>& b, Time delay) {
+                             std::vector<fabric::BurstTlp>& b, Time delay,
+                             fabric::RoutingId requester) {
   std::uint64_t total = 0;
   for (const fabric::BurstTlp& t : b)
     total = std::max<std::uint64_t>(total, t.offset + t.length);
@@ -91,6 +92,7 @@ bool HostMemory::write_burst(std::uint64_t addr, const std::uint8_t* data,
     t.done = std::max(start + params_.latency, busy_until_);
   }
   in_device_write_ = true;
+  writer_ = requester;
   write(addr, data, total);
   in_device_write_ = false;
   bytes_written_ += total;
@@ -128,7 +130,8 @@ Time HostMemory::visible_at(std::uint64_t addr, std::uint64_t len) const {
 
 void HostMemory::write(std::uint64_t addr, const std::uint8_t* src, std::size_t len) {
   check(addr, len);
-  if (on_write) on_write(addr, len, in_device_write_);
+  if (on_write)
+    on_write(addr, len, in_device_write_, in_device_write_ ? writer_ : fabric::RoutingId());
   while (len > 0) {
     std::uint64_t page = addr >> kPageShift;
     std::size_t off = addr & (kPageSize - 1);
@@ -157,6 +160,7 @@ void HostMemory::b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& del
   busy_until_ = start + static_cast<Time>(len * fs_per_byte_);
   if (gp.is_write()) {
     in_device_write_ = true;
+    writer_ = ext ? ext->requester : fabric::RoutingId();
     write(addr, gp.get_data_ptr(), len);
     in_device_write_ = false;
     bytes_written_ += len;

@@ -58,7 +58,7 @@ class HostMemory : public sc_core::sc_module {
   // b_transport times single writes (consumed = start, done), data written
   // in one go. False (nothing done) if the range is not all DRAM.
   bool write_burst(std::uint64_t addr, const std::uint8_t* data, std::vector<fabric::BurstTlp>& b,
-                   fabric::Time delay);
+                   fabric::Time delay, fabric::RoutingId requester = fabric::RoutingId());
 
   // Temporal decoupling lets a device write host memory ahead of the
   // kernel's time (the data is stored when the write is issued, DESIGN.md
@@ -72,9 +72,12 @@ class HostMemory : public sc_core::sc_module {
 
   // Called for every write stored in DRAM, before the bytes change:
   // `device` for writes that arrived through the socket (DMA, the IOMMU's
-  // A/D updates), false for zero-time writes of host software. The dirty
-  // page ground truth of live migration watches guest memory with it.
-  std::function<void(std::uint64_t addr, std::uint64_t len, bool device)> on_write;
+  // A/D updates; `requester`: the TLP's requester ID), false for zero-time
+  // writes of host software. The dirty page ground truth of live migration
+  // watches guest memory with it.
+  std::function<void(std::uint64_t addr, std::uint64_t len, bool device,
+                     fabric::RoutingId requester)>
+      on_write;
 
   std::uint64_t bytes_read() const { return bytes_read_; }
   std::uint64_t bytes_written() const { return bytes_written_; }
@@ -100,6 +103,7 @@ class HostMemory : public sc_core::sc_module {
   std::uint64_t bytes_read_ = 0;
   std::uint64_t bytes_written_ = 0;
   bool in_device_write_ = false;
+  fabric::RoutingId writer_;  // requester of the device write being stored
   void note_device_write(std::uint64_t addr, std::uint64_t len, fabric::Time at);
   struct Watched {
     std::uint64_t base, len;

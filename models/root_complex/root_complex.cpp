@@ -389,8 +389,8 @@ void RootComplex::receive_burst(Port& port, tlm::tlm_generic_payload& gp, TlpExt
       (!translator_ || !translator_->active() || ext.address_type == AddressType::kTranslated) &&
       !(addr + total > params_.msi_base && addr < params_.msi_base + params_.msi_size) &&
       is_dram(addr, total);
-  if (plain &&
-      memory_->write_burst(addr, gp.get_data_ptr(), *ext.burst, params_.upstream_latency)) {
+  if (plain && memory_->write_burst(addr, gp.get_data_ptr(), *ext.burst, params_.upstream_latency,
+                                    ext.requester)) {
     stats_.ports[pi].upstream_requests += ext.burst->size();
     Time done = now;
     for (const BurstTlp& t : *ext.burst)

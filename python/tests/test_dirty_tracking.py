@@ -150,3 +150,11 @@ def test_the_ground_truth_catches_a_tracker_that_loses_dirty_bits():
     s = sim.stats()["dirty_tracking"]["iommu"]["vmA"]
     assert s["missed_pages"] == r["missed_pages"] and s["missed_iovas"][0] == r["missed"][0]
     sim.close()
+
+
+def test_huge_reads_are_refused_not_walked():
+    sim = machine(large_pages=False, count=1)
+    assert sim.iommu_dirty_tracking("vmA") == 0
+    assert sim.iommu_read_dirty("vmA", 0, 1 << 40)["status"] == -22
+    assert sim.iommu_read_dirty("vmA", 0, (1 << 64) - 4096)["status"] == -22
+    sim.close()

@@ -415,6 +415,16 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
              "Largest resume stream the VFIO device accepts (0 = 16 of the VF's largest images)", 0,
              1ull << 32)
       .field("dma_tags", &mp.dma_tags, 1, 256, "Image reads the firmware keeps outstanding")
+      .field("dma_logging", &mp.dma_logging,
+             "The firmware logs the VF's DMA writes for dirty tracking (VFIO DMA_LOGGING)")
+      .field("log_max_ranges", &mp.log_max_ranges, 1, 256,
+             "IOVA ranges one logging session tracks (the host driver merges more)")
+      .bytes("log_min_page", &mp.log_min_page, "Smallest page size the log supports", 4096,
+             1ull << 30)
+      .bytes("log_max_page", &mp.log_max_page, "Largest page size the log supports", 4096,
+             1ull << 30)
+      .field("log_max_pages", &mp.log_max_pages, 1, 1ull << 28,
+             "Pages one logging session may track (the device's log memory)")
       .choice("fail_command", &fail_command,
               {{"", std::string("")},
                {"query", std::string("query")},
@@ -425,7 +435,10 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
                {"save", std::string("save")},
                {"load", std::string("load")},
                {"get_state", std::string("get_state")},
-               {"stop_tracking", std::string("stop_tracking")}},
+               {"stop_tracking", std::string("stop_tracking")},
+               {"log_start", std::string("log_start")},
+               {"log_stop", std::string("log_stop")},
+               {"log_report", std::string("log_report")}},
               "Injected failure: the firmware command that fails")
       .choice("fail_mode", &fail_mode,
               {{"error", std::string("error")}, {"timeout", std::string("timeout")}},
@@ -434,6 +447,13 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
       .field("fail_after", &mp.fail_after, 1, 1u << 30,
              "The n-th such command is the first that fails (1 = the first)")
       .field("fail_count", &mp.fail_count, 1, 1u << 30, "How many fail from there");
+  for (const char* key : {"log_min_page", "log_max_page"}) {
+    const std::uint64_t v = std::string(key) == "log_min_page" ? mp.log_min_page : mp.log_max_page;
+    if (m.has(key) && (v & (v - 1))) m.child(key).fail("a page size is a power of two");
+  }
+  if (mp.log_min_page > mp.log_max_page)
+    m.child(m.has("log_min_page") ? "log_min_page" : "log_max_page")
+        .fail("log_min_page must not exceed log_max_page");
   if (m.has("flags")) {
     Node f = m.child("flags");
     if (!f.is_sequence()) f.fail("expected a list such as [stop_copy, p2p]");

@@ -23,6 +23,24 @@
 
 namespace pciesim::sim {
 
+namespace {
+// A dirty-tracking report as the Python API returns it.
+nlohmann::ordered_json report_json(const DirtyReport& r) {
+  nlohmann::ordered_json j;
+  j["status"] = r.status;
+  j["bitmap"] = r.bitmap;
+  j["page_size"] = r.page_size;
+  j["units"] = r.units;
+  j["dirty_units"] = r.dirty_units;
+  j["written_pages"] = r.written_pages;
+  j["missed_pages"] = r.missed_pages;
+  j["missed"] = r.missed;
+  j["over_reported_units"] = r.over_reported_units;
+  j["unchecked_pages"] = r.unchecked_pages;
+  return j;
+}
+}  // namespace
+
 using namespace fabric;
 
 // JSON lines, one per TLP hop.
@@ -625,19 +643,36 @@ nlohmann::ordered_json Simulation::iommu_read_dirty(const std::string& domain, s
   return call([this, domain, iova, length, page_size, no_clear] {
     if (!host_->iommu_dirty()) throw UsageError("iommu", "the system has no enabled IOMMU");
     IommuDomain& d = host_->iommu_domain(domain);
-    const IommuDirtyTracking::Report r =
-        host_->iommu_dirty()->read(d, iova, length, page_size, no_clear);
+    return report_json(host_->iommu_dirty()->read(d, iova, length, page_size, no_clear));
+  });
+}
+
+nlohmann::ordered_json Simulation::dma_logging_start(
+    const std::string& target, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges,
+    std::uint64_t page_size) {
+  return call([this, target, ranges, page_size] {
+    VfioDevice& v = vfio_device(target);
+    std::uint64_t ps = page_size;
     nlohmann::ordered_json j;
-    j["status"] = r.status;
-    j["bitmap"] = r.bitmap;
-    j["units"] = r.units;
-    j["dirty_units"] = r.dirty_units;
-    j["written_pages"] = r.written_pages;
-    j["missed_pages"] = r.missed_pages;
-    j["missed"] = r.missed;
-    j["over_reported_units"] = r.over_reported_units;
-    j["unchecked_pages"] = r.unchecked_pages;
+    j["status"] = v.dma_logging_start(ranges, &ps);
+    j["page_size"] = ps;
+    nlohmann::ordered_json rs = nlohmann::ordered_json::array();
+    for (const auto& [iova, len] : v.dma_log_ranges())
+      rs.push_back({iova, len});
+    j["ranges"] = rs;
     return j;
+  });
+}
+
+int Simulation::dma_logging_stop(const std::string& target) {
+  return call([this, target] { return vfio_device(target).dma_logging_stop(); });
+}
+
+nlohmann::ordered_json Simulation::dma_logging_report(const std::string& target, std::uint64_t iova,
+                                                      std::uint64_t length,
+                                                      std::uint64_t page_size) {
+  return call([this, target, iova, length, page_size] {
+    return report_json(vfio_device(target).dma_logging_report(iova, length, page_size));
   });
 }
 

@@ -106,6 +106,15 @@ class Simulation {
   nlohmann::ordered_json iommu_read_dirty(const std::string& domain, std::uint64_t iova,
                                           std::uint64_t length, std::uint64_t page_size,
                                           bool no_clear);
+  // Device DMA logging through the function's VFIO device (docs/migration.md):
+  // start ({status, page_size the device chose, ranges it tracks}), stop,
+  // and a report checked against the ground truth (as iommu_read_dirty).
+  nlohmann::ordered_json dma_logging_start(
+      const std::string& target, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges,
+      std::uint64_t page_size);
+  int dma_logging_stop(const std::string& target);
+  nlohmann::ordered_json dma_logging_report(const std::string& target, std::uint64_t iova,
+                                            std::uint64_t length, std::uint64_t page_size);
   void iommu_flush(const std::string& kind, const std::string& domain, std::uint64_t iova,
                    std::uint64_t length, const std::string& target);
   void create_domain(const std::string& name, const std::string& type);

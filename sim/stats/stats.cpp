@@ -658,7 +658,16 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
     }
     j["vms"] = vms;
     root["iommu"] = j;
-    if (host.iommu_dirty()) root["dirty_tracking"] = {{"iommu", host.iommu_dirty()->stats()}};
+    if (host.iommu_dirty()) {
+      json dev = json::object();
+      for (const auto& [d, v] : host.vfio_devices()) {
+        if (!v->dma_log_window().started() && v->dma_log_window().stats()["reads"] == 0) continue;
+        json w = v->dma_log_window().stats();
+        w["page_size"] = v->dma_log_page_size();
+        dev[v->name()] = w;
+      }
+      root["dirty_tracking"] = {{"iommu", host.iommu_dirty()->stats()}, {"device", dev}};
+    }
   }
 
   {

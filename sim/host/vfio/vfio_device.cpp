@@ -1,6 +1,7 @@
 #include "sim/host/vfio/vfio_device.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "fabric/common/error.h"
 #include "models/dma_endpoint/dma_regs.h"
@@ -16,12 +17,13 @@ using vfio::MigState;
 namespace dma = models::dma;
 
 namespace {
+constexpr int kE2big = -7, kEoverflow = -75, kEtimedout = -110;
 constexpr int kEio = -5, kEnomem = -12, kEnodev = -19, kEinval = -22, kEnotty = -25, kEnospc = -28,
               kEnomsg = -42, kEproto = -71, kEbadmsg = -74, kEopnotsupp = -95, kEnotconn = -107;
 }  // namespace
 
 VfioDevice::VfioDevice(Host& host, PciDev& dev, const EndpointSpec& ep)
-    : host_(host), dev_(dev), spec_(ep.migration) {
+    : host_(host), dev_(dev), spec_(ep.migration), log_params_(ep.params.migration) {
   const models::DmaDeviceParams& p = ep.params;
   max_image_ = models::mig::max_image_size(p.vf_device_memory, p.vf_msix_vectors);
   if (!dev.is_vf) {
@@ -473,6 +475,9 @@ void VfioDevice::reset() {
 void VfioDevice::reset_done() {
   state_ = MigState::kRunning;
   close_streams();
+  // The reset ended the firmware's logging session too (MIGRATION.md 6.4).
+  logging_ = false;
+  log_window_.stop();
 }
 
 std::uint64_t VfioDevice::mmio_read(unsigned bar, std::uint64_t offset, unsigned size) {
@@ -494,6 +499,185 @@ void VfioDevice::mmio_write(unsigned bar, std::uint64_t offset, unsigned size,
   const std::uint64_t addr = host_.pci().mmio_address(dev_, bar, offset, size, dev_.name);
   ++stats_.mmio;
   host_.cpu().mmio_write(addr, size, value);
+}
+
+// ------------------------------------------------------------ DMA logging
+
+namespace {
+bool power_of_two(std::uint64_t v) {
+  return v && !(v & (v - 1));
+}
+constexpr std::size_t kLogMaxRanges = 256;  // vfio_main.c LOG_MAX_RANGES
+}  // namespace
+
+int VfioDevice::log_command(std::uint32_t op, std::uint32_t length, MailboxReply* reply) {
+  std::string message;
+  std::shared_ptr<PfMailbox> m = mailbox(&message);
+  if (!m) return kEnodev;
+  *reply = m->exec(op, dev_.vf_number, 0, log_buf_.dma, length, spec_.command_timeout);
+  CommandStats& cs = stats_.commands[models::MigrationFirmware::op_name(op)];
+  ++cs.count;
+  cs.latency.add(to_ns(reply->latency));
+  if (reply->err) {
+    ++cs.failures;
+    return reply->err == kEtimedout ? kEtimedout : kEnodev;
+  }
+  if (reply->code == dma::kMigOk) return 0;
+  ++cs.failures;
+  switch (reply->code) {
+    case dma::kMigErrRange:
+    case dma::kMigErrState:
+      return kEinval;
+    case dma::kMigErrNoSpace:
+      return kEnospc;
+    case dma::kMigErrOpcode:
+      return kEnotty;
+    default:
+      return kEio;
+  }
+}
+
+int VfioDevice::dma_logging_start(
+    const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges, std::uint64_t* page_size) {
+  Lock lock(*this);
+  if (!flags_ || !log_params_.dma_logging) return kEnotty;
+  // vfio_ioctl_device_feature_logging_start's checks.
+  if (ranges.empty()) return kEinval;
+  if (ranges.size() > kLogMaxRanges) return kE2big;
+  if (!power_of_two(*page_size)) return kEinval;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> r = ranges;
+  for (const auto& [iova, len] : r) {
+    if (len == 0 || iova % *page_size || len % *page_size) return kEinval;
+    if (iova + len < iova) return kEoverflow;
+  }
+  std::sort(r.begin(), r.end());
+  for (std::size_t i = 1; i < r.size(); ++i)
+    if (r[i].first < r[i - 1].first + r[i - 1].second) return kEinval;  // overlap
+  if (logging_) return kEinval;  // mlx5vf_start_page_tracker: one session
+  // More ranges than the device tracks: merge the two neighbours with the
+  // smallest gap until they fit (vfio_combine_iova_ranges).
+  while (r.size() > log_params_.log_max_ranges) {
+    std::size_t best = 1;
+    std::uint64_t gap = ~std::uint64_t{0};
+    for (std::size_t i = 1; i < r.size(); ++i) {
+      const std::uint64_t g = r[i].first - (r[i - 1].first + r[i - 1].second);
+      if (g < gap) {
+        gap = g;
+        best = i;
+      }
+    }
+    r[best - 1].second = r[best].first + r[best].second - r[best - 1].first;
+    r.erase(r.begin() + static_cast<std::ptrdiff_t>(best));
+  }
+  const std::uint64_t bytes = 16 + 16 * r.size();
+  std::string message;
+  std::shared_ptr<PfMailbox> m = mailbox(&message);
+  if (!m) return kEnodev;
+  if (log_cap_ < bytes) {
+    log_cap_ = std::max<std::uint64_t>(bytes, 4096);
+    log_buf_ = m->alloc(log_cap_);
+  }
+  std::vector<std::uint8_t> buf(bytes, 0);
+  const std::uint64_t ps = *page_size;
+  const std::uint32_t n = static_cast<std::uint32_t>(r.size());
+  std::memcpy(buf.data(), &ps, 8);
+  std::memcpy(buf.data() + 8, &n, 4);
+  for (std::size_t i = 0; i < r.size(); ++i) {
+    std::memcpy(buf.data() + 16 + 16 * i, &r[i].first, 8);
+    std::memcpy(buf.data() + 24 + 16 * i, &r[i].second, 8);
+  }
+  host_.cpu().memory().write(log_buf_.cpu, buf.data(), buf.size());
+  MailboxReply reply;
+  if (int e = log_command(dma::kMigOpLogStart, static_cast<std::uint32_t>(bytes), &reply)) return e;
+  logging_ = true;
+  log_page_ = reply.result;
+  *page_size = log_page_;
+  log_ranges_ = r;
+  // The ground truth watches the VM's RAM from now on.
+  if (Vm* vm = host_.vm_of(dev_))
+    host_.dirty_ledger().watch(vm->name(), vm->host_base(), vm->spec().memory);
+  log_window_.stop();
+  log_window_.start(host_.dirty_ledger());
+  return 0;
+}
+
+int VfioDevice::dma_logging_stop() {
+  Lock lock(*this);
+  if (!logging_) return 0;  // mlx5vf_stop_page_tracker: nothing to stop
+  MailboxReply reply;
+  const int e = log_command(dma::kMigOpLogStop, 0, &reply);
+  logging_ = false;
+  log_window_.stop();
+  return e;
+}
+
+DirtyReport VfioDevice::dma_logging_report(std::uint64_t iova, std::uint64_t length,
+                                           std::uint64_t page_size) {
+  Lock lock(*this);
+  DirtyReport rep;
+  rep.page_size = page_size;
+  // vfio_ioctl_device_feature_logging_report's checks, then the driver's.
+  if (!flags_ || !log_params_.dma_logging) {
+    rep.status = kEnotty;
+    return rep;
+  }
+  if (length == 0 || !power_of_two(page_size) || page_size < 4096) {
+    rep.status = kEinval;
+    return rep;
+  }
+  if (iova + length < iova) {
+    rep.status = kEoverflow;
+    return rep;
+  }
+  if (!logging_ || iova % page_size || length % page_size) {
+    rep.status = kEinval;
+    return rep;
+  }
+  const std::uint64_t units = length / page_size;
+  if (length > DirtyWindow::kMaxRead) {
+    rep.status = kEinval;
+    return rep;
+  }
+  const std::uint64_t bytes = std::max<std::uint64_t>(24, (units + 63) / 64 * 8);
+  std::string message;
+  std::shared_ptr<PfMailbox> m = mailbox(&message);
+  if (!m) {
+    rep.status = kEnodev;
+    return rep;
+  }
+  if (log_cap_ < bytes) {
+    log_cap_ = std::max<std::uint64_t>(bytes, 4096);
+    log_buf_ = m->alloc(log_cap_);
+  }
+  std::uint64_t hdr[3] = {iova, length, page_size};
+  host_.cpu().memory().write(log_buf_.cpu, reinterpret_cast<std::uint8_t*>(hdr), sizeof hdr);
+  DirtyLedger& ledger = host_.dirty_ledger();
+  // Writes before the command started must be in the log it reads; those
+  // while it runs may be either side (the caller copies after it returns).
+  const std::uint64_t read_at = ledger.mark();
+  MailboxReply reply;
+  rep.status = log_command(dma::kMigOpLogReport, static_cast<std::uint32_t>(bytes), &reply);
+  const std::uint64_t copied_at = ledger.now();
+  if (rep.status) {
+    log_window_.failed();
+    return rep;
+  }
+  rep.bitmap.assign((units + 63) / 64, 0);
+  host_.cpu().memory().read(log_buf_.cpu, reinterpret_cast<std::uint8_t*>(rep.bitmap.data()),
+                            rep.bitmap.size() * 8);
+  Vm* vm = host_.vm_of(dev_);
+  IommuDriver* iommu = host_.iommu();
+  const std::uint16_t rid = dev_.rid.value();
+  log_window_.check(
+      ledger, rep, iova, length, false, read_at, copied_at,
+      [&](std::uint64_t v, std::uint64_t* hpa) {
+        IommuDriver::Leaf leaf;
+        if (!vm || !iommu || !iommu->lookup_leaf(vm->domain(), v, &leaf)) return false;
+        *hpa = leaf.hpa;
+        return true;
+      },
+      [&](std::uint64_t hpa, std::uint64_t at) { return ledger.write_by_at(hpa, rid, at); });
+  return rep;
 }
 
 }  // namespace pciesim::sim

@@ -29,6 +29,7 @@
 #include "sim/config/system_config.h"
 #include "sim/host/iommu_driver.h"
 #include "sim/host/vfio/migration_fsm.h"
+#include "sim/migration/dirty_tracking.h"
 
 namespace pciesim::sim {
 
@@ -109,6 +110,29 @@ class VfioDevice {
 
   const VfioStats& stats() const { return stats_; }
 
+  // DMA logging (VFIO_DEVICE_FEATURE_DMA_LOGGING_START / STOP / REPORT;
+  // vfio_ioctl_device_feature_logging_*, mlx5vf_start_page_tracker),
+  // relayed to the PF firmware's log (docs/migration.md). 0 or a negative
+  // errno: ENOTTY (not offered), EINVAL (no range, unaligned, overlapping
+  // or empty ranges, bad page size, a session already running), E2BIG
+  // (more than 256 ranges), EOVERFLOW, ENOSPC (the device's log memory),
+  // EIO / ETIMEDOUT (the firmware). More ranges than the device tracks are
+  // merged first, smallest gap first (vfio_combine_iova_ranges). *page_size
+  // is in/out: the device may log at another size and says so.
+  int dma_logging_start(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges,
+                        std::uint64_t* page_size);
+  int dma_logging_stop();
+  // A report reads and clears the device's log for the range into a bitmap
+  // at `page_size`, checked against the simulator's record of this
+  // function's DMA writes (DirtyWindow).
+  DirtyReport dma_logging_report(std::uint64_t iova, std::uint64_t length, std::uint64_t page_size);
+  bool dma_logging() const { return logging_; }
+  std::uint64_t dma_log_page_size() const { return log_page_; }
+  const std::vector<std::pair<std::uint64_t, std::uint64_t>>& dma_log_ranges() const {
+    return log_ranges_;
+  }
+  const DirtyWindow& dma_log_window() const { return log_window_; }
+
  private:
   [[noreturn]] void fail(int code, const std::string& message, const std::string& reason = "");
   // One arc; on failure sets state_ (kept, or ERROR) and returns -errno
@@ -156,6 +180,15 @@ class VfioDevice {
   std::uint64_t save_cap_ = 0;
   std::uint64_t load_cap_ = 0;
   VfioStats stats_;
+  // DMA logging.
+  models::MigrationDeviceParams log_params_;
+  bool logging_ = false;
+  std::uint64_t log_page_ = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> log_ranges_;  // as the device tracks them
+  DirtyWindow log_window_;
+  DmaSpace::Buffer log_buf_{};
+  std::uint64_t log_cap_ = 0;
+  int log_command(std::uint32_t op, std::uint32_t length, MailboxReply* reply);
 };
 
 }  // namespace pciesim::sim
