@@ -600,6 +600,19 @@ PYBIND11_MODULE(_pciesim, m) {
                return sim.dma_logging_report(t, iova, length, page_size).dump();
              });
            })
+      .def("vm_pause",
+           [](Session& s, const std::string& vm, bool pause) {
+             s.exec([&](Simulation& sim) { sim.vm_pause(vm, pause); });
+           })
+      .def("cpu_dirty_log",
+           [](Session& s, const std::string& vm, bool enable) {
+             s.exec([&](Simulation& sim) { sim.cpu_dirty_log(vm, enable); });
+           })
+      .def("read_cpu_dirty_log_json",
+           [](Session& s, const std::string& vm, bool clear) {
+             return s.exec(
+                 [&](Simulation& sim) { return sim.read_cpu_dirty_log(vm, clear).dump(); });
+           })
       .def("fault_json",
            [](Session& s, unsigned id) {
              return s.exec([&](Simulation& sim) { return sim.fault(id).dump(); });

@@ -355,6 +355,31 @@ class Simulation:
             _str("domain", domain), _uint("iova", iova), _uint("length", length),
             _uint("page_size", page_size), no_clear))
 
+    def pause_vm(self, vm: str) -> None:
+        """Pauses the VM's vCPUs (its cpu writer stops storing; devices run on)."""
+        self._n.vm_pause(_str("vm", vm), True)
+
+    def resume_vm(self, vm: str) -> None:
+        """Resumes the VM's vCPUs."""
+        self._n.vm_pause(_str("vm", vm), False)
+
+    def cpu_dirty_log(self, vm: str, enable: bool = True) -> None:
+        """Starts (or stops) the hypervisor's log of the VM's own CPU stores
+        (KVM_MEM_LOG_DIRTY_PAGES); exact, like KVM's write protection."""
+        if not isinstance(enable, bool):
+            raise TypeError(f"enable must be a bool, got {type(enable).__name__}")
+        self._n.cpu_dirty_log(_str("vm", vm), enable)
+
+    def read_cpu_dirty_log(self, vm: str, *, clear: bool = True) -> dict:
+        """KVM_GET_DIRTY_LOG (+ KVM_CLEAR_DIRTY_LOG with clear): the guest
+        pages the vCPUs stored into since each was last read, bit gpa/4096
+        of 64-bit words in "bitmap"; "dirty_pages"; "status" 0 or -22 (the
+        log is not started). DMA writes are not in it (the IOMMU's dirty
+        bits or the device's DMA log track those)."""
+        if not isinstance(clear, bool):
+            raise TypeError(f"clear must be a bool, got {type(clear).__name__}")
+        return json.loads(self._n.read_cpu_dirty_log_json(_str("vm", vm), clear))
+
     def iommu_unmap(self, domain: str, iova: int, length: int, *, flush: bool = True) -> int:
         """Unmap, and (flush=True) invalidate the IOTLB and wait: 0, -EINVAL or -ENOENT (-2)."""
         return self._n.iommu_unmap(_str("domain", domain), _uint("iova", iova),

@@ -217,7 +217,28 @@ VmSpec read_vm(const Node& n, DocSink* docs) {
       .bytes("memory", &v.memory, "Guest RAM: guest-physical 0 .. memory", 2 << 20)
       .field("host_base", &v.host_base,
              "Host physical address of guest RAM (0 = allocated by the host)")
-      .nested("functions", "list", "Functions assigned to the VM at boot (ep0.vf1, ...)");
+      .nested("functions", "list", "Functions assigned to the VM at boot (ep0.vf1, ...)")
+      .nested("cpu", "mapping", "The guest vCPUs' own stores into guest RAM (dirty rate)");
+  {
+    Section c(s.child("cpu"), "vms[].cpu", docs);
+    GuestCpuSpec& g = v.cpu;
+    c.field("write_gbps", &g.write_gbps, 0.0, 10000.0,
+            "Rate at which the vCPUs store into guest RAM, Gb/s (0 = they write nothing)")
+        .bytes("chunk", &g.chunk, "Bytes per store burst (a multiple of 8)", 8, 1u << 20)
+        .choice("pattern", &g.pattern,
+                {{"sequential", GuestCpuSpec::kSequential}, {"random", GuestCpuSpec::kRandom}},
+                "Where the bursts go in the region: one after another (wrapping) or at random "
+                "chunk-aligned offsets drawn from simulation.seed")
+        .field("region_base", &g.region_base, "Guest-physical start of the written region")
+        .bytes("region_size", &g.region_size,
+               "Bytes of the region (0 = the upper half of guest RAM, clear of the drivers' "
+               "buffers, which are allocated upward from 1 MiB)")
+        .time("start", &g.start, "When the vCPUs start writing, after boot");
+    c.finish();
+    if (n.defined() && s.has("cpu")) {
+      if (g.chunk % 8) c.child("chunk").fail("chunk must be a multiple of 8 bytes");
+    }
+  }
   if (s.has("functions")) {
     Node f = s.child("functions");
     if (!f.is_sequence()) f.fail("expected a list of function names");
@@ -229,6 +250,17 @@ VmSpec read_vm(const Node& n, DocSink* docs) {
     s.child("memory").fail("VM memory must be a multiple of 2 MiB");
   if (n.defined() && v.host_base % (2 << 20))
     s.child("host_base").fail("host_base must be 2 MiB aligned");
+  if (n.defined() && v.cpu.region_size == 0) {
+    if (s.child("cpu").child("region_base").defined())
+      s.child("cpu").child("region_size").fail("region_base needs a region_size");
+    v.cpu.region_base = v.memory / 2;
+    v.cpu.region_size = v.memory / 2;
+  }
+  if (n.defined() &&
+      (v.cpu.region_base >= v.memory || v.cpu.region_size > v.memory - v.cpu.region_base))
+    s.child("cpu").fail("the written region must lie inside the VM's memory");
+  if (n.defined() && v.cpu.chunk > v.cpu.region_size)
+    s.child("cpu").child("chunk").fail("chunk is larger than the region");
   return v;
 }
 

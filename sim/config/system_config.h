@@ -59,11 +59,24 @@ struct IommuSpec {
   bool host_large_pages = true;
 };
 
+// The guest's own CPU activity (docs/migration.md "Guest activity"): its
+// vCPUs store into guest RAM at a steady rate, so that memory dirties at a
+// known rate while its devices DMA.
+struct GuestCpuSpec {
+  double write_gbps = 0;      // 0: the vCPUs write nothing
+  std::uint32_t chunk = 256;  // bytes per store burst
+  enum Pattern { kSequential, kRandom } pattern = kSequential;
+  std::uint64_t region_base = 0;  // guest-physical; with region_size 0: the upper half of RAM
+  std::uint64_t region_size = 0;
+  fabric::Time start = 0;  // after boot
+};
+
 struct VmSpec {
   std::string name;
   std::uint64_t memory = 256ull << 20;  // guest RAM, GPA 0 .. memory
   std::uint64_t host_base = 0;          // its host physical base; 0 = allocated
   std::vector<std::string> functions;   // assigned at boot
+  GuestCpuSpec cpu;
   Node where;
 };
 

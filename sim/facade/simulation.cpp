@@ -664,6 +664,33 @@ nlohmann::ordered_json Simulation::dma_logging_start(
   });
 }
 
+void Simulation::vm_pause(const std::string& vm, bool pause) {
+  call([this, vm, pause] {
+    Vm* v = host_->vm(vm);
+    if (!v) throw UsageError(vm, "no VM named '" + vm + "'");
+    if (pause)
+      v->pause();
+    else
+      v->resume();
+  });
+}
+
+void Simulation::cpu_dirty_log(const std::string& vm, bool enable) {
+  call([this, vm, enable] { host_->set_cpu_dirty_log(vm, enable); });
+}
+
+nlohmann::ordered_json Simulation::read_cpu_dirty_log(const std::string& vm, bool clear) {
+  return call([this, vm, clear] {
+    std::vector<std::uint64_t> bitmap;
+    std::uint64_t pages = 0;
+    nlohmann::ordered_json j;
+    j["status"] = host_->read_cpu_dirty_log(vm, clear, &bitmap, &pages);
+    j["dirty_pages"] = pages;
+    j["bitmap"] = bitmap;
+    return j;
+  });
+}
+
 int Simulation::dma_logging_stop(const std::string& target) {
   return call([this, target] { return vfio_device(target).dma_logging_stop(); });
 }

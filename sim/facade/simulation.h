@@ -113,6 +113,11 @@ class Simulation {
       const std::string& target, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges,
       std::uint64_t page_size);
   int dma_logging_stop(const std::string& target);
+  // The hypervisor's log of a VM's own CPU stores (KVM dirty log).
+  void cpu_dirty_log(const std::string& vm, bool enable);
+  // Pauses / resumes a VM's vCPUs (what a VMM does at a switchover).
+  void vm_pause(const std::string& vm, bool pause);
+  nlohmann::ordered_json read_cpu_dirty_log(const std::string& vm, bool clear);
   nlohmann::ordered_json dma_logging_report(const std::string& target, std::uint64_t iova,
                                             std::uint64_t length, std::uint64_t page_size);
   void iommu_flush(const std::string& kind, const std::string& domain, std::uint64_t iova,

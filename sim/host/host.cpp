@@ -333,6 +333,28 @@ Workload* Host::workload(const std::string& name) {
   return nullptr;
 }
 
+GuestCpu* Host::guest_cpu(const std::string& vm) {
+  auto it = guest_cpus_.find(vm);
+  return it == guest_cpus_.end() ? nullptr : it->second.get();
+}
+
+void Host::set_cpu_dirty_log(const std::string& name, bool enable) {
+  Vm* v = vm(name);
+  if (!v) throw UsageError(name, "no VM named '" + name + "'");
+  CpuDirtyLog& log = cpu_logs_[name];
+  if (!enable) {
+    log.stop();
+  } else if (!log.started()) {
+    log.start(*dirty_ledger_, name, v->host_base(), v->spec().memory);
+  }
+}
+
+int Host::read_cpu_dirty_log(const std::string& name, bool clear,
+                             std::vector<std::uint64_t>* bitmap, std::uint64_t* pages) {
+  if (!vm(name)) throw UsageError(name, "no VM named '" + name + "'");
+  return cpu_logs_[name].read(*dirty_ledger_, clear, bitmap, pages);
+}
+
 int Host::set_iommu_dirty_tracking(const std::string& domain, bool enable) {
   if (!iommu_dirty_) throw UsageError("iommu", "the system has no enabled IOMMU");
   IommuDomain& d = iommu_domain(domain);
@@ -378,6 +400,14 @@ void Host::boot() {
     faults_->add(f);
   }
   booted_event_.notify(sc_core::SC_ZERO_TIME);
+  std::uint64_t n = 0;
+  for (const auto& [name, vm] : vms_) {
+    ++n;
+    if (vm->spec().cpu.write_gbps <= 0) continue;
+    auto g = std::make_unique<GuestCpu>(*vm, system_.memory(), cfg.simulation.seed * 131 + n);
+    g->start(boot_end_ + vm->spec().cpu.start);
+    guest_cpus_[name] = std::move(g);
+  }
   for (auto& w : workloads_)
     if (!w->spec().manual) w->start(w->spec().start);
 }

@@ -16,6 +16,7 @@
 #include "sim/fault/fault_injector.h"
 #include "sim/host/aer/aer_driver.h"
 #include "sim/host/dma_driver.h"
+#include "sim/host/guest_cpu.h"
 #include "sim/host/host_cpu.h"
 #include "sim/host/iommu_driver.h"
 #include "sim/host/pci_core.h"
@@ -66,8 +67,19 @@ class Host : public sc_core::sc_module {
   // Enables / disables the IOMMU dirty bits of domain `name`; a VM's RAM is
   // watched by the ledger. 0 or a negative errno.
   int set_iommu_dirty_tracking(const std::string& domain, bool enable);
+  // The CPU dirty log of a VM (CpuDirtyLog): enable/disable, and a read
+  // (0 or -22 when not enabled).
+  void set_cpu_dirty_log(const std::string& vm, bool enable);
+  int read_cpu_dirty_log(const std::string& vm, bool clear, std::vector<std::uint64_t>* bitmap,
+                         std::uint64_t* pages);
   Vm* vm(const std::string& name);
   const std::map<std::string, std::unique_ptr<Vm>>& vms() const { return vms_; }
+  // A VM's vCPU activity model (nullptr when its cpu.write_gbps is 0).
+  GuestCpu* guest_cpu(const std::string& vm);
+  const CpuDirtyLog* cpu_dirty_log(const std::string& vm) const {
+    auto it = cpu_logs_.find(vm);
+    return it == cpu_logs_.end() ? nullptr : &it->second;
+  }
   // Assigns a function to a VM: unbinds the host driver, attaches the
   // function to the VM's domain and binds the guest's driver (the host
   // sees vfio-pci). Returns the error text, empty on success.
@@ -137,6 +149,8 @@ class Host : public sc_core::sc_module {
   std::unique_ptr<IommuDirtyTracking> iommu_dirty_;
   std::map<std::string, std::unique_ptr<DomainSpace>> domain_spaces_;
   std::map<std::string, std::unique_ptr<Vm>> vms_;
+  std::map<std::string, std::unique_ptr<GuestCpu>> guest_cpus_;
+  std::map<std::string, CpuDirtyLog> cpu_logs_;
   std::map<PciDev*, Vm*> assigned_;
   std::map<PciDev*, std::shared_ptr<PfMailbox>> mailboxes_;
   std::map<PciDev*, std::unique_ptr<VfioDevice>> vfio_;

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <systemc>
+
 #include "models/iommu/iommu_regs.h"
 #include "sim/config/system_config.h"
 #include "sim/host/pci_core.h"
@@ -199,9 +201,19 @@ class Vm : public DmaSpace {
   bool stopped() const { return stopped_; }
   const std::string& stop_reason() const { return stop_reason_; }
   fabric::Time stopped_at() const { return stopped_at_; }
+  // The VMM paused / resumed the vCPUs (a migration's switchover).
+  void pause() { paused_ = true; }
+  void resume() {
+    paused_ = false;
+    resumed_.notify(sc_core::SC_ZERO_TIME);
+  }
+  bool paused() const { return paused_; }
+  sc_core::sc_event& resumed_event() { return resumed_; }
 
  private:
   bool stopped_ = false;
+  bool paused_ = false;
+  sc_core::sc_event resumed_;
   std::string stop_reason_;
   fabric::Time stopped_at_ = 0;
   VmSpec spec_;

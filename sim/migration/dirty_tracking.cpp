@@ -219,4 +219,35 @@ nlohmann::ordered_json IommuDirtyTracking::stats() const {
   return j;
 }
 
+// ------------------------------------------------------------ CPU dirty log
+
+void CpuDirtyLog::start(DirtyLedger& ledger, const std::string& vm, std::uint64_t base,
+                        std::uint64_t size) {
+  if (size > DirtyWindow::kMaxRead)
+    throw UsageError(vm, "the CPU dirty log covers at most 64 GiB of guest RAM");
+  ledger.watch(vm, base, size);
+  base_ = base;
+  size_ = size;
+  since_.assign(size / k4K, ledger.now());
+  started_ = true;
+}
+
+int CpuDirtyLog::read(const DirtyLedger& ledger, bool clear, std::vector<std::uint64_t>* bitmap,
+                      std::uint64_t* pages) {
+  if (!started_) return -22;
+  const std::uint64_t n = size_ / k4K;
+  bitmap->assign((n + 63) / 64, 0);
+  *pages = 0;
+  const std::uint64_t now = ledger.now();
+  for (std::uint64_t p = 0; p < n; ++p) {
+    if (ledger.last_host_write(base_ + p * k4K) <= since_[p]) continue;
+    (*bitmap)[p / 64] |= std::uint64_t{1} << (p % 64);
+    ++*pages;
+    if (clear) since_[p] = now;
+  }
+  ++reads_;
+  pages_ += *pages;
+  return 0;
+}
+
 }  // namespace pciesim::sim

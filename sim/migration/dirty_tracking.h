@@ -161,4 +161,28 @@ class IommuDirtyTracking {
   std::map<std::string, DirtyWindow> domains_;
 };
 
+// The hypervisor's log of the guest's own stores (KVM_MEM_LOG_DIRTY_PAGES,
+// KVM_GET_DIRTY_LOG / KVM_CLEAR_DIRTY_LOG): exact, as KVM's write
+// protection of logged memory makes it, so it reads the ledger's record of
+// CPU stores into the VM's RAM. Bit (gpa / 4 KiB) of 64-bit words.
+class CpuDirtyLog {
+ public:
+  // Starts logging [0, size) of guest RAM at host address `base`.
+  void start(DirtyLedger& ledger, const std::string& vm, std::uint64_t base, std::uint64_t size);
+  bool started() const { return started_; }
+  void stop() { started_ = false; }
+  // The pages stored into since each was last read with clearing (or since
+  // start): 0, or -22 (EINVAL) when not started.
+  int read(const DirtyLedger& ledger, bool clear, std::vector<std::uint64_t>* bitmap,
+           std::uint64_t* pages);
+  std::uint64_t reads() const { return reads_; }
+  std::uint64_t pages_reported() const { return pages_; }
+
+ private:
+  bool started_ = false;
+  std::uint64_t base_ = 0, size_ = 0;
+  std::vector<std::uint64_t> since_;  // per page: event number of the last clearing read
+  std::uint64_t reads_ = 0, pages_ = 0;
+};
+
 }  // namespace pciesim::sim

@@ -654,6 +654,15 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
       for (PciDev* p : vm->domain().devices)
         fns.push_back(p->name.empty() ? p->rid.str() : p->name);
       v["functions"] = fns;
+      v["paused"] = vm->paused();
+      if (GuestCpu* g = host.guest_cpu(name)) {
+        const GuestCpuStats& gs = g->stats();
+        v["cpu"] = {{"bursts", gs.bursts},
+                    {"bytes_written", gs.bytes},
+                    {"start_ns", ns(gs.started)},
+                    {"last_ns", ns(gs.last)},
+                    {"write_gbps", vm->spec().cpu.write_gbps}};
+      }
       vms[name] = v;
     }
     j["vms"] = vms;
