@@ -123,6 +123,7 @@ void DmaFunction::reset_msix() {
 }
 
 void DmaFunction::clear_pipeline() {
+  fetch_error_.pending = false;
   descs_.clear();
   chunks_.clear();
   local_dst_chunks_ = 0;
@@ -608,7 +609,7 @@ void DmaFunction::halt_on_bme() {
 }
 
 void DmaFunction::halt_abandoning(std::uint32_t code) {
-  std::uint32_t idx = fetch_index_;
+  std::uint32_t idx = fetch_error_.pending ? fetch_error_.index : fetch_index_;
   if (!finish_.empty())
     idx = finish_.front().index;
   else if (!chunks_.empty())
@@ -693,6 +694,17 @@ Time DmaFunction::step(Time t) {
   Action a = do_msix_resend(t);
   if (a.acted) return a.next;
   if (!(regs_.ctrl & kCtrlEnable)) return kTimeMax;
+  if (fetch_error_.pending && descs_.empty() && chunks_.empty()) {
+    // Everything fetched before the failed fetch has finished: the failed
+    // descriptor is consumed with its error record and the engine halts.
+    fetch_error_.pending = false;
+    regs_.error = fetch_error_.code;
+    regs_.error_addr = fetch_error_.addr;
+    regs_.halted = true;
+    ++stats_.errors;
+    finish_.push_back({fetch_error_.index, 0, 0, fetch_error_.code, 0, false});
+    fetch_index_ = (fetch_error_.index + 1) & (regs_.ring_size - 1);
+  }
   if (!regs_.halted) prefetch_local(t);
   // Descriptor prefetch runs alongside the data movement: with fewer than
   // PREFETCH descriptors on hand, fetching more comes first, so the next
@@ -1002,7 +1014,7 @@ DmaFunction::Action DmaFunction::do_read(Time t) {
 }
 
 DmaFunction::Action DmaFunction::do_fetch(Time t) {
-  if (regs_.ring_size == 0) return {false, kTimeMax};
+  if (regs_.ring_size == 0 || fetch_error_.pending) return {false, kTimeMax};
   if (fetch_ready_ > t) return {false, fetch_ready_};
   const std::uint32_t size = regs_.ring_size;
   const std::uint32_t pending = (regs_.tail - fetch_index_) & (size - 1);
@@ -1022,12 +1034,9 @@ DmaFunction::Action DmaFunction::do_fetch(Time t) {
   if (epoch != epoch_) return {true, r.wire_free};
   if (r.status != CplStatus::kSC) {
     note_completion_error(r.status, addr, n * kDescBytes, g.tag, r.done);
-    regs_.error = to_error(r.status);
-    regs_.error_addr = addr;
-    regs_.halted = true;
-    ++stats_.errors;
-    finish_.push_back({fetch_index_, 0, 0, regs_.error, 0, false});
-    fetch_index_ = (fetch_index_ + 1) & (size - 1);
+    // The failed descriptor's error record follows those of the ones
+    // fetched before it (step() halts the engine once they are done).
+    fetch_error_ = {true, fetch_index_, to_error(r.status), addr};
     return {true, r.wire_free};
   }
   for (std::uint32_t i = 0; i < n; ++i) {

@@ -314,7 +314,15 @@ class DmaFunction : public fabric::ConfigListener {
   std::unique_ptr<fabric::TagPool> tags_;
   std::deque<FetchedDesc> descs_;
   std::uint32_t fetch_index_ = 0;
-  fabric::Time fetch_ready_ = 0;   // completion of the last descriptor fetch
+  fabric::Time fetch_ready_ = 0;  // completion of the last descriptor fetch
+  // A descriptor fetch that failed while earlier descriptors were still on
+  // hand: no more fetching; the engine halts with its error record once
+  // those have finished, so completion records stay in ring order.
+  struct FetchError {
+    bool pending = false;
+    std::uint32_t index = 0, code = 0;
+    std::uint64_t addr = 0;
+  } fetch_error_;
   std::uint32_t desc_offset_ = 0;  // bytes of descs_.front() already chunked
   std::uint32_t op_offset_ = 0;    // bytes into the current operation
   std::deque<Chunk> chunks_;

@@ -242,3 +242,30 @@ def test_bad_aer_inject_input_is_refused_with_its_line_and_nothing_armed():
         sim.inject("aer_report", where="ep0.pf", uncor_status="BAD_TLP")
     with pytest.raises(pciesim.ConfigError, match="aer_report parameters"):
         sim.inject("lcrc", where=EP_LINK, cor_status="RCVR")
+
+
+def test_a_failed_descriptor_fetch_completes_the_earlier_descriptors_first():
+    """The second descriptor fetch of a copy gets UR while the 8 descriptors
+    of the first fetch are still being worked on: those finish (records in
+    ring order, every byte verified) before the failed descriptor's error
+    record halts the engine."""
+    cfg = {
+        "simulation": {"seed": 3, "max_time": "1s"},
+        "endpoints": [{"name": "ep0"}],
+        "links": [{"upstream": "rc.rp0", "downstream": "ep0", "gen": 3, "width": 8}],
+        "workloads": [{"name": "copy", "function": "ep0.pf", "size": "4KiB", "count": 16,
+                       "queue_depth": 8, "start": "manual"}],
+    }
+    with pciesim.from_dict(cfg) as sim:
+        sim.boot()
+        ring = sim.mmio_read("ep0.pf", 0x10) | sim.mmio_read("ep0.pf", 0x14) << 32
+        h = sim.inject("cpl_ur", where="rc", nth=2,
+                       match={"kinds": ["MRd"], "requester": "ep0.pf", "address_lo": ring,
+                              "address_hi": ring + 256 * 32})
+        sim.start_workload("copy")
+        sim.run("5ms")
+        assert h.fired == 1
+        w = sim.stats()["workloads"]["copy"]
+        assert w["jobs"] == 8 and w["verified_bytes"] == 8 * 4096 and w["mismatches"] == 0
+        assert w["errors"] == 1 and "error 2 on job 8" in w["failure"]
+        assert sim.stats()["completions"]["violations"] == 0
