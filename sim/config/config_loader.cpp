@@ -1077,6 +1077,9 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
             {"iommu_flush", A::kIommuFlush},
             {"dirty_tracking", A::kDirtyTracking},
             {"read_dirty", A::kReadDirty},
+            {"dma_logging_start", A::kDmaLoggingStart},
+            {"dma_logging_report", A::kDmaLoggingReport},
+            {"dma_logging_stop", A::kDmaLoggingStop},
             {"create_domain", A::kCreateDomain},
             {"attach", A::kAttach},
             {"assign", A::kAssign},
@@ -1141,8 +1144,10 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
              "bus_master / memory_space: set (true) or clear (false); dirty_tracking: enable "
              "(default true) or disable")
       .power_of_two("page_size", &st.page_size, 4096, 1u << 30,
-                    "read_dirty: bitmap granularity (default 4096)")
+                    "read_dirty, dma_logging_start / dma_logging_report: page size (default 4096)")
       .field("no_clear", &st.no_clear, "read_dirty: leave the dirty bits set (before an unmap)")
+      .nested("ranges", "list of [iova, length]",
+              "dma_logging_start: the IOVA ranges the device logs")
       .field("flush", &st.flag,
              "iommu_unmap: invalidate the IOTLB afterwards and wait (default true)")
       .field("state", &state,
@@ -1183,6 +1188,15 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
               "iommu_flush: global, domain, page or device; create_domain: dma, identity or "
               "blocked");
   if (s.has("bytes")) st.bytes = read_hex_bytes(s.child("bytes"));
+  if (s.has("ranges")) {
+    Node r = s.child("ranges");
+    if (!r.is_sequence()) r.fail("expected a list of [iova, length] pairs");
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      Node p = r.at(i);
+      if (!p.is_sequence() || p.size() != 2) p.fail("expected [iova, length]");
+      st.ranges.push_back({p.at(0).as_u64(), p.at(1).as_bytes().value});
+    }
+  }
   for (const char* key : {"src", "dst"}) {
     if (!s.has(key)) continue;
     Node a = s.child(key);
@@ -1318,6 +1332,18 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       break;
     case A::kDirtyTracking:
       need("domain");
+      break;
+    case A::kDmaLoggingStart:
+      need("target");
+      need("ranges");
+      break;
+    case A::kDmaLoggingReport:
+      need("target");
+      need("iova");
+      need("length");
+      break;
+    case A::kDmaLoggingStop:
+      need("target");
       break;
     case A::kIommuFlush: {
       need("kind");

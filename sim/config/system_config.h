@@ -203,6 +203,9 @@ struct ScenarioStep {
     kIommuFlush,
     kDirtyTracking,
     kReadDirty,
+    kDmaLoggingStart,
+    kDmaLoggingReport,
+    kDmaLoggingStop,
     kCreateDomain,
     kAttach,
     kAssign,
@@ -237,9 +240,10 @@ struct ScenarioStep {
   std::string vm;      // write_memory in a VM's memory; assign
   std::string domain;  // iommu_* / attach / create_domain
   std::uint64_t iova = 0;
-  std::uint32_t page_size = 4096;  // read_dirty
-  bool no_clear = false;           // read_dirty
-  std::uint64_t length = 0;        // bytes: dma, iommu_map/unmap/flush
+  std::uint32_t page_size = 4096;                               // read_dirty
+  bool no_clear = false;                                        // read_dirty
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // dma_logging_start
+  std::uint64_t length = 0;                                     // bytes: dma, iommu_map/unmap/flush
   std::uint64_t src = 0, dst = 0;  // dma: addresses as the function sees them
   // dma: "ep1.pf.bar2+0x100" -- a BAR as the host assigned it (mapped into
   // the function's DMA space), instead of a number.

@@ -112,6 +112,12 @@ const char* action_name(ScenarioStep::Action a) {
       return "dirty_tracking";
     case ScenarioStep::kReadDirty:
       return "read_dirty";
+    case ScenarioStep::kDmaLoggingStart:
+      return "dma_logging_start";
+    case ScenarioStep::kDmaLoggingReport:
+      return "dma_logging_report";
+    case ScenarioStep::kDmaLoggingStop:
+      return "dma_logging_stop";
     case ScenarioStep::kCreateDomain:
       return "create_domain";
     case ScenarioStep::kAttach:
@@ -270,6 +276,30 @@ void ScenarioRunner::execute(const ScenarioStep& s, StepRecord& rec) {
                    std::to_string(r.missed_pages) + " missed";
       break;
     }
+    case ScenarioStep::kDmaLoggingStart: {
+      // value: the page size the device logs at.
+      std::uint64_t ps = s.page_size;
+      rec.status = host_.vfio(host_device(s)).dma_logging_start(s.ranges, &ps);
+      rec.value = ps;
+      rec.recorded = true;
+      break;
+    }
+    case ScenarioStep::kDmaLoggingReport: {
+      // Checked against the ground truth (stats dirty_tracking.device.<f>);
+      // value: the dirty units.
+      const DirtyReport r =
+          host_.vfio(host_device(s)).dma_logging_report(s.iova, s.length, s.page_size);
+      rec.status = r.status;
+      rec.value = r.dirty_units;
+      rec.recorded = true;
+      rec.detail = std::to_string(r.dirty_units) + " of " + std::to_string(r.units) +
+                   " units dirty, " + std::to_string(r.written_pages) + " pages written, " +
+                   std::to_string(r.missed_pages) + " missed";
+      break;
+    }
+    case ScenarioStep::kDmaLoggingStop:
+      rec.status = host_.vfio(host_device(s)).dma_logging_stop();
+      break;
     case ScenarioStep::kIommuFlush:
       host_.iommu_flush(s.kind, s.domain, s.iova, s.length,
                         s.target.empty() ? nullptr : &host_device(s));
