@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fabric/common/error.h"
+#include "fabric/tlp/routing_id.h"
 
 namespace pciesim::fabric {
 
@@ -75,47 +76,15 @@ bool parse_number(const std::string& w, std::uint64_t max, std::uint64_t* out) {
   return true;
 }
 
-// "[WWWW:]XX:YY.Z", hexadecimal fields.
+// "[WWWW:]XX:YY.Z", hexadecimal fields (any domain: checked by the caller).
 bool parse_pci_id(const std::string& w, AerInjectRecord* r) {
-  std::vector<std::string> parts;
-  std::string cur;
-  for (char c : w) {
-    if (c == ':') {
-      parts.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  parts.push_back(cur);
-  if (parts.size() != 2 && parts.size() != 3) return false;
-  const std::string devfn = parts.back();
-  const std::size_t dot = devfn.find('.');
-  if (dot == std::string::npos) return false;
-  auto hex = [](const std::string& s, unsigned max, unsigned* out) {
-    if (s.empty() || s.size() > 4) return false;
-    unsigned v = 0;
-    for (char c : s) {
-      if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
-      v = v * 16 +
-          static_cast<unsigned>(std::isdigit(static_cast<unsigned char>(c))
-                                    ? c - '0'
-                                    : std::toupper(static_cast<unsigned char>(c)) - 'A' + 10);
-    }
-    if (v > max) return false;
-    *out = v;
-    return true;
-  };
   unsigned domain = 0;
-  if (parts.size() == 3 && !hex(parts[0], 0xffff, &domain)) return false;
-  unsigned bus = 0, dev = 0, fn = 0;
-  if (!hex(parts[parts.size() - 2], 0xff, &bus) || !hex(devfn.substr(0, dot), 0x1f, &dev) ||
-      !hex(devfn.substr(dot + 1), 7, &fn))
-    return false;
+  const std::optional<RoutingId> rid = RoutingId::parse(w, &domain);
+  if (!rid) return false;
   r->domain = domain;
-  r->bus = bus;
-  r->device = dev;
-  r->function = fn;
+  r->bus = rid->bus();
+  r->device = rid->device();
+  r->function = rid->function();
   return true;
 }
 

@@ -28,14 +28,19 @@ bool hex_field(std::string_view s, unsigned max, unsigned* out) {
 }
 }  // namespace
 
-std::optional<RoutingId> RoutingId::parse(std::string_view text) {
+std::optional<RoutingId> RoutingId::parse(std::string_view text, unsigned* domain_out) {
   // Optional domain prefix.
+  if (domain_out) *domain_out = 0;
   size_t first = text.find(':');
   if (first == std::string_view::npos) return std::nullopt;
   size_t second = text.find(':', first + 1);
   if (second != std::string_view::npos) {
     unsigned domain;
-    if (!hex_field(text.substr(0, first), 0xffff, &domain) || domain != 0) return std::nullopt;
+    if (!hex_field(text.substr(0, first), 0xffff, &domain)) return std::nullopt;
+    if (domain_out)
+      *domain_out = domain;
+    else if (domain != 0)
+      return std::nullopt;
     text = text.substr(first + 1);
     first = text.find(':');
   }

@@ -25,8 +25,9 @@ class RoutingId {
 
   // "bb:dd.f", the way lspci and Linux print it.
   std::string str() const;
-  // Accepts "bb:dd.f" and "dddd:bb:dd.f" (domain must be 0).
-  static std::optional<RoutingId> parse(std::string_view text);
+  // Accepts "bb:dd.f" and "dddd:bb:dd.f" (hexadecimal). The domain must be
+  // 0, unless `domain` is given: then any domain is returned there.
+  static std::optional<RoutingId> parse(std::string_view text, unsigned* domain = nullptr);
 
   friend constexpr bool operator==(RoutingId a, RoutingId b) { return a.value_ == b.value_; }
   friend constexpr bool operator!=(RoutingId a, RoutingId b) { return a.value_ != b.value_; }

@@ -62,6 +62,13 @@ std::uint64_t ScenarioRunner::bar_reference(const ScenarioStep& s, const std::st
 }
 
 namespace {
+// One line for a dirty-tracking report in the scenario record.
+std::string describe(const DirtyReport& r) {
+  return std::to_string(r.dirty_units) + " of " + std::to_string(r.units) + " units dirty, " +
+         std::to_string(r.written_pages) + " pages written, " + std::to_string(r.missed_pages) +
+         " missed";
+}
+
 const char* action_name(ScenarioStep::Action a) {
   switch (a) {
     case ScenarioStep::kConfigRead:
@@ -271,9 +278,7 @@ void ScenarioRunner::execute(const ScenarioStep& s, StepRecord& rec) {
       rec.status = r.status;
       rec.value = r.dirty_units;
       rec.recorded = true;
-      rec.detail = std::to_string(r.dirty_units) + " of " + std::to_string(r.units) +
-                   " units dirty, " + std::to_string(r.written_pages) + " pages written, " +
-                   std::to_string(r.missed_pages) + " missed";
+      rec.detail = describe(r);
       break;
     }
     case ScenarioStep::kDmaLoggingStart: {
@@ -292,9 +297,7 @@ void ScenarioRunner::execute(const ScenarioStep& s, StepRecord& rec) {
       rec.status = r.status;
       rec.value = r.dirty_units;
       rec.recorded = true;
-      rec.detail = std::to_string(r.dirty_units) + " of " + std::to_string(r.units) +
-                   " units dirty, " + std::to_string(r.written_pages) + " pages written, " +
-                   std::to_string(r.missed_pages) + " missed";
+      rec.detail = describe(r);
       break;
     }
     case ScenarioStep::kDmaLoggingStop:
