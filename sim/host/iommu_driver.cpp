@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 #include "fabric/common/error.h"
 #include "sim/host/dma_driver.h"
@@ -300,7 +301,34 @@ int IommuDriver::read_dirty(IommuDomain& d, std::uint64_t iova, std::uint64_t le
   bitmap->assign((units + 63) / 64, 0);
   ++d.dirty_reads;
   std::uint64_t cleared = 0;
-  for (std::uint64_t off = 0; off < length;) {
+  for_each_leaf(d, iova, length,
+                [&](std::uint64_t at, std::uint64_t e, std::uint64_t lo, std::uint64_t size) {
+                  if (!(e & io::kPteDirty)) return true;
+                  const std::uint64_t hi = lo + size;
+                  const std::uint64_t from = std::max(lo, iova), to = std::min(hi, iova + length);
+                  for (std::uint64_t u = (from - iova) / page_size;
+                       u <= (to - 1 - iova) / page_size; ++u)
+                    (*bitmap)[u / 64] |= std::uint64_t{1} << (u % 64);
+                  // A large page reaching beyond the range keeps its D bit:
+                  // clearing it would lose the dirt of the part not reported.
+                  if (!no_clear && lo >= iova && hi <= iova + length) {
+                    set64(at, e & ~io::kPteDirty);
+                    ++cleared;
+                  }
+                  return true;
+                });
+  d.dirty_ptes_cleared += cleared;
+  // The IOTLB may hold entries whose walk set D: a write through them would
+  // not set it again (intel_iommu_read_and_clear_dirty flushes the range).
+  if (cleared) flush_iotlb(io::kSelective, d.id, iova, length);
+  return 0;
+}
+
+bool IommuDriver::for_each_leaf(
+    const IommuDomain& d, std::uint64_t iova, std::uint64_t len,
+    const std::function<bool(std::uint64_t at, std::uint64_t pte, std::uint64_t base,
+                             std::uint64_t size)>& fn) const {
+  for (std::uint64_t off = 0; off < len;) {
     const std::uint64_t v = iova + off;
     std::uint64_t table = d.root;
     std::uint64_t step = k4K;
@@ -314,30 +342,16 @@ int IommuDriver::read_dirty(IommuDomain& d, std::uint64_t iova, std::uint64_t le
         break;
       }
       if (level == 1 || (e & io::kPtePs)) {
-        const std::uint64_t leaf_lo = v & ~(span - 1), leaf_hi = leaf_lo + span;
-        step = leaf_hi - v;
-        if (e & io::kPteDirty) {
-          const std::uint64_t lo = std::max(leaf_lo, iova), hi = std::min(leaf_hi, iova + length);
-          for (std::uint64_t u = (lo - iova) / page_size; u <= (hi - 1 - iova) / page_size; ++u)
-            (*bitmap)[u / 64] |= std::uint64_t{1} << (u % 64);
-          // A large page reaching beyond the range keeps its D bit: clearing
-          // it would lose the dirt of the part not reported.
-          if (!no_clear && leaf_lo >= iova && leaf_hi <= iova + length) {
-            set64(at, e & ~io::kPteDirty);
-            ++cleared;
-          }
-        }
+        const std::uint64_t base = v & ~(span - 1);
+        if (!fn(at, e, base, span)) return false;
+        step = base + span - v;
         break;
       }
       table = e & io::kPteAddrMask;
     }
-    off += std::min(step, length - off);
+    off += std::min(step, len - off);
   }
-  d.dirty_ptes_cleared += cleared;
-  // The IOTLB may hold entries whose walk set D: a write through them would
-  // not set it again (intel_iommu_read_and_clear_dirty flushes the range).
-  if (cleared) flush_iotlb(io::kSelective, d.id, iova, length);
-  return 0;
+  return true;
 }
 
 int IommuDriver::unmap(IommuDomain& d, std::uint64_t iova, std::uint64_t len, bool flush) {
@@ -345,30 +359,14 @@ int IommuDriver::unmap(IommuDomain& d, std::uint64_t iova, std::uint64_t len, bo
   if (len == 0 || iova % k4K || len % k4K) return kEinval;
   std::uint64_t cleared = 0;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> leaves;  // (entry address, page size)
-  for (std::uint64_t off = 0; off < len;) {
-    const std::uint64_t v = iova + off;
-    std::uint64_t table = d.root;
-    std::uint64_t step = k4K;
-    for (unsigned level = levels(); level >= 1; --level) {
-      const unsigned s = 12 + 9 * (level - 1);
-      const std::uint64_t at = table + 8 * ((v >> s) & 0x1ff);
-      const std::uint64_t e = get64(at);
-      if (!(e & (io::kPteRead | io::kPteWrite))) {
-        // Nothing mapped here: skip to the end of this empty slot.
-        step = (std::uint64_t{1} << s) - (v & ((std::uint64_t{1} << s) - 1));
-        break;
-      }
-      if (level == 1 || (e & io::kPtePs)) {
-        const std::uint64_t page = std::uint64_t{1} << s;
-        if (v % page || len - off < page) return kEinval;  // would split a large page
-        leaves.push_back({at, page});
-        step = page;
-        break;
-      }
-      table = e & io::kPteAddrMask;
-    }
-    off += std::min(step, len - off);
-  }
+  const bool whole = for_each_leaf(
+      d, iova, len, [&](std::uint64_t at, std::uint64_t, std::uint64_t base, std::uint64_t size) {
+        // Refused: it would split a large page.
+        if (base < iova || base + size > iova + len) return false;
+        leaves.push_back({at, size});
+        return true;
+      });
+  if (!whole) return kEinval;
   if (leaves.empty()) return kEnoent;
   for (const auto& [at, page] : leaves) {
     set64(at, 0);

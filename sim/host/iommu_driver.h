@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -115,6 +116,11 @@ class IommuDriver {
  private:
   std::uint64_t context_entry(fabric::RoutingId rid);
   bool slot_free(const IommuDomain& d, std::uint64_t iova, unsigned shift) const;
+  // Calls fn(entry address, entry, leaf base IOVA, leaf size) for each leaf
+  // mapped in [iova, iova + len), in order; false if fn stopped the walk.
+  bool for_each_leaf(const IommuDomain& d, std::uint64_t iova, std::uint64_t len,
+                     const std::function<bool(std::uint64_t at, std::uint64_t pte,
+                                              std::uint64_t base, std::uint64_t size)>& fn) const;
   std::uint64_t new_table();
   std::uint64_t get64(std::uint64_t addr) const;
   void set64(std::uint64_t addr, std::uint64_t v);
