@@ -570,6 +570,10 @@ PYBIND11_MODULE(_pciesim, m) {
            [](Session& s, const std::string& text, const std::string& source, std::uint64_t at) {
              return s.exec([&](Simulation& sim) { return sim.aer_inject(text, source, at); });
            })
+      .def("migrate_json",
+           [](Session& s, const std::string& text) {
+             return s.exec([&](Simulation& sim) { return sim.migrate(text).dump(); });
+           })
       .def("iommu_dirty_tracking",
            [](Session& s, const std::string& d, bool enable) {
              return s.exec([&](Simulation& sim) { return sim.iommu_dirty_tracking(d, enable); });

@@ -487,7 +487,7 @@ IssueResult DmaDevice::issue(DmaFunction& f, TlpKind kind, std::uint64_t addr, s
       const bool write = kind == TlpKind::MWr;
       s = peer.bar == 0
               ? peer.f->bar0_access(static_cast<std::uint32_t>(peer.offset), data, len, write, t)
-              : peer.f->devmem_access(peer.offset, data, len, write);
+              : peer.f->devmem_access(peer.offset, data, len, write, f.rid().value());
     }
     Time lat = peer.bar == 0 ? params_.mmio_latency : params_.devmem_latency;
     return {s, t + lat, t, t};
@@ -586,7 +586,7 @@ void DmaDevice::serve(tlm::tlm_generic_payload& gp, TlpExtension& ext, Time t, T
     ext.status = dd.f->bar0_access(static_cast<std::uint32_t>(dd.offset), data, len, write, t);
     *done = t + params_.mmio_latency;
   } else {
-    ext.status = dd.f->devmem_access(dd.offset, data, len, write);
+    ext.status = dd.f->devmem_access(dd.offset, data, len, write, ext.requester.value());
     *done = t + params_.devmem_latency;
   }
   ext.cpl_chunk = static_cast<std::uint16_t>(mps());

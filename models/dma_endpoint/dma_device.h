@@ -47,6 +47,13 @@ struct MigrationDeviceParams {
   std::uint64_t log_min_page = 4096;
   std::uint64_t log_max_page = 2ull << 20;
   std::uint64_t log_max_pages = 1ull << 24;
+  // What a frozen VF (STOP, STOP_COPY: responder suspended) does with an
+  // inbound write into its BAR2 device memory. false: discarded and counted
+  // (mlx5's "suspend responder"). true: it lands, because the device has no
+  // way to stop incoming requests (ice: RUNNING_P2P -> STOP is a no-op that
+  // relies on every peer being quiesced first), so a peer still running
+  // changes the state after it was saved: the race of MIGRATION.md 5.
+  bool frozen_devmem_accepts = false;
 };
 
 struct DmaDeviceParams {

@@ -516,16 +516,18 @@ std::uint8_t* DmaFunction::devmem(std::uint64_t offset, std::uint32_t len) {
 }
 
 CplStatus DmaFunction::devmem_access(std::uint64_t offset, std::uint8_t* data, std::uint32_t len,
-                                     bool write) {
+                                     bool write, std::uint16_t requester) {
   if (write)
     ++stats_.mmio_writes;
   else
     ++stats_.mmio_reads;
-  if (write && frozen_) {
+  if (write && frozen_ && !dev_.params().migration.frozen_devmem_accepts) {
     ++stats_.frozen_drops;
+    if (inbound_hook_) inbound_hook_(requester, offset, len, false);
     return CplStatus::kSC;
   }
   devmem_debug(offset, data, len, write);
+  if (write && inbound_hook_) inbound_hook_(requester, offset, len, true);
   return CplStatus::kSC;
 }
 

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <cstdlib>
 #include <deque>
 #include <memory>
@@ -126,9 +127,17 @@ class DmaFunction : public fabric::ConfigListener {
   // BAR0 registers and MSI-X structures.
   fabric::CplStatus bar0_access(std::uint32_t offset, std::uint8_t* data, std::uint32_t len,
                                 bool write, fabric::Time t, bool debug = false);
-  // BAR2 device memory.
+  // BAR2 device memory; `requester` is who sent the request.
   fabric::CplStatus devmem_access(std::uint64_t offset, std::uint8_t* data, std::uint32_t len,
-                                  bool write);
+                                  bool write, std::uint16_t requester);
+  // An observer of inbound writes into BAR2 (the VMM's check that nothing
+  // changes a device after its image was taken): requester, offset, bytes,
+  // and whether the write changed the memory (false: a frozen function
+  // discarded it). Empty: none.
+  using InboundWriteHook =
+      std::function<void(std::uint16_t requester, std::uint64_t offset, std::uint32_t len,
+                         bool applied)>;
+  void set_inbound_write_hook(InboundWriteHook h) { inbound_hook_ = std::move(h); }
   std::uint64_t devmem_size() const { return devmem_size_; }
   // Offset of the PCI Express capability in config space.
   std::uint16_t pcie_cap() const { return exp_; }
@@ -341,6 +350,7 @@ class DmaFunction : public fabric::ConfigListener {
   bool quiesced_ = false;
   bool drain_stuck_ = false;
   bool frozen_ = false;
+  InboundWriteHook inbound_hook_;
   bool tracking_ = false;
   bool regs_dirty_ = false;
   std::vector<std::uint64_t> dirty_;  // one bit per device-memory page

@@ -11,12 +11,12 @@ A config is a YAML file or a dict with the same schema
 (docs/config-reference.md). Times are SimTime values or strings with units.
 """
 from ._errors import ConfigError, Error, MigrationError, ModelError, UsageError
-from ._sim import RunResult, Simulation, from_dict, load, validate
+from ._sim import MigrationReport, RunResult, Simulation, from_dict, load, validate
 from . import vfio  # noqa: F401
 from ._time import SimTime, as_time, fs, ms, ns, parse, ps, seconds, us
 
 __all__ = [
-    "Simulation", "RunResult", "load", "from_dict", "validate",
+    "Simulation", "RunResult", "MigrationReport", "load", "from_dict", "validate",
     "SimTime", "as_time", "parse", "fs", "ps", "ns", "us", "ms", "seconds",
     "Error", "ConfigError", "UsageError", "ModelError", "MigrationError",
 ]

@@ -355,6 +355,53 @@ class Simulation:
             _str("domain", domain), _uint("iova", iova), _uint("length", length),
             _uint("page_size", page_size), no_clear))
 
+    def migrate(self, vm: str, *, to: str, functions: Optional[dict] = None, bandwidth=None,
+                downtime_limit=None, max_iterations: Optional[int] = None,
+                dirty_tracking: Optional[str] = None, p2p_quiesce: Optional[bool] = None,
+                force: Optional[bool] = None, cancel_after=None,
+                name: Optional[str] = None) -> "MigrationReport":
+        """Live-migrates VM `vm`'s guest, with its functions, to the VM `to`
+        (vms[] with incoming: true), as QEMU does (docs/migration.md
+        "Migrating a VM"): dirty tracking, pre-copy passes at `bandwidth`
+        (10e9/8 bytes/s, "10Gbps", "128MiB/s"; default 128 MiB/s) until the
+        rest fits `downtime_limit` (default 300 ms) or `max_iterations`
+        (default 30), then the switchover. `functions` pairs source and
+        destination functions (default: in order); `dirty_tracking` is auto,
+        device, iommu or none; `p2p_quiesce=False` stops devices one by one
+        (the unsafe order); `force` migrates several devices without P2P;
+        `cancel_after` cancels that long after the start. Takes simulated
+        time; returns the report (a dict: status, downtime_ns, total_ns,
+        iterations, bytes_sent, missed_dirty_pages, diverged, race, ...), the
+        same as stats migrations.<name>. A refusal, failure or cancel is a
+        report with its status and error, the source running again."""
+        spec = {"vm": _str("vm", vm), "to": _str("to", to)}
+        if functions is not None:
+            if not isinstance(functions, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in functions.items()):
+                raise TypeError("functions must be a dict of source function name: "
+                                "destination function name")
+            spec["functions"] = dict(functions)
+        if bandwidth is not None:
+            if isinstance(bandwidth, bool) or not isinstance(bandwidth, (int, float, str)):
+                raise TypeError(f"bandwidth must be bytes/s or a rate string such as '10Gbps', "
+                                f"got {type(bandwidth).__name__}")
+            spec["bandwidth"] = bandwidth if isinstance(bandwidth, str) else float(bandwidth)
+        for key, t in (("downtime_limit", downtime_limit), ("cancel_after", cancel_after)):
+            if t is not None:
+                spec[key] = f"{int(as_time(t))} fs"
+        if max_iterations is not None:
+            spec["max_iterations"] = _uint("max_iterations", max_iterations, 32, 1)
+        if dirty_tracking is not None:
+            spec["dirty_tracking"] = _str("dirty_tracking", dirty_tracking)
+        for key, v in (("p2p_quiesce", p2p_quiesce), ("force", force)):
+            if v is not None:
+                if not isinstance(v, bool):
+                    raise TypeError(f"{key} must be a bool, got {type(v).__name__}")
+                spec[key] = v
+        if name is not None:
+            spec["name"] = _str("name", name)
+        return MigrationReport(json.loads(self._n.migrate_json(json.dumps(spec))))
+
     def pause_vm(self, vm: str) -> None:
         """Pauses the VM's vCPUs (its cpu writer stops storing; devices run on)."""
         self._n.vm_pause(_str("vm", vm), True)
@@ -615,3 +662,22 @@ class FaultHandle:
     def __repr__(self) -> str:
         s = self._state()
         return f"<fault {self.id} {s['kind']} at {s['where']}: fired {s['fired']}>"
+
+
+class MigrationReport(dict):
+    """What Simulation.migrate returns: the report as a dict (the keys of
+    stats migrations.<name>), with a few conveniences."""
+
+    @property
+    def ok(self) -> bool:
+        """Completed, with no missed dirty page and no divergence."""
+        return (self.get("status") == "completed" and not self.get("diverged")
+                and self.get("missed_dirty_pages") == 0)
+
+    @property
+    def downtime(self) -> SimTime:
+        return SimTime(round(self["downtime_ns"] * 1_000_000))
+
+    @property
+    def total_time(self) -> SimTime:
+        return SimTime(round(self["total_ns"] * 1_000_000))

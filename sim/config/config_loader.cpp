@@ -218,6 +218,9 @@ VmSpec read_vm(const Node& n, DocSink* docs) {
       .field("host_base", &v.host_base,
              "Host physical address of guest RAM (0 = allocated by the host)")
       .nested("functions", "list", "Functions assigned to the VM at boot (ep0.vf1, ...)")
+      .field("incoming", &v.incoming,
+             "A destination waiting for a migration (QEMU -incoming): its functions are "
+             "assigned but no guest driver probes them until `migrate` brings the guest in")
       .nested("cpu", "mapping", "The guest vCPUs' own stores into guest RAM (dirty rate)");
   {
     Section c(s.child("cpu"), "vms[].cpu", docs);
@@ -428,6 +431,7 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
   Section m(s.child("migration"), "endpoints[].migration", docs);
   std::string style = "two_level";
   std::string fail_command, fail_mode = "error";
+  std::string frozen_devmem = "drop";
   models::MigrationDeviceParams& mp = p.migration;
   m.nested("flags", "list",
            "VFIO_MIGRATION_* flags the variant driver reports: [stop_copy], [stop_copy, p2p], "
@@ -436,6 +440,12 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
               {{"two_level", std::string("two_level")}, {"full", std::string("full")}},
               "Quiesce style: two_level = suspend initiator at RUNNING_P2P and responder at STOP "
               "(mlx5, pds); full = one suspend of both at RUNNING_P2P (qat, xe, virtio)")
+      .choice("frozen_devmem", &frozen_devmem,
+              {{"drop", std::string("drop")}, {"accept", std::string("accept")}},
+              "What a frozen VF (STOP, STOP_COPY) does with an inbound write into its BAR2: drop "
+              "= discarded and counted (mlx5's suspend responder); accept = it lands (ice: no "
+              "way to stop incoming requests; only the P2P step of every peer keeps the saved "
+              "state exact)")
       .time("command_latency", &mp.command_latency,
             "PF firmware time per mailbox command, before its DMA or drain (hisi_acc polls "
             "every 100 us)",
@@ -504,6 +514,7 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
   m.finish();
   ep.migration.style =
       style == "full" ? EndpointMigrationSpec::kFullSuspend : EndpointMigrationSpec::kTwoLevel;
+  mp.frozen_devmem_accepts = frozen_devmem == "accept";
   mp.fail_timeout = fail_mode == "timeout";
   mp.fail_op = 0;
   for (std::uint32_t op = 1; op <= models::dma::kMigOpLast; ++op)
@@ -1040,6 +1051,73 @@ std::vector<fabric::FaultSpec> expand_aer_inject(const Node& n, const fabric::Fa
   }
 }
 
+// "10Gbps", "25 Gb/s", "128MiB/s", "1.5GB/s", or a number of bytes per
+// second (as QEMU's max-bandwidth): bytes per second.
+double read_rate(const Node& n) {
+  const std::string text = n.as_string();
+  static const std::regex re(R"(^\s*([0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?)\s*([A-Za-z/]*)\s*$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, re))
+    n.fail("expected a rate such as 10Gbps, 25 Gb/s, 128MiB/s or a number of bytes per second, "
+           "got '" + text + "'");
+  const double v = std::stod(m[1].str());
+  static const std::map<std::string, double> units = {
+      {"", 1},           {"B/s", 1},        {"Bps", 1},        {"kbps", 1e3 / 8},
+      {"kb/s", 1e3 / 8}, {"Mbps", 1e6 / 8}, {"Mb/s", 1e6 / 8}, {"Gbps", 1e9 / 8},
+      {"Gb/s", 1e9 / 8}, {"kB/s", 1e3},     {"MB/s", 1e6},     {"GB/s", 1e9},
+      {"KiB/s", 1024.0}, {"MiB/s", 1048576.0}, {"GiB/s", 1073741824.0}};
+  auto it = units.find(m[4].str());
+  if (it == units.end())
+    n.fail("unknown rate unit '" + m[4].str() +
+           "' (bps units: kbps, Mbps, Gbps or kb/s, Mb/s, Gb/s; bytes: B/s, kB/s, MB/s, GB/s, "
+           "KiB/s, MiB/s, GiB/s)");
+  const double r = v * it->second;
+  if (!(r >= 1e3 && r <= 1e13))
+    n.fail("bandwidth must be between 1 kB/s and 10 TB/s, got '" + text + "'");
+  return r;
+}
+
+void read_migration_policy(Section& s, MigrationPolicy* p) {
+  s.field("to", &p->to, "migrate: the destination VM (vms[] with incoming: true)")
+      .nested("functions", "mapping",
+              "migrate: source function -> destination function (default: the two VMs' "
+              "functions paired in order)")
+      .nested("bandwidth", "rate",
+              "migrate: migration bandwidth, e.g. 10Gbps or 128MiB/s; a number is bytes/s "
+              "(default 128MiB/s, QEMU's max-bandwidth)")
+      .time("downtime_limit", &p->downtime_limit,
+            "migrate: switch over once the rest fits in this time at the bandwidth (default "
+            "300ms, QEMU's downtime-limit)",
+            0, 3600 * kSec)
+      .field("max_iterations", &p->max_iterations, 1, 100000,
+             "migrate: pre-copy passes before switching over anyway (default 30)")
+      .choice("dirty_tracking", &p->dirty_tracking,
+              {{"auto", MigrationPolicy::kAuto},
+               {"device", MigrationPolicy::kDevice},
+               {"iommu", MigrationPolicy::kIommu},
+               {"none", MigrationPolicy::kNone}},
+              "migrate: how DMA writes are tracked: device logging if every device offers it, "
+              "else IOMMU dirty bits, else all memory dirty (auto, as QEMU chooses)")
+      .field("p2p_quiesce", &p->p2p_quiesce,
+             "migrate: every device to RUNNING_P2P before any is stopped (default true); false "
+             "stops them one by one, the unsafe order")
+      .field("force", &p->force,
+             "migrate: migrate several devices even if not all of them support P2P")
+      .time("cancel_after", &p->cancel_after,
+            "migrate: the user cancels this long after the start (pre-copy only)", 0)
+      .name("name", &p->name, "migrate: name of the report (stats migrations.<name>)");
+  if (s.has("bandwidth")) p->bandwidth = read_rate(s.child("bandwidth"));
+  if (s.has("functions")) {
+    Node f = s.child("functions");
+    if (!f.is_map()) f.fail("expected a mapping of source function: destination function");
+    for (auto it = f.yaml().begin(); it != f.yaml().end(); ++it) {
+      const std::string from = it->first.as<std::string>();
+      Node to = f.child(from);
+      p->functions.push_back({from, to.as_string()});
+    }
+  }
+}
+
 ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
   ScenarioStep st;
   st.where = n;
@@ -1092,7 +1170,8 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
             {"vfio_mmio_write", A::kVfioMmioWrite},
             {"inject", A::kInject},
             {"wait_fault", A::kWaitFault},
-            {"lspci", A::kLspci}},
+            {"lspci", A::kLspci},
+            {"migrate", A::kMigrate}},
            "What the host does (docs/scenarios.md); may be left out of a step that has `check`");
   std::uint32_t off = 0;
   std::string state = "D0";
@@ -1224,6 +1303,7 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       fn.fail("an inject step takes one fault; put aer_inject files in faults[] (at: a time)");
     st.fault = read_fault(fn, st.label + ".fault", docs, "scenario[].fault");
   }
+  read_migration_policy(s, &st.migration);
   Comparison cmp;
   bool has_cmp = read_comparison(s, &cmp, false);
   if (s.has("check") || (docs && !n.defined()))
@@ -1397,6 +1477,12 @@ ScenarioStep read_step(const Node& n, std::size_t index, DocSink* docs) {
       break;
     case A::kLspci:
       need("target");
+      break;
+    case A::kMigrate:
+      need("vm");
+      need("to");
+      st.migration.vm = st.vm;
+      if (st.migration.name.empty()) st.migration.name = st.vm + "_to_" + st.migration.to;
       break;
     default:
       need("target");
@@ -2106,6 +2192,28 @@ fabric::FaultSpec load_fault_text(const std::string& text, const std::string& so
         "aer_inject files are read in a config's faults[] (or by Simulation.aer_inject), not "
         "here");
   return read_fault(top, source, nullptr, "fault");
+}
+
+MigrationPolicy load_migration_policy_text(const std::string& text, const std::string& source) {
+  if (text.size() > 65536) throw ConfigError(source, 0, 0, "", "a migration policy is too long");
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source, e.mark.line + 1, e.mark.column + 1, "", "YAML: " + e.msg);
+  }
+  check_document(root, source);
+  Node top(root, source, "");
+  if (!root.IsMap()) top.fail("a migration is a mapping with vm, to and policy keys");
+  MigrationPolicy p;
+  Section s(top, "migrate", nullptr);
+  s.required("vm");
+  s.required("to");
+  s.name("vm", &p.vm, "the source VM");
+  read_migration_policy(s, &p);
+  s.finish();
+  if (p.name.empty()) p.name = p.vm + "_to_" + p.to;
+  return p;
 }
 
 SystemConfig load_config_text(const std::string& text, const std::string& source,

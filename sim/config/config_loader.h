@@ -23,6 +23,9 @@ SystemConfig load_config_tree(YAML::Node root, const std::string& source,
 // One fault mapping (as in faults[]) from YAML / JSON text; `source`
 // names it in errors.
 fabric::FaultSpec load_fault_text(const std::string& text, const std::string& source);
+// A migration (vm, to and the policy keys of a `migrate` step) from YAML /
+// JSON text; `source` names it in errors.
+MigrationPolicy load_migration_policy_text(const std::string& text, const std::string& source);
 // The records of an aer-inject file (fabric/fault/aer_inject.h) as
 // aer_report faults at `at`, addressed by PCI address; UsageError naming
 // "source:line" for a bad file.

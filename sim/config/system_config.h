@@ -76,8 +76,37 @@ struct VmSpec {
   std::uint64_t memory = 256ull << 20;  // guest RAM, GPA 0 .. memory
   std::uint64_t host_base = 0;          // its host physical base; 0 = allocated
   std::vector<std::string> functions;   // assigned at boot
+  // A destination VM waiting for an incoming migration (QEMU -incoming):
+  // its functions are assigned but no guest runs yet, so no guest driver
+  // probes them; `migrate` brings the guest in.
+  bool incoming = false;
   GuestCpuSpec cpu;
   Node where;
+};
+
+// What a `migrate` step or sim.migrate asks the VMM to do (docs/migration.md
+// "Migrating a VM"). Defaults are QEMU's where QEMU has one.
+struct MigrationPolicy {
+  std::string name;  // stats key migrations.<name>; default <vm>_to_<to>
+  std::string vm;    // the source VM
+  std::string to;    // the destination VM (incoming)
+  // Source function -> destination function; empty: the VMs' functions
+  // paired in the order they were assigned.
+  std::vector<std::pair<std::string, std::string>> functions;
+  // The migration network (QEMU max-bandwidth; default MAX_THROTTLE,
+  // 128 MiB/s, migration/options.c), in bytes per second.
+  double bandwidth = 128.0 * 1024 * 1024;
+  // Allowed downtime (QEMU downtime-limit; DEFAULT_MIGRATE_SET_DOWNTIME,
+  // 300 ms): switchover once the remaining data fits it at `bandwidth`.
+  fabric::Time downtime_limit = 300 * fabric::kMs;
+  // Pre-copy passes before switching over anyway (QEMU has no such limit;
+  // pciesim stops a migration that does not converge after this many).
+  unsigned max_iterations = 30;
+  enum Tracking { kAuto, kDevice, kIommu, kNone } dirty_tracking = kAuto;
+  bool p2p_quiesce = true;  // false: stop devices one by one (unsafe, for the race)
+  bool force = false;       // migrate several devices even without P2P support
+  // The user cancels this long after the start (kTimeMax: never).
+  fabric::Time cancel_after = fabric::kTimeMax;
 };
 
 struct RootComplexSpec {
@@ -219,6 +248,7 @@ struct ScenarioStep {
     kInject,
     kWaitFault,
     kLspci,
+    kMigrate,
   } action = kWait;
   std::optional<fabric::Time> at;
   std::string target;
@@ -260,6 +290,8 @@ struct ScenarioStep {
   Expectation check;
   // inject: the fault (times relative to the step).
   fabric::FaultSpec fault;
+  // migrate: the VM, where to, and how.
+  MigrationPolicy migration;
   // wait_fault: the fault's id (faults[] are 1..N, inject steps follow) and
   // the firings to wait for; `duration` bounds the wait.
   unsigned fault_id = 0;

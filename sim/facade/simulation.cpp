@@ -18,6 +18,7 @@
 #include "sim/builder/system.h"
 #include "sim/config/config_loader.h"
 #include "sim/host/host.h"
+#include "sim/migration/vmm.h"
 #include "sim/scenario/scenario_runner.h"
 #include "sim/stats/stats.h"
 
@@ -662,6 +663,11 @@ nlohmann::ordered_json Simulation::dma_logging_start(
     j["ranges"] = rs;
     return j;
   });
+}
+
+nlohmann::ordered_json Simulation::migrate(const std::string& policy_text) {
+  const MigrationPolicy p = load_migration_policy_text(policy_text, "migrate");
+  return call([this, p] { return host_->vmm().migrate(p); });
 }
 
 void Simulation::vm_pause(const std::string& vm, bool pause) {

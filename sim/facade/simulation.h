@@ -156,6 +156,11 @@ class Simulation {
   void migration_fault(const std::string& endpoint, const std::string& command,
                        const std::string& mode, unsigned after, unsigned count);
 
+  // Migrates a VM (docs/migration.md "Migrating a VM"): `policy_text` is a
+  // YAML / JSON mapping with vm, to and the migrate step's policy keys. The
+  // report (as stats migrations.<name>).
+  nlohmann::ordered_json migrate(const std::string& policy_text);
+
   // --- faults (docs/faults.md) ---
   // Arms a fault given as a faults[] mapping in YAML / JSON (times are
   // absolute simulated times); its id. Usable before boot, between runs

@@ -57,24 +57,24 @@ bool HostAllocator::allocated(std::uint64_t base, std::uint64_t size) const {
 }
 
 DmaDriver::DmaDriver(Host& host, PciDev& dev, DmaSpace& space)
-    : host_(host), dev_(dev), space_(space) {}
+    : host_(host), dev_(&dev), space_(&space) {}
 
 bool DmaDriver::probe() {
   PciCore& pci = host_.pci();
-  bar0_ = pci.bar_address(dev_, 0);
-  if (!bar0_ || pci.bar_size(dev_, 0) < dma::kBar0Size) {
-    error_ = "BAR0 of " + dev_.rid.str() + " is not assigned";
+  bar0_ = pci.bar_address(*dev_, 0);
+  if (!bar0_ || pci.bar_size(*dev_, 0) < dma::kBar0Size) {
+    error_ = "BAR0 of " + dev_->rid.str() + " is not assigned";
     return false;
   }
-  if (!dev_.msix) {
-    error_ = dev_.rid.str() + " has no MSI-X capability";
+  if (!dev_->msix) {
+    error_ = dev_->rid.str() + " has no MSI-X capability";
     return false;
   }
-  ring_ = space_.alloc(kRingSize * sizeof(dma::Descriptor));
-  cq_ = space_.alloc(kRingSize * sizeof(dma::Completion));
+  ring_ = space_->alloc(kRingSize * sizeof(dma::Descriptor));
+  cq_ = space_->alloc(kRingSize * sizeof(dma::Completion));
   msi_data_ = host_.allocate_msi();
   if (!program()) return false;
-  dev_.driver = kName;
+  dev_->driver = kName;
   return true;
 }
 
@@ -84,16 +84,16 @@ bool DmaDriver::program() {
   host_.cpu().memory().write(cq_.cpu, zero.data(), zero.size());
   host_.cpu().memory().watch(cq_.cpu, zero.size());
   tail_ = cq_head_ = inflight_ = 0;
-  pci.enable_memory(dev_, true);
-  pci.set_master(dev_, true);
+  pci.enable_memory(*dev_, true);
+  pci.set_master(*dev_, true);
   MsixEntry e;
   e.address = host_.msi_address();
   e.data = msi_data_;
   e.masked = false;
-  pci.write_msix_entry(dev_, 0, e);
-  pci.enable_msix(dev_, true);
+  pci.write_msix_entry(*dev_, 0, e);
+  pci.enable_msix(*dev_, true);
   if (read_reg(dma::kId) != dma::kIdValue) {
-    error_ = dev_.rid.str() + " does not answer as a DMA engine (ID register)";
+    error_ = dev_->rid.str() + " does not answer as a DMA engine (ID register)";
     return false;
   }
   write_reg(dma::kCtrl, dma::kCtrlReset);
@@ -140,18 +140,27 @@ void DmaDriver::fail(const std::string& why) {
 
 bool DmaDriver::recovery_expected() {
   if (recovering_) return true;
-  if (!failed_.empty() || removed_ || !host_.spec().aer || !dev_.exp) return false;
-  const std::uint32_t st = host_.cpu().config_read(dev_.rid, dev_.exp + PCI_EXP_DEVSTA, 2);
+  if (!failed_.empty() || removed_ || !host_.spec().aer || !dev_->exp) return false;
+  const std::uint32_t st = host_.cpu().config_read(dev_->rid, dev_->exp + PCI_EXP_DEVSTA, 2);
   return st != 0xffff && (st & (PCI_EXP_DEVSTA_NFED | PCI_EXP_DEVSTA_FED));
 }
 
 void DmaDriver::remove() {
   if (removed_) return;
   if (bar0_) write_reg(dma::kCtrl, 0);
-  host_.pci().enable_msix(dev_, false);
-  host_.pci().set_master(dev_, false);
-  dev_.driver.clear();
+  host_.pci().enable_msix(*dev_, false);
+  host_.pci().set_master(*dev_, false);
+  dev_->driver.clear();
   removed_ = true;  // dev_ may be destroyed from here on: never touched again
+}
+
+void DmaDriver::move_to(PciDev& dev, Vm& vm, std::uint64_t ring_host_shift) {
+  dev_ = &dev;
+  space_ = &vm;
+  bar0_ = host_.pci().bar_address(dev, 0);
+  ring_.cpu += ring_host_shift;
+  cq_.cpu += ring_host_shift;
+  dev.driver = "vfio-pci";  // what the host sees of a guest's driver
 }
 
 std::uint32_t DmaDriver::read_reg(std::uint32_t off) {

@@ -73,8 +73,13 @@ class DmaDriver {
   bool recovery_expected();
   const std::string& failed() const { return failed_; }
 
-  PciDev& dev() { return dev_; }
-  DmaSpace& dma_space() { return space_; }
+  PciDev& dev() { return *dev_; }
+  DmaSpace& dma_space() { return *space_; }
+  // Live migration: the guest (and this driver, which lives in its memory)
+  // now runs in `vm` with `dev` in place of the function it drove. Its
+  // rings are at the same guest-physical addresses, so only the host's view
+  // of them moves; the device was loaded with the state the old one had.
+  void move_to(PciDev& dev, Vm& vm, std::uint64_t ring_host_shift);
   const std::string& error() const { return error_; }
   bool busy() const { return busy_; }
   void set_busy(bool b) { busy_ = b; }
@@ -94,8 +99,8 @@ class DmaDriver {
  private:
   bool program();
   Host& host_;
-  PciDev& dev_;
-  DmaSpace& space_;
+  PciDev* dev_;
+  DmaSpace* space_;
   std::string error_;
   bool busy_ = false;
   bool removed_ = false;

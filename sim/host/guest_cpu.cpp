@@ -13,7 +13,7 @@ namespace pciesim::sim {
 using namespace fabric;
 
 GuestCpu::GuestCpu(Vm& vm, models::HostMemory& memory, std::uint64_t seed)
-    : vm_(vm), memory_(memory), spec_(vm.spec().cpu), rng_(seed * 0x9e3779b97f4a7c15ull + 1) {}
+    : vm_(&vm), memory_(memory), spec_(vm.spec().cpu), rng_(seed * 0x9e3779b97f4a7c15ull + 1) {}
 
 Time GuestCpu::burst_time() const {
   if (spec_.write_gbps <= 0) return kTimeMax;
@@ -34,10 +34,12 @@ void GuestCpu::run(Time at) {
   const std::uint64_t slots = spec_.region_size / spec_.chunk;
   std::vector<std::uint8_t> data(spec_.chunk);
   for (;;) {
-    if (vm_.stopped()) return;
-    while (vm_.paused()) {
-      sc_core::wait(vm_.resumed_event());
-      if (vm_.stopped()) return;
+    vm_ = &vm_->current();
+    if (vm_->stopped()) return;
+    while (vm_->paused()) {
+      sc_core::wait(vm_->resumed_event());
+      vm_ = &vm_->current();
+      if (vm_->stopped()) return;
     }
     std::uint64_t slot;
     if (spec_.pattern == GuestCpuSpec::kSequential) {
@@ -55,7 +57,7 @@ void GuestCpu::run(Time at) {
     for (std::size_t i = 0; i + 8 <= data.size(); i += 8)
       std::memcpy(data.data() + i, &tagv, 8);
     const std::uint64_t gpa = spec_.region_base + slot * spec_.chunk;
-    memory_.write(vm_.host_base() + gpa, data.data(), data.size());
+    memory_.write(vm_->host_base() + gpa, data.data(), data.size());
     ++stats_.bursts;
     stats_.bytes += data.size();
     stats_.last = now_fs();

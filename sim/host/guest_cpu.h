@@ -4,7 +4,8 @@
 // from the run's seed), so that guest memory dirties at a known rate while
 // the VM's devices DMA. The stores are the CPU's (host DRAM writes of host
 // software, seen by the dirty ledger as CPU writes, never by the IOMMU).
-// They stop for good when the VM is stopped and wait while it is paused.
+// They stop for good when the VM is stopped and wait while it is paused;
+// after a migration they go on in the destination VM's memory.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +39,7 @@ class GuestCpu {
 
  private:
   void run(fabric::Time at);
-  Vm& vm_;
+  Vm* vm_;  // where the guest runs (it follows a migration)
   models::HostMemory& memory_;
   const GuestCpuSpec& spec_;
   std::uint64_t rng_;

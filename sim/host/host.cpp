@@ -2,9 +2,12 @@
 
 #include <linux/pci_regs.h>
 
+#include <algorithm>
+
 #include "fabric/common/error.h"
 #include "fabric/kernel/kernel_context.h"
 #include "models/dma_endpoint/dma_regs.h"
+#include "sim/migration/vmm.h"
 
 namespace pciesim::sim {
 
@@ -20,6 +23,7 @@ Host::Host(sc_core::sc_module_name name, System& system)
   alloc_ = std::make_unique<HostAllocator>(system.memory().params().ranges);
   physical_ = std::make_unique<PhysicalSpace>(*alloc_);
   dirty_ledger_ = std::make_unique<DirtyLedger>(system.memory());
+  vmm_ = std::make_unique<Vmm>(*this);
   pci_->on_added = [this](PciDev& vf) {
     enable_acs(vf);  // Linux: pci_device_add -> pci_acs_init, VFs included
     if (vf.physfn && vf.physfn->autoprobe) bind(vf);
@@ -170,8 +174,59 @@ std::string Host::assign(PciDev& dev, Vm& vm) {
   unbind(dev);
   assigned_[&dev] = &vm;
   iommu_->attach(dev, vm.domain());
+  if (vm.spec().incoming) {
+    // No guest runs there yet: vfio-pci holds the function for the VMM.
+    dev.driver = "vfio-pci";
+    return "";
+  }
   if (!bind_with(dev, vm, "vfio-pci")) return dev.name + ": the guest driver's probe failed";
   return "";
+}
+
+void Host::hand_over(Vm& from, Vm& to, const std::vector<std::pair<PciDev*, PciDev*>>& pairs) {
+  const std::uint64_t shift = to.host_base() - from.host_base();
+  for (auto [src, dst] : pairs) {
+    if (auto it = drivers_.find(src); it != drivers_.end()) {
+      std::shared_ptr<DmaDriver> drv = std::move(it->second);
+      drivers_.erase(it);
+      drv->move_to(*dst, to, shift);
+      drivers_[dst] = std::move(drv);
+    }
+    aliases_[src->name] = dst->name;
+  }
+  from.hand_over(to);
+  to.resume();
+}
+
+std::vector<PciDev*> Host::functions_of(const Vm& vm) const {
+  std::vector<PciDev*> out;
+  for (const std::string& fn : vm.spec().functions)
+    if (PciDev* d = pci_->find(fn); d && vm_of_const(*d) == &vm) out.push_back(d);
+  std::vector<PciDev*> later;
+  for (const auto& [d, v] : assigned_)
+    if (v == &vm && std::find(out.begin(), out.end(), d) == out.end()) later.push_back(d);
+  std::sort(later.begin(), later.end(),
+            [](const PciDev* a, const PciDev* b) { return a->name < b->name; });
+  out.insert(out.end(), later.begin(), later.end());
+  return out;
+}
+
+bool Host::vm_has_guest(const Vm& vm) const {
+  for (const auto& [d, drv] : drivers_)
+    if (vm_of_const(*d) == &vm) return true;
+  return false;
+}
+
+const Vm* Host::vm_of_const(const PciDev& dev) const {
+  auto it = assigned_.find(const_cast<PciDev*>(&dev));
+  return it == assigned_.end() ? nullptr : it->second;
+}
+
+std::string Host::current_function(const std::string& name) const {
+  std::string n = name;
+  for (auto it = aliases_.find(n); it != aliases_.end(); it = aliases_.find(n))
+    n = it->second;
+  return n;
 }
 
 int Host::dma_once(PciDev& dev, std::uint64_t src, std::uint64_t dst, std::uint32_t length,

@@ -27,6 +27,8 @@
 
 namespace pciesim::sim {
 
+class Vmm;
+
 class Host : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(Host);
@@ -84,6 +86,19 @@ class Host : public sc_core::sc_module {
   // function to the VM's domain and binds the guest's driver (the host
   // sees vfio-pci). Returns the error text, empty on success.
   std::string assign(PciDev& dev, Vm& vm);
+  // Live migration (sim/migration/vmm.h): the VMM, and the hand-over at
+  // the end of a migration -- the guest's drivers now drive the paired
+  // destination functions in `to`, the source VM stays paused, `to` runs.
+  Vmm& vmm() { return *vmm_; }
+  void hand_over(Vm& from, Vm& to, const std::vector<std::pair<PciDev*, PciDev*>>& pairs);
+  // The function that a guest's device named `name` is now (the
+  // destination's after a migration; `name` itself otherwise).
+  std::string current_function(const std::string& name) const;
+  // The functions assigned to `vm`: those of its spec in order, then any
+  // assigned later, by name.
+  std::vector<PciDev*> functions_of(const Vm& vm) const;
+  // Whether a guest runs in `vm` (a guest driver drives one of its functions).
+  bool vm_has_guest(const Vm& vm) const;
   // The DMA space the function's driver uses (its VM's when assigned).
   DmaSpace& space_of(PciDev& dev);
   Vm* vm_of(PciDev& dev);
@@ -133,6 +148,7 @@ class Host : public sc_core::sc_module {
   void enable_acs(PciDev& d);
   void create_vms();
   bool bind_with(PciDev& dev, DmaSpace& space, const std::string& shown_driver);
+  const Vm* vm_of_const(const PciDev& dev) const;
 
   System& system_;
   HostCpu cpu_;
@@ -155,6 +171,8 @@ class Host : public sc_core::sc_module {
   std::map<PciDev*, std::shared_ptr<PfMailbox>> mailboxes_;
   std::map<PciDev*, std::unique_ptr<VfioDevice>> vfio_;
   std::vector<std::unique_ptr<Workload>> workloads_;
+  std::unique_ptr<Vmm> vmm_;
+  std::map<std::string, std::string> aliases_;  // migrated function -> its destination
   std::vector<std::string> messages_;
   std::uint32_t next_msi_data_ = 0x4100;
   bool booted_ = false;

@@ -461,14 +461,28 @@ std::uint64_t Vm::map_peer(std::uint64_t hpa, std::uint64_t len) {
   if (hpa < spec_.memory)
     throw UsageError(spec_.name, "a peer BAR at a guest RAM address cannot be mapped");
   const std::uint64_t base = hpa & ~(k4K - 1);
-  if (peers_.insert(base).second) {
-    const std::uint64_t size = ((hpa + len + k4K - 1) & ~(k4K - 1)) - base;
+  const std::uint64_t size = ((hpa + len + k4K - 1) & ~(k4K - 1)) - base;
+  if (peers_.emplace(base, size).second) {
     int r = iommu_.map(domain_, base, base, size, true, true);
     if (r && r != kEexist)
       throw ModelError("iommu", "mapping a peer BAR into VM " + spec_.name + " failed (" +
                                     std::to_string(r) + ")");
   }
   return hpa;
+}
+
+void Vm::adopt_layout(const Vm& from,
+                      const std::function<std::uint64_t(std::uint64_t gpa)>& peer_hpa) {
+  next_ = from.next_;
+  for (const auto& [gpa, size] : from.peers_) {
+    if (peers_.count(gpa)) continue;
+    const std::uint64_t hpa = peer_hpa(gpa);
+    int r = iommu_.map(domain_, gpa, hpa, size, true, true);
+    if (r && r != kEexist)
+      throw ModelError("iommu", "mapping a peer BAR into VM " + spec_.name + " failed (" +
+                                    std::to_string(r) + ")");
+    peers_.emplace(gpa, size);
+  }
 }
 
 std::uint64_t Vm::to_host(std::uint64_t gpa, std::uint64_t len) const {

@@ -216,7 +216,29 @@ class Vm : public DmaSpace {
   bool paused() const { return paused_; }
   sc_core::sc_event& resumed_event() { return resumed_; }
 
+  // Live migration (sim/migration/vmm.h). The guest-physical peer BAR
+  // windows the guest maps (GPA -> length), and the destination's copy of
+  // the guest's layout: its allocation point, and each peer window mapped
+  // at the same GPA to the host address `peer_hpa` gives for it.
+  const std::map<std::uint64_t, std::uint64_t>& peer_windows() const { return peers_; }
+  void adopt_layout(const Vm& from, const std::function<std::uint64_t(std::uint64_t gpa)>& peer_hpa);
+  // The guest now runs in `to` (a completed migration): this VM stays
+  // paused for good; whoever waits for it to resume wakes and follows.
+  void hand_over(Vm& to) {
+    moved_to_ = &to;
+    resumed_.notify(sc_core::SC_ZERO_TIME);
+  }
+  Vm* moved_to() const { return moved_to_; }
+  // Where the guest that started here runs now.
+  Vm& current() {
+    Vm* v = this;
+    while (v->moved_to_)
+      v = v->moved_to_;
+    return *v;
+  }
+
  private:
+  Vm* moved_to_ = nullptr;
   bool stopped_ = false;
   bool paused_ = false;
   sc_core::sc_event resumed_;
@@ -227,7 +249,7 @@ class Vm : public DmaSpace {
   IommuDriver& iommu_;
   IommuDomain& domain_;
   std::uint64_t next_ = 1 << 20;  // the first MiB is the guest's own
-  std::set<std::uint64_t> peers_;
+  std::map<std::uint64_t, std::uint64_t> peers_;  // GPA page -> bytes mapped
 };
 
 }  // namespace pciesim::sim

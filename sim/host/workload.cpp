@@ -58,7 +58,8 @@ void Workload::write_placement(const std::string& function, const Placement& p, 
     host_.cpu().memory().write(addr, b.data(), b.size());
     return;
   }
-  const std::string& fn = p.kind == Placement::kDevice ? function : p.peer;
+  // A migrated guest's devices are the destination's functions now.
+  const std::string fn = p.kind == Placement::kDevice ? function : host_.current_function(p.peer);
   std::vector<std::uint8_t> copy = b;
   host_.system().function(fn)->dma()->devmem_debug(addr, copy.data(),
                                                    static_cast<std::uint32_t>(copy.size()), true);
@@ -71,7 +72,7 @@ std::vector<std::uint8_t> Workload::read_placement(const std::string& function, 
     host_.cpu().memory().read(addr, out.data(), len);
     return out;
   }
-  const std::string& fn = p.kind == Placement::kDevice ? function : p.peer;
+  const std::string fn = p.kind == Placement::kDevice ? function : host_.current_function(p.peer);
   host_.system().function(fn)->dma()->devmem_debug(addr, out.data(),
                                                    static_cast<std::uint32_t>(len), false);
   return out;
@@ -194,6 +195,24 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
       c.failure = "its VM was stopped: " + vm->stop_reason();
       break;
     }
+    if (vm && (vm->paused() || vm->moved_to())) {
+      // A migration's switchover: the vCPUs wait, and the driver's time
+      // does not run meanwhile. When the guest comes back in another VM
+      // (the same guest-physical layout), its buffers are there.
+      if (!vm->moved_to()) {
+        sc_core::wait(vm->resumed_event());
+      } else {
+        Vm& now_vm = vm->current();
+        const std::uint64_t shift = now_vm.host_base() - vm->host_base();
+        for (auto& slot : slots)
+          for (int which = 0; which < 2; ++which)
+            if ((which == 0 ? spec_.src : spec_.dst).kind == Placement::kHost)
+              slot[which].cpu += shift;
+        vm = &now_vm;
+      }
+      last_progress = HostCpu::now();
+      continue;
+    }
     if (!drv->failed().empty()) {
       c.failure = "error recovery failed: " + drv->failed();
       break;
@@ -203,9 +222,9 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
            drv->space() > 0 && !drv->recovering()) {
       const unsigned slot = static_cast<unsigned>(next % spec_.queue_depth);
       if (spec_.verify) {
-        write_placement(function, spec_.src, slots[slot][0].cpu, pattern(function, next));
+        write_placement(drv->dev().name, spec_.src, slots[slot][0].cpu, pattern(function, next));
         // Clear the destination so a copy that never happened cannot verify.
-        write_placement(function, spec_.dst, slots[slot][1].cpu,
+        write_placement(drv->dev().name, spec_.dst, slots[slot][1].cpu,
                         std::vector<std::uint8_t>(spec_.size, 0));
       }
       dma::Descriptor d{};
@@ -245,7 +264,7 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
       stats_.latency.add(to_ns(HostCpu::now() - submitted_at[job % spec_.queue_depth]));
       if (spec_.verify) {
         const unsigned slot = static_cast<unsigned>(job % spec_.queue_depth);
-        if (read_placement(function, spec_.dst, slots[slot][1].cpu, spec_.size) ==
+        if (read_placement(drv->dev().name, spec_.dst, slots[slot][1].cpu, spec_.size) ==
             pattern(function, job))
           c.verified_bytes += spec_.size;
         else

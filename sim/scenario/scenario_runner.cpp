@@ -11,6 +11,7 @@
 #include "sim/fault/fault_injector.h"
 #include "sim/host/host.h"
 #include "sim/lspci/lspci.h"
+#include "sim/migration/vmm.h"
 
 namespace pciesim::sim {
 
@@ -151,6 +152,8 @@ const char* action_name(ScenarioStep::Action a) {
       return "wait_fault";
     case ScenarioStep::kLspci:
       return "lspci";
+    case ScenarioStep::kMigrate:
+      return "migrate";
   }
   return "?";
 }
@@ -361,6 +364,25 @@ void ScenarioRunner::execute(const ScenarioStep& s, StepRecord& rec) {
       rec.detail = "fault " + std::to_string(s.fault_id) + " fired " + std::to_string(rec.value) +
                    " time(s)";
       if (rec.value < s.count) rec.status = -110;  // -ETIMEDOUT
+      break;
+    }
+    case ScenarioStep::kMigrate: {
+      const nlohmann::ordered_json r = host_.vmm().migrate(s.migration);
+      rec.status = r["code"].get<int>();
+      if (r["status"] == "completed") {
+        rec.detail = s.migration.vm + " -> " + s.migration.to + ": " +
+                     std::to_string(r["iterations"].get<unsigned>()) + " passes (" +
+                     r["stop_reason"].get<std::string>() + "), downtime " +
+                     format_time(ns(r["downtime_ns"].get<double>())) + ", total " +
+                     format_time(ns(r["total_ns"].get<double>())) + ", " +
+                     std::to_string(r["missed_dirty_pages"].get<std::uint64_t>()) +
+                     " missed dirty pages" +
+                     (r["diverged"].get<bool>() ? ", DESTINATION DIVERGED" : "");
+      } else {
+        rec.detail = s.migration.vm + " -> " + s.migration.to + ": " +
+                     r["status"].get<std::string>() + ": " +
+                     r["error"].value("message", std::string());
+      }
       break;
     }
     case ScenarioStep::kLspci: {

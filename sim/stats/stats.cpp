@@ -10,6 +10,7 @@
 #include "models/dma_endpoint/migration_firmware.h"
 #include "sim/builder/system.h"
 #include "sim/host/host.h"
+#include "sim/migration/vmm.h"
 #include "sim/scenario/checker.h"
 #include "sim/scenario/scenario_runner.h"
 
@@ -655,6 +656,7 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
         fns.push_back(p->name.empty() ? p->rid.str() : p->name);
       v["functions"] = fns;
       v["paused"] = vm->paused();
+      if (vm->moved_to()) v["migrated_to"] = vm->moved_to()->name();
       if (GuestCpu* g = host.guest_cpu(name)) {
         const GuestCpuStats& gs = g->stats();
         v["cpu"] = {{"bursts", gs.bursts},
@@ -678,6 +680,8 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
       root["dirty_tracking"] = {{"iommu", host.iommu_dirty()->stats()}, {"device", dev}};
     }
   }
+  // Live migrations of VMs (sim/migration/vmm.h), by name.
+  if (nlohmann::ordered_json m = host.vmm().stats(); !m.empty()) root["migrations"] = m;
 
   {
     const HostCpuStats& c = host.cpu().stats();

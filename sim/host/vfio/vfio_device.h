@@ -127,6 +127,8 @@ class VfioDevice {
   // function's DMA writes (DirtyWindow).
   DirtyReport dma_logging_report(std::uint64_t iova, std::uint64_t length, std::uint64_t page_size);
   bool dma_logging() const { return logging_; }
+  // Whether the device offers DMA logging at all (the feature probe).
+  bool dma_logging_offered() const { return flags_ && log_params_.dma_logging; }
   std::uint64_t dma_log_page_size() const { return log_page_; }
   const std::vector<std::pair<std::uint64_t, std::uint64_t>>& dma_log_ranges() const {
     return log_ranges_;
