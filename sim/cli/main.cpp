@@ -83,6 +83,34 @@ void print_summary(Simulation& sim, const RunResult& r, double wall) {
             ? ""
             : ("  [" + w["failure"].get<std::string>() + "]").c_str());
   }
+  if (st.contains("migrations")) {
+    std::printf("  migrations:\n");
+    for (auto it = st["migrations"].begin(); it != st["migrations"].end(); ++it) {
+      const auto& m = it.value();
+      if (m["status"] != "completed") {
+        std::printf("    %-12s %s -> %s: %s: %s\n", it.key().c_str(),
+                    m["vm"].get<std::string>().c_str(), m["to"].get<std::string>().c_str(),
+                    m["status"].get<std::string>().c_str(),
+                    m["error"].value("message", std::string()).c_str());
+        continue;
+      }
+      std::printf(
+          "    %-12s %s -> %s: %u passes (%s, tracking %s), %s sent, downtime %.3f ms, "
+          "total %.3f ms, %llu missed dirty pages%s\n",
+          it.key().c_str(), m["vm"].get<std::string>().c_str(),
+          m["to"].get<std::string>().c_str(), m["iterations"].get<unsigned>(),
+          m["stop_reason"].get<std::string>().c_str(),
+          m["dirty_tracking"].get<std::string>().c_str(),
+          si(static_cast<double>(m["bytes_sent"].get<std::uint64_t>()), "B").c_str(),
+          m["downtime_ns"].get<double>() / 1e6, m["total_ns"].get<double>() / 1e6,
+          static_cast<unsigned long long>(m["missed_dirty_pages"].get<std::uint64_t>()),
+          m["diverged"].get<bool>() ? ", the destination DIVERGED" : "");
+      for (const auto& r : m["race"])
+        std::printf("      race: %s\n", r["message"].get<std::string>().c_str());
+      for (const auto& d : m["divergence"]["devices"])
+        std::printf("      %s differs on the destination\n", d.get<std::string>().c_str());
+    }
+  }
   const char* util = st.contains("workload_window") ? "workload_utilization" : "utilization";
   std::printf("  links (busy share %s):\n",
               st.contains("workload_window") ? "while workloads ran" : "of the run");

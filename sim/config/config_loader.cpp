@@ -1068,7 +1068,7 @@ double read_rate(const Node& n) {
       {"KiB/s", 1024.0}, {"MiB/s", 1048576.0}, {"GiB/s", 1073741824.0}};
   auto it = units.find(m[4].str());
   if (it == units.end())
-    n.fail("unknown rate unit '" + m[4].str() +
+    n.fail("unknown rate unit '" + m[4].str() + "' in '" + text +
            "' (bps units: kbps, Mbps, Gbps or kb/s, Mb/s, Gb/s; bytes: B/s, kB/s, MB/s, GB/s, "
            "KiB/s, MiB/s, GiB/s)");
   const double r = v * it->second;

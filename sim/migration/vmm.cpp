@@ -502,16 +502,15 @@ void Migration::precopy() {
   for (unsigned it = 0;; ++it) {
     Json rec;
     const Time start = HostCpu::now();
-    std::uint64_t dirty_in = 0;
-    for (bool b : pending_)
-      dirty_in += b;
     std::uint64_t resent = 0;
     const std::uint64_t pages = send_pages(pending_, true, &resent);
+    const Time ram_end = HostCpu::now();
     std::uint64_t devbytes = 0;
     for (Dev& d : devs_)
       devbytes += send_device_precopy(d);
     resent_pages_ += resent;
     // What was dirtied meanwhile decides whether to go on.
+    const Time sync_start = HostCpu::now();
     sync(pending_, true);
     std::uint64_t left = 0;
     for (bool b : pending_)
@@ -522,6 +521,8 @@ void Migration::precopy() {
     rec["index"] = it;
     rec["start_ns"] = to_ns(start - t0_);
     rec["end_ns"] = to_ns(HostCpu::now() - t0_);
+    rec["ram_ns"] = to_ns(ram_end - start);        // the pages on the wire
+    rec["sync_ns"] = to_ns(HostCpu::now() - sync_start);  // tracker reads, size queries
     rec["pages_sent"] = pages;
     rec["bytes_sent"] = pages * kPage + devbytes;
     rec["device_bytes"] = devbytes;
@@ -530,7 +531,6 @@ void Migration::precopy() {
     rec["remaining_bytes"] = left * kPage + dev_left;
     rec["expected_downtime_ns"] = to_ns(expected_downtime_);
     iterations_.push_back(rec);
-    (void)dirty_in;
     if (expected_downtime_ <= p_.downtime_limit) {
       converged_ = true;
       stop_reason_ = "converged";
