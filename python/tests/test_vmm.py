@@ -3,6 +3,8 @@
 physics says, a guest workload survives the move with every byte right,
 each tracker keeps the ground truth at zero missed pages, and bad requests
 are refused with their place and value."""
+import pathlib
+
 import pytest
 
 import pciesim
@@ -197,3 +199,17 @@ def test_the_same_seed_gives_the_same_report():
         sim.close()
         return r
     assert run() == run()
+
+
+def test_the_live_migration_example_runs_and_plots(tmp_path):
+    import subprocess
+    import sys
+    script = pathlib.Path(__file__).resolve().parents[1] / "examples" / "live_migration.py"
+    out = tmp_path / "lm.png"
+    p = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True,
+                       timeout=600, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("0 missed dirty pages, diverged False") == 3, p.stdout
+    assert p.stdout.count(", 0 mismatches") == 3
+    assert "none  : completed, 6 passes (max_iterations)" in p.stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -641,11 +641,13 @@ void Migration::switchover() {
   rec["pages_resent"] = resent;
   iterations_.push_back(rec);
   // Tracking ends with the source.
+  t = HostCpu::now();
   host_.set_cpu_dirty_log(p_.vm, false);
   if (tracker_ == "iommu") host_.set_iommu_dirty_tracking(p_.vm, false);
   if (tracker_ == "device")
     for (Dev& d : devs_)
       d.vs->dma_logging_stop();
+  phase("stop_tracking", t);
   // Ground truth: every page written after its last copy is a missed
   // dirty page; destination RAM must equal the source's.
   {
@@ -685,8 +687,10 @@ void Migration::switchover() {
   std::vector<std::pair<PciDev*, PciDev*>> pairs;
   for (Dev& d : devs_)
     pairs.push_back({d.src, d.dst});
+  t = HostCpu::now();
   host_.hand_over(*src_, *dst_, pairs);
   t_resume_ = HostCpu::now();
+  phase("resume", t);
   disarm();
   // The source's devices stay stopped (QEMU leaves them in STOP).
   for (Dev& d : devs_)
