@@ -13,9 +13,9 @@
 
 #include <array>
 #include <cstdint>
-#include <functional>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -134,9 +134,8 @@ class DmaFunction : public fabric::ConfigListener {
   // changes a device after its image was taken): requester, offset, bytes,
   // and whether the write changed the memory (false: a frozen function
   // discarded it). Empty: none.
-  using InboundWriteHook =
-      std::function<void(std::uint16_t requester, std::uint64_t offset, std::uint32_t len,
-                         bool applied)>;
+  using InboundWriteHook = std::function<void(std::uint16_t requester, std::uint64_t offset,
+                                              std::uint32_t len, bool applied)>;
   void set_inbound_write_hook(InboundWriteHook h) { inbound_hook_ = std::move(h); }
   std::uint64_t devmem_size() const { return devmem_size_; }
   // Offset of the PCI Express capability in config space.

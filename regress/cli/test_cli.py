@@ -287,6 +287,50 @@ def test_migration_config_stats_show_every_arc_with_its_time(cli, root):
     assert src["commands"]["save"]["count"] == 1
 
 
+def test_race_config_fails_without_the_p2p_step_and_says_why(cli, root):
+    """Issue 13 acceptance: configs/p2p_migration_race.yaml passes as shipped
+    and shows the race with p2p_quiesce: false."""
+    stats = cli.tmp / "race.json"
+    p = cli("run", root / "configs/p2p_migration_race.yaml", "--set",
+            "scenario[3].p2p_quiesce=false", "--stats", stats)
+    assert p.returncode != 0, p.stdout
+    assert p.stdout.splitlines()[-1].startswith("FAILED"), p.stdout
+    assert "race: ep0.vf1 received" in p.stdout and "from ep1.vf1" in p.stdout
+    assert "ep0.vf1 differs on the destination" in p.stdout
+    m = json.loads(stats.read_text())["migrations"]["vmA_to_vmB"]
+    assert m["diverged"] is True and m["race"][0]["bytes"] > 0
+    assert m["devices"]["ep0.vf1"]["compare"]["devmem_bytes_differ"] > 0
+
+
+def test_migrate_step_refuses_bad_policy_with_its_place(cli):
+    base = """
+iommu: {enabled: true}
+endpoints:
+  - {name: ep0, sriov: {total_vfs: 2, num_vfs: 2, autoprobe: false},
+     migration: {flags: [stop_copy, p2p]}}
+links:
+  - {upstream: rc.rp0, downstream: ep0}
+vms:
+  - {name: vmA, memory: 8MiB, functions: [ep0.vf1]}
+  - {name: vmB, memory: 8MiB, incoming: true, functions: [ep0.vf2]}
+scenario:
+  - {action: migrate, vm: vmA, to: vmB, %s}
+"""
+    for bad, words in (("bandwidth: fast", "(scenario[0].bandwidth)"),
+                       ("bandwidth: 0Gbps", "between 1 kB/s and 10 TB/s"),
+                       ("max_iterations: 0", "max_iterations"),
+                       ("dirty_tracking: maybe", "auto | device | iommu | none"),
+                       ("functions: [ep0.vf1]", "expected a mapping")):
+        path = cli.write("m.yaml", base % bad)
+        p = cli("validate", path)
+        assert p.returncode != 0, bad
+        assert words in p.stderr + p.stdout, (bad, p.stderr)
+    # A destination that is not incoming is refused when the step runs.
+    path = cli.write("m2.yaml", (base % "bandwidth: 10Gbps").replace("to: vmB", "to: vmA"))
+    p = cli("run", path)
+    assert p.returncode != 0 and "cannot migrate to itself" in p.stdout + p.stderr
+
+
 def test_fault_kinds_doc_is_current(cli, root):
     """docs/fault-kinds.md is what `pciesim faults` prints."""
     p = cli("faults", check=0)

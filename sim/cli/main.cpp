@@ -97,9 +97,8 @@ void print_summary(Simulation& sim, const RunResult& r, double wall) {
       std::printf(
           "    %-12s %s -> %s: %u passes (%s, tracking %s), %s sent, downtime %.3f ms, "
           "total %.3f ms, %llu missed dirty pages%s\n",
-          it.key().c_str(), m["vm"].get<std::string>().c_str(),
-          m["to"].get<std::string>().c_str(), m["iterations"].get<unsigned>(),
-          m["stop_reason"].get<std::string>().c_str(),
+          it.key().c_str(), m["vm"].get<std::string>().c_str(), m["to"].get<std::string>().c_str(),
+          m["iterations"].get<unsigned>(), m["stop_reason"].get<std::string>().c_str(),
           m["dirty_tracking"].get<std::string>().c_str(),
           si(static_cast<double>(m["bytes_sent"].get<std::uint64_t>()), "B").c_str(),
           m["downtime_ns"].get<double>() / 1e6, m["total_ns"].get<double>() / 1e6,

@@ -1058,13 +1058,16 @@ double read_rate(const Node& n) {
   static const std::regex re(R"(^\s*([0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?)\s*([A-Za-z/]*)\s*$)");
   std::smatch m;
   if (!std::regex_match(text, m, re))
-    n.fail("expected a rate such as 10Gbps, 25 Gb/s, 128MiB/s or a number of bytes per second, "
-           "got '" + text + "'");
+    n.fail(
+        "expected a rate such as 10Gbps, 25 Gb/s, 128MiB/s or a number of bytes per second, "
+        "got '" +
+        text + "'");
   const double v = std::stod(m[1].str());
   static const std::map<std::string, double> units = {
-      {"", 1},           {"B/s", 1},        {"Bps", 1},        {"kbps", 1e3 / 8},
-      {"kb/s", 1e3 / 8}, {"Mbps", 1e6 / 8}, {"Mb/s", 1e6 / 8}, {"Gbps", 1e9 / 8},
-      {"Gb/s", 1e9 / 8}, {"kB/s", 1e3},     {"MB/s", 1e6},     {"GB/s", 1e9},
+      {"", 1},           {"B/s", 1},           {"Bps", 1},
+      {"kbps", 1e3 / 8}, {"kb/s", 1e3 / 8},    {"Mbps", 1e6 / 8},
+      {"Mb/s", 1e6 / 8}, {"Gbps", 1e9 / 8},    {"Gb/s", 1e9 / 8},
+      {"kB/s", 1e3},     {"MB/s", 1e6},        {"GB/s", 1e9},
       {"KiB/s", 1024.0}, {"MiB/s", 1048576.0}, {"GiB/s", 1073741824.0}};
   auto it = units.find(m[4].str());
   if (it == units.end())

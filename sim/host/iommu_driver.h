@@ -221,7 +221,8 @@ class Vm : public DmaSpace {
   // the guest's layout: its allocation point, and each peer window mapped
   // at the same GPA to the host address `peer_hpa` gives for it.
   const std::map<std::uint64_t, std::uint64_t>& peer_windows() const { return peers_; }
-  void adopt_layout(const Vm& from, const std::function<std::uint64_t(std::uint64_t gpa)>& peer_hpa);
+  void adopt_layout(const Vm& from,
+                    const std::function<std::uint64_t(std::uint64_t gpa)>& peer_hpa);
   // The guest now runs in `to` (a completed migration): this VM stays
   // paused for good; whoever waits for it to resume wakes and follows.
   void hand_over(Vm& to) {
@@ -248,7 +249,7 @@ class Vm : public DmaSpace {
   std::uint64_t host_base_;
   IommuDriver& iommu_;
   IommuDomain& domain_;
-  std::uint64_t next_ = 1 << 20;  // the first MiB is the guest's own
+  std::uint64_t next_ = 1 << 20;                  // the first MiB is the guest's own
   std::map<std::uint64_t, std::uint64_t> peers_;  // GPA page -> bytes mapped
 };
 

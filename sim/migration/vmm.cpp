@@ -190,8 +190,7 @@ void Migration::check_cancel() {
   throw Cancelled{};
 }
 
-std::vector<MigState> Migration::set_state(Dev& d, bool dest, MigState s,
-                                           const std::string& step) {
+std::vector<MigState> Migration::set_state(Dev& d, bool dest, MigState s, const std::string& step) {
   VfioDevice& v = dest ? *d.vd : *d.vs;
   try {
     return v.set_state(s);
@@ -207,8 +206,8 @@ void Migration::validate() {
   if (!dst_) throw UsageError(p_.name, "no VM named '" + p_.to + "' (the destination)");
   if (src_ == dst_) throw UsageError(p_.name, "a VM cannot migrate to itself");
   if (src_->moved_to())
-    throw UsageError(p_.name, "VM " + p_.vm + "'s guest has already migrated to " +
-                                  src_->moved_to()->name());
+    throw UsageError(
+        p_.name, "VM " + p_.vm + "'s guest has already migrated to " + src_->moved_to()->name());
   if (src_->stopped())
     throw UsageError(p_.name, "VM " + p_.vm + " was stopped (" + src_->stop_reason() + ")");
   if (!dst_->spec().incoming || dst_->moved_to() || host_.vm_has_guest(*dst_))
@@ -225,8 +224,7 @@ void Migration::validate() {
     const auto a = host_.functions_of(*src_), b = host_.functions_of(*dst_);
     if (a.size() != b.size())
       throw UsageError(p_.name, "VM " + p_.vm + " has " + std::to_string(a.size()) +
-                                    " functions and " + p_.to + " has " +
-                                    std::to_string(b.size()) +
+                                    " functions and " + p_.to + " has " + std::to_string(b.size()) +
                                     ": say which goes where (functions: {source: destination})");
     for (std::size_t i = 0; i < a.size(); ++i)
       pairs.push_back({a[i]->name, b[i]->name});
@@ -306,7 +304,8 @@ void Migration::setup() {
   using T = MigrationPolicy::Tracking;
   switch (p_.dirty_tracking) {
     case T::kAuto:
-      tracker_ = all_log ? "device" : iommu_ok ? "iommu" : "none";
+      // A VM without devices: the CPU dirty log alone is exact.
+      tracker_ = devs_.empty() ? "cpu" : all_log ? "device" : iommu_ok ? "iommu" : "none";
       break;
     case T::kDevice:
       tracker_ = "device";
@@ -341,8 +340,7 @@ void Migration::setup() {
   host_.set_cpu_dirty_log(p_.vm, true);
   if (tracker_ == "iommu") {
     if (int e = host_.set_iommu_dirty_tracking(p_.vm, true))
-      throw StepFailure{"iommu", "dirty tracking", "enabling the IOMMU's dirty bits failed", "",
-                        e};
+      throw StepFailure{"iommu", "dirty tracking", "enabling the IOMMU's dirty bits failed", "", e};
   } else if (tracker_ == "device") {
     for (Dev& d : devs_) {
       std::uint64_t ps = kPage;
@@ -521,7 +519,7 @@ void Migration::precopy() {
     rec["index"] = it;
     rec["start_ns"] = to_ns(start - t0_);
     rec["end_ns"] = to_ns(HostCpu::now() - t0_);
-    rec["ram_ns"] = to_ns(ram_end - start);        // the pages on the wire
+    rec["ram_ns"] = to_ns(ram_end - start);               // the pages on the wire
     rec["sync_ns"] = to_ns(HostCpu::now() - sync_start);  // tracker reads, size queries
     rec["pages_sent"] = pages;
     rec["bytes_sent"] = pages * kPage + devbytes;
@@ -553,20 +551,20 @@ void Migration::arm(Dev& d) {
   LateWrites* late = &d.late;
   models::DmaFunction* f = d.fs;
   const std::uint64_t saved_before = f->stats().images_saved;
-  d.fs->set_inbound_write_hook(
-      [late, f, saved_before](std::uint16_t requester, std::uint64_t offset, std::uint32_t len,
-                              bool applied) {
-        if (f->stats().images_saved <= saved_before) return;  // before the final image
-        if (!late->writes) {
-          late->first = HostCpu::now();
-          late->first_requester = requester;
-          late->first_offset = offset;
-        }
-        ++late->writes;
-        late->bytes += len;
-        (applied ? late->applied_bytes : late->dropped_bytes) += len;
-        late->bytes_by_requester[requester] += len;
-      });
+  d.fs->set_inbound_write_hook([late, f, saved_before](std::uint16_t requester,
+                                                       std::uint64_t offset, std::uint32_t len,
+                                                       bool applied) {
+    if (f->stats().images_saved <= saved_before) return;  // before the final image
+    if (!late->writes) {
+      late->first = HostCpu::now();
+      late->first_requester = requester;
+      late->first_offset = offset;
+    }
+    ++late->writes;
+    late->bytes += len;
+    (applied ? late->applied_bytes : late->dropped_bytes) += len;
+    late->bytes_by_requester[requester] += len;
+  });
 }
 
 void Migration::disarm() {
@@ -596,7 +594,9 @@ void Migration::restore_config(Dev& d) {
 
 void Migration::switchover() {
   switchover_started_ = true;
-  auto phase = [&](const char* name, Time since) { phases_.push_back({name, HostCpu::now() - since}); };
+  auto phase = [&](const char* name, Time since) {
+    phases_.push_back({name, HostCpu::now() - since});
+  };
   t_pause_ = HostCpu::now();
   src_->pause();
   Time t = HostCpu::now();
@@ -676,7 +676,8 @@ void Migration::switchover() {
   for (Dev& d : devs_)
     set_state(d, true, MigState::kStop, "destination load");
   for (Dev& d : devs_)
-    if (d.fs && d.fd) d.compare = compare_states(d.fs->capture(true, false), d.fd->capture(true, false));
+    if (d.fs && d.fd)
+      d.compare = compare_states(d.fs->capture(true, false), d.fd->capture(true, false));
   for (Dev& d : devs_)
     if (d.vd->migration_flags() & vfio::kFlagP2p)
       set_state(d, true, MigState::kRunningP2p, "destination RUNNING_P2P");
@@ -830,12 +831,13 @@ Json Migration::report_json() {
         by[pd ? pd->name : RoutingId(rid).str()] = n;
       }
       r["bytes_by_peer"] = by;
-      r["message"] = d.src->name + " received " + std::to_string(d.late.bytes) + " bytes in " +
-                     std::to_string(d.late.writes) + " writes after its image was taken, first from " +
-                     r["first_peer"].get<std::string>() + " at BAR2 offset " +
-                     format_hex(d.late.first_offset) +
-                     (d.late.applied_bytes ? " (they changed it: the destination does not have them)"
-                                           : " (discarded by the frozen device: lost)");
+      r["message"] =
+          d.src->name + " received " + std::to_string(d.late.bytes) + " bytes in " +
+          std::to_string(d.late.writes) + " writes after its image was taken, first from " +
+          r["first_peer"].get<std::string>() + " at BAR2 offset " +
+          format_hex(d.late.first_offset) +
+          (d.late.applied_bytes ? " (they changed it: the destination does not have them)"
+                                : " (discarded by the frozen device: lost)");
       race.push_back(r);
       any = true;
     }
@@ -853,6 +855,8 @@ Json Migration::report_json() {
 }  // namespace
 
 Json Vmm::migrate(const MigrationPolicy& policy) {
+  if (!host_.booted())
+    throw UsageError(policy.name, "the machine has not booted yet (its VMs do not exist)");
   if (reports_.count(policy.name))
     throw UsageError(policy.name, "a migration named '" + policy.name + "' already ran");
   Migration m(host_, policy);
