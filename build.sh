@@ -9,6 +9,7 @@
 #   ./build.sh bench   build, run the bandwidth/latency benchmark (bench/README.md)
 #   ./build.sh bench sriov   build, run the SR-IOV scale benchmark
 #   ./build.sh bench migration   build, run the VF migration downtime benchmark
+#   ./build.sh bench vm-migration   build, run the whole-VM migration sweep
 set -euo pipefail
 cd "$(dirname "$0")"
 what="${1:-demo}"
@@ -49,6 +50,10 @@ case "$what" in
     if [ "${1:-}" = migration ]; then
       shift
       exec /usr/bin/python3 bench/migration_downtime.py "$@"
+    fi
+    if [ "${1:-}" = vm-migration ]; then
+      shift
+      exec /usr/bin/python3 bench/vm_migration.py "$@"
     fi
     exec /usr/bin/python3 bench/run_bench.py "$@" ;;
   test)
