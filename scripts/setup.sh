@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   pybind11-dev python3-dev python3-pytest python3-numpy python3-matplotlib python3-yaml
+  python3-pandas python3-distributed python3-dask python3-tqdm
   pciutils linux-libc-dev
 )
 

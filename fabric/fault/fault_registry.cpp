@@ -229,6 +229,15 @@ const std::vector<FaultKindInfo>& fault_kinds() {
        "corruption a migration would suffer",
        "MIGRATION.md 4 (the invariant); Intel VT-d 3.6 (second-level A/D)",
        {}},
+      {FaultKind::kTestAbort,
+       "test_abort",
+       FaultPoint::kTimed,
+       "simulator",
+       "test only: the simulator process aborts (SIGABRT) at `at`, as a simulator bug would",
+       "no stats are written; a campaign classifies the run as crash and goes on "
+       "(docs/campaigns.md)",
+       "none: a test of the campaign runner",
+       {}},
   };
   return kinds;
 }

@@ -50,8 +50,10 @@ enum class FaultKind : std::uint8_t {
   kIommuFault,  // `where` "iommu": translations fault
   kIommuUnmap,  // `where` an IOMMU domain: unmap a range under DMA
   kDirtyLost,   // `where` "iommu": a Dirty-bit update is lost (dirty tracking erratum)
+  // --- test only ---
+  kTestAbort,  // `where` "simulator": the process aborts (campaign crash handling)
 };
-constexpr unsigned kFaultKindCount = static_cast<unsigned>(FaultKind::kDirtyLost) + 1;
+constexpr unsigned kFaultKindCount = static_cast<unsigned>(FaultKind::kTestAbort) + 1;
 
 // Which kind of fault point checks a fault kind.
 enum class FaultPoint : std::uint8_t { kLink, kCompleter, kTimed, kIommu };

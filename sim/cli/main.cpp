@@ -16,6 +16,8 @@
 #include <iostream>
 #include <sstream>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include "fabric/common/error.h"
@@ -191,7 +193,123 @@ std::string faults_markdown() {
   return out;
 }
 
+// `pciesim targets CONFIG`: what a campaign needs to expand fault axes --
+// every fault kind with the class of place it applies to, and the places
+// of each class in this config (docs/campaigns.md).
+std::string targets_json(Simulation& sim) {
+  using namespace pciesim::fabric;
+  const SystemConfig& cfg = sim.config();
+  nlohmann::ordered_json kinds = nlohmann::ordered_json::array();
+  for (const FaultKindInfo& k : fault_kinds()) {
+    nlohmann::ordered_json j;
+    j["name"] = k.name;
+    static const char* const kPoints[] = {"link", "completer", "timed", "iommu"};
+    j["point"] = kPoints[static_cast<unsigned>(k.point)];
+    std::string target;
+    nlohmann::ordered_json required = nlohmann::ordered_json::array();
+    switch (k.point) {
+      case FaultPoint::kLink:
+        // A link goes down in both directions at once.
+        target = k.kind == FaultKind::kLinkDown ? "link_undirected" : "link";
+        break;
+      case FaultPoint::kCompleter:
+        target = "completer";
+        break;
+      case FaultPoint::kIommu:
+        target = "iommu";
+        break;
+      case FaultPoint::kTimed:
+        target = k.kind == FaultKind::kMigrationCommand ? "migration_endpoint"
+                 : k.kind == FaultKind::kIommuUnmap     ? "domain"
+                 : k.kind == FaultKind::kAerReport      ? "function_or_port"
+                 : k.kind == FaultKind::kTestAbort      ? "simulator"
+                 : k.kind == FaultKind::kSurpriseRemoval ? "function"
+                                                         : "function";
+        if (k.kind == FaultKind::kIommuUnmap) required = {"length"};
+        if (k.kind == FaultKind::kAerReport) required = {"uncor_status"};
+        break;
+    }
+    j["target"] = target;
+    j["required"] = required;
+    j["test_only"] = k.kind == FaultKind::kTestAbort;
+    nlohmann::ordered_json ps = nlohmann::ordered_json::array();
+    for (const FaultParamInfo& p : k.params)
+      ps.push_back(p.name);
+    j["params"] = ps;
+    kinds.push_back(j);
+  }
+  nlohmann::ordered_json t;
+  nlohmann::ordered_json links = nlohmann::ordered_json::array(),
+                         fns = nlohmann::ordered_json::array(),
+                         ports = nlohmann::ordered_json::array(),
+                         mig = nlohmann::ordered_json::array(),
+                         domains = nlohmann::ordered_json::array();
+  nlohmann::ordered_json undirected = nlohmann::ordered_json::array();
+  for (const auto& l : sim.system().links()) {
+    links.push_back(l.name + ":down");
+    links.push_back(l.name + ":up");
+    undirected.push_back(l.name);
+  }
+  for (const EndpointSpec& ep : cfg.endpoints) {
+    fns.push_back(ep.name + ".pf");
+    for (unsigned v = 1; v <= ep.num_vfs; ++v)
+      fns.push_back(ep.name + ".vf" + std::to_string(v));
+    if (ep.migration.flags) mig.push_back(ep.name);
+  }
+  for (const auto& f : sim.system().functions())
+    if (f->kind() == FunctionRef::kRootPort || f->kind() == FunctionRef::kSwitchUpstream ||
+        f->kind() == FunctionRef::kSwitchDownstream)
+      ports.push_back(f->name());
+  for (const VmSpec& v : cfg.vms)
+    domains.push_back(v.name);
+  nlohmann::ordered_json completers = fns;
+  completers.push_back(cfg.root_complex.name);
+  nlohmann::ordered_json both = fns;
+  for (const auto& p : ports)
+    both.push_back(p);
+  t["link"] = links;
+  t["link_undirected"] = undirected;
+  t["function"] = fns;
+  t["completer"] = completers;
+  t["port"] = ports;
+  t["function_or_port"] = both;
+  t["migration_endpoint"] = mig;
+  t["domain"] = domains;
+  t["iommu"] = cfg.iommu.enabled ? nlohmann::ordered_json::array({"iommu"})
+                                 : nlohmann::ordered_json::array();
+  t["simulator"] = nlohmann::ordered_json::array({"simulator"});
+  nlohmann::ordered_json out;
+  out["kinds"] = kinds;
+  out["targets"] = t;
+  return out.dump(1) + "\n";
+}
+
+// `pciesim campaign ...` is the Python package's CLI (python/pciesim/campaign).
+int exec_campaign(int argc, char** argv) {
+  std::string pp = std::string(PCIESIM_SOURCE_DIR) + "/python:" + PCIESIM_BINARY_DIR + "/python";
+  if (const char* old = std::getenv("PYTHONPATH"); old && *old) pp += std::string(":") + old;
+  setenv("PYTHONPATH", pp.c_str(), 1);
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = 0;
+    setenv("PCIESIM_BIN", self, 0);
+  }
+  std::vector<char*> args;
+  static char python[] = "/usr/bin/python3", m[] = "-m", mod[] = "pciesim.campaign";
+  args.push_back(python);
+  args.push_back(m);
+  args.push_back(mod);
+  for (int i = 2; i < argc; ++i)
+    args.push_back(argv[i]);
+  args.push_back(nullptr);
+  execv(python, args.data());
+  std::fprintf(stderr, "pciesim campaign: cannot run %s: %s\n", python, std::strerror(errno));
+  return kExitConfig;
+}
+
 int sc_main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "campaign") return exec_campaign(argc, argv);
   fabric::configure_systemc_process();
   CLI::App app{"pciesim: a PCI Express / SR-IOV system simulator (SystemC TLM-2.0)"};
   app.require_subcommand(1);
@@ -230,6 +348,15 @@ int sc_main(int argc, char** argv) {
   topo->add_option("-o,--output", out_path, "Write to this file instead of stdout");
   app.add_subcommand("config-reference", "Print the Markdown reference of every config key");
   app.add_subcommand("faults", "List every fault kind with its parameters (docs/faults.md)");
+  CLI::App* targets = app.add_subcommand(
+      "targets", "Print, as JSON, every fault kind and the places of the config it applies to");
+  add_common(targets);
+  // Listed for --help; `pciesim campaign` is handled before parsing.
+  app.add_subcommand("campaign",
+                     "Run a fault / parameter campaign: pciesim campaign FILE [--workers N] "
+                     "[--dask | --scheduler URL] [--out DIR]; pciesim campaign report DIR "
+                     "(docs/campaigns.md)")
+      ->allow_extras();
 
   try {
     app.parse(argc, argv);
@@ -276,6 +403,10 @@ int sc_main(int argc, char** argv) {
       return kExitPass;
     }
     Simulation sim(cfg);
+    if (app.got_subcommand("targets")) {
+      std::cout << targets_json(sim);
+      return kExitPass;
+    }
     if (app.got_subcommand("topo")) {
       if (out_path.empty())
         std::cout << sim.topology_dot();

@@ -923,7 +923,7 @@ fabric::FaultSpec read_fault(const Node& n, const std::string& label, DocSink* d
       .field("repeat", &f.repeat, 1, 16, "lcrc: consecutive bad transmissions of one TLP")
       .time("duration", &f.duration, "link_down: the link comes back by itself after this")
       .field("report", &f.report, "tlp_lost: the dropping component logs an internal error")
-      .field("domain", &f.domain, "iommu_unmap: the IOMMU domain")
+      .field("domain", &f.domain, "iommu_unmap: the IOMMU domain (default: `where`)")
       .field("iova", &f.iova, "iommu_unmap: start of the range")
       .bytes("length", &f.length, "iommu_unmap: bytes")
       .field("command", &f.command, "migration_command: the firmware command that fails")
@@ -1014,6 +1014,8 @@ fabric::FaultSpec read_fault(const Node& n, const std::string& label, DocSink* d
       all += (all.empty() ? "" : ", ") + std::string(i.name);
     s.child("kind").fail("unknown fault kind '" + kind + "' (" + all + ")");
   }
+  // iommu_unmap's `where` is the domain; `domain` may say it again.
+  if (f.kind == fabric::FaultKind::kIommuUnmap && f.domain.empty()) f.domain = f.where;
   const bool aer_fields = s.has("cor_status") || s.has("uncor_status") || s.has("header_log");
   if (f.kind == fabric::FaultKind::kAerReport && !f.cor_status && !f.uncor_status)
     n.fail("aer_report needs cor_status or uncor_status");

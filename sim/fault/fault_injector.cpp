@@ -1,5 +1,8 @@
 #include "sim/fault/fault_injector.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "fabric/common/error.h"
 #include "fabric/kernel/kernel_context.h"
 #include "models/dma_endpoint/migration_firmware.h"
@@ -123,6 +126,8 @@ void FaultInjector::validate(const FaultSpec& s) const {
         if (s.length == 0) fail("needs a length");
       } else if (s.kind == FaultKind::kAerReport) {
         validate_aer_report(s, fail);
+      } else if (s.kind == FaultKind::kTestAbort) {
+        if (s.where != "simulator") fail("where must be 'simulator', got '" + s.where + "'");
       } else if (s.kind == FaultKind::kSurpriseRemoval) {
         if (!system_.device(s.where)) need_function(true);
       } else {
@@ -255,6 +260,10 @@ void FaultInjector::fire(unsigned id) {
     case FaultKind::kAerReport:
       fire_aer_report(id, s, t);
       return;
+    case FaultKind::kTestAbort:
+      // What a simulator bug looks like from outside: the process dies.
+      std::fflush(nullptr);
+      std::abort();
     case FaultKind::kIommuUnmap: {
       if (!host_.iommu()) return;
       IommuDomain& d = host_.iommu_domain(s.domain);

@@ -66,13 +66,6 @@ struct Dev {
   Json compare;
 };
 
-Json path_json(const std::vector<MigState>& path) {
-  Json a = Json::array();
-  for (MigState s : path)
-    a.push_back(vfio::state_name(s));
-  return a;
-}
-
 // Compares two function states (full captures): what differs.
 Json compare_states(const models::mig::FunctionState& a, const models::mig::FunctionState& b) {
   Json j;
