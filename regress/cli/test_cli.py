@@ -414,3 +414,16 @@ faults:
 """)
     p = cli("validate", broken, check=2)
     assert "f.yaml" in p.stderr and "injects no error" in p.stderr
+
+
+def test_targets_lists_every_kind_and_the_places_of_the_config(cli, root):
+    p = cli("targets", root / "configs/campaigns/vm_isolation_machine.yaml", check=0)
+    t = json.loads(p.stdout)
+    names = {k["name"] for k in t["kinds"]}
+    assert {"poisoned", "surprise_flr", "iommu_unmap", "test_abort"} <= names
+    assert {k["name"]: k["target"] for k in t["kinds"]}["link_down"] == "link_undirected"
+    assert t["targets"]["function"] == ["ep0.pf", "ep0.vf1", "ep0.vf2"]
+    assert "sw0.dsp0--ep0:up" in t["targets"]["link"]
+    assert t["targets"]["domain"] == ["vmA", "vmB"]
+    p = cli("targets", root / "no-such.yaml")
+    assert p.returncode == 2 and "no-such.yaml" in p.stderr

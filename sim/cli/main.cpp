@@ -219,10 +219,10 @@ std::string targets_json(Simulation& sim) {
         target = "iommu";
         break;
       case FaultPoint::kTimed:
-        target = k.kind == FaultKind::kMigrationCommand ? "migration_endpoint"
-                 : k.kind == FaultKind::kIommuUnmap     ? "domain"
-                 : k.kind == FaultKind::kAerReport      ? "function_or_port"
-                 : k.kind == FaultKind::kTestAbort      ? "simulator"
+        target = k.kind == FaultKind::kMigrationCommand  ? "migration_endpoint"
+                 : k.kind == FaultKind::kIommuUnmap      ? "domain"
+                 : k.kind == FaultKind::kAerReport       ? "function_or_port"
+                 : k.kind == FaultKind::kTestAbort       ? "simulator"
                  : k.kind == FaultKind::kSurpriseRemoval ? "function"
                                                          : "function";
         if (k.kind == FaultKind::kIommuUnmap) required = {"length"};

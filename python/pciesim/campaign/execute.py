@@ -127,10 +127,17 @@ def run_campaign(campaign, out: str | os.PathLike = "campaign-out", *, workers: 
         if dask or scheduler:
             _run_dask(jobs, workers, scheduler, finish)
         else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
+            pool = ThreadPoolExecutor(max_workers=workers)
+            try:
                 futures = {pool.submit(execute, j): j for j in jobs}
                 for f in as_completed(futures):
                     finish(_result_or_crash(f, futures[f]))
+            except BaseException:
+                # Ctrl-C: start nothing more; the runs in flight end with
+                # their processes and are not recorded (a resume reruns them).
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
     finally:
         bar.close()
     wall = time.monotonic() - t0
