@@ -5,6 +5,9 @@
 //   pciesim lspci CONFIG     boot and print lspci-format output
 //   pciesim topo CONFIG      Graphviz DOT of the topology
 //   pciesim config-reference Markdown reference of every config key
+//   pciesim faults           the fault kinds (docs/fault-kinds.md)
+//   pciesim targets CONFIG   fault kinds and where they apply, as JSON
+//   pciesim campaign ...     the campaign runner (docs/campaigns.md)
 #include <CLI/CLI.hpp>
 #include "fabric/fault/fault_registry.h"
 

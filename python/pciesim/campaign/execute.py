@@ -170,7 +170,10 @@ def _run_dask(jobs, workers, scheduler, finish):
             from None
     cluster = None
     if scheduler:
-        client = Client(scheduler, timeout="30s")
+        try:
+            client = Client(scheduler, timeout="30s")
+        except (OSError, TimeoutError, ValueError) as e:
+            raise CampaignError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=40)
