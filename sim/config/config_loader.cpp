@@ -2181,8 +2181,12 @@ std::vector<fabric::FaultSpec> aer_inject_faults(const std::string& text, const 
   return out;
 }
 
-fabric::FaultSpec load_fault_text(const std::string& text, const std::string& source) {
-  if (text.size() > 65536) throw ConfigError(source, 0, 0, "", "a fault description is too long");
+namespace {
+// A small YAML / JSON mapping given as text (a fault, a migration): parsed,
+// checked like a config document, refused unless it is a mapping.
+YAML::Node load_mapping_text(const std::string& text, const std::string& source,
+                             const std::string& what, const std::string& shape) {
+  if (text.size() > 65536) throw ConfigError(source, 0, 0, "", what + " is too long");
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -2190,8 +2194,15 @@ fabric::FaultSpec load_fault_text(const std::string& text, const std::string& so
     throw ConfigError(source, e.mark.line + 1, e.mark.column + 1, "", "YAML: " + e.msg);
   }
   check_document(root, source);
+  if (!root.IsMap()) Node(root, source, "").fail(shape);
+  return root;
+}
+}  // namespace
+
+fabric::FaultSpec load_fault_text(const std::string& text, const std::string& source) {
+  YAML::Node root = load_mapping_text(text, source, "a fault description",
+                                      "a fault is a mapping with kind and where");
   Node top(root, source, "");
-  if (!root.IsMap()) top.fail("a fault is a mapping with kind and where");
   if (top.child("aer_inject").defined() || top.child("aer_inject_text").defined())
     top.fail(
         "aer_inject files are read in a config's faults[] (or by Simulation.aer_inject), not "
@@ -2200,16 +2211,9 @@ fabric::FaultSpec load_fault_text(const std::string& text, const std::string& so
 }
 
 MigrationPolicy load_migration_policy_text(const std::string& text, const std::string& source) {
-  if (text.size() > 65536) throw ConfigError(source, 0, 0, "", "a migration policy is too long");
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(source, e.mark.line + 1, e.mark.column + 1, "", "YAML: " + e.msg);
-  }
-  check_document(root, source);
+  YAML::Node root = load_mapping_text(text, source, "a migration policy",
+                                      "a migration is a mapping with vm, to and policy keys");
   Node top(root, source, "");
-  if (!root.IsMap()) top.fail("a migration is a mapping with vm, to and policy keys");
   MigrationPolicy p;
   Section s(top, "migrate", nullptr);
   s.required("vm");

@@ -129,6 +129,7 @@ class Migration {
   void sync(std::vector<bool>& dirty, bool check_cancel_too);
   // Copies the pages set in `dirty` (clears them): returns pages sent.
   std::uint64_t send_pages(std::vector<bool>& dirty, bool cancellable, std::uint64_t* resent);
+  std::uint64_t stream(Dev& d, std::uint64_t budget, bool precopy);
   std::uint64_t send_device_precopy(Dev& d);
   std::uint64_t send_device_final(Dev& d);
   std::vector<MigState> set_state(Dev& d, bool dest, MigState s, const std::string& step);
@@ -418,6 +419,35 @@ std::uint64_t Migration::send_pages(std::vector<bool>& dirty, bool cancellable,
   return sent;
 }
 
+std::uint64_t Migration::stream(Dev& d, std::uint64_t budget, bool precopy) {
+  // Reads the source's data stream in pieces, each on the wire and then
+  // written into the destination's resume stream, until `budget` bytes,
+  // the end of the stream (STOP_COPY) or nothing more for now (PRE_COPY).
+  std::uint64_t total = 0;
+  while (budget) {
+    std::vector<std::uint8_t> data;
+    try {
+      data = d.vs->read(std::min(budget, kReadChunk));
+    } catch (const MigrationError& e) {
+      if (precopy && e.code() == kEnomsg) break;  // nothing more now
+      throw StepFailure{d.vs->name(), precopy ? "pre-copy read" : "STOP_COPY read", e.message(),
+                        e.state(), e.code()};
+    }
+    if (data.empty()) break;  // end of stream
+    budget -= std::min<std::uint64_t>(budget, data.size());
+    wire(data.size());
+    try {
+      d.vd->write(data);
+    } catch (const MigrationError& e) {
+      throw StepFailure{d.vd->name(), "resume write", e.message(), e.state(), e.code()};
+    }
+    total += data.size();
+  }
+  (precopy ? d.precopy_bytes : d.final_bytes) += total;
+  device_bytes_ += total;
+  return total;
+}
+
 std::uint64_t Migration::send_device_precopy(Dev& d) {
   const MigState s = d.vs->state();
   if (s != MigState::kPreCopy && s != MigState::kPreCopyP2p) return 0;
@@ -429,51 +459,11 @@ std::uint64_t Migration::send_device_precopy(Dev& d) {
   }
   // At most what the query reported: a device that keeps changing would
   // otherwise be read forever.
-  std::uint64_t budget = info.first + info.second, total = 0;
-  while (budget) {
-    std::vector<std::uint8_t> data;
-    try {
-      data = d.vs->read(std::min(budget, kReadChunk));
-    } catch (const MigrationError& e) {
-      if (e.code() == kEnomsg) break;  // nothing more now
-      throw StepFailure{d.vs->name(), "pre-copy read", e.message(), e.state(), e.code()};
-    }
-    if (data.empty()) break;
-    budget -= std::min<std::uint64_t>(budget, data.size());
-    wire(data.size());
-    try {
-      d.vd->write(data);
-    } catch (const MigrationError& e) {
-      throw StepFailure{d.vd->name(), "resume write", e.message(), e.state(), e.code()};
-    }
-    total += data.size();
-  }
-  d.precopy_bytes += total;
-  device_bytes_ += total;
-  return total;
+  return stream(d, info.first + info.second, true);
 }
 
 std::uint64_t Migration::send_device_final(Dev& d) {
-  std::uint64_t total = 0;
-  for (;;) {
-    std::vector<std::uint8_t> data;
-    try {
-      data = d.vs->read(kReadChunk);
-    } catch (const MigrationError& e) {
-      throw StepFailure{d.vs->name(), "STOP_COPY read", e.message(), e.state(), e.code()};
-    }
-    if (data.empty()) break;  // end of stream
-    wire(data.size());
-    try {
-      d.vd->write(data);
-    } catch (const MigrationError& e) {
-      throw StepFailure{d.vd->name(), "resume write", e.message(), e.state(), e.code()};
-    }
-    total += data.size();
-  }
-  d.final_bytes += total;
-  device_bytes_ += total;
-  return total;
+  return stream(d, ~std::uint64_t{0}, false);
 }
 
 std::uint64_t Migration::pending_device_bytes() {

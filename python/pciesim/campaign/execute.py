@@ -104,14 +104,14 @@ def run_campaign(campaign, out: str | os.PathLike = "campaign-out", *, workers: 
     runs = campaign.runs(targets(binary, campaign, out / "tmp"), build)
     store = Store(out / "results.sqlite")
     done = store.done(campaign.name)
-    todo = [r for r in runs if r.key not in done]
+    pending = [r for r in runs if r.key not in done]
     if limit is not None:
-        todo = todo[:limit]
+        pending = pending[:limit]
     artifacts = out / "runs"
     jobs = [{"key": r.key, "index": r.index, "config": r.config, "inputs": r.inputs,
              "fault": r.fault, "binary": binary, "build": build, "artifacts": str(artifacts),
              "wall_time": campaign.wall_time, "outcomes": campaign.outcomes, "trace": trace}
-            for r in todo]
+            for r in pending]
     if progress is None:
         progress = sys.stderr.isatty()
     bar = Progress(len(runs), len(runs) - len([r for r in runs if r.key not in done]), progress)
