@@ -48,6 +48,13 @@ class UsageError : public Error {
   using Error::Error;
 };
 
+// The run was stopped from outside (Ctrl-C): what ran so far is valid and
+// its stats and traces are written, marked as interrupted.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
 // Something inside a model went wrong that is not the user's input (an
 // invariant broke). Raised instead of asserting so that a host process
 // (Python) survives and reports it.

@@ -36,7 +36,8 @@ std::uint64_t CompletionLedger::open(RoutingId requester, TlpKind kind, std::uin
   return id;
 }
 
-void CompletionLedger::close(std::uint64_t id, CplStatus status, Time at) {
+void CompletionLedger::close(std::uint64_t id, CplStatus status, Time at, std::uint64_t tlp,
+                             std::uint16_t tag, Time issued) {
   auto it = open_.find(id);
   if (it == open_.end()) {
     violation("request #" + std::to_string(id) + " ended twice (or was never issued): " +
@@ -54,7 +55,7 @@ void CompletionLedger::close(std::uint64_t id, CplStatus status, Time at) {
               hex(e.address) + " ended with neither a completion nor a timeout (" +
               to_string(status) + ") at " + format_time(at));
   if (TraceSink* sink = trace_sink())
-    sink->request_end({at, id, e.kind, e.requester, e.address, status});
+    sink->request_end({at, id, e.kind, e.requester, e.address, status, tlp, tag, issued});
 }
 
 void CompletionLedger::violation(std::string what) {

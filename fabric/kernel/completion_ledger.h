@@ -35,7 +35,10 @@ class CompletionLedger {
   // A request `requester` issues; returns its ledger id (never 0).
   std::uint64_t open(RoutingId requester, TlpKind kind, std::uint64_t address);
   // How request `id` ended, as its requester saw it, at time `at`.
-  void close(std::uint64_t id, CplStatus status, Time at);
+  // `tlp`, `tag`, `issued`: for the trace (the request TLP's trace id, its
+  // tag, when it was issued).
+  void close(std::uint64_t id, CplStatus status, Time at, std::uint64_t tlp = 0,
+             std::uint16_t tag = 0, Time issued = 0);
   std::size_t outstanding() const { return open_.size(); }
   const CompletionLedgerStats& stats() const { return stats_; }
 

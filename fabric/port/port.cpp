@@ -42,6 +42,9 @@ unsigned Port::transport_dbg(tlm::tlm_generic_payload& gp) {
 
 void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
   TlpExtension& ext = tlp_of(gp);
+  if (ext.trace_id == 0)
+    if (TraceSink* sink = trace_sink())
+      ext.trace_id = sink->new_ids(ext.burst ? static_cast<unsigned>(ext.burst->size()) : 1);
   if (ext.burst) {
     if (burst_fits(*ext.burst))
       transmit_burst(gp, ext, delay);
@@ -122,10 +125,17 @@ void Port::transmit(tlm::tlm_generic_payload& gp, sc_core::sc_time& delay) {
                     link_->propagation();
     done = cend + link_->propagation();
     if (fr && fr->any(FaultPoint::kLink)) completion_fault(*fr, gp, ext, &done, now);
+    if (TraceSink* sink = trace_sink()) {
+      sink->tlp({ready, start, end, arrival, done, &link_->name(), to_string(egress()), kind,
+                 ext.requester, RoutingId(), ext.tag, gp.get_address(), gp.get_data_length(),
+                 ext.status, ext.p2p, ext.trace_id, 0});
+      trace_completions(*sink, gp, ext, cstart, cend, n, chunk, first_len, last_len, per_tlp);
+    }
+  } else if (TraceSink* sink = trace_sink()) {
+    sink->tlp({ready, start, end, arrival, done, &link_->name(), to_string(egress()), kind,
+               ext.requester, RoutingId(), ext.tag, gp.get_address(), gp.get_data_length(),
+               ext.status, ext.p2p, ext.trace_id, 0});
   }
-  if (TraceSink* sink = trace_sink())
-    sink->tlp({ready, arrival, done, &link_->name(), to_string(egress()), kind, ext.requester,
-               gp.get_address(), gp.get_data_length(), ext.status, ext.p2p});
   // For the hop before us: the TLP left our receive buffer when it started
   // on this link.
   ext.consumed_at = start;
@@ -199,9 +209,10 @@ void Port::transmit_burst(tlm::tlm_generic_payload& gp, TlpExtension& ext,
   }
   if (TraceSink* sink = trace_sink())
     for (unsigned k = 0; k < n; ++k)
-      sink->tlp({h[k].ready, h[k].arrival, b[k].done, &link_->name(), to_string(egress()),
-                 TlpKind::MWr, ext.requester, gp.get_address() + b[k].offset, b[k].length,
-                 ext.status, ext.p2p});
+      sink->tlp({h[k].ready, h[k].start, h[k].arrival - prop, h[k].arrival, b[k].done,
+                 &link_->name(), to_string(egress()), TlpKind::MWr, ext.requester, RoutingId(),
+                 ext.tag, gp.get_address() + b[k].offset, b[k].length, ext.status, ext.p2p,
+                 ext.trace_id ? ext.trace_id + k : 0, 0});
   delay = to_sc(done - now);
 }
 
@@ -216,6 +227,7 @@ void Port::transmit_split(tlm::tlm_generic_payload& gp, TlpExtension& ext,
   for (BurstTlp& t : b) {
     one.burst_piece(gp, ext, t);
     TlpExtension& e = one.ext();
+    if (ext.trace_id) e.trace_id = ext.trace_id + static_cast<std::uint64_t>(&t - b.data());
     sc_core::sc_time d = to_sc(std::max(t.time, now) - now);
     transmit(one.gp(), d);
     t.consumed = e.consumed_at;
@@ -228,6 +240,40 @@ void Port::transmit_split(tlm::tlm_generic_payload& gp, TlpExtension& ext,
     if (&t == &b.back()) ext.hops = e.hops;
   }
   delay = to_sc(done - now);
+}
+
+void Port::trace_completions(TraceSink& sink, const tlm::tlm_generic_payload& gp,
+                             TlpExtension& ext, Time cstart, Time cend, unsigned n,
+                             std::uint32_t chunk, std::uint32_t first_len,
+                             std::uint32_t last_len, std::uint32_t per_tlp) {
+  // The completion TLPs as LinkDirection::occupy_burst placed them: back
+  // to back from `cstart`, the last one ending at `cend` (later when it
+  // was ready later). The completer's hop names them; hops further back
+  // reuse its ids.
+  if (ext.cpl_trace_id == 0) ext.cpl_trace_id = sink.new_ids(n);
+  const LinkDirection& back = link_->direction(reverse(egress()));
+  const bool with_data = is_read(ext.kind) && ext.status == CplStatus::kSC;
+  const TlpKind kind = with_data ? TlpKind::CplD : TlpKind::Cpl;
+  const Time prop = link_->propagation();
+  Time t = cstart;
+  std::uint64_t addr = gp.get_address();
+  for (unsigned k = 0; k < n; ++k) {
+    const std::uint32_t len =
+        !with_data ? 0 : n == 1 ? gp.get_data_length() : k == 0 ? first_len
+                                                       : k + 1 == n ? last_len
+                                                                    : chunk;
+    const Time ser = back.timing().serialization(per_tlp + ((len + 3u) & ~3u));
+    Time s = t, e = t + ser;
+    if (k + 1 == n && e < cend) {
+      e = cend;
+      s = std::max(t, cend - ser);
+    }
+    sink.tlp({s, s, e, e + prop, e + prop, &link_->name(), to_string(reverse(egress())), kind,
+              ext.requester, ext.completer, ext.tag, addr, len, ext.status, P2pPath::kNone,
+              ext.cpl_trace_id + k, ext.trace_id});
+    addr += len;
+    t = e;
+  }
 }
 
 unsigned Port::transmit_dbg(tlm::tlm_generic_payload& gp) {

@@ -16,6 +16,7 @@
 #include "fabric/common/sim_time.h"
 #include "fabric/config_space/capabilities.h"
 #include "fabric/fault/fault_registry.h"
+#include "fabric/kernel/trace.h"
 #include "fabric/link/link.h"
 #include "fabric/tlp/tlp.h"
 
@@ -125,6 +126,9 @@ class Port : public sc_core::sc_module {
   void completion_fault(FaultRegistry& fr, tlm::tlm_generic_payload& gp, TlpExtension& ext,
                         Time* done, Time now);
   Time replay_timer() const;
+  void trace_completions(TraceSink& sink, const tlm::tlm_generic_payload& gp, TlpExtension& ext,
+                         Time cstart, Time cend, unsigned n, std::uint32_t chunk,
+                         std::uint32_t first_len, std::uint32_t last_len, std::uint32_t per_tlp);
 
   PortOwner& owner_;
   bool removed_ = false;

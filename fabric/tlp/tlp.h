@@ -133,6 +133,11 @@ class TlpExtension : public tlm::tlm_extension<TlpExtension> {
   // one by one (Port::transmit). Owned by the initiator; null = one TLP.
   std::vector<BurstTlp>* burst = nullptr;
   P2pPath p2p = P2pPath::kNone;
+  // Trace ids (fabric/kernel/trace.h), given by the first port the TLP
+  // leaves while tracing is on: this TLP's (a burst's first, the others
+  // follow), and its completions' first (given by the completer's hop).
+  std::uint64_t trace_id = 0;
+  std::uint64_t cpl_trace_id = 0;
 
   tlm::tlm_extension_base* clone() const override;
   void copy_from(const tlm::tlm_extension_base& other) override;

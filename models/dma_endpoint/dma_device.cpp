@@ -1,6 +1,7 @@
 #include "models/dma_endpoint/dma_device.h"
 
 #include "fabric/kernel/completion_ledger.h"
+#include "fabric/kernel/trace.h"
 
 #include <tlm_utils/tlm_quantumkeeper.h>
 
@@ -512,7 +513,14 @@ IssueResult DmaDevice::issue(DmaFunction& f, TlpKind kind, std::uint64_t addr, s
     r.status = CplStatus::kTimeout;
     r.done = t + completion_timeout();
   }
-  if (ledger) ledger->close(id, r.status, r.done);
+  if (ledger) ledger->close(id, r.status, r.done, ext.trace_id, tag, t);
+  if (kind == TlpKind::MRd && fabric::trace_sink()) {
+    char args[96];
+    std::snprintf(args, sizeof args, "address=0x%llx, length=%u, status=%s",
+                  static_cast<unsigned long long>(addr), len, to_string(r.status));
+    fabric::trace_slice(t, r.done, f.name(), "reads", "MRd tag " + std::to_string(tag), args,
+                        ext.trace_id);
+  }
   return r;
 }
 

@@ -1,12 +1,14 @@
 #include "models/dma_endpoint/dma_function.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "models/dma_endpoint/migration_firmware.h"
 
 #include "fabric/common/error.h"
 #include "fabric/config_space/capabilities.h"
+#include "fabric/kernel/trace.h"
 #include "models/dma_endpoint/dma_device.h"
 
 namespace pciesim::models {
@@ -572,6 +574,9 @@ bool DmaFunction::raise_msix(std::uint32_t vector, Time t, Time* next) {
   std::memcpy(buf, &data, 4);
   IssueResult r = dev_.issue(*this, TlpKind::MWr, (std::uint64_t{hi} << 32) | lo, buf, 4, 0, t);
   ++stats_.msix_sent;
+  if (fabric::trace_sink())
+    fabric::trace_instant(t, name_, "interrupts", "MSI-X " + std::to_string(vector),
+                          "status=" + std::string(to_string(r.status)));
   *next = r.wire_free;
   return true;
 }
@@ -750,6 +755,7 @@ DmaFunction::Action DmaFunction::do_finish(Time t) {
     return {true, r.wire_free};
   }
   const std::uint32_t index = f.index;
+  if (fabric::trace_sink()) trace_end(t, name_, "descriptors", "desc " + std::to_string(index));
   const bool want_irq = ((f.flags & kDescIrq) || failed) && (regs_.ctrl & kCtrlIrqEnable);
   finish_.pop_front();
   regs_.head = (index + 1) & (regs_.ring_size - 1);
@@ -1047,6 +1053,13 @@ DmaFunction::Action DmaFunction::do_fetch(Time t) {
     fd.index = (fetch_index_ + i) & (size - 1);
     fd.ready = r.done;
     descs_.push_back(fd);
+    if (fabric::trace_sink()) {
+      char args[96];
+      std::snprintf(args, sizeof args, "index=%u, cookie=0x%x, length=%u, flags=0x%x", fd.index,
+                    fd.d.cookie, fd.d.length, fd.d.flags);
+      // From when its fetch was issued to when its record was done.
+      fabric::trace_begin(t, name_, "descriptors", "desc " + std::to_string(fd.index), args);
+    }
   }
   fetch_index_ = (fetch_index_ + n) & (size - 1);
   fetch_ready_ = r.done;

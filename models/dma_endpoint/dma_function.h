@@ -331,6 +331,7 @@ class DmaFunction : public fabric::ConfigListener {
     std::uint32_t index = 0, code = 0;
     std::uint64_t addr = 0;
   } fetch_error_;
+
   std::uint32_t desc_offset_ = 0;  // bytes of descs_.front() already chunked
   std::uint32_t op_offset_ = 0;    // bytes into the current operation
   std::deque<Chunk> chunks_;

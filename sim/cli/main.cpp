@@ -14,6 +14,8 @@
 #include <systemc>
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -28,7 +30,9 @@
 #include "sim/builder/system.h"
 
 #include "sim/config/config_loader.h"
+#include "sim/config/yaml_reader.h"
 #include "sim/facade/simulation.h"
+#include "sim/trace/trace_output.h"
 #include "sim/host/host.h"
 #include "sim/scenario/scenario_runner.h"
 
@@ -38,6 +42,8 @@ using namespace pciesim::sim;
 namespace {
 
 constexpr int kExitPass = 0, kExitFail = 1, kExitConfig = 2, kExitSim = 3;
+// 128 + SIGINT, as a shell reports a process that Ctrl-C ended.
+constexpr int kExitInterrupted = 130;
 
 std::string si(double v, const char* unit) {
   char buf[64];
@@ -287,8 +293,9 @@ std::string targets_json(Simulation& sim) {
   return out.dump(1) + "\n";
 }
 
-// `pciesim campaign ...` is the Python package's CLI (python/pciesim/campaign).
-int exec_campaign(int argc, char** argv) {
+// `pciesim campaign ...` and `pciesim plot ...` are Python modules of the
+// package (python/pciesim/campaign, python/pciesim/plot.py).
+int exec_python_tool(int argc, char** argv, const char* module, const char* what) {
   std::string pp = std::string(PCIESIM_SOURCE_DIR) + "/python:" + PCIESIM_BINARY_DIR + "/python";
   if (const char* old = std::getenv("PYTHONPATH"); old && *old) pp += std::string(":") + old;
   setenv("PYTHONPATH", pp.c_str(), 1);
@@ -299,20 +306,83 @@ int exec_campaign(int argc, char** argv) {
     setenv("PCIESIM_BIN", self, 0);
   }
   std::vector<char*> args;
-  static char python[] = "/usr/bin/python3", m[] = "-m", mod[] = "pciesim.campaign";
+  static char python[] = "/usr/bin/python3", m[] = "-m";
   args.push_back(python);
   args.push_back(m);
-  args.push_back(mod);
+  args.push_back(const_cast<char*>(module));
   for (int i = 2; i < argc; ++i)
     args.push_back(argv[i]);
   args.push_back(nullptr);
   execv(python, args.data());
-  std::fprintf(stderr, "pciesim campaign: cannot run %s: %s\n", python, std::strerror(errno));
+  std::fprintf(stderr, "pciesim %s: cannot run %s: %s\n", what, python, std::strerror(errno));
   return kExitConfig;
 }
 
+namespace {
+volatile std::sig_atomic_t g_sigint = 0;
+extern "C" void on_sigint(int) {
+  // A second Ctrl-C while the first is being handled ends the process.
+  if (g_sigint) std::_Exit(kExitInterrupted);
+  g_sigint = 1;
+}
+void install_sigint() {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+}
+
+void parse_time_option(const char* name, const std::string& text, fabric::Time* out) {
+  if (text.empty()) return;
+  if (!fabric::parse_time(text, out))
+    throw UsageError(name,
+                     "expected a time with a unit (s, ms, us, ns, ps, fs), got '" + text + "'");
+}
+
+// The progress line on a terminal: simulated time, wall time, rate. The
+// monitor calls tick() every `step` of simulated time; the step adapts so
+// that ticks come about every 50 ms of wall time.
+class Progress {
+ public:
+  explicit Progress(bool show) : show_(show), start_(clock::now()), last_(start_) {}
+  fabric::Time tick(fabric::Time now) {
+    if (g_sigint) return 0;
+    const auto t = clock::now();
+    const double since = std::chrono::duration<double>(t - last_).count();
+    last_ = t;
+    if (since < 0.02 && step_ < 10 * fabric::kMs) step_ *= 2;
+    if (since > 0.2 && step_ > 1 * fabric::kUs) step_ /= 2;
+    if (show_ && std::chrono::duration<double>(t - shown_).count() >= 0.25) {
+      shown_ = t;
+      const double wall = std::chrono::duration<double>(t - start_).count();
+      const double ms = fabric::to_ns(now) / 1e6;
+      std::fprintf(stderr, "\r  simulated %-12s wall %7.1f s  %9.3f sim-ms/s ",
+                   fabric::format_time(now).c_str(), wall, wall > 0 ? ms / wall : 0.0);
+      std::fflush(stderr);
+      drawn_ = true;
+    }
+    return step_;
+  }
+  void clear() {
+    if (drawn_) std::fprintf(stderr, "\r%72s\r", "");
+    drawn_ = false;
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  bool show_;
+  clock::time_point start_, last_, shown_{};
+  fabric::Time step_ = 1 * fabric::kUs;
+  bool drawn_ = false;
+};
+
+}  // namespace
+
 int sc_main(int argc, char** argv) {
-  if (argc > 1 && std::string(argv[1]) == "campaign") return exec_campaign(argc, argv);
+  if (argc > 1 && std::string(argv[1]) == "campaign")
+    return exec_python_tool(argc, argv, "pciesim.campaign", "campaign");
+  if (argc > 1 && std::string(argv[1]) == "plot")
+    return exec_python_tool(argc, argv, "pciesim.plot", "plot");
   fabric::configure_systemc_process();
   CLI::App app{"pciesim: a PCI Express / SR-IOV system simulator (SystemC TLM-2.0)"};
   app.require_subcommand(1);
@@ -328,7 +398,26 @@ int sc_main(int argc, char** argv) {
   add_common(run);
   run->add_option("--stats", stats_path, "Write the statistics JSON to this file");
   run->add_option("--trace", trace_path, "Write a JSON-lines TLP trace to this file");
-  run->add_flag("-q,--quiet", quiet, "Print only the verdict line");
+  std::string perfetto_path, vcd_path, trace_from, trace_to, trace_components, trace_kinds,
+      trace_max, time_unit = "ns", counter_interval = "1us";
+  run->add_option("--trace-perfetto", perfetto_path,
+                  "Write a Perfetto trace (open it in ui.perfetto.dev; docs/observability.md)");
+  run->add_option("--vcd", vcd_path, "Write a VCD file of link, credit, tag and state signals");
+  run->add_option("--trace-from", trace_from, "Traces keep records from this time on (e.g. 10us)");
+  run->add_option("--trace-to", trace_to, "Traces keep records before this time");
+  run->add_option("--trace-components", trace_components,
+                  "Traces keep only these links/functions: comma-separated globs (e.g. "
+                  "'ep0.vf*,sw0.dsp0--*')");
+  run->add_option("--trace-kinds", trace_kinds,
+                  "Traces keep only these TLP kinds: comma-separated (MRd,MWr,CplD,Cpl,...)");
+  run->add_option("--trace-max-size", trace_max,
+                  "Stop each trace file at this size (e.g. 100MiB); a message says when");
+  run->add_option("--trace-time-unit", time_unit,
+                  "Perfetto timestamps: ns (real times) or ps (1 ps shows as 1 ns, to see "
+                  "every TLP)");
+  run->add_option("--counter-interval", counter_interval,
+                  "Sampling interval of Perfetto counter tracks and VCD signals (default 1us)");
+  run->add_flag("-q,--quiet", quiet, "Print only the verdict line (no progress line)");
   std::vector<std::string> aer_files;
   std::string aer_at = "0s";
   run->add_option("--aer-inject", aer_files,
@@ -355,6 +444,10 @@ int sc_main(int argc, char** argv) {
       "targets", "Print, as JSON, every fault kind and the places of the config it applies to");
   add_common(targets);
   // Listed for --help; `pciesim campaign` is handled before parsing.
+  app.add_subcommand("plot",
+                     "Draw a stats JSON's time series and latency distributions to PNG: pciesim "
+                     "plot STATS.json [-o OUT.png] (docs/observability.md)")
+      ->allow_extras();
   app.add_subcommand("campaign",
                      "Run a fault / parameter campaign: pciesim campaign FILE [--workers N] "
                      "[--dask | --scheduler URL] [--out DIR]; pciesim campaign report DIR "
@@ -431,12 +524,52 @@ int sc_main(int argc, char** argv) {
       std::cout << sim.lspci(o);
       return kExitPass;
     }
-    if (!trace_path.empty()) sim.trace_to(trace_path);
+    trace::TraceFilter filter;
+    parse_time_option("--trace-from", trace_from, &filter.from);
+    parse_time_option("--trace-to", trace_to, &filter.to);
+    filter.components = trace::split_list(trace_components);
+    filter.kinds = trace::split_list(trace_kinds);
+    if (!trace_max.empty()) {
+      filter.max_bytes = Node(YAML::Node(trace_max), "--trace-max-size", "--trace-max-size")
+                             .as_bytes()
+                             .value;
+      if (filter.max_bytes == 0)
+        throw UsageError("--trace-max-size", "a cap of 0 bytes keeps nothing");
+    }
+    fabric::Time counters = 0;
+    parse_time_option("--counter-interval", counter_interval, &counters);
+    if (counters < 10 * fabric::kNs)
+      throw UsageError("--counter-interval",
+                       "expected at least 10ns, got '" + counter_interval + "'");
+    trace::PerfettoOptions popt;
+    popt.time_unit = time_unit;
+    if (!trace_path.empty()) sim.add_trace("jsonl", trace_path, filter, popt, 0);
+    if (!perfetto_path.empty()) sim.add_trace("perfetto", perfetto_path, filter, popt, counters);
+    if (!vcd_path.empty()) sim.add_trace("vcd", vcd_path, filter, popt, counters);
+    Progress progress(!quiet && isatty(STDERR_FILENO) && !std::getenv("CI"));
+    install_sigint();
+    sim.set_monitor([&](fabric::Time now) { return progress.tick(now); }, 1 * fabric::kUs);
     auto t0 = std::chrono::steady_clock::now();
-    RunResult r = sim.run();
+    RunResult r;
+    bool stopped = false;
+    try {
+      r = sim.run();
+    } catch (const Interrupted& e) {
+      stopped = true;
+    }
+    progress.clear();
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    sim.finish_trace();
+    sim.finish_trace(stopped);
+    for (const std::string& m : sim.trace_truncations())
+      std::fprintf(stderr, "pciesim: warning: %s\n", m.c_str());
     if (!stats_path.empty()) write_file(stats_path, sim.stats().dump(2) + "\n");
+    if (stopped) {
+      std::fprintf(stderr,
+                   "pciesim: interrupted at %s simulated (%.1f s wall); stats and traces are "
+                   "complete up to then and marked as interrupted\n",
+                   fabric::format_time(sim.now()).c_str(), wall);
+      return kExitInterrupted;
+    }
     if (quiet) {
       std::size_t failed = 0;
       for (const CheckResult& c : r.checks)

@@ -110,7 +110,15 @@ void read_simulation(const Node& n, SimulationSpec* s, DocSink* docs) {
             "0ns gives exact ordering (docs/timing.md)")
       .time("max_time", &s->max_time,
             "Simulated time after which a run stops even if the scenario has not finished", 1 * kNs,
-            4 * 3600 * kSec);
+            4 * 3600 * kSec)
+      .time("sample_interval", &s->sample_interval,
+            "Interval of the stats' time series (link utilisation, credits, outstanding tags, "
+            "throughput, IOTLB hit rate; pciesim plot draws them); 0ns = off, else at least "
+            "10ns",
+            0, 1 * kSec);
+  if (s->sample_interval && s->sample_interval < 10 * kNs)
+    sec.child("sample_interval").fail("a sample interval of " + fabric::format_time(s->sample_interval) +
+                              " is below 10ns (0ns turns sampling off)");
   sec.finish();
 }
 

@@ -26,6 +26,9 @@ struct SimulationSpec {
   // Temporal decoupling quantum; 0 = exact ordering (docs/timing.md).
   fabric::Time quantum = 100 * fabric::kNs;
   fabric::Time max_time = 10 * fabric::kSec;
+  // Time series in the stats (link utilisation, credits, tags, throughput,
+  // IOTLB hit rate): sampled at this interval; 0 = off (docs/observability.md).
+  fabric::Time sample_interval = 0;
 };
 
 struct HostSpec {

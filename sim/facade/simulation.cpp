@@ -21,6 +21,8 @@
 #include "sim/migration/vmm.h"
 #include "sim/scenario/scenario_runner.h"
 #include "sim/stats/stats.h"
+#include "sim/trace/sampler.h"
+#include "sim/trace/trace_output.h"
 
 namespace pciesim::sim {
 
@@ -44,68 +46,6 @@ nlohmann::ordered_json report_json(const DirtyReport& r) {
 
 using namespace fabric;
 
-// JSON lines, one per TLP hop.
-class JsonTrace : public TraceSink {
- public:
-  explicit JsonTrace(const std::string& path) : path_(path), out_(path) {
-    if (!out_)
-      throw UsageError("trace",
-                       "cannot write the trace file '" + path + "': " + std::strerror(errno));
-  }
-  // The first write error (e.g. a full disk), or empty.
-  const std::string& error() const { return error_; }
-  // Flushes and closes; the first write error, or empty.
-  const std::string& finish() {
-    if (out_.is_open()) {
-      out_.flush();
-      note_failure();
-      out_.close();
-    }
-    return error_;
-  }
-  void tlp(const TlpTraceRecord& r) override {
-    if (!error_.empty()) return;
-    char buf[512];
-    std::snprintf(buf, sizeof buf,
-                  "{\"t_ns\":%.3f,\"arrive_ns\":%.3f,\"done_ns\":%.3f,\"link\":\"%s\",\"dir\":\"%"
-                  "s\",\"kind\":\"%s\","
-                  "\"requester\":\"%s\",\"address\":\"0x%llx\",\"length\":%u,\"status\":\"%s\","
-                  "\"p2p\":\"%s\"}\n",
-                  to_ns(r.start), to_ns(r.arrival), to_ns(r.done), r.link->c_str(), r.direction,
-                  to_string(r.kind), r.requester.str().c_str(),
-                  static_cast<unsigned long long>(r.address), r.length, to_string(r.status),
-                  to_string(r.p2p));
-    put(buf);
-  }
-  // How a non-posted request ended at its requester: one record per
-  // request (kind "end"), with the same keys as a hop.
-  void request_end(const RequestEndRecord& r) override {
-    if (!error_.empty()) return;
-    char buf[384];
-    std::snprintf(buf, sizeof buf,
-                  "{\"t_ns\":%.3f,\"arrive_ns\":%.3f,\"done_ns\":%.3f,\"link\":\"\",\"dir\":"
-                  "\"end\",\"kind\":\"end\",\"request\":\"%s\",\"id\":%llu,\"requester\":\"%s\","
-                  "\"address\":\"0x%llx\",\"length\":0,\"status\":\"%s\",\"p2p\":\"none\"}\n",
-                  to_ns(r.at), to_ns(r.at), to_ns(r.at), to_string(r.kind),
-                  static_cast<unsigned long long>(r.id), r.requester.str().c_str(),
-                  static_cast<unsigned long long>(r.address), to_string(r.status));
-    put(buf);
-  }
-
- private:
-  void put(const char* line) {
-    out_ << line;
-    note_failure();
-  }
-  void note_failure() {
-    if (out_.fail() && error_.empty())
-      error_ = "writing the trace file '" + path_ + "' failed: " + std::strerror(errno);
-  }
-  std::string path_;
-  std::ofstream out_;
-  std::string error_;
-};
-
 bool RunResult::passed() const {
   for (const CheckResult& c : checks)
     if (!c.passed) return false;
@@ -121,7 +61,10 @@ Simulation::Simulation(const SystemConfig& config) {
     checker_ = std::make_unique<Checker>(*system_, *host_, [this] { return stats(); });
     scenario_ = std::make_unique<ScenarioRunner>(*system_, *host_, *checker_, scenario_checks_);
     host_->after_boot = [this] { scenario_->run(); };
+    sampler_ = std::make_unique<Sampler>(*system_, *host_);
+    if (config.simulation.sample_interval) sampler_->start(config.simulation.sample_interval, true);
   } catch (...) {
+    sampler_.reset();
     host_.reset();
     system_.reset();
     kernel_.reset();
@@ -131,6 +74,7 @@ Simulation::Simulation(const SystemConfig& config) {
 
 Simulation::~Simulation() {
   if (trace_) set_trace_sink(nullptr);
+  sampler_.reset();
   scenario_.reset();
   checker_.reset();
   host_.reset();
@@ -148,19 +92,90 @@ const SystemConfig& Simulation::config() const {
 }
 
 void Simulation::trace_to(const std::string& path) {
-  check_alive();
-  auto next = std::make_unique<JsonTrace>(path);
-  finish_trace();  // the previous trace, if any, is complete up to now
-  trace_ = std::move(next);
-  set_trace_sink(trace_.get());
+  add_trace("jsonl", path, trace::TraceFilter{}, trace::PerfettoOptions{}, 0);
 }
 
-void Simulation::finish_trace() {
+void Simulation::add_trace(const std::string& format, const std::string& path,
+                           const trace::TraceFilter& filter, const trace::PerfettoOptions& options,
+                           Time counter_interval) {
+  check_alive();
+  filter.validate();
+  std::unique_ptr<trace::TraceOutput> out;
+  if (format == "jsonl")
+    out = trace::make_jsonl_output(path, filter);
+  else if (format == "perfetto")
+    out = trace::make_perfetto_output(path, filter, options);
+  else if (format == "vcd")
+    out = trace::make_vcd_output(path, filter);
+  else
+    throw UsageError("trace", "no trace format '" + format + "' (jsonl, perfetto, vcd)");
+  // An output of the same format is replaced: the old one is complete up
+  // to now.
+  auto hub = std::make_unique<trace::TraceHub>();
+  std::vector<std::string> formats;
+  std::string err;
+  if (trace_) {
+    set_trace_sink(nullptr);
+    auto& outs = const_cast<std::vector<std::pair<std::unique_ptr<trace::TraceOutput>,
+                                                  trace::TraceFilter>>&>(trace_->outputs());
+    for (std::size_t i = 0; i < outs.size(); ++i) {
+      if (trace_formats_[i] == format) {
+        const std::string e = outs[i].first->finish(now(), false);
+        if (err.empty()) err = e;
+        continue;
+      }
+      hub->add(std::move(outs[i].first), outs[i].second);
+      formats.push_back(trace_formats_[i]);
+    }
+  }
+  hub->add(std::move(out), filter);
+  formats.push_back(format);
+  trace_ = std::move(hub);
+  trace_formats_ = std::move(formats);
+  set_trace_sink(trace_.get());
+  if (counter_interval && (format == "perfetto" || format == "vcd"))
+    sampler_->start(counter_interval, false);
+  if (!err.empty()) throw UsageError("trace", err);
+}
+
+void Simulation::finish_trace(bool interrupted) {
   if (!trace_) return;
   set_trace_sink(nullptr);
-  std::unique_ptr<JsonTrace> t = std::move(trace_);
-  const std::string err = t->finish();
+  std::unique_ptr<trace::TraceHub> t = std::move(trace_);
+  trace_formats_.clear();
+  const std::string err = t->finish(now(), interrupted);
+  last_truncations_ = t->truncations();
   if (!err.empty()) throw UsageError("trace", err);
+}
+
+std::vector<std::string> Simulation::trace_truncations() const {
+  return trace_ ? trace_->truncations() : last_truncations_;
+}
+
+void Simulation::set_monitor(std::function<Time(Time)> tick, Time first_step) {
+  monitor_ = std::move(tick);
+  monitor_step_ = first_step ? first_step : 1 * kUs;
+  if (monitor_running_ || !monitor_) return;
+  monitor_running_ = true;
+  sc_core::sc_spawn(
+      [this] {
+        KernelContext::guard([this] {
+          for (;;) {
+            sc_core::wait(to_sc(monitor_step_));
+            if (!monitor_) continue;
+            const Time next = monitor_(now_fs());
+            if (next == 0) {
+              interrupted_ = true;
+              interrupt(std::make_exception_ptr(
+                  Interrupted("run", "interrupted at " + format_time(now_fs()))));
+              monitor_ = nullptr;
+              continue;
+            }
+            monitor_step_ = next;
+          }
+        });
+      },
+      "monitor");
 }
 
 Time Simulation::now() const {
@@ -195,6 +210,7 @@ void Simulation::rethrow_interrupt() {
     const std::string err = trace_->error();
     set_trace_sink(nullptr);
     trace_.reset();
+    trace_formats_.clear();
     throw UsageError("trace", err + " (tracing stopped; the simulation can go on)");
   }
   if (kernel_->failed()) {
@@ -337,7 +353,12 @@ std::vector<CheckResult> Simulation::check_expectations() {
 }
 
 nlohmann::ordered_json Simulation::stats() {
-  return build_stats(*system_, *host_, scenario_.get(), ran_ ? &run_checks_ : &scenario_checks_);
+  nlohmann::ordered_json j =
+      build_stats(*system_, *host_, scenario_.get(), ran_ ? &run_checks_ : &scenario_checks_);
+  if (interrupted_) j["interrupted"] = true;
+  nlohmann::ordered_json series = sampler_->series();
+  if (!series.is_null()) j["series"] = std::move(series);
+  return j;
 }
 
 PciDev& Simulation::host_device(const std::string& target) {

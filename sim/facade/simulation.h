@@ -27,7 +27,12 @@ namespace pciesim::sim {
 class System;
 class Host;
 class ScenarioRunner;
-class JsonTrace;
+namespace trace {
+class TraceHub;
+struct TraceFilter;
+struct PerfettoOptions;
+}  // namespace trace
+class Sampler;
 struct PciDev;
 class VfioDevice;
 
@@ -52,12 +57,29 @@ class Simulation {
   System& system() { return *system_; }
   Host& host() { return *host_; }
 
-  // Writes a JSON-lines TLP trace (one object per link hop) to `path`.
-  // A write error (a full disk) stops the run that hits it with a
-  // UsageError naming the file and the reason.
+  // Writes a JSON-lines TLP trace (one object per TLP hop, completions
+  // included, in time order) to `path`. A write error (a full disk) stops
+  // the run that hits it with a UsageError naming the file and the reason.
+  // A second call replaces the first (which is complete up to now).
   void trace_to(const std::string& path);
-  // Flushes and closes the trace; UsageError if any write failed.
-  void finish_trace();
+  // Trace outputs by format: "jsonl", "perfetto", "vcd"
+  // (docs/observability.md). `counter_interval`: how often the counter
+  // tracks / signals are sampled (Perfetto, VCD).
+  void add_trace(const std::string& format, const std::string& path,
+                 const trace::TraceFilter& filter, const trace::PerfettoOptions& options,
+                 fabric::Time counter_interval);
+  // Flushes and closes every trace; UsageError if any write failed.
+  // `interrupted`: the run was stopped (marked in the files).
+  void finish_trace(bool interrupted = false);
+  // Messages of traces that hit their size cap.
+  std::vector<std::string> trace_truncations() const;
+
+  // Called from a monitor thread about every `step` of simulated time
+  // while the kernel runs (progress display, Ctrl-C): returns the next
+  // step, or 0 to stop the run (run() then throws Interrupted). The
+  // monitor only reads; results do not depend on it.
+  void set_monitor(std::function<fabric::Time(fabric::Time now)> tick, fabric::Time first_step);
+  bool interrupted() const { return interrupted_; }
 
   // --- running ---
   void boot();
@@ -241,7 +263,14 @@ class Simulation {
   std::unique_ptr<Host> host_;
   std::unique_ptr<Checker> checker_;
   std::unique_ptr<ScenarioRunner> scenario_;
-  std::unique_ptr<JsonTrace> trace_;
+  std::unique_ptr<trace::TraceHub> trace_;
+  std::vector<std::string> trace_formats_;  // parallel to the hub's outputs
+  std::unique_ptr<Sampler> sampler_;
+  std::function<fabric::Time(fabric::Time)> monitor_;
+  fabric::Time monitor_step_ = 0;
+  bool monitor_running_ = false;
+  bool interrupted_ = false;
+  std::vector<std::string> last_truncations_;
   std::vector<CheckResult> scenario_checks_;
   // After run(): every check of the run (scenario, time limit, expect), so
   // the stats written afterwards report them all.

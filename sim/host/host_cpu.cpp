@@ -4,7 +4,10 @@
 
 #include "fabric/common/error.h"
 #include "fabric/config_space/config_space.h"
+#include <cstdio>
+
 #include "fabric/kernel/completion_ledger.h"
+#include "fabric/kernel/trace.h"
 #include "fabric/port/port.h"
 
 namespace pciesim::sim {
@@ -42,7 +45,18 @@ CplStatus HostCpu::access(std::uint64_t addr, std::uint8_t* data, unsigned size,
   sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
   socket->b_transport(gp, delay);
   gp.clear_extension(&ext);
-  if (ledger) ledger->close(id, ext.status, now_fs() + delay.value());
+  const Time t0 = now_fs();
+  if (ledger) ledger->close(id, ext.status, t0 + delay.value(), ext.trace_id, 0, t0);
+  if (fabric::trace_sink()) {
+    char what[96];
+    std::snprintf(what, sizeof what, "%s 0x%llx", config ? (write ? "CfgWr" : "CfgRd")
+                                                         : (write ? "MWr" : "MRd"),
+                  static_cast<unsigned long long>(addr));
+    fabric::trace_slice(t0, t0 + delay.value(), "host", "cpu", what,
+                        std::string("size=") + std::to_string(size) +
+                            ", status=" + to_string(ext.status),
+                        ext.trace_id);
+  }
   // The host is software: it does not run ahead of the kernel.
   sc_core::wait(delay);
   return ext.status;

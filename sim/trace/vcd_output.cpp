@@ -1,0 +1,198 @@
+// Value Change Dump (IEEE 1364-2005 clause 18) for GTKWave: per link
+// direction a `busy` wire (a TLP on the wire) and the sampled counters
+// (credits, outstanding tags, utilisation, function state) as reals,
+// over simulated time in picoseconds. Signals appear as the run meets
+// them, so the body goes to a side file and the header (which must
+// declare every signal first) is written in front of it at the end.
+#include <cstdio>
+#include <map>
+#include <vector>
+
+#include "sim/trace/file_output.h"
+
+namespace pciesim::sim::trace {
+
+namespace {
+
+class VcdOutput : public FileOutput {
+ public:
+  VcdOutput(const std::string& path, TraceFilter f)
+      : FileOutput(path + ".body", "VCD", f.max_bytes), final_path_(path) {
+    // The final file must be writable too: say so now, not at the end.
+    std::ofstream probe(path);
+    if (!probe)
+      throw pciesim::UsageError("trace", "cannot write the VCD file '" + path +
+                                            "': " + std::strerror(errno));
+  }
+  const std::string& path() const override { return final_path_; }
+
+  void tlp(const TlpTraceRecord& r) override {
+    const int s = signal(*r.link, std::string(r.direction) + ".busy", true);
+    changes_.push(r.wire_start, {s, 1, 0});
+    changes_.push(r.wire_end, {s, -1, 0});
+  }
+  void counter(const CounterRecord& c) override {
+    const int s = signal(c.component, c.name, false);
+    changes_.push(c.at, {s, 0, c.value});
+  }
+  void advance(Time horizon) override { pump(horizon); }
+  std::uint64_t late() const override { return changes_.late(); }
+
+  std::string finish(Time end, bool interrupted) override {
+    pump(fabric::kTimeMax);
+    flush();
+    std::string err = close();
+    const std::string body = FileOutput::path();
+    if (err.empty()) err = assemble(body, end, interrupted);
+    std::remove(body.c_str());
+    return err;
+  }
+
+ private:
+  struct Change {
+    int signal;
+    int delta;  // busy wires: +1 / -1
+    double value;
+  };
+  struct Signal {
+    std::vector<std::string> scope;  // component, then sub-scopes
+    std::string name, id;
+    bool wire;
+    int count = 0;
+    double last = -1;  // never written
+    double pending = 0;
+    bool dirty = false;
+  };
+
+  // `name` may have scopes of its own ("down.busy": scope down, wire busy).
+  int signal(const std::string& component, const std::string& name, bool wire) {
+    const std::string key = component + "\n" + name;
+    auto [it, fresh] = index_.try_emplace(key, static_cast<int>(signals_.size()));
+    if (fresh) {
+      Signal s;
+      s.scope = {component};
+      std::string rest = name;
+      for (std::size_t dot; (dot = rest.find('.')) != std::string::npos && dot + 1 < rest.size();) {
+        // credits.P.hdr stays one name below its direction
+        if (s.scope.size() >= 2) break;
+        s.scope.push_back(rest.substr(0, dot));
+        rest = rest.substr(dot + 1);
+      }
+      s.name = rest;
+      s.wire = wire;
+      // Identifier codes: printable ASCII 33..126, base 94.
+      for (int n = it->second;; n /= 94) {
+        s.id += static_cast<char>(33 + n % 94);
+        if (n < 94) break;
+      }
+      signals_.push_back(s);
+    }
+    return it->second;
+  }
+
+  void pump(Time horizon) {
+    changes_.release(horizon, [this](const Change& c) {
+      const Time t = changes_.current();
+      if (t != at_) flush();
+      at_ = t;
+      Signal& s = signals_[static_cast<std::size_t>(c.signal)];
+      if (s.wire) {
+        s.count += c.delta;
+        s.pending = s.count > 0 ? 1 : 0;
+      } else {
+        s.pending = c.value;
+      }
+      if (!s.dirty) {
+        s.dirty = true;
+        dirty_.push_back(c.signal);
+      }
+    });
+  }
+
+  // Writes the signals whose value changed at time at_.
+  void flush() {
+    std::string out;
+    for (int i : dirty_) {
+      Signal& s = signals_[static_cast<std::size_t>(i)];
+      s.dirty = false;
+      if (s.pending == s.last) continue;
+      s.last = s.pending;
+      char b[64];
+      if (s.wire)
+        std::snprintf(b, sizeof b, "%d%s\n", s.pending > 0 ? 1 : 0, s.id.c_str());
+      else
+        std::snprintf(b, sizeof b, "r%.9g %s\n", s.pending, s.id.c_str());
+      out += b;
+    }
+    dirty_.clear();
+    if (out.empty()) return;
+    char stamp[32];
+    std::snprintf(stamp, sizeof stamp, "#%llu\n", static_cast<unsigned long long>(at_ / 1000));
+    put(stamp + out, at_);
+  }
+
+  std::string assemble(const std::string& body, Time end, bool interrupted) {
+    std::FILE* out = std::fopen(final_path_.c_str(), "wb");
+    if (!out) return "cannot write the VCD file '" + final_path_ + "': " + std::strerror(errno);
+    std::fprintf(out, "$date simulated $end\n$version pciesim%s $end\n$timescale 1ps $end\n",
+                 interrupted ? " (interrupted)" : "");
+    // Scopes by component and sub-scope; signals under them.
+    std::map<std::vector<std::string>, std::vector<const Signal*>> scopes;
+    for (const Signal& s : signals_)
+      scopes[s.scope].push_back(&s);
+    std::vector<std::string> open;
+    for (const auto& [scope, sigs] : scopes) {
+      std::size_t common = 0;
+      while (common < open.size() && common < scope.size() && open[common] == scope[common])
+        ++common;
+      for (std::size_t k = open.size(); k > common; --k)
+        std::fprintf(out, "$upscope $end\n");
+      open.resize(common);
+      for (std::size_t k = common; k < scope.size(); ++k) {
+        std::fprintf(out, "$scope module %s $end\n", vcd_name(scope[k]).c_str());
+        open.push_back(scope[k]);
+      }
+      for (const Signal* s : sigs)
+        std::fprintf(out, "$var %s %s %s %s $end\n", s->wire ? "wire" : "real",
+                     s->wire ? "1" : "64", s->id.c_str(), vcd_name(s->name).c_str());
+    }
+    for (std::size_t k = open.size(); k > 0; --k)
+      std::fprintf(out, "$upscope $end\n");
+    std::fprintf(out, "$enddefinitions $end\n");
+    std::FILE* in = std::fopen(body.c_str(), "rb");
+    if (in) {
+      char buf[1 << 16];
+      std::size_t n;
+      while ((n = std::fread(buf, 1, sizeof buf, in)) > 0)
+        std::fwrite(buf, 1, n, out);
+      std::fclose(in);
+    }
+    std::fprintf(out, "#%llu\n", static_cast<unsigned long long>(end / 1000));
+    const bool bad = std::ferror(out) != 0;
+    if (std::fclose(out) != 0 || bad)
+      return "writing the VCD file '" + final_path_ + "' failed: " + std::strerror(errno);
+    return {};
+  }
+
+  static std::string vcd_name(const std::string& s) {
+    std::string o;
+    for (char c : s)
+      o += (c == ' ' || c == '\t' || c == '.') ? '_' : c;
+    return o;
+  }
+
+  std::string final_path_;
+  Reorder<Change> changes_;
+  std::map<std::string, int> index_;
+  std::vector<Signal> signals_;
+  std::vector<int> dirty_;
+  Time at_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<TraceOutput> make_vcd_output(const std::string& path, TraceFilter filter) {
+  return std::make_unique<VcdOutput>(path, std::move(filter));
+}
+
+}  // namespace pciesim::sim::trace
