@@ -19,6 +19,7 @@
 #include "sim/config/config_loader.h"
 #include "sim/config/yaml_reader.h"
 #include "sim/facade/simulation.h"
+#include "sim/trace/trace_output.h"
 
 namespace py = pybind11;
 using namespace pciesim;
@@ -112,6 +113,16 @@ class Session {
     retire_live();
     sim_ = std::make_unique<Simulation>(cfg);
     g_live = this;
+    // Ctrl-C while the kernel runs (the GIL released): Python's handler
+    // only notes the signal; the monitor looks at it and stops the run,
+    // which raises KeyboardInterrupt.
+    sim_->set_monitor([](fabric::Time) {
+      if (!Py_IsInitialized()) return false;
+      py::gil_scoped_acquire gil;
+      if (PyErr_CheckSignals() == 0) return false;
+      PyErr_Clear();
+      return true;
+    });
   }
   ~Session() {
     try {
@@ -369,6 +380,8 @@ PYBIND11_MODULE(_pciesim, m) {
       inst.attr("where") = e.where();
       inst.attr("message") = e.message();
       PyErr_SetObject(usage_error.ptr(), inst.ptr());
+    } catch (const Interrupted& e) {
+      PyErr_SetString(PyExc_KeyboardInterrupt, e.what());
     } catch (const ModelError& e) {
       py::object inst = py::reinterpret_borrow<py::object>(model_error.ptr())(e.what());
       inst.attr("where") = e.where();
@@ -711,6 +724,31 @@ PYBIND11_MODULE(_pciesim, m) {
       .def("trace_to",
            [](Session& s, const std::string& path) {
              s.exec([&](Simulation& sim) { sim.trace_to(path); }, false);
+           })
+      .def("add_trace",
+           [](Session& s, const std::string& format, const std::string& path, fabric::Time from,
+              fabric::Time to, const std::vector<std::string>& components,
+              const std::vector<std::string>& kinds, std::uint64_t max_bytes,
+              const std::string& unit, fabric::Time counter_interval) {
+             sim::trace::TraceFilter f;
+             f.from = from;
+             f.to = to;
+             f.components = components;
+             f.kinds = kinds;
+             f.max_bytes = max_bytes;
+             sim::trace::PerfettoOptions o;
+             o.time_unit = unit;
+             s.exec([&](Simulation& sim) { sim.add_trace(format, path, f, o, counter_interval); },
+                    false);
+           })
+      .def("finish_traces",
+           [](Session& s) {
+             return s.exec(
+                 [](Simulation& sim) {
+                   sim.finish_trace(false);
+                   return sim.trace_truncations();
+                 },
+                 false);
            })
       .def("check_expectations",
            [](Session& s) {

@@ -20,6 +20,7 @@ Time LinkDirection::occupy_burst(Time first_ready, Time last_ready, std::uint32_
   Time start = std::max(first_ready, busy_until_);
   Time ser = timing_.serialization(wire_total);
   busy_until_ = std::max(start + ser, last_ready + timing_.serialization(wire_last));
+  if (busy_bins_) busy_bins_->add_span(busy_until_ - ser, busy_until_);
   stats_.tlps += tlps;
   stats_.wire_bytes += wire_total;
   stats_.payload_bytes += payload;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "fabric/common/sim_time.h"
+#include "fabric/common/time_bins.h"
 #include "fabric/link/flow_control.h"
 #include "fabric/link/link_timing.h"
 
@@ -84,6 +85,7 @@ class LinkDirection {
       busy_until_ = start + ser;
     }
     requests_until_ = start + ser;
+    if (busy_bins_) busy_bins_->add_span(start, start + ser);
     stats_.tlps += tlps;
     stats_.wire_bytes += wire;
     stats_.payload_bytes += payload;
@@ -98,8 +100,11 @@ class LinkDirection {
   Time occupy_burst(Time first_ready, Time last_ready, std::uint32_t wire_total,
                     std::uint32_t wire_last, std::uint32_t payload, unsigned tlps, Time* end);
   void reset_flow_control();
+  // Wire time booked per time bin (sampling); null = off.
+  void set_busy_bins(TimeBins* bins) { busy_bins_ = bins; }
 
  private:
+  TimeBins* busy_bins_ = nullptr;
   LinkTiming timing_;
   std::array<CreditPool, 3> credits_;
   Time busy_until_ = 0;      // everything reserved on the wire

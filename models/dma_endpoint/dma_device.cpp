@@ -453,6 +453,9 @@ IssueResult DmaDevice::issue_writes(DmaFunction& f, std::uint64_t addr, std::uin
   IssueResult r{ext.status, now + d.value(), ext.first_hop_done ? ext.first_hop_done : t,
                 burst_[0].consumed};
   burst_tlp_.ext().burst = nullptr;
+  if (TimeBins* bins = f.write_bins())
+    for (const BurstTlp& b : burst_)
+      bins->add_at(b.done, b.length);
   if (timing) {
     timing->resize(burst_.size());
     for (std::size_t k = 0; k < burst_.size(); ++k)
@@ -514,12 +517,16 @@ IssueResult DmaDevice::issue(DmaFunction& f, TlpKind kind, std::uint64_t addr, s
     r.done = t + completion_timeout();
   }
   if (ledger) ledger->close(id, r.status, r.done, ext.trace_id, tag, t);
+  if (TimeBins* bins = kind == TlpKind::MRd ? f.read_bins() : f.write_bins())
+    if (r.status == CplStatus::kSC) bins->add_at(r.done, len);
   if (kind == TlpKind::MRd && fabric::trace_sink()) {
     char args[96];
     std::snprintf(args, sizeof args, "address=0x%llx, length=%u, status=%s",
                   static_cast<unsigned long long>(addr), len, to_string(r.status));
-    fabric::trace_slice(t, r.done, f.name(), "reads", "MRd tag " + std::to_string(tag), args,
-                        ext.trace_id);
+    // An outstanding read, on the track of its tag (a tag is held by one
+    // read at a time, so the slices of a tag never overlap).
+    fabric::trace_slice(t, r.done, f.name(), "reads/tag " + std::to_string(tag),
+                        "MRd " + std::to_string(len) + " B", args, ext.trace_id);
   }
   return r;
 }

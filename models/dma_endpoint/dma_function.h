@@ -22,6 +22,7 @@
 
 #include "fabric/common/histogram.h"
 #include "fabric/common/sim_time.h"
+#include "fabric/common/time_bins.h"
 #include "fabric/config_space/config_space.h"
 #include "fabric/link/flow_control.h"
 #include "fabric/tlp/routing_id.h"
@@ -178,6 +179,14 @@ class DmaFunction : public fabric::ConfigListener {
   }
   void unfreeze() { frozen_ = false; }
   bool quiesced() const { return quiesced_; }
+  // Bytes this function read and wrote by completion time, per time bin
+  // (sampling; DmaDevice books them); null = off.
+  void set_byte_bins(fabric::TimeBins* reads, fabric::TimeBins* writes) {
+    read_bins_ = reads;
+    write_bins_ = writes;
+  }
+  fabric::TimeBins* read_bins() const { return read_bins_; }
+  fabric::TimeBins* write_bins() const { return write_bins_; }
   bool frozen() const { return frozen_; }
   // Dirty tracking of device memory (kPageBytes pages) and engine state.
   void start_tracking();
@@ -331,6 +340,8 @@ class DmaFunction : public fabric::ConfigListener {
     std::uint32_t index = 0, code = 0;
     std::uint64_t addr = 0;
   } fetch_error_;
+  fabric::TimeBins* read_bins_ = nullptr;
+  fabric::TimeBins* write_bins_ = nullptr;
 
   std::uint32_t desc_offset_ = 0;  // bytes of descs_.front() already chunked
   std::uint32_t op_offset_ = 0;    // bytes into the current operation

@@ -567,6 +567,53 @@ class Simulation:
             raise _native.UsageError(f"path must be a file path, got {path!r}")
         self._n.trace_to(os.fspath(path))
 
+    def trace_perfetto(self, path, *, start=None, end=None, components=None, kinds=None,
+                       max_bytes=None, time_unit: str = "ns",
+                       counter_interval="1us") -> None:
+        """Write a Perfetto trace (open it in ui.perfetto.dev; tracks in
+        docs/observability.md) to `path` from now on, until close() or
+        finish_traces(). `start`/`end`: a simulated-time window; `components`:
+        glob patterns over link and function names ("ep0.vf*"); `kinds`: TLP
+        kinds to keep ("MRd", "CplD", ...); `max_bytes`: size cap (the file
+        stays valid and says it was truncated); `time_unit`: "ns" or "ps"
+        (simulated ps written as trace ns, to see every TLP);
+        `counter_interval`: sampling of the counter tracks."""
+        self._add_trace("perfetto", path, start, end, components, kinds, max_bytes, time_unit,
+                        counter_interval)
+
+    def trace_vcd(self, path, *, start=None, end=None, components=None, max_bytes=None,
+                  counter_interval="1us") -> None:
+        """Write a VCD file (GTKWave) of link busy, credits, outstanding tags
+        and function states to `path`; options as trace_perfetto()."""
+        self._add_trace("vcd", path, start, end, components, None, max_bytes, "ns",
+                        counter_interval)
+
+    def finish_traces(self) -> List[str]:
+        """Close every trace now (they are complete up to now); returns the
+        messages of traces that hit their size cap."""
+        return list(self._n.finish_traces())
+
+    def _add_trace(self, fmt, path, start, end, components, kinds, max_bytes, unit, interval):
+        if not isinstance(path, (str, os.PathLike)):
+            raise _native.UsageError(f"path must be a file path, got {path!r}")
+
+        def names(what, v):
+            if v is None:
+                return []
+            if isinstance(v, str):
+                v = [v]
+            v = list(v)
+            for x in v:
+                if not isinstance(x, str):
+                    raise _native.UsageError(f"{what} must be strings, got {x!r}")
+            return v
+        lo = 0 if start is None else int(as_time(start))
+        hi = (1 << 64) - 1 if end is None else int(as_time(end))
+        cap = 0 if max_bytes is None else _uint("max_bytes", max_bytes, minimum=1)
+        self._n.add_trace(fmt, os.fspath(path), lo, hi, names("components", components),
+                          names("kinds", kinds), cap, _str("time_unit", unit),
+                          int(as_time(interval)))
+
     def stats(self) -> dict:
         """The statistics document (same schema as `pciesim run --stats`)."""
         return json.loads(self._n.stats_json())

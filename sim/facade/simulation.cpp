@@ -4,6 +4,7 @@
 
 #include <tlm_utils/tlm_quantumkeeper.h>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -100,6 +101,9 @@ void Simulation::add_trace(const std::string& format, const std::string& path,
                            Time counter_interval) {
   check_alive();
   filter.validate();
+  if (counter_interval && counter_interval < 10 * kNs)
+    throw UsageError("trace",
+                     "a counter interval of " + format_time(counter_interval) + " is below 10ns");
   std::unique_ptr<trace::TraceOutput> out;
   if (format == "jsonl")
     out = trace::make_jsonl_output(path, filter);
@@ -116,8 +120,9 @@ void Simulation::add_trace(const std::string& format, const std::string& path,
   std::string err;
   if (trace_) {
     set_trace_sink(nullptr);
-    auto& outs = const_cast<std::vector<std::pair<std::unique_ptr<trace::TraceOutput>,
-                                                  trace::TraceFilter>>&>(trace_->outputs());
+    auto& outs = const_cast<
+        std::vector<std::pair<std::unique_ptr<trace::TraceOutput>, trace::TraceFilter>>&>(
+        trace_->outputs());
     for (std::size_t i = 0; i < outs.size(); ++i) {
       if (trace_formats_[i] == format) {
         const std::string e = outs[i].first->finish(now(), false);
@@ -152,26 +157,29 @@ std::vector<std::string> Simulation::trace_truncations() const {
   return trace_ ? trace_->truncations() : last_truncations_;
 }
 
-void Simulation::set_monitor(std::function<Time(Time)> tick, Time first_step) {
-  monitor_ = std::move(tick);
-  monitor_step_ = first_step ? first_step : 1 * kUs;
+void Simulation::set_monitor(std::function<bool(Time)> should_stop) {
+  monitor_ = std::move(should_stop);
   if (monitor_running_ || !monitor_) return;
   monitor_running_ = true;
   sc_core::sc_spawn(
       [this] {
         KernelContext::guard([this] {
+          // The step adapts to the wall time a step takes (about 50 ms);
+          // wall time only paces the monitor, never the models.
+          Time step = 1 * kUs;
+          auto last = std::chrono::steady_clock::now();
           for (;;) {
-            sc_core::wait(to_sc(monitor_step_));
-            if (!monitor_) continue;
-            const Time next = monitor_(now_fs());
-            if (next == 0) {
-              interrupted_ = true;
-              interrupt(std::make_exception_ptr(
-                  Interrupted("run", "interrupted at " + format_time(now_fs()))));
-              monitor_ = nullptr;
-              continue;
-            }
-            monitor_step_ = next;
+            sc_core::wait(to_sc(step));
+            const auto t = std::chrono::steady_clock::now();
+            const double wall = std::chrono::duration<double>(t - last).count();
+            last = t;
+            if (wall < 0.025 && step < 10 * kMs) step *= 2;
+            if (wall > 0.1 && step > 1 * kUs) step /= 2;
+            if (!monitor_ || !monitor_(now_fs())) continue;
+            interrupted_ = true;
+            monitor_ = nullptr;
+            interrupt(std::make_exception_ptr(
+                Interrupted("run", "interrupted at " + format_time(now_fs()))));
           }
         });
       },
@@ -353,6 +361,7 @@ std::vector<CheckResult> Simulation::check_expectations() {
 }
 
 nlohmann::ordered_json Simulation::stats() {
+  set_stats_distributions(config().simulation.sample_interval != 0);
   nlohmann::ordered_json j =
       build_stats(*system_, *host_, scenario_.get(), ran_ ? &run_checks_ : &scenario_checks_);
   if (interrupted_) j["interrupted"] = true;

@@ -74,11 +74,11 @@ class Simulation {
   // Messages of traces that hit their size cap.
   std::vector<std::string> trace_truncations() const;
 
-  // Called from a monitor thread about every `step` of simulated time
-  // while the kernel runs (progress display, Ctrl-C): returns the next
-  // step, or 0 to stop the run (run() then throws Interrupted). The
-  // monitor only reads; results do not depend on it.
-  void set_monitor(std::function<fabric::Time(fabric::Time now)> tick, fabric::Time first_step);
+  // Called from a monitor thread while the kernel runs, about every 50 ms
+  // of wall time (its simulated-time step adapts): progress display and
+  // Ctrl-C. Returning true stops the run, which then throws Interrupted.
+  // The monitor only reads: results do not depend on it.
+  void set_monitor(std::function<bool(fabric::Time now)> should_stop);
   bool interrupted() const { return interrupted_; }
 
   // --- running ---
@@ -266,8 +266,7 @@ class Simulation {
   std::unique_ptr<trace::TraceHub> trace_;
   std::vector<std::string> trace_formats_;  // parallel to the hub's outputs
   std::unique_ptr<Sampler> sampler_;
-  std::function<fabric::Time(fabric::Time)> monitor_;
-  fabric::Time monitor_step_ = 0;
+  std::function<bool(fabric::Time)> monitor_;
   bool monitor_running_ = false;
   bool interrupted_ = false;
   std::vector<std::string> last_truncations_;

@@ -8,6 +8,7 @@
 #include "models/dma_endpoint/migration_firmware.h"
 #include "sim/builder/system.h"
 #include "sim/host/host.h"
+#include "sim/trace/trace_span.h"
 
 namespace pciesim::sim {
 
@@ -57,7 +58,14 @@ FaultInjector::FaultInjector(sc_core::sc_module_name name, System& system, Host&
     *rid = f->rid();
     return true;
   };
-  registry_.on_fire = [this](unsigned) { fired_.notify(sc_core::SC_ZERO_TIME); };
+  registry_.on_fire = [this](unsigned id) {
+    trace_host_instant("faults", "injected", [&] {
+      const FaultState& f = registry_.state(id);
+      return std::make_pair(std::string(to_string(f.spec.kind)) + " at " + f.spec.where,
+                            "fault=" + std::to_string(id) + ", fired=" + std::to_string(f.fired));
+    });
+    fired_.notify(sc_core::SC_ZERO_TIME);
+  };
   set_fault_registry(&registry_);
   SC_THREAD(thread);
 }

@@ -7,6 +7,7 @@
 #include "fabric/common/error.h"
 #include "sim/host/dma_driver.h"
 #include "sim/host/host_cpu.h"
+#include "sim/trace/trace_span.h"
 
 namespace pciesim::sim {
 
@@ -397,6 +398,12 @@ void IommuDriver::flush_iotlb(io::Granularity g, std::uint16_t did, std::uint64_
     }
   }
   ++stats_.iotlb_flushes;
+  trace_host_instant("host", "iommu", [&] {
+    static const char* const kG[] = {"global", "global", "domain", "page"};
+    return std::make_pair(std::string("IOTLB invalidate (") + kG[g & 3] + ")",
+                          "did=" + std::to_string(did) + ", iova=" + std::to_string(iova) +
+                              ", length=" + std::to_string(len));
+  });
   write_reg64(io::kIotlb, io::kIotlbIvt | (std::uint64_t{g} << io::kIotlbIirgShift) |
                               (std::uint64_t{did} << io::kIotlbDidShift));
   wait_clear(io::kIotlb, io::kIotlbIvt);
@@ -404,6 +411,10 @@ void IommuDriver::flush_iotlb(io::Granularity g, std::uint16_t did, std::uint64_
 
 void IommuDriver::flush_context(io::Granularity g, std::uint16_t did, RoutingId sid) {
   ++stats_.context_flushes;
+  trace_host_instant("host", "iommu", [&] {
+    return std::make_pair(std::string("context-cache invalidate"),
+                          "did=" + std::to_string(did) + ", sid=" + sid.str());
+  });
   write_reg64(io::kCcmd, io::kCcmdIcc | (std::uint64_t{g} << io::kCcmdCirgShift) |
                              (std::uint64_t{sid.value()} << io::kCcmdSidShift) | did);
   wait_clear(io::kCcmd, io::kCcmdIcc);

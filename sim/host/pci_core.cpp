@@ -7,6 +7,7 @@
 #include "fabric/common/error.h"
 #include "fabric/config_space/capabilities.h"
 #include "sim/builder/system.h"
+#include "sim/trace/trace_span.h"
 
 namespace pciesim::sim {
 
@@ -624,6 +625,10 @@ int PciCore::sriov_numvfs(PciDev& pf, unsigned num) {
   // Linux refuses without a driver bound to the PF (it must implement
   // sriov_configure): "no driver bound to device; cannot configure SR-IOV".
   if (pf.driver.empty()) return kEnoent;
+  TraceSpan span("host", "pci", [&] {
+    return std::make_pair(num ? "SR-IOV enable " + pf.name : "SR-IOV disable " + pf.name,
+                          "num_vfs=" + std::to_string(num));
+  });
   const std::uint16_t c = pf.sriov;
   if (num == 0) {
     // sriov_disable: remove the VFs, clear VF Enable and VF MSE, wait 1 s.
@@ -813,6 +818,7 @@ int PciCore::bare_flr(PciDev& d) {
   if (!d.exp || !(cpu_.config_read(d.rid, d.exp + PCI_EXP_DEVCAP, 4) & PCI_EXP_DEVCAP_FLR))
     return kEnotty;
   ++stats_.resets;
+  TraceSpan span("host", "pci", [&] { return std::make_pair("FLR " + d.name, std::string()); });
   const Time t0 = HostCpu::now();
   const bool drained = wait_pending_transactions(d);  // Linux warns and resets anyway
   if (HostCpu::now() > t0 && on_note)
@@ -837,6 +843,8 @@ int PciCore::pm_reset(PciDev& d) {
   std::uint16_t csr = static_cast<std::uint16_t>(cpu_.config_read(d.rid, d.pm + PCI_PM_CTRL, 2));
   if (csr & PCI_PM_CTRL_NO_SOFT_RESET) return kEnotty;
   ++stats_.resets;
+  TraceSpan span("host", "pci",
+                 [&] { return std::make_pair("PM reset " + d.name, std::string()); });
   cpu_.config_write(d.rid, d.pm + PCI_PM_CTRL, 2, (csr & ~PCI_PM_CTRL_STATE_MASK) | 3);
   HostCpu::sleep(10 * kMs);
   cpu_.config_write(d.rid, d.pm + PCI_PM_CTRL, 2, csr & ~PCI_PM_CTRL_STATE_MASK);
@@ -846,6 +854,10 @@ int PciCore::pm_reset(PciDev& d) {
 
 int PciCore::secondary_bus_reset(PciDev& bridge, bool restore) {
   if (!bridge.bridge) return kEnotty;
+  TraceSpan span("host", "pci", [&] {
+    return std::make_pair("secondary bus reset " + bridge.name,
+                          std::string(restore ? "restore=true" : "restore=false"));
+  });
   std::vector<PciDev*> devs = below(bridge);
   if (restore)
     for (PciDev* d : devs) {

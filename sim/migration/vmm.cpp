@@ -15,6 +15,7 @@
 #include "sim/builder/system.h"
 #include "sim/config/yaml_reader.h"
 #include "sim/host/host.h"
+#include "sim/trace/trace_span.h"
 
 namespace pciesim::sim {
 
@@ -713,17 +714,35 @@ void Migration::rollback(const std::string& status) {
 Json Migration::run() {
   t0_ = HostCpu::now();
   validate();
+  TraceSpan whole("host", "migration", [&] {
+    return std::make_pair("migrate " + p_.vm + (p_.name.empty() ? "" : " (" + p_.name + ")"),
+                          std::string());
+  });
+  // The phases as slices on their own track (one open at a time).
+  auto phase_span = [](const char* name) {
+    if (fabric::trace_sink()) fabric::trace_begin(HostCpu::now(), "host", "migration phase", name);
+  };
+  auto phase_end = [] {
+    if (fabric::trace_sink()) fabric::trace_end(HostCpu::now(), "host", "migration phase");
+  };
   try {
+    phase_span("setup");
     setup();
+    phase_end();
     if (status_ == "completed") {
       phases_.push_back({"setup", HostCpu::now() - t0_});
+      phase_span("precopy");
       precopy();
+      phase_end();
       phases_.push_back({"precopy", HostCpu::now() - t_precopy_});
+      phase_span("switchover");
       switchover();
+      phase_end();
     }
   } catch (const Cancelled&) {
     code_ = kEcanceled;
     error_ = {{"message", "cancelled by the user during pre-copy"}};
+    phase_end();
     rollback("cancelled");
   } catch (const StepFailure& f) {
     code_ = f.code ? f.code : -5;
@@ -732,6 +751,7 @@ Json Migration::run() {
               {"errno", MigrationError::errno_name_of(code_)},
               {"message", f.message}};
     if (!f.state.empty()) error_["state"] = f.state;
+    phase_end();
     rollback("failed");
   }
   t_end_ = HostCpu::now();

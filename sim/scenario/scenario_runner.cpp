@@ -7,6 +7,7 @@
 #include <linux/pci_regs.h>
 
 #include "fabric/common/error.h"
+#include "fabric/kernel/trace.h"
 #include "sim/builder/system.h"
 #include "sim/fault/fault_injector.h"
 #include "sim/host/host.h"
@@ -574,6 +575,10 @@ void ScenarioRunner::run() {
     rec.label = s.label;
     rec.action = action_name(s.action);
     rec.start = HostCpu::now();
+    if (fabric::trace_sink())
+      fabric::trace_begin(rec.start, "host", "scenario",
+                          s.label.empty() ? rec.action : rec.action + " (" + s.label + ")",
+                          "step=" + std::to_string(rec.index));
     try {
       execute(s, rec);
     } catch (const UsageError& e) {
@@ -592,6 +597,7 @@ void ScenarioRunner::run() {
     if (rec.recorded && s.action != ScenarioStep::kSnapshot)
       rec.number = static_cast<double>(rec.value);
     rec.end = HostCpu::now();
+    if (fabric::trace_sink()) fabric::trace_end(rec.end, "host", "scenario");
     records_.push_back(rec);
   }
   done_ = true;

@@ -30,6 +30,10 @@ constexpr int kStatsSchemaVersion = 1;
 // Error Source Identification, and DPC status when present.
 nlohmann::ordered_json aer_registers(const fabric::ConfigSpace& cs);
 
+// Latency histograms also carry a "cdf" (percentile, ns) list; on while
+// time series are sampled (simulation.sample_interval).
+void set_stats_distributions(bool on);
+
 nlohmann::ordered_json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
                                    const std::vector<CheckResult>* checks);
 

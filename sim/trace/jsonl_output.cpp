@@ -14,8 +14,7 @@ namespace {
 
 class JsonlOutput : public FileOutput {
  public:
-  JsonlOutput(const std::string& path, TraceFilter f)
-      : FileOutput(path, "trace", f.max_bytes) {}
+  JsonlOutput(const std::string& path, TraceFilter f) : FileOutput(path, "trace", f.max_bytes) {}
   void tlp(const TlpTraceRecord& r) override { buf_.push(r.start, r); }
   void request_end(const RequestEndRecord& r) override { buf_.push(r.at, r); }
   void advance(Time horizon) override {
@@ -23,10 +22,12 @@ class JsonlOutput : public FileOutput {
   }
   std::string finish(Time end, bool interrupted) override {
     buf_.drain([this](const Rec& r) { write(r); });
-    if (interrupted || capped()) {
+    // Markers a reader can tell a cut-short trace by.
+    for (const char* what :
+         {capped() ? "truncated" : nullptr, interrupted ? "interrupted" : nullptr}) {
+      if (!what) continue;
       char b[160];
-      std::snprintf(b, sizeof b, "{\"t_ns\":%.3f,\"kind\":\"%s\"}\n", to_ns(end),
-                    capped() ? "truncated" : "interrupted");
+      std::snprintf(b, sizeof b, "{\"t_ns\":%.3f,\"kind\":\"%s\"}\n", to_ns(end), what);
       put_always(b);
     }
     return close();
@@ -41,8 +42,8 @@ class JsonlOutput : public FileOutput {
     Time t;
     if (const auto* r = std::get_if<TlpTraceRecord>(&rec)) {
       t = r->start;
-      const bool cpl = r->request != 0 || r->kind == fabric::TlpKind::Cpl ||
-                       r->kind == fabric::TlpKind::CplD;
+      const bool cpl =
+          r->request != 0 || r->kind == fabric::TlpKind::Cpl || r->kind == fabric::TlpKind::CplD;
       char extra[96] = "";
       if (cpl)
         std::snprintf(extra, sizeof extra, ",\"request\":%llu,\"completer\":\"%s\"",

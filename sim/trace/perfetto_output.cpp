@@ -79,8 +79,8 @@ class PerfettoOutput : public FileOutput {
     else if (o.time_unit == "ps")
       divisor_ = 1000;
     else
-      throw pciesim::UsageError("trace", "Perfetto time unit '" + o.time_unit +
-                                            "' is not ns or ps");
+      throw pciesim::UsageError("trace",
+                                "Perfetto time unit '" + o.time_unit + "' is not ns or ps");
   }
 
   void tlp(const TlpTraceRecord& r) override { main_.push(r.wire_start, Rec{r}); }
@@ -130,14 +130,12 @@ class PerfettoOutput : public FileOutput {
     // before its time.
     main_.release(horizon, [this](const Rec& r) {
       const Time t = std::visit([](const auto& x) { return key_of(x); }, r);
-      ends_.release(t + 1, [this](const std::pair<std::uint64_t, Time>& e) {
-        write_end(e.first, e.second);
-      });
+      ends_.release(
+          t + 1, [this](const std::pair<std::uint64_t, Time>& e) { write_end(e.first, e.second); });
       write(r);
     });
-    ends_.release(horizon, [this](const std::pair<std::uint64_t, Time>& e) {
-      write_end(e.first, e.second);
-    });
+    ends_.release(
+        horizon, [this](const std::pair<std::uint64_t, Time>& e) { write_end(e.first, e.second); });
   }
   static Time key_of(const TlpTraceRecord& r) { return r.wire_start; }
   static Time key_of(const EventRecord& e) { return e.at; }
@@ -276,12 +274,19 @@ class PerfettoOutput : public FileOutput {
     return lane_uuid(track(component, name), k);
   }
 
+  // "reads/tag 5": the track "tag 5" under a track "reads" of the group.
   Track& track(const std::string& component, const std::string& name) {
     auto [it, fresh] = tracks_.try_emplace(component + "\n" + name);
     if (fresh) {
       it->second.component = component;
-      it->second.name = name;
-      it->second.group = group(component);
+      const std::size_t slash = name.rfind('/');
+      if (slash == std::string::npos) {
+        it->second.name = name;
+        it->second.group = group(component);
+      } else {
+        it->second.name = name.substr(slash + 1);
+        it->second.group = lane_uuid(track(component, name.substr(0, slash)), 0);
+      }
     }
     return it->second;
   }

@@ -29,18 +29,42 @@ double function_state(models::DmaFunction& f, Time t) {
 }
 }  // namespace
 
+Sampler::~Sampler() {
+  for (const System::LinkInfo& l : system_.links())
+    for (fabric::LinkDir d : {fabric::LinkDir::kDown, fabric::LinkDir::kUp})
+      l.link->direction(d).set_busy_bins(nullptr);
+  for (models::DmaDevice* dev : system_.devices())
+    for (unsigned n = 0; n <= dev->total_vfs(); ++n)
+      (n ? dev->vf(n) : dev->pf()).set_byte_bins(nullptr, nullptr);
+}
+
 void Sampler::start(Time interval, bool keep) {
   if (interval == 0) return;
   keep_ = keep_ || keep;
-  interval_ = interval_ ? std::min(interval_, interval) : interval;
-  if (running_) return;
+  if (running_) return;  // the first interval stays (bins are laid out on it)
   running_ = true;
+  interval_ = interval;
+  for (const System::LinkInfo& l : system_.links())
+    for (fabric::LinkDir d : {fabric::LinkDir::kDown, fabric::LinkDir::kUp}) {
+      bins_.push_back(std::make_unique<fabric::TimeBins>(interval));
+      l.link->direction(d).set_busy_bins(bins_.back().get());
+    }
+  for (models::DmaDevice* dev : system_.devices())
+    for (unsigned n = 0; n <= dev->total_vfs(); ++n) {
+      bins_.push_back(std::make_unique<fabric::TimeBins>(interval));
+      bins_.push_back(std::make_unique<fabric::TimeBins>(interval));
+      (n ? dev->vf(n) : dev->pf()).set_byte_bins(bins_[bins_.size() - 2].get(), bins_.back().get());
+    }
   sc_core::sc_spawn(
       [this] {
         fabric::KernelContext::guard([this] {
+          // Samples at multiples of the interval, each about the bin that
+          // just ended.
+          const Time now = fabric::now_fs();
+          sc_core::wait(fabric::to_sc((now / interval_ + 1) * interval_ - now));
           for (;;) {
-            sc_core::wait(fabric::to_sc(interval_));
             sample();
+            sc_core::wait(fabric::to_sc(interval_));
           }
         });
       },
@@ -75,15 +99,15 @@ void Sampler::sample() {
     it->second = now;
     return d;
   };
+  const std::uint64_t bin = t / interval_ - 1;  // the bin that just ended
+  std::size_t b = 0;
   for (const System::LinkInfo& l : system_.links()) {
     for (fabric::LinkDir d : {fabric::LinkDir::kDown, fabric::LinkDir::kUp}) {
       fabric::LinkDirection& dir = l.link->direction(d);
       const std::string& comp = l.name;
       const std::string pre = std::string(fabric::to_string(d)) + ".";
-      const double busy = delta(comp + "/" + pre + "busy", static_cast<double>(dir.stats().busy_time));
-      // Busy time is booked when a TLP is scheduled, which may be up to a
-      // quantum ahead of the sample: clamp to the physical limit.
-      put(comp, pre + "utilisation", std::min(1.0, busy / dt), "fraction");
+      // Wire time booked in the bin (exact: booked at its own time).
+      put(comp, pre + "utilisation", std::min(1.0, bins_[b++]->take(bin) / dt), "fraction");
       static const char* const kClass[] = {"P", "NP", "Cpl"};
       for (unsigned c = 0; c < 3; ++c) {
         const fabric::CreditPool& pool = dir.credits(static_cast<fabric::FcClass>(c));
@@ -94,15 +118,16 @@ void Sampler::sample() {
     }
   }
   for (models::DmaDevice* dev : system_.devices()) {
-    for (models::DmaFunction* f : dev->existing_functions()) {
-      const std::string& comp = f->name();
-      put(comp, "outstanding_tags", f->tags().outstanding(t), "tags");
-      const auto& st = f->stats();
-      const double rd = delta(comp + "/read_bytes", static_cast<double>(st.read_bytes));
-      const double wr = delta(comp + "/write_bytes", static_cast<double>(st.write_bytes));
+    for (unsigned n = 0; n <= dev->total_vfs(); ++n) {
+      models::DmaFunction& f = n ? dev->vf(n) : dev->pf();
+      const double rd = bins_[b++]->take(bin), wr = bins_[b++]->take(bin);
+      if (!f.exists()) continue;
+      const std::string& comp = f.name();
+      put(comp, "outstanding_tags", f.tags().outstanding(t), "tags");
+      // Bytes completed in the bin (reads: data arrived; writes: consumed).
       put(comp, "read_gbps", rd * 8 / (dt * 1e-6), "Gb/s");
       put(comp, "write_gbps", wr * 8 / (dt * 1e-6), "Gb/s");
-      put(comp, "state", function_state(*f, t), "state");
+      put(comp, "state", function_state(f, t), "state");
     }
   }
   if (models::Iommu* mmu = system_.iommu()) {

@@ -5,19 +5,23 @@
 // trace outputs (Perfetto counter tracks, VCD signals) and the stats'
 // time series (simulation.sample_interval).
 //
-// The values are those the kernel has at each sample time. Initiators run
-// ahead of the kernel by up to a quantum (docs/timing.md), so work they
-// have already done in the next quantum can show in a sample; with
-// simulation.quantum: 0ns samples are exact.
+// Rates (utilisation, throughput) are exact: models book wire time and
+// completed bytes into time bins at the time they happen. Levels (credits,
+// tags, state) are what the kernel has at the sample time; initiators run
+// ahead of the kernel by up to a quantum (docs/timing.md), so a request
+// already issued for the next quantum can show; with simulation.quantum:
+// 0ns they are exact too.
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "fabric/common/sim_time.h"
+#include "fabric/common/time_bins.h"
 
 namespace pciesim::sim {
 
@@ -27,6 +31,9 @@ class Host;
 class Sampler {
  public:
   Sampler(System& system, Host& host) : system_(system), host_(host) {}
+  ~Sampler();
+  Sampler(const Sampler&) = delete;
+  Sampler& operator=(const Sampler&) = delete;
   // Starts sampling every `interval` (its thread is spawned on the first
   // call); `keep`: also keep the series for the stats.
   void start(fabric::Time interval, bool keep);
@@ -48,6 +55,8 @@ class Sampler {
   std::map<std::string, std::vector<double>> signals_;
   // Cumulative counters at the previous sample (for rates).
   std::map<std::string, double> last_;
+  // Per link direction, then per function (read, write), in system order.
+  std::vector<std::unique_ptr<fabric::TimeBins>> bins_;
 };
 
 }  // namespace pciesim::sim

@@ -8,6 +8,7 @@
 #include "fabric/config_space/capabilities.h"
 #include "fabric/kernel/kernel_context.h"
 #include "sim/host/host.h"
+#include "sim/trace/trace_span.h"
 
 namespace pciesim::sim {
 
@@ -96,6 +97,7 @@ AerDriver::AerDriver(sc_core::sc_module_name name, Host& host)
 }
 
 void AerDriver::log(const std::string& m) {
+  trace_host_instant("host", "aer", [&] { return std::make_pair(m, std::string()); });
   if (stats_.messages.size() < kMaxMessages)
     stats_.messages.push_back(format_time(HostCpu::now()) + " " + m);
 }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "fabric/common/error.h"
+#include "fabric/kernel/trace.h"
 #include "models/dma_endpoint/dma_regs.h"
 #include "models/dma_endpoint/migration_firmware.h"
 #include "models/dma_endpoint/migration_image.h"
@@ -362,8 +363,18 @@ std::vector<MigState> VfioDevice::set_state(MigState target) {
     ArcRecord rec{state_, *next, HostCpu::now(), 0, 0};
     std::string message, reason;
     const MigState before = state_;
+    if (fabric::trace_sink())
+      fabric::trace_begin(rec.start, name(), "migration",
+                          std::string(vfio::state_name(before)) + " -> " + vfio::state_name(*next),
+                          "target=" + std::string(vfio::state_name(target)));
     const int e = step(before, *next, &message, &reason);
     rec.end = HostCpu::now();
+    if (fabric::trace_sink()) {
+      fabric::trace_end(rec.end, name(), "migration");
+      if (e)
+        fabric::trace_instant(rec.end, name(), "migration", "arc failed",
+                              "errno=" + std::to_string(e) + ", " + message);
+    }
     rec.status = e;
     stats_.arcs.push_back(rec);
     if (e) {
