@@ -264,3 +264,22 @@ def test_plot_without_series_says_how_to_get_them(cli):
     cli.run_stats(QUICK)
     p = cli("plot", cli.tmp / "stats.json", check=2)
     assert "simulation.sample_interval" in p.stderr
+
+
+@pytest.mark.parametrize("config", ["quickstart.yaml", "migration.yaml", "sriov_64vfs.yaml"])
+def test_tracing_and_sampling_do_not_change_results(cli, config):
+    """Observers only read: with every trace output and 1 us sampling on, the
+    stats (beyond the series themselves) are those of an untraced run."""
+    plain = cli.run_stats(ROOT / "configs" / config, check=None)
+    traced = cli.run_stats(ROOT / "configs" / config, "--trace", cli.tmp / "t.jsonl",
+                           "--trace-perfetto", cli.tmp / "t.pftrace", "--vcd", cli.tmp / "t.vcd",
+                           "--set", "simulation.sample_interval=1us", check=None)
+    assert traced.pop("series")["t_ns"]
+
+    def strip(d):
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if k != "cdf"}
+        if isinstance(d, list):
+            return [strip(x) for x in d]
+        return d
+    assert strip(traced) == strip(plain)

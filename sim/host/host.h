@@ -110,7 +110,9 @@ class Host : public sc_core::sc_module {
   // device object on every call.
   VfioDevice& vfio(PciDev& dev);
   VfioDevice* vfio_if_open(PciDev& dev);
-  const std::map<PciDev*, std::unique_ptr<VfioDevice>>& vfio_devices() const { return vfio_; }
+  const std::map<PciDev*, std::unique_ptr<VfioDevice>, PciDevLess>& vfio_devices() const {
+    return vfio_;
+  }
 
   // Host operations shared by scenario steps and the Python API. They
   // throw UsageError on bad arguments (unknown domain, no driver...).
@@ -158,7 +160,7 @@ class Host : public sc_core::sc_module {
   std::unique_ptr<FaultInjector> faults_;
   // Shared: a workload or a DMA step keeps its driver alive (and sees it
   // marked removed) if the function goes away under it.
-  std::map<PciDev*, std::shared_ptr<DmaDriver>> drivers_;
+  std::map<PciDev*, std::shared_ptr<DmaDriver>, PciDevLess> drivers_;
   std::unique_ptr<PhysicalSpace> physical_;
   std::unique_ptr<IommuDriver> iommu_;
   std::unique_ptr<DirtyLedger> dirty_ledger_;
@@ -167,9 +169,9 @@ class Host : public sc_core::sc_module {
   std::map<std::string, std::unique_ptr<Vm>> vms_;
   std::map<std::string, std::unique_ptr<GuestCpu>> guest_cpus_;
   std::map<std::string, CpuDirtyLog> cpu_logs_;
-  std::map<PciDev*, Vm*> assigned_;
-  std::map<PciDev*, std::shared_ptr<PfMailbox>> mailboxes_;
-  std::map<PciDev*, std::unique_ptr<VfioDevice>> vfio_;
+  std::map<PciDev*, Vm*, PciDevLess> assigned_;
+  std::map<PciDev*, std::shared_ptr<PfMailbox>, PciDevLess> mailboxes_;
+  std::map<PciDev*, std::unique_ptr<VfioDevice>, PciDevLess> vfio_;
   std::vector<std::unique_ptr<Workload>> workloads_;
   std::unique_ptr<Vmm> vmm_;
   std::map<std::string, std::string> aliases_;  // migrated function -> its destination

@@ -32,7 +32,7 @@ struct IommuDomain {
   Type type = kDma;
   std::uint16_t id = 0;
   std::uint64_t root = 0;  // top-level page table (kDma)
-  std::set<PciDev*> devices;
+  std::set<PciDev*, PciDevLess> devices;
   std::uint64_t mapped_bytes = 0;
   bool dirty_tracking = false;  // set_dirty_tracking
   std::uint64_t dirty_reads = 0, dirty_ptes_cleared = 0;

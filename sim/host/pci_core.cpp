@@ -75,6 +75,7 @@ PciDev* PciCore::probe(RoutingId rid, PciDev* parent) {
   std::uint16_t vendor = id & 0xffff;
   if (vendor == 0xffff || vendor == 0x0000 || vendor == 0x0001) return nullptr;
   auto d = std::make_unique<PciDev>();
+  d->seq = ++dev_seq_;
   d->rid = rid;
   d->parent = parent;
   d->vendor = vendor;
@@ -579,6 +580,7 @@ void PciCore::add_vfs(PciDev& pf, unsigned num) {
     RoutingId rid(
         static_cast<std::uint16_t>(pf.rid.value() + pf.vf_offset + (n - 1) * pf.vf_stride));
     auto vf = std::make_unique<PciDev>();
+    vf->seq = ++dev_seq_;
     vf->rid = rid;
     vf->is_vf = true;
     vf->physfn = &pf;

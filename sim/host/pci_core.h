@@ -39,6 +39,10 @@ struct MsixEntry {
 };
 
 struct PciDev {
+  // Creation order (PciCore numbers every device it creates): the key of
+  // every container of devices, so their iteration order never depends on
+  // where the heap put them.
+  std::uint64_t seq = 0;
   fabric::RoutingId rid;
   std::string name;  // the system's name for it, if any
   std::uint16_t vendor = 0;
@@ -86,6 +90,10 @@ struct PciDev {
   // writes these back, not what the hardware holds at save time.
   std::uint16_t sriov_ctrl = 0;
   std::uint32_t sriov_pgsz = 0;
+};
+
+struct PciDevLess {
+  bool operator()(const PciDev* a, const PciDev* b) const { return a->seq < b->seq; }
 };
 
 struct PciCoreStats {
@@ -204,6 +212,7 @@ class PciCore {
   models::RootComplexParams rc_;
   std::vector<std::unique_ptr<PciDev>> devs_;
   std::vector<std::unique_ptr<PciDev>> removed_;  // removed VFs, kept valid (remove_vfs)
+  std::uint64_t dev_seq_ = 0;                     // PciDev::seq of the last one created
   unsigned last_bus_ = 0;
   PciCoreStats stats_;
 };

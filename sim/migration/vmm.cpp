@@ -224,7 +224,7 @@ void Migration::validate() {
     for (std::size_t i = 0; i < a.size(); ++i)
       pairs.push_back({a[i]->name, b[i]->name});
   }
-  std::set<PciDev*> seen;
+  std::set<PciDev*, PciDevLess> seen;
   for (const auto& [a, b] : pairs) {
     Dev d;
     d.src = host_.pci().find(a);

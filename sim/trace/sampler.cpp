@@ -71,22 +71,37 @@ void Sampler::start(Time interval, bool keep) {
       "sampler");
 }
 
-void Sampler::put(const std::string& component, const std::string& name, double v,
-                  const char* unit) {
-  const Time t = fabric::now_fs();
-  if (fabric::TraceSink* s = fabric::trace_sink()) {
+std::size_t Sampler::slot(const void* object, int what, const std::string& component,
+                          const std::string& name, const char* unit) {
+  auto [it, fresh] = index_.try_emplace({object, what}, slots_.size());
+  if (fresh) {
+    Slot sl;
+    sl.component = component;
+    sl.name = name;
+    sl.unit = unit;
+    sl.first = times_.empty() ? 0 : times_.size() - 1;
+    slots_.push_back(std::move(sl));
+  }
+  return it->second;
+}
+
+void Sampler::put(std::size_t k, double v) {
+  Slot& sl = slots_[k];
+  // Traces get a value when it changes (idle stretches cost nothing).
+  if (fabric::TraceSink* s = fabric::trace_sink(); s && !(sl.traced && sl.last == v)) {
     fabric::CounterRecord c;
-    c.at = t;
-    c.component = component;
-    c.name = name;
+    c.at = fabric::now_fs();
+    c.component = sl.component;
+    c.name = sl.name;
     c.value = v;
-    c.unit = unit;
+    c.unit = sl.unit;
     s->counter(c);
+    sl.traced = true;
+    sl.last = v;
   }
   if (!keep_) return;
-  std::vector<double>& series = signals_[component + "/" + name];
-  series.resize(times_.size() - 1, std::numeric_limits<double>::quiet_NaN());
-  series.push_back(v);
+  sl.series.resize(times_.size() - 1 - sl.first, std::numeric_limits<double>::quiet_NaN());
+  sl.series.push_back(v);
 }
 
 void Sampler::sample() {
@@ -104,16 +119,17 @@ void Sampler::sample() {
   for (const System::LinkInfo& l : system_.links()) {
     for (fabric::LinkDir d : {fabric::LinkDir::kDown, fabric::LinkDir::kUp}) {
       fabric::LinkDirection& dir = l.link->direction(d);
-      const std::string& comp = l.name;
       const std::string pre = std::string(fabric::to_string(d)) + ".";
       // Wire time booked in the bin (exact: booked at its own time).
-      put(comp, pre + "utilisation", std::min(1.0, bins_[b++]->take(bin) / dt), "fraction");
+      const double busy = bins_[b++]->take(bin);
+      put(slot(&dir, 0, l.name, pre + "utilisation", "fraction"), std::min(1.0, busy / dt));
       static const char* const kClass[] = {"P", "NP", "Cpl"};
       for (unsigned c = 0; c < 3; ++c) {
         const fabric::CreditPool& pool = dir.credits(static_cast<fabric::FcClass>(c));
         if (!pool.header_limit()) continue;  // infinite credits
-        put(comp, pre + "credits." + kClass[c] + ".hdr",
-            static_cast<double>(pool.header_limit()) - pool.headers_in_use(t), "credits");
+        put(slot(&dir, 1 + static_cast<int>(c), l.name, pre + "credits." + kClass[c] + ".hdr",
+                 "credits"),
+            static_cast<double>(pool.header_limit()) - pool.headers_in_use(t));
       }
     }
   }
@@ -123,22 +139,22 @@ void Sampler::sample() {
       const double rd = bins_[b++]->take(bin), wr = bins_[b++]->take(bin);
       if (!f.exists()) continue;
       const std::string& comp = f.name();
-      put(comp, "outstanding_tags", f.tags().outstanding(t), "tags");
+      put(slot(&f, 0, comp, "outstanding_tags", "tags"), f.tags().outstanding(t));
       // Bytes completed in the bin (reads: data arrived; writes: consumed).
-      put(comp, "read_gbps", rd * 8 / (dt * 1e-6), "Gb/s");
-      put(comp, "write_gbps", wr * 8 / (dt * 1e-6), "Gb/s");
-      put(comp, "state", function_state(f, t), "state");
+      put(slot(&f, 1, comp, "read_gbps", "Gb/s"), rd * 8 / (dt * 1e-6));
+      put(slot(&f, 2, comp, "write_gbps", "Gb/s"), wr * 8 / (dt * 1e-6));
+      put(slot(&f, 3, comp, "state", "state"), function_state(f, t));
     }
   }
   if (models::Iommu* mmu = system_.iommu()) {
     const auto& st = mmu->stats();
     const double h = delta("iommu/hits", static_cast<double>(st.iotlb_hits));
     const double m = delta("iommu/misses", static_cast<double>(st.iotlb_misses));
-    put("iommu", "iotlb_hit_rate",
-        h + m > 0 ? h / (h + m) : std::numeric_limits<double>::quiet_NaN(), "fraction");
+    if (h + m > 0) put(slot(mmu, 0, "iommu", "iotlb_hit_rate", "fraction"), h / (h + m));
   }
   for (const auto& [dev, v] : host_.vfio_devices())
-    put(v->name(), "migration_state", static_cast<double>(v->state()), "vfio state");
+    put(slot(v.get(), 0, v->name(), "migration_state", "vfio state"),
+        static_cast<double>(v->state()));
 }
 
 nlohmann::ordered_json Sampler::series() const {
@@ -149,14 +165,20 @@ nlohmann::ordered_json Sampler::series() const {
   for (Time t : times_)
     ts.push_back(fabric::to_ns(t));
   j["t_ns"] = std::move(ts);
+  // By name, each as long as t_ns (null where the signal did not exist).
+  std::map<std::string, const Slot*> by_name;
+  for (const Slot& sl : slots_)
+    by_name.emplace(sl.component + "/" + sl.name, &sl);
   nlohmann::ordered_json sig = nlohmann::ordered_json::object();
-  for (const auto& [k, v] : signals_) {
+  for (const auto& [k, sl] : by_name) {
     nlohmann::ordered_json a = nlohmann::ordered_json::array();
-    for (std::size_t i = 0; i < times_.size(); ++i)
-      if (i < v.size() && !std::isnan(v[i]))
-        a.push_back(v[i]);
+    for (std::size_t i = 0; i < times_.size(); ++i) {
+      const std::size_t at = i - sl->first;
+      if (i >= sl->first && at < sl->series.size() && !std::isnan(sl->series[at]))
+        a.push_back(sl->series[at]);
       else
         a.push_back(nullptr);
+    }
     sig[k] = std::move(a);
   }
   j["signals"] = std::move(sig);

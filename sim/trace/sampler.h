@@ -44,7 +44,10 @@ class Sampler {
 
  private:
   void sample();
-  void put(const std::string& component, const std::string& name, double v, const char* unit);
+  // The signal of (object, what), named on first use.
+  std::size_t slot(const void* object, int what, const std::string& component,
+                   const std::string& name, const char* unit);
+  void put(std::size_t slot, double v);
 
   System& system_;
   Host& host_;
@@ -52,7 +55,16 @@ class Sampler {
   bool keep_ = false;
   bool running_ = false;
   std::vector<fabric::Time> times_;
-  std::map<std::string, std::vector<double>> signals_;
+  struct Slot {
+    std::string component, name;
+    const char* unit = "";
+    std::size_t first = 0;       // the sample it appeared at
+    std::vector<double> series;  // from `first` on (kept for the stats)
+    double last = 0;             // the last value traced
+    bool traced = false;
+  };
+  std::vector<Slot> slots_;
+  std::map<std::pair<const void*, int>, std::size_t> index_;
   // Cumulative counters at the previous sample (for rates).
   std::map<std::string, double> last_;
   // Per link direction, then per function (read, write), in system order.
