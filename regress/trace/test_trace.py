@@ -153,6 +153,8 @@ def parse_vcd(path):
     assert not scopes
     changes, t, last = [], -1, -1
     for line in body.splitlines():
+        if line in ("$dumpvars", "$end"):
+            continue
         if line.startswith("#"):
             t = int(line[1:])
             assert t >= last
@@ -171,6 +173,9 @@ def test_vcd_parses_with_link_busy_and_counters(traced):
     ids, changes = parse_vcd(traced / "q.vcd")
     names = {(s, n) for s, n, _ in ids.values()}
     assert ("sw0_dsp0--ep0.up", "busy") in names and ("ep0_pf", "outstanding_tags") in names
+    # $dumpvars gives every signal a value at the start
+    first = {sig for t, sig, _ in changes if t == 0}
+    assert first == set(ids.values())
     busy = [v for _, sig, v in changes if sig[1] == "busy"]
     assert busy.count(1) > 10 and busy.count(0) > 10
     tags = [v for _, sig, v in changes if sig[1] == "outstanding_tags"]

@@ -220,12 +220,14 @@ class PerfettoOutput : public FileOutput {
   }
 
   void write_counter(const CounterRecord& c) {
-    auto [it, fresh] = counters_.try_emplace(c.component + "\n" + c.name, 0);
+    auto [it, fresh] = counters_.try_emplace(c.component + "\n" + c.name, Counter{});
+    if (!fresh && it->second.last == c.value) return;  // a keyframe's repeat
+    it->second.last = c.value;
     if (fresh) {
-      it->second = next_uuid_++;
+      it->second.uuid = next_uuid_++;
       ProtoWriter cd, td;
       cd.bytes(f::kUnitName, c.unit);
-      td.varint(f::kUuid, it->second);
+      td.varint(f::kUuid, it->second.uuid);
       td.varint(f::kParentUuid, group(c.component));
       td.bytes(f::kName, c.name);
       td.message(f::kCounter, cd);
@@ -233,7 +235,7 @@ class PerfettoOutput : public FileOutput {
     }
     ProtoWriter ev;
     ev.varint(f::kType, kCounterEvent);
-    ev.varint(f::kTrackUuid, it->second);
+    ev.varint(f::kTrackUuid, it->second.uuid);
     ev.real(f::kDoubleCounterValue, c.value);
     packet(c.at, ev, false);
   }
@@ -392,7 +394,11 @@ class PerfettoOutput : public FileOutput {
   Reorder<std::pair<std::uint64_t, Time>> ends_;
   std::map<std::string, Track> tracks_;
   std::map<std::string, std::uint64_t> groups_;
-  std::map<std::string, std::uint64_t> counters_;
+  struct Counter {
+    std::uint64_t uuid = 0;
+    double last = 0;
+  };
+  std::map<std::string, Counter> counters_;
   std::map<std::uint64_t, std::string> open_;  // lane uuid -> open begin/end slice
   std::map<std::string, std::uint64_t> names_, ann_names_;
   std::vector<std::pair<std::uint64_t, std::string>> pending_names_, pending_ann_;

@@ -87,8 +87,12 @@ std::size_t Sampler::slot(const void* object, int what, const std::string& compo
 
 void Sampler::put(std::size_t k, double v) {
   Slot& sl = slots_[k];
-  // Traces get a value when it changes (idle stretches cost nothing).
-  if (fabric::TraceSink* s = fabric::trace_sink(); s && !(sl.traced && sl.last == v)) {
+  // Traces get a value when it changes (idle stretches cost little), and
+  // every value at each keyframe, so a trace that starts late (a time
+  // window) or a reader that starts anywhere has them all; outputs drop
+  // the repeats.
+  if (fabric::TraceSink* s = fabric::trace_sink();
+      s && (keyframe_ || !(sl.traced && sl.last == v))) {
     fabric::CounterRecord c;
     c.at = fabric::now_fs();
     c.component = sl.component;
@@ -107,6 +111,7 @@ void Sampler::put(std::size_t k, double v) {
 void Sampler::sample() {
   const Time t = fabric::now_fs();
   if (keep_) times_.push_back(t);
+  keyframe_ = samples_++ % kKeyframe == 0;
   const double dt = static_cast<double>(interval_);
   auto delta = [this](const std::string& key, double now) {
     auto [it, fresh] = last_.try_emplace(key, now);

@@ -64,6 +64,9 @@ class Sampler {
     bool traced = false;
   };
   std::vector<Slot> slots_;
+  static constexpr std::uint64_t kKeyframe = 64;  // samples between full re-sends
+  std::uint64_t samples_ = 0;
+  bool keyframe_ = false;
   std::map<std::pair<const void*, int>, std::size_t> index_;
   // Cumulative counters at the previous sample (for rates).
   std::map<std::string, double> last_;

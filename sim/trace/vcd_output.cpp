@@ -17,7 +17,10 @@ namespace {
 class VcdOutput : public FileOutput {
  public:
   VcdOutput(const std::string& path, TraceFilter f)
-      : FileOutput(path + ".body", "VCD", f.max_bytes), final_path_(path) {
+      : FileOutput(path + ".body", "VCD", f.max_bytes),
+        final_path_(path),
+        from_(f.from),
+        to_(f.to) {
     // The final file must be writable too: say so now, not at the end.
     std::ofstream probe(path);
     if (!probe)
@@ -43,7 +46,7 @@ class VcdOutput : public FileOutput {
     flush();
     std::string err = close();
     const std::string body = FileOutput::path();
-    if (err.empty()) err = assemble(body, end, interrupted);
+    if (err.empty()) err = assemble(body, std::min(end, to_), interrupted);
     std::remove(body.c_str());
     return err;
   }
@@ -62,6 +65,8 @@ class VcdOutput : public FileOutput {
     double last = -1;  // never written
     double pending = 0;
     bool dirty = false;
+    bool seen = false;
+    double first = 0;  // the first value (reals), for $dumpvars
   };
 
   // `name` may have scopes of its own ("down.busy": scope down, wire busy).
@@ -101,6 +106,10 @@ class VcdOutput : public FileOutput {
         s.pending = s.count > 0 ? 1 : 0;
       } else {
         s.pending = c.value;
+      }
+      if (!s.seen) {
+        s.seen = true;
+        s.first = s.pending;
       }
       if (!s.dirty) {
         s.dirty = true;
@@ -159,6 +168,15 @@ class VcdOutput : public FileOutput {
     for (std::size_t k = open.size(); k > 0; --k)
       std::fprintf(out, "$upscope $end\n");
     std::fprintf(out, "$enddefinitions $end\n");
+    // Every signal has a value from the start: wires idle, reals their
+    // first sample.
+    std::fprintf(out, "#%llu\n$dumpvars\n", static_cast<unsigned long long>(from_ / 1000));
+    for (const Signal& s : signals_)
+      if (s.wire)
+        std::fprintf(out, "0%s\n", s.id.c_str());
+      else
+        std::fprintf(out, "r%.9g %s\n", s.first, s.id.c_str());
+    std::fprintf(out, "$end\n");
     std::FILE* in = std::fopen(body.c_str(), "rb");
     if (in) {
       char buf[1 << 16];
@@ -182,6 +200,7 @@ class VcdOutput : public FileOutput {
   }
 
   std::string final_path_;
+  Time from_, to_;
   Reorder<Change> changes_;
   std::map<std::string, int> index_;
   std::vector<Signal> signals_;
