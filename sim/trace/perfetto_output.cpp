@@ -91,6 +91,9 @@ class PerfettoOutput : public FileOutput {
 
   std::string finish(Time end, bool interrupted) override {
     pump(fabric::kTimeMax);
+    // Anything left has key kTimeMax (never in practice): in order.
+    main_.drain([this](const Rec& r) { write(r); });
+    ends_.drain([this](const std::pair<std::uint64_t, Time>& e) { write_end(e.first, e.second); });
     // Slices still open (a step cut short) end where the trace ends.
     for (auto& [key, t] : tracks_)
       for (std::size_t k = 0; k < t.lanes.size(); ++k)

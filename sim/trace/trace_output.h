@@ -86,10 +86,17 @@ class Reorder {
       f(it.value);
     }
   }
+  // Releases everything (the end of the trace).
   template <typename F>
   void drain(F&& f) {
-    release(fabric::kTimeMax, f);
-    while (!heap_.empty()) release(fabric::kTimeMax, f);  // keys == kTimeMax
+    while (!heap_.empty()) {
+      std::pop_heap(heap_.begin(), heap_.end(), later);
+      Item it = std::move(heap_.back());
+      heap_.pop_back();
+      released_ = std::max(released_, it.key);
+      current_ = it.key;
+      f(it.value);
+    }
   }
   bool empty() const { return heap_.empty(); }
   std::uint64_t late() const { return late_; }

@@ -43,6 +43,7 @@ class VcdOutput : public FileOutput {
 
   std::string finish(Time end, bool interrupted) override {
     pump(fabric::kTimeMax);
+    changes_.drain([](const Change&) {});  // keys of kTimeMax: past the end
     flush();
     std::string err = close();
     const std::string body = FileOutput::path();
