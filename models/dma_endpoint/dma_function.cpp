@@ -130,6 +130,17 @@ void DmaFunction::clear_pipeline() {
   chunks_.clear();
   local_dst_chunks_ = 0;
   op_starts_.clear();
+  if (fabric::trace_sink() && (!op_ids_.empty() || !open_descs_.empty())) {
+    // What was in flight ends here in the trace.
+    const Time t = now_fs();
+    for (std::uint64_t op : op_ids_)
+      fabric::trace_end(t, name_, "operations", "op " + std::to_string(op));
+    for (std::uint32_t d : open_descs_)
+      fabric::trace_end(t, name_, "descriptors", "desc " + std::to_string(d));
+    fabric::trace_instant(t, name_, "descriptors", "pipeline cleared");
+  }
+  op_ids_.clear();
+  open_descs_.clear();
   staging_head_ = 0;
   staging_used_ = 0;
   desc_offset_ = 0;
@@ -755,7 +766,11 @@ DmaFunction::Action DmaFunction::do_finish(Time t) {
     return {true, r.wire_free};
   }
   const std::uint32_t index = f.index;
-  if (fabric::trace_sink()) trace_end(t, name_, "descriptors", "desc " + std::to_string(index));
+  if (auto it = std::find(open_descs_.begin(), open_descs_.end(), index);
+      it != open_descs_.end()) {
+    open_descs_.erase(it);
+    if (fabric::trace_sink()) trace_end(t, name_, "descriptors", "desc " + std::to_string(index));
+  }
   const bool want_irq = ((f.flags & kDescIrq) || failed) && (regs_.ctrl & kCtrlIrqEnable);
   finish_.pop_front();
   regs_.head = (index + 1) & (regs_.ring_size - 1);
@@ -783,6 +798,15 @@ void DmaFunction::prefetch_local(Time t) {
   }
 }
 
+void DmaFunction::op_began(Time t) {
+  op_starts_.push_back(t);
+  op_ids_.push_back(++op_seq_);
+  // An operation (one xfer_size piece of a descriptor), from its first TLP
+  // to its last write done.
+  if (fabric::trace_sink())
+    fabric::trace_begin(t, name_, "operations", "op " + std::to_string(op_seq_));
+}
+
 void DmaFunction::retire_front(Time t) {
   Chunk& c = chunks_.front();
   stats_.op_bytes += c.len;
@@ -791,6 +815,9 @@ void DmaFunction::retire_front(Time t) {
     op_starts_.pop_front();
     ++stats_.ops_completed;
     Time end = std::max(c.last_write_done, t);
+    const std::uint64_t op = op_ids_.front();
+    op_ids_.pop_front();
+    if (fabric::trace_sink()) fabric::trace_end(end, name_, "operations", "op " + std::to_string(op));
     stats_.op_latency.add(to_ns(end - start));
     if (!stats_.first_op_end) {
       stats_.first_op_end = end;
@@ -876,7 +903,7 @@ DmaFunction::Action DmaFunction::do_write(Time t) {
     Chunk& k = chunks_.front();
     // An operation starts when its first TLP starts on the link.
     if (k.write_issued == 0 && k.started_op && (k.flags & kDescSrcLocal))
-      op_starts_.push_back(piece_timing_[p].start);
+      op_began(piece_timing_[p].start);
     std::uint32_t n = 0;
     while (p < pieces_.size() && k.write_issued + n < k.len) {
       n += pieces_[p];
@@ -970,7 +997,7 @@ bool DmaFunction::make_chunk(Time t, Time* wait) {
     c.read_issued = len;
     c.data_ready = local_access(t, len);
     // An operation starts with its first TLP; a device-to-device copy has none.
-    if (c.started_op && (d.flags & kDescDstLocal)) op_starts_.push_back(t);
+    if (c.started_op && (d.flags & kDescDstLocal)) op_began(t);
   }
   if (c.flags & kDescDstLocal) ++local_dst_chunks_;
   chunks_.push_back(c);
@@ -1000,7 +1027,7 @@ DmaFunction::Action DmaFunction::do_read(Time t) {
   TagPool::Grant g = tp.acquire(t);
   const std::uint64_t src = c->src + c->read_issued;
   const std::uint32_t piece = std::min(dev_.mrrs(), c->len - c->read_issued);
-  if (c->read_issued == 0 && c->started_op) op_starts_.push_back(t);
+  if (c->read_issued == 0 && c->started_op) op_began(t);
   const std::uint64_t epoch = epoch_;
   IssueResult r = dev_.issue(*this, TlpKind::MRd, src,
                              staging_.data() + c->buf_off + c->read_issued, piece, g.tag, t);
@@ -1059,6 +1086,7 @@ DmaFunction::Action DmaFunction::do_fetch(Time t) {
                     fd.d.cookie, fd.d.length, fd.d.flags);
       // From when its fetch was issued to when its record was done.
       fabric::trace_begin(t, name_, "descriptors", "desc " + std::to_string(fd.index), args);
+      open_descs_.push_back(fd.index);
     }
   }
   fetch_index_ = (fetch_index_ + n) & (size - 1);

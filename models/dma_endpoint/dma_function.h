@@ -351,6 +351,11 @@ class DmaFunction : public fabric::ConfigListener {
   std::uint32_t staging_head_ = 0;  // next allocation
   std::uint32_t staging_used_ = 0;
   std::deque<fabric::Time> op_starts_;
+  void op_began(fabric::Time t);
+  std::deque<std::uint64_t> op_ids_;  // with op_starts_: each operation's number
+  std::uint64_t op_seq_ = 0;
+  // Tracing only: the descriptors with an open trace slice.
+  std::vector<std::uint32_t> open_descs_;
   unsigned local_dst_chunks_ = 0;   // chunks in flight that write device memory
   fabric::Time local_busy_ = 0;     // device memory port: busy until
   unsigned pending_tag_limit_ = 0;  // max-reads change waiting for idle tags
