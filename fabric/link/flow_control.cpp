@@ -79,6 +79,15 @@ std::uint32_t CreditPool::headers_in_use(Time t) const {
   return n;
 }
 
+std::uint32_t CreditPool::data_in_use(Time t) const {
+  std::uint32_t n = 0;
+  for (std::size_t i = 0; i < count_; ++i) {
+    const Entry& e = ring_[(head_ + i) & (ring_.size() - 1)];
+    if (e.release > t) n += e.data;
+  }
+  return n;
+}
+
 void CreditPool::reset() {
   head_ = 0;
   count_ = 0;

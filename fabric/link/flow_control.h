@@ -70,8 +70,9 @@ class CreditPool {
     ring_[(head_ + count_) & (ring_.size() - 1)] = Entry{release, hdr, data};
     ++count_;
   }
-  // Credits in use at time `t` (for inspection/tests).
+  // Credits in use at time `t` (for inspection, tests and sampling).
   std::uint32_t headers_in_use(Time t) const;
+  std::uint32_t data_in_use(Time t) const;
   // Forgets all outstanding entries (link reset: the DL re-inits FC).
   void reset();
 

@@ -766,8 +766,7 @@ DmaFunction::Action DmaFunction::do_finish(Time t) {
     return {true, r.wire_free};
   }
   const std::uint32_t index = f.index;
-  if (auto it = std::find(open_descs_.begin(), open_descs_.end(), index);
-      it != open_descs_.end()) {
+  if (auto it = std::find(open_descs_.begin(), open_descs_.end(), index); it != open_descs_.end()) {
     open_descs_.erase(it);
     if (fabric::trace_sink()) trace_end(t, name_, "descriptors", "desc " + std::to_string(index));
   }
@@ -817,7 +816,8 @@ void DmaFunction::retire_front(Time t) {
     Time end = std::max(c.last_write_done, t);
     const std::uint64_t op = op_ids_.front();
     op_ids_.pop_front();
-    if (fabric::trace_sink()) fabric::trace_end(end, name_, "operations", "op " + std::to_string(op));
+    if (fabric::trace_sink())
+      fabric::trace_end(end, name_, "operations", "op " + std::to_string(op));
     stats_.op_latency.add(to_ns(end - start));
     if (!stats_.first_op_end) {
       stats_.first_op_end = end;

@@ -131,10 +131,15 @@ void Sampler::sample() {
       static const char* const kClass[] = {"P", "NP", "Cpl"};
       for (unsigned c = 0; c < 3; ++c) {
         const fabric::CreditPool& pool = dir.credits(static_cast<fabric::FcClass>(c));
-        if (!pool.header_limit()) continue;  // infinite credits
-        put(slot(&dir, 1 + static_cast<int>(c), l.name, pre + "credits." + kClass[c] + ".hdr",
-                 "credits"),
-            static_cast<double>(pool.header_limit()) - pool.headers_in_use(t));
+        // Credits the transmitter still has (a limit of 0 is infinite).
+        if (pool.header_limit())
+          put(slot(&dir, 1 + static_cast<int>(c), l.name, pre + "credits." + kClass[c] + ".hdr",
+                   "credits"),
+              static_cast<double>(pool.header_limit()) - pool.headers_in_use(t));
+        if (pool.data_limit())
+          put(slot(&dir, 4 + static_cast<int>(c), l.name, pre + "credits." + kClass[c] + ".data",
+                   "credits (16 B)"),
+              static_cast<double>(pool.data_limit()) - pool.data_in_use(t));
       }
     }
   }
