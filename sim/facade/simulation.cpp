@@ -4,7 +4,6 @@
 
 #include <tlm_utils/tlm_quantumkeeper.h>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -63,6 +62,7 @@ Simulation::Simulation(const SystemConfig& config) {
     scenario_ = std::make_unique<ScenarioRunner>(*system_, *host_, *checker_, scenario_checks_);
     host_->after_boot = [this] { scenario_->run(); };
     sampler_ = std::make_unique<Sampler>(*system_, *host_);
+    start_monitor();
     if (config.simulation.sample_interval) sampler_->start(config.simulation.sample_interval, true);
   } catch (...) {
     sampler_.reset();
@@ -159,22 +159,20 @@ std::vector<std::string> Simulation::trace_truncations() const {
 
 void Simulation::set_monitor(std::function<bool(Time)> should_stop) {
   monitor_ = std::move(should_stop);
-  if (monitor_running_ || !monitor_) return;
-  monitor_running_ = true;
+}
+
+void Simulation::start_monitor() {
+  // Every simulation has the monitor thread, so that CLI, Python and C++
+  // runs have the same kernel events. Its steps are fixed -- 1 us doubling
+  // to 1 ms -- never taken from the wall clock, so results cannot depend on
+  // how fast the host machine is; it only reads.
   sc_core::sc_spawn(
       [this] {
         KernelContext::guard([this] {
-          // The step adapts to the wall time a step takes (about 50 ms);
-          // wall time only paces the monitor, never the models.
-          Time step = 1 * kUs;
-          auto last = std::chrono::steady_clock::now();
+          Time step = kMonitorFirstStep;
           for (;;) {
             sc_core::wait(to_sc(step));
-            const auto t = std::chrono::steady_clock::now();
-            const double wall = std::chrono::duration<double>(t - last).count();
-            last = t;
-            if (wall < 0.025 && step < 10 * kMs) step *= 2;
-            if (wall > 0.1 && step > 1 * kUs) step /= 2;
+            if (step < kMonitorMaxStep) step *= 2;
             if (!monitor_ || !monitor_(now_fs())) continue;
             interrupted_ = true;
             monitor_ = nullptr;

@@ -74,11 +74,13 @@ class Simulation {
   // Messages of traces that hit their size cap.
   std::vector<std::string> trace_truncations() const;
 
-  // Called from a monitor thread while the kernel runs, about every 50 ms
-  // of wall time (its simulated-time step adapts): progress display and
-  // Ctrl-C. Returning true stops the run, which then throws Interrupted.
-  // The monitor only reads: results do not depend on it.
+  // Called from the monitor thread while the kernel runs, every
+  // kMonitorMaxStep of simulated time once the run is going: progress
+  // display and Ctrl-C. Returning true stops the run, which then throws
+  // Interrupted. The monitor only reads: results do not depend on it.
   void set_monitor(std::function<bool(fabric::Time now)> should_stop);
+  static constexpr fabric::Time kMonitorFirstStep = 1 * fabric::kUs;
+  static constexpr fabric::Time kMonitorMaxStep = 1 * fabric::kMs;
   bool interrupted() const { return interrupted_; }
 
   // --- running ---
@@ -267,7 +269,7 @@ class Simulation {
   std::vector<std::string> trace_formats_;  // parallel to the hub's outputs
   std::unique_ptr<Sampler> sampler_;
   std::function<bool(fabric::Time)> monitor_;
-  bool monitor_running_ = false;
+  void start_monitor();
   bool interrupted_ = false;
   std::vector<std::string> last_truncations_;
   std::vector<CheckResult> scenario_checks_;
