@@ -288,3 +288,13 @@ def test_tracing_and_sampling_do_not_change_results(cli, config):
             return [strip(x) for x in d]
         return d
     assert strip(traced) == strip(plain)
+
+
+def test_a_component_filter_keeps_a_functions_own_tlps(cli):
+    cli("run", QUICK, "--trace", cli.tmp / "t.jsonl", "--trace-components", "ep1.pf", "-q",
+        check=0)
+    hops = [r for r in jsonl(cli.tmp / "t.jsonl") if r["kind"] != "end"]
+    # ep1's requests and the completions that answer them, on every link they take
+    assert {r["requester"] for r in hops} == {hops[0]["requester"]} != {"00:00.0"}
+    assert {r["link"] for r in hops} == {"rc.rp0--sw0.usp", "sw0.dsp1--ep1"}
+    assert {r["kind"] for r in hops} >= {"MRd", "CplD", "MWr"}

@@ -116,6 +116,10 @@ void Simulation::add_trace(const std::string& format, const std::string& path,
   // An output of the same format is replaced: the old one is complete up
   // to now.
   auto hub = std::make_unique<trace::TraceHub>();
+  hub->name_of = [this](RoutingId rid) {
+    FunctionRef* f = system_->function_at_cached(rid);
+    return f ? f->name() : std::string();
+  };
   std::vector<std::string> formats;
   std::string err;
   if (trace_) {

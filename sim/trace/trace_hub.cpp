@@ -73,8 +73,18 @@ void TraceHub::advance() {
 }
 
 void TraceHub::tlp(const TlpTraceRecord& r) {
-  for (auto& [o, f] : outputs_)
-    if (f.keeps_time(r.start) && f.keeps_kind(r.kind) && f.keeps_component(*r.link)) o->tlp(r);
+  std::string requester;
+  bool named = false;
+  for (auto& [o, f] : outputs_) {
+    if (!f.keeps_time(r.start) || !f.keeps_kind(r.kind)) continue;
+    bool keep = f.keeps_component(*r.link);
+    if (!keep && name_of) {
+      if (!named) requester = name_of(r.requester);
+      named = true;
+      keep = !requester.empty() && f.keeps_component(requester);
+    }
+    if (keep) o->tlp(r);
+  }
   advance();
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -28,7 +29,8 @@ struct TraceFilter {
   Time from = 0;                       // records before this are dropped
   Time to = fabric::kTimeMax;          // ... and from this on
   std::vector<std::string> components;  // glob patterns (fnmatch) over link
-                                        // and component names; empty: all
+                                        // and component names; a TLP also
+                                        // matches by its requester; empty: all
   std::vector<std::string> kinds;       // TLP kinds (MRd, MWr, CplD, Cpl,
                                         // CfgRd0, ...); empty: all
   std::uint64_t max_bytes = 0;          // 0: no cap
@@ -136,6 +138,9 @@ std::unique_ptr<TraceOutput> make_vcd_output(const std::string& path, TraceFilte
 // The sink the fabric sees: filters per output and fans out.
 class TraceHub : public fabric::TraceSink {
  public:
+  // The function name of a routing ID (component filters match TLPs by
+  // requester too); empty when none.
+  std::function<std::string(fabric::RoutingId)> name_of;
   void add(std::unique_ptr<TraceOutput> out, TraceFilter filter);
   bool empty() const { return outputs_.empty(); }
   void tlp(const TlpTraceRecord& r) override;
