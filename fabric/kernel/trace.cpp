@@ -35,8 +35,8 @@ void trace_instant(Time at, std::string component, std::string track, std::strin
     put(EventPhase::kInstant, at, at, std::move(component), std::move(track), std::move(name),
         std::move(args), flow);
 }
-void trace_slice(Time begin, Time end, std::string component, std::string track,
-                 std::string name, std::string args, std::uint64_t flow) {
+void trace_slice(Time begin, Time end, std::string component, std::string track, std::string name,
+                 std::string args, std::uint64_t flow) {
   if (g_sink)
     put(EventPhase::kComplete, begin, end < begin ? begin : end, std::move(component),
         std::move(track), std::move(name), std::move(args), flow);

@@ -96,6 +96,10 @@ class TraceSink {
     next_id_ += n;
     return id;
   }
+  // A sink that replaces another continues its numbering (TLPs in flight
+  // keep the ids they have; ids stay unique within a simulation).
+  std::uint64_t next_id() const { return next_id_; }
+  void set_next_id(std::uint64_t id) { next_id_ = id; }
 
  private:
   std::uint64_t next_id_ = 1;
@@ -108,8 +112,8 @@ void set_trace_sink(TraceSink* sink);
 // the strings only after testing trace_sink() where that matters).
 void trace_instant(Time at, std::string component, std::string track, std::string name,
                    std::string args = {}, std::uint64_t flow = 0);
-void trace_slice(Time begin, Time end, std::string component, std::string track,
-                 std::string name, std::string args = {}, std::uint64_t flow = 0);
+void trace_slice(Time begin, Time end, std::string component, std::string track, std::string name,
+                 std::string args = {}, std::uint64_t flow = 0);
 void trace_begin(Time at, std::string component, std::string track, std::string name,
                  std::string args = {});
 // Ends the open slice of `name` on the track (empty: the latest one).

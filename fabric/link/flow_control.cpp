@@ -70,22 +70,20 @@ void CreditPool::grow() {
   head_ = 0;
 }
 
-std::uint32_t CreditPool::headers_in_use(Time t) const {
+std::uint32_t CreditPool::in_use(Time t, std::uint32_t Entry::*field) const {
   std::uint32_t n = 0;
   for (std::size_t i = 0; i < count_; ++i) {
     const Entry& e = ring_[(head_ + i) & (ring_.size() - 1)];
-    if (e.release > t) n += e.hdr;
+    if (e.release > t) n += e.*field;
   }
   return n;
 }
 
+std::uint32_t CreditPool::headers_in_use(Time t) const {
+  return in_use(t, &Entry::hdr);
+}
 std::uint32_t CreditPool::data_in_use(Time t) const {
-  std::uint32_t n = 0;
-  for (std::size_t i = 0; i < count_; ++i) {
-    const Entry& e = ring_[(head_ + i) & (ring_.size() - 1)];
-    if (e.release > t) n += e.data;
-  }
-  return n;
+  return in_use(t, &Entry::data);
 }
 
 void CreditPool::reset() {

@@ -87,6 +87,7 @@ class CreditPool {
     std::uint32_t hdr;
     std::uint32_t data;
   };
+  std::uint32_t in_use(Time t, std::uint32_t Entry::*field) const;
   bool fits(std::uint32_t hdr, std::uint32_t data) const {
     return (!header_limit_ || hdr_used_ + hdr <= header_limit_) &&
            (!data_limit_ || data_used_ + data <= data_limit_);

@@ -242,10 +242,10 @@ void Port::transmit_split(tlm::tlm_generic_payload& gp, TlpExtension& ext,
   delay = to_sc(done - now);
 }
 
-void Port::trace_completions(TraceSink& sink, const tlm::tlm_generic_payload& gp,
-                             TlpExtension& ext, Time cstart, Time cend, unsigned n,
-                             std::uint32_t chunk, std::uint32_t first_len,
-                             std::uint32_t last_len, std::uint32_t per_tlp) {
+void Port::trace_completions(TraceSink& sink, const tlm::tlm_generic_payload& gp, TlpExtension& ext,
+                             Time cstart, Time cend, unsigned n, std::uint32_t chunk,
+                             std::uint32_t first_len, std::uint32_t last_len,
+                             std::uint32_t per_tlp) {
   // The completion TLPs as LinkDirection::occupy_burst placed them: back
   // to back from `cstart`, the last one ending at `cend` (later when it
   // was ready later). The completer's hop names them; hops further back
@@ -258,10 +258,11 @@ void Port::trace_completions(TraceSink& sink, const tlm::tlm_generic_payload& gp
   Time t = cstart;
   std::uint64_t addr = gp.get_address();
   for (unsigned k = 0; k < n; ++k) {
-    const std::uint32_t len =
-        !with_data ? 0 : n == 1 ? gp.get_data_length() : k == 0 ? first_len
-                                                       : k + 1 == n ? last_len
-                                                                    : chunk;
+    const std::uint32_t len = !with_data   ? 0
+                              : n == 1     ? gp.get_data_length()
+                              : k == 0     ? first_len
+                              : k + 1 == n ? last_len
+                                           : chunk;
     const Time ser = back.timing().serialization(per_tlp + ((len + 3u) & ~3u));
     Time s = t, e = t + ser;
     if (k + 1 == n && e < cend) {

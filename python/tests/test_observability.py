@@ -89,3 +89,26 @@ def test_ctrl_c_during_run_raises_keyboard_interrupt_and_keeps_stats(quickstart)
         s = sim.stats()
         assert s["interrupted"] is True
         assert 0 < s["workloads"]["copy0"]["jobs"] < 5_000_000
+
+
+def test_a_second_trace_continues_the_ids_of_the_first(tmp_path):
+    with pciesim.from_dict(sriov_config()) as sim:
+        sim.boot()
+        sim.trace(tmp_path / "a.jsonl")
+        sim.start_workload("w")
+        sim.run("2us")
+        sim.trace(tmp_path / "b.jsonl")   # replaces a.jsonl, complete up to now
+        sim.wait_workload("w")
+        sim.finish_traces()
+        sim.trace_perfetto(tmp_path / "c.pftrace")
+        assert sim.config_read("ep0.pf", 0, 2) == 0x5ec0
+        sim.finish_traces()
+    import json
+    a = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (tmp_path / "b.jsonl").read_text().splitlines()]
+    ida = {r["id"] for r in a if r["kind"] != "end"}
+    idb = {r["id"] for r in b if r["kind"] != "end" and "request" not in r}
+    assert ida and idb and max(ida) < min(idb)
+    c = perfetto.load(tmp_path / "c.pftrace")
+    idc = {s.args["id"] for s in c.slices if "tlp" in s.category}
+    assert idc and min(idc) > max(idb)

@@ -117,8 +117,9 @@ void read_simulation(const Node& n, SimulationSpec* s, DocSink* docs) {
             "10ns",
             0, 1 * kSec);
   if (s->sample_interval && s->sample_interval < 10 * kNs)
-    sec.child("sample_interval").fail("a sample interval of " + fabric::format_time(s->sample_interval) +
-                              " is below 10ns (0ns turns sampling off)");
+    sec.child("sample_interval")
+        .fail("a sample interval of " + fabric::format_time(s->sample_interval) +
+              " is below 10ns (0ns turns sampling off)");
   sec.finish();
 }
 

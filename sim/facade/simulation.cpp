@@ -116,6 +116,7 @@ void Simulation::add_trace(const std::string& format, const std::string& path,
   // An output of the same format is replaced: the old one is complete up
   // to now.
   auto hub = std::make_unique<trace::TraceHub>();
+  hub->set_next_id(trace_ ? trace_->next_id() : next_trace_id_);
   hub->name_of = [this](RoutingId rid) {
     FunctionRef* f = system_->function_at_cached(rid);
     return f ? f->name() : std::string();
@@ -124,9 +125,7 @@ void Simulation::add_trace(const std::string& format, const std::string& path,
   std::string err;
   if (trace_) {
     set_trace_sink(nullptr);
-    auto& outs = const_cast<
-        std::vector<std::pair<std::unique_ptr<trace::TraceOutput>, trace::TraceFilter>>&>(
-        trace_->outputs());
+    std::vector<trace::TraceHub::Output> outs = trace_->take_outputs();
     for (std::size_t i = 0; i < outs.size(); ++i) {
       if (trace_formats_[i] == format) {
         const std::string e = outs[i].first->finish(now(), false);
@@ -151,6 +150,7 @@ void Simulation::finish_trace(bool interrupted) {
   if (!trace_) return;
   set_trace_sink(nullptr);
   std::unique_ptr<trace::TraceHub> t = std::move(trace_);
+  next_trace_id_ = t->next_id();
   trace_formats_.clear();
   const std::string err = t->finish(now(), interrupted);
   last_truncations_ = t->truncations();
@@ -219,6 +219,7 @@ void Simulation::rethrow_interrupt() {
   if (trace_ && !trace_->error().empty()) {
     const std::string err = trace_->error();
     set_trace_sink(nullptr);
+    next_trace_id_ = trace_->next_id();
     trace_.reset();
     trace_formats_.clear();
     throw UsageError("trace", err + " (tracing stopped; the simulation can go on)");

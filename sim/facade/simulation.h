@@ -272,6 +272,7 @@ class Simulation {
   void start_monitor();
   bool interrupted_ = false;
   std::vector<std::string> last_truncations_;
+  std::uint64_t next_trace_id_ = 1;  // TLP trace ids, unique in this simulation
   std::vector<CheckResult> scenario_checks_;
   // After run(): every check of the run (scenario, time limit, expect), so
   // the stats written afterwards report them all.

@@ -2,9 +2,9 @@
 
 #include <cstring>
 
+#include <cstdio>
 #include "fabric/common/error.h"
 #include "fabric/config_space/config_space.h"
-#include <cstdio>
 
 #include "fabric/kernel/completion_ledger.h"
 #include "fabric/kernel/trace.h"
@@ -49,13 +49,13 @@ CplStatus HostCpu::access(std::uint64_t addr, std::uint8_t* data, unsigned size,
   if (ledger) ledger->close(id, ext.status, t0 + delay.value(), ext.trace_id, 0, t0);
   if (fabric::trace_sink()) {
     char what[96];
-    std::snprintf(what, sizeof what, "%s 0x%llx", config ? (write ? "CfgWr" : "CfgRd")
-                                                         : (write ? "MWr" : "MRd"),
+    std::snprintf(what, sizeof what, "%s 0x%llx",
+                  config ? (write ? "CfgWr" : "CfgRd") : (write ? "MWr" : "MRd"),
                   static_cast<unsigned long long>(addr));
-    fabric::trace_slice(t0, t0 + delay.value(), "host", "cpu", what,
-                        std::string("size=") + std::to_string(size) +
-                            ", status=" + to_string(ext.status),
-                        ext.trace_id);
+    fabric::trace_slice(
+        t0, t0 + delay.value(), "host", "cpu", what,
+        std::string("size=") + std::to_string(size) + ", status=" + to_string(ext.status),
+        ext.trace_id);
   }
   // The host is software: it does not run ahead of the kernel.
   sc_core::wait(delay);

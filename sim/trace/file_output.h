@@ -19,7 +19,7 @@ class FileOutput : public TraceOutput {
       : path_(path), what_(what), max_bytes_(max_bytes), out_(path, mode) {
     if (!out_)
       throw pciesim::UsageError("trace", std::string("cannot write the ") + what + " file '" +
-                                            path + "': " + std::strerror(errno));
+                                             path + "': " + std::strerror(errno));
   }
   const std::string& error() const override { return error_; }
   const std::string& path() const override { return path_; }

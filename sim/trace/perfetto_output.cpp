@@ -98,8 +98,8 @@ class PerfettoOutput : public FileOutput {
     for (auto& [key, t] : tracks_)
       for (std::size_t k = 0; k < t.lanes.size(); ++k)
         if (t.lanes[k].busy_until == fabric::kTimeMax) write_end(lane_uuid(t, k), end);
-    for (const char* what :
-         {capped() ? "trace truncated (size cap)" : nullptr, interrupted ? "interrupted" : nullptr}) {
+    for (const char* what : {capped() ? "trace truncated (size cap)" : nullptr,
+                             interrupted ? "interrupted" : nullptr}) {
       if (!what) continue;
       const std::uint64_t uuid = track_uuid("pciesim", "run", 0);
       ProtoWriter ev;

@@ -5,8 +5,8 @@
 #pragma once
 
 #include <algorithm>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -26,8 +26,8 @@ using fabric::TlpTraceRecord;
 // What an output keeps. Applies to every kind of record by its time and
 // component; `kinds` to TLPs only.
 struct TraceFilter {
-  Time from = 0;                       // records before this are dropped
-  Time to = fabric::kTimeMax;          // ... and from this on
+  Time from = 0;                        // records before this are dropped
+  Time to = fabric::kTimeMax;           // ... and from this on
   std::vector<std::string> components;  // glob patterns (fnmatch) over link
                                         // and component names; a TLP also
                                         // matches by its requester; empty: all
@@ -79,26 +79,14 @@ class Reorder {
   }
   template <typename F>
   void release(Time horizon, F&& f) {
-    while (!heap_.empty() && heap_.front().key < horizon) {
-      std::pop_heap(heap_.begin(), heap_.end(), later);
-      Item it = std::move(heap_.back());
-      heap_.pop_back();
-      released_ = std::max(released_, it.key);
-      current_ = it.key;
-      f(it.value);
-    }
+    while (!heap_.empty() && heap_.front().key < horizon)
+      pop(f);
   }
   // Releases everything (the end of the trace).
   template <typename F>
   void drain(F&& f) {
-    while (!heap_.empty()) {
-      std::pop_heap(heap_.begin(), heap_.end(), later);
-      Item it = std::move(heap_.back());
-      heap_.pop_back();
-      released_ = std::max(released_, it.key);
-      current_ = it.key;
-      f(it.value);
-    }
+    while (!heap_.empty())
+      pop(f);
   }
   bool empty() const { return heap_.empty(); }
   std::uint64_t late() const { return late_; }
@@ -112,6 +100,15 @@ class Reorder {
     std::uint64_t seq;
     T value;
   };
+  template <typename F>
+  void pop(F& f) {
+    std::pop_heap(heap_.begin(), heap_.end(), later);
+    Item it = std::move(heap_.back());
+    heap_.pop_back();
+    released_ = std::max(released_, it.key);
+    current_ = it.key;
+    f(it.value);
+  }
   static bool later(const Item& a, const Item& b) {
     return a.key != b.key ? a.key > b.key : a.seq > b.seq;
   }
@@ -154,13 +151,13 @@ class TraceHub : public fabric::TraceSink {
   // The outputs' truncation messages.
   std::vector<std::string> truncations() const;
   std::uint64_t late() const;
-  const std::vector<std::pair<std::unique_ptr<TraceOutput>, TraceFilter>>& outputs() const {
-    return outputs_;
-  }
+  using Output = std::pair<std::unique_ptr<TraceOutput>, TraceFilter>;
+  // Hands the outputs over (to a new hub), in the order they were added.
+  std::vector<Output> take_outputs() { return std::move(outputs_); }
 
  private:
   void advance();
-  std::vector<std::pair<std::unique_ptr<TraceOutput>, TraceFilter>> outputs_;
+  std::vector<Output> outputs_;
 };
 
 }  // namespace pciesim::sim::trace

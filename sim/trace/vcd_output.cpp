@@ -24,8 +24,8 @@ class VcdOutput : public FileOutput {
     // The final file must be writable too: say so now, not at the end.
     std::ofstream probe(path);
     if (!probe)
-      throw pciesim::UsageError("trace", "cannot write the VCD file '" + path +
-                                            "': " + std::strerror(errno));
+      throw pciesim::UsageError(
+          "trace", "cannot write the VCD file '" + path + "': " + std::strerror(errno));
   }
   const std::string& path() const override { return final_path_; }
 
