@@ -298,3 +298,11 @@ def test_a_component_filter_keeps_a_functions_own_tlps(cli):
     assert {r["requester"] for r in hops} == {hops[0]["requester"]} != {"00:00.0"}
     assert {r["link"] for r in hops} == {"rc.rp0--sw0.usp", "sw0.dsp1--ep1"}
     assert {r["kind"] for r in hops} >= {"MRd", "CplD", "MWr"}
+
+
+@pytest.mark.parametrize("option,what", [("--trace", "trace file"),
+                                         ("--trace-perfetto", "Perfetto trace file"),
+                                         ("--vcd", "VCD file")])
+def test_a_full_disk_is_an_error_naming_the_file(cli, option, what):
+    p = cli("run", QUICK, option, "/dev/full", "-q", check=2)
+    assert f"writing the {what} '/dev/full' failed: No space left on device" in p.stderr

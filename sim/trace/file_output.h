@@ -28,6 +28,14 @@ class FileOutput : public TraceOutput {
  protected:
   // Writes unless the cap is reached; false once it is (or on an error).
   bool put(const char* data, std::size_t n, Time t) {
+    if (!reserve(n, t)) return false;
+    out_.write(data, static_cast<std::streamsize>(n));
+    check();
+    return error_.empty();
+  }
+  // Counts `n` bytes against the cap (for output the caller buffers);
+  // false once the cap is reached (or on an error).
+  bool reserve(std::size_t n, Time t) {
     if (!error_.empty() || !truncated_.empty()) return false;
     if (max_bytes_ && bytes_ + n > max_bytes_) {
       truncated_ = std::string("the ") + what_ + " '" + path_ + "' reached its size cap of " +
@@ -36,17 +44,18 @@ class FileOutput : public TraceOutput {
                    "time window, components or TLP kinds)";
       return false;
     }
-    out_.write(data, static_cast<std::streamsize>(n));
     bytes_ += n;
-    check();
-    return error_.empty();
+    return true;
+  }
+  void fail(const std::string& message) {
+    if (error_.empty()) error_ = message;
   }
   bool put(const std::string& s, Time t) { return put(s.data(), s.size(), t); }
   // Writes past the cap (closing records that keep the file valid).
-  void put_always(const std::string& s) {
+  void put_always(const std::string& s) { put_always(s.data(), s.size()); }
+  void put_always(const char* data, std::size_t n) {
     if (!error_.empty()) return;
-    out_.write(s.data(), static_cast<std::streamsize>(s.size()));
-    bytes_ += s.size();
+    out_.write(data, static_cast<std::streamsize>(n));
     check();
   }
   std::string close() {

@@ -2,8 +2,9 @@
 // direction a `busy` wire (a TLP on the wire) and the sampled counters
 // (credits, outstanding tags, utilisation, function state) as reals,
 // over simulated time in picoseconds. Signals appear as the run meets
-// them, so the body goes to a side file and the header (which must
-// declare every signal first) is written in front of it at the end.
+// them, so the body goes to an anonymous temporary file and the header
+// (which must declare every signal first) is written in front of it at
+// the end.
 #include <cstdio>
 #include <map>
 #include <vector>
@@ -17,17 +18,19 @@ namespace {
 class VcdOutput : public FileOutput {
  public:
   VcdOutput(const std::string& path, TraceFilter f)
-      : FileOutput(path + ".body", "VCD", f.max_bytes),
-        final_path_(path),
+      : FileOutput(path, "VCD", f.max_bytes, std::ios::out | std::ios::binary),
         from_(f.from),
-        to_(f.to) {
-    // The final file must be writable too: say so now, not at the end.
-    std::ofstream probe(path);
-    if (!probe)
+        to_(f.to),
+        body_(std::tmpfile()) {
+    if (!body_)
       throw pciesim::UsageError(
-          "trace", "cannot write the VCD file '" + path + "': " + std::strerror(errno));
+          "trace", std::string("cannot create the VCD's temporary file: ") + std::strerror(errno));
   }
-  const std::string& path() const override { return final_path_; }
+  ~VcdOutput() override {
+    if (body_) std::fclose(body_);
+  }
+  VcdOutput(const VcdOutput&) = delete;
+  VcdOutput& operator=(const VcdOutput&) = delete;
 
   void tlp(const TlpTraceRecord& r) override {
     const int s = signal(*r.link, std::string(r.direction) + ".busy", true);
@@ -45,11 +48,19 @@ class VcdOutput : public FileOutput {
     pump(fabric::kTimeMax);
     changes_.drain([](const Change&) {});  // keys of kTimeMax: past the end
     flush();
-    std::string err = close();
-    const std::string body = FileOutput::path();
-    if (err.empty()) err = assemble(body, std::min(end, to_), interrupted);
-    std::remove(body.c_str());
-    return err;
+    write_header(interrupted);
+    // The body, then the end time.
+    std::rewind(body_);
+    char buf[1 << 16];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, body_)) > 0)
+      put_always(buf, n);
+    if (std::ferror(body_)) fail("reading the VCD's temporary file failed");
+    char stamp[32];
+    std::snprintf(stamp, sizeof stamp, "#%llu\n",
+                  static_cast<unsigned long long>(std::min(end, to_) / 1000));
+    put_always(stamp);
+    return close();
   }
 
  private:
@@ -138,14 +149,16 @@ class VcdOutput : public FileOutput {
     if (out.empty()) return;
     char stamp[32];
     std::snprintf(stamp, sizeof stamp, "#%llu\n", static_cast<unsigned long long>(at_ / 1000));
-    put(stamp + out, at_);
+    const std::string chunk = stamp + out;
+    if (!reserve(chunk.size(), at_)) return;
+    if (std::fwrite(chunk.data(), 1, chunk.size(), body_) != chunk.size())
+      fail(std::string("writing the VCD's temporary file failed: ") + std::strerror(errno));
   }
 
-  std::string assemble(const std::string& body, Time end, bool interrupted) {
-    std::FILE* out = std::fopen(final_path_.c_str(), "wb");
-    if (!out) return "cannot write the VCD file '" + final_path_ + "': " + std::strerror(errno);
-    std::fprintf(out, "$date simulated $end\n$version pciesim%s $end\n$timescale 1ps $end\n",
-                 interrupted ? " (interrupted)" : "");
+  void write_header(bool interrupted) {
+    std::string h = "$date simulated $end\n$version pciesim";
+    h += interrupted ? " (interrupted)" : "";
+    h += " $end\n$timescale 1ps $end\n";
     // Scopes by component and sub-scope; signals under them.
     std::map<std::vector<std::string>, std::vector<const Signal*>> scopes;
     for (const Signal& s : signals_)
@@ -156,41 +169,32 @@ class VcdOutput : public FileOutput {
       while (common < open.size() && common < scope.size() && open[common] == scope[common])
         ++common;
       for (std::size_t k = open.size(); k > common; --k)
-        std::fprintf(out, "$upscope $end\n");
+        h += "$upscope $end\n";
       open.resize(common);
       for (std::size_t k = common; k < scope.size(); ++k) {
-        std::fprintf(out, "$scope module %s $end\n", vcd_name(scope[k]).c_str());
+        h += "$scope module " + vcd_name(scope[k]) + " $end\n";
         open.push_back(scope[k]);
       }
       for (const Signal* s : sigs)
-        std::fprintf(out, "$var %s %s %s %s $end\n", s->wire ? "wire" : "real",
-                     s->wire ? "1" : "64", s->id.c_str(), vcd_name(s->name).c_str());
+        h += std::string("$var ") + (s->wire ? "wire 1 " : "real 64 ") + s->id + " " +
+             vcd_name(s->name) + " $end\n";
     }
     for (std::size_t k = open.size(); k > 0; --k)
-      std::fprintf(out, "$upscope $end\n");
-    std::fprintf(out, "$enddefinitions $end\n");
+      h += "$upscope $end\n";
+    h += "$enddefinitions $end\n";
     // Every signal has a value from the start: wires idle, reals their
     // first sample.
-    std::fprintf(out, "#%llu\n$dumpvars\n", static_cast<unsigned long long>(from_ / 1000));
-    for (const Signal& s : signals_)
+    h += "#" + std::to_string(from_ / 1000) + "\n$dumpvars\n";
+    for (const Signal& s : signals_) {
+      char b[64];
       if (s.wire)
-        std::fprintf(out, "0%s\n", s.id.c_str());
+        std::snprintf(b, sizeof b, "0%s\n", s.id.c_str());
       else
-        std::fprintf(out, "r%.9g %s\n", s.first, s.id.c_str());
-    std::fprintf(out, "$end\n");
-    std::FILE* in = std::fopen(body.c_str(), "rb");
-    if (in) {
-      char buf[1 << 16];
-      std::size_t n;
-      while ((n = std::fread(buf, 1, sizeof buf, in)) > 0)
-        std::fwrite(buf, 1, n, out);
-      std::fclose(in);
+        std::snprintf(b, sizeof b, "r%.9g %s\n", s.first, s.id.c_str());
+      h += b;
     }
-    std::fprintf(out, "#%llu\n", static_cast<unsigned long long>(end / 1000));
-    const bool bad = std::ferror(out) != 0;
-    if (std::fclose(out) != 0 || bad)
-      return "writing the VCD file '" + final_path_ + "' failed: " + std::strerror(errno);
-    return {};
+    h += "$end\n";
+    put_always(h);
   }
 
   static std::string vcd_name(const std::string& s) {
@@ -200,8 +204,8 @@ class VcdOutput : public FileOutput {
     return o;
   }
 
-  std::string final_path_;
   Time from_, to_;
+  std::FILE* body_;
   Reorder<Change> changes_;
   std::map<std::string, int> index_;
   std::vector<Signal> signals_;
