@@ -10,6 +10,7 @@
 #   ./build.sh bench sriov   build, run the SR-IOV scale benchmark
 #   ./build.sh bench migration   build, run the VF migration downtime benchmark
 #   ./build.sh bench vm-migration   build, run the whole-VM migration sweep
+#   ./build.sh bench trace   build, measure what each trace output costs
 set -euo pipefail
 cd "$(dirname "$0")"
 what="${1:-demo}"
@@ -54,6 +55,10 @@ case "$what" in
     if [ "${1:-}" = vm-migration ]; then
       shift
       exec /usr/bin/python3 bench/vm_migration.py "$@"
+    fi
+    if [ "${1:-}" = trace ]; then
+      shift
+      exec /usr/bin/python3 bench/trace_overhead.py "$@"
     fi
     exec /usr/bin/python3 bench/run_bench.py "$@" ;;
   test)

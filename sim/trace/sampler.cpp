@@ -71,18 +71,14 @@ void Sampler::start(Time interval, bool keep) {
       "sampler");
 }
 
-std::size_t Sampler::slot(const void* object, int what, const std::string& component,
-                          const std::string& name, const char* unit) {
-  auto [it, fresh] = index_.try_emplace({object, what}, slots_.size());
-  if (fresh) {
-    Slot sl;
-    sl.component = component;
-    sl.name = name;
-    sl.unit = unit;
-    sl.first = times_.empty() ? 0 : times_.size() - 1;
-    slots_.push_back(std::move(sl));
-  }
-  return it->second;
+std::size_t Sampler::new_slot(std::string component, std::string name, const char* unit) {
+  Slot sl;
+  sl.component = std::move(component);
+  sl.name = std::move(name);
+  sl.unit = unit;
+  sl.first = times_.empty() ? 0 : times_.size() - 1;
+  slots_.push_back(std::move(sl));
+  return slots_.size() - 1;
 }
 
 void Sampler::put(std::size_t k, double v) {
@@ -124,21 +120,31 @@ void Sampler::sample() {
   for (const System::LinkInfo& l : system_.links()) {
     for (fabric::LinkDir d : {fabric::LinkDir::kDown, fabric::LinkDir::kUp}) {
       fabric::LinkDirection& dir = l.link->direction(d);
-      const std::string pre = std::string(fabric::to_string(d)) + ".";
+      const char* dname = fabric::to_string(d);
+      auto pre_of = [dname] { return std::string(dname) + "."; };
       // Wire time booked in the bin (exact: booked at its own time).
       const double busy = bins_[b++]->take(bin);
-      put(slot(&dir, 0, l.name, pre + "utilisation", "fraction"), std::min(1.0, busy / dt));
+      put(slot(&dir, 0,
+               [&] {
+                 return Name{l.name, pre_of() + "utilisation", "fraction"};
+               }),
+          std::min(1.0, busy / dt));
       static const char* const kClass[] = {"P", "NP", "Cpl"};
       for (unsigned c = 0; c < 3; ++c) {
         const fabric::CreditPool& pool = dir.credits(static_cast<fabric::FcClass>(c));
         // Credits the transmitter still has (a limit of 0 is infinite).
         if (pool.header_limit())
-          put(slot(&dir, 1 + static_cast<int>(c), l.name, pre + "credits." + kClass[c] + ".hdr",
-                   "credits"),
+          put(slot(&dir, 1 + static_cast<int>(c),
+                   [&] {
+                     return Name{l.name, pre_of() + "credits." + kClass[c] + ".hdr", "credits"};
+                   }),
               static_cast<double>(pool.header_limit()) - pool.headers_in_use(t));
         if (pool.data_limit())
-          put(slot(&dir, 4 + static_cast<int>(c), l.name, pre + "credits." + kClass[c] + ".data",
-                   "credits (16 B)"),
+          put(slot(&dir, 4 + static_cast<int>(c),
+                   [&] {
+                     return Name{l.name, pre_of() + "credits." + kClass[c] + ".data",
+                                 "credits (16 B)"};
+                   }),
               static_cast<double>(pool.data_limit()) - pool.data_in_use(t));
       }
     }
@@ -149,21 +155,29 @@ void Sampler::sample() {
       const double rd = bins_[b++]->take(bin), wr = bins_[b++]->take(bin);
       if (!f.exists()) continue;
       const std::string& comp = f.name();
-      put(slot(&f, 0, comp, "outstanding_tags", "tags"), f.tags().outstanding(t));
+      put(slot(&f, 0,
+               [&] {
+                 return Name{comp, "outstanding_tags", "tags"};
+               }),
+          f.tags().outstanding(t));
       // Bytes completed in the bin (reads: data arrived; writes: consumed).
-      put(slot(&f, 1, comp, "read_gbps", "Gb/s"), rd * 8 / (dt * 1e-6));
-      put(slot(&f, 2, comp, "write_gbps", "Gb/s"), wr * 8 / (dt * 1e-6));
-      put(slot(&f, 3, comp, "state", "state"), function_state(f, t));
+      put(slot(&f, 1, [&] { return Name{comp, "read_gbps", "Gb/s"}; }), rd * 8 / (dt * 1e-6));
+      put(slot(&f, 2, [&] { return Name{comp, "write_gbps", "Gb/s"}; }), wr * 8 / (dt * 1e-6));
+      put(slot(&f, 3, [&] { return Name{comp, "state", "state"}; }), function_state(f, t));
     }
   }
   if (models::Iommu* mmu = system_.iommu()) {
     const auto& st = mmu->stats();
     const double h = delta("iommu/hits", static_cast<double>(st.iotlb_hits));
     const double m = delta("iommu/misses", static_cast<double>(st.iotlb_misses));
-    if (h + m > 0) put(slot(mmu, 0, "iommu", "iotlb_hit_rate", "fraction"), h / (h + m));
+    if (h + m > 0)
+      put(slot(mmu, 0, [] { return Name{"iommu", "iotlb_hit_rate", "fraction"}; }), h / (h + m));
   }
   for (const auto& [dev, v] : host_.vfio_devices())
-    put(slot(v.get(), 0, v->name(), "migration_state", "vfio state"),
+    put(slot(v.get(), 0,
+             [&] {
+               return Name{v->name(), "migration_state", "vfio state"};
+             }),
         static_cast<double>(v->state()));
 }
 

@@ -44,9 +44,21 @@ class Sampler {
 
  private:
   void sample();
-  // The signal of (object, what), named on first use.
-  std::size_t slot(const void* object, int what, const std::string& component,
-                   const std::string& name, const char* unit);
+  struct Name {
+    std::string component, name;
+    const char* unit;
+  };
+  // The signal of (object, what); `describe()` names it on first use only.
+  template <typename F>
+  std::size_t slot(const void* object, int what, F&& describe) {
+    auto it = index_.find({object, what});
+    if (it != index_.end()) return it->second;
+    Name n = describe();
+    const std::size_t k = new_slot(std::move(n.component), std::move(n.name), n.unit);
+    index_.emplace(std::make_pair(object, what), k);
+    return k;
+  }
+  std::size_t new_slot(std::string component, std::string name, const char* unit);
   void put(std::size_t slot, double v);
 
   System& system_;
