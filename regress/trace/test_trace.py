@@ -104,7 +104,8 @@ def test_perfetto_has_a_track_per_link_direction_and_function_flows_and_counters
     for link in ("rc.rp0--sw0.usp", "sw0.dsp0--ep0", "sw0.dsp1--ep1"):
         assert {"down", "up", "down.utilisation", "up.utilisation"} <= groups[link], groups[link]
     for fn in ("ep0.pf", "ep1.pf"):
-        assert {"descriptors", "operations", "reads", "interrupts", "outstanding_tags"} <= groups[fn]
+        assert {"descriptors", "operations", "reads", "interrupts", "driver",
+                "outstanding_tags"} <= groups[fn]
     # A device read: its slice on the function's tag track, then its hops, then
     # the completions back, linked by one flow.
     flows = t.flows()

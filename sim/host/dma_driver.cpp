@@ -2,9 +2,11 @@
 
 #include <linux/pci_regs.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "fabric/common/error.h"
+#include "fabric/kernel/trace.h"
 #include "sim/host/host.h"
 
 namespace pciesim::sim {
@@ -80,6 +82,8 @@ bool DmaDriver::probe() {
 
 bool DmaDriver::program() {
   PciCore& pci = host_.pci();
+  if (fabric::trace_sink())
+    fabric::trace_instant(HostCpu::now(), dev_->name, "driver", "program engine");
   std::vector<std::uint8_t> zero(kRingSize * sizeof(dma::Completion), 0);
   host_.cpu().memory().write(cq_.cpu, zero.data(), zero.size());
   host_.cpu().memory().watch(cq_.cpu, zero.size());
@@ -184,10 +188,18 @@ std::uint32_t DmaDriver::post(const dma::Descriptor& d) {
   cookies_[index] = d.cookie;
   tail_ = (tail_ + 1) % kRingSize;
   ++inflight_;
+  if (fabric::trace_sink()) {
+    char args[96];
+    std::snprintf(args, sizeof args, "index=%u, cookie=0x%x, length=%u", index, d.cookie, d.length);
+    fabric::trace_instant(HostCpu::now(), dev_->name, "driver", "post", args);
+  }
   return index;
 }
 
 void DmaDriver::kick() {
+  if (fabric::trace_sink())
+    fabric::trace_instant(HostCpu::now(), dev_->name, "driver", "kick",
+                          "tail=" + std::to_string(tail_));
   write_reg(dma::kRingTail, tail_);
 }
 
@@ -216,6 +228,12 @@ bool DmaDriver::reap(dma::Completion* out) {
   host_.cpu().memory().write(addr, buf, sizeof buf);
   cq_head_ = (cq_head_ + 1) % kRingSize;
   if (inflight_) --inflight_;
+  if (fabric::trace_sink()) {
+    char args[96];
+    std::snprintf(args, sizeof args, "cookie=0x%x, status=%u, bytes=%u", out->cookie, out->status,
+                  out->bytes);
+    fabric::trace_instant(HostCpu::now(), dev_->name, "driver", "reap", args);
+  }
   return true;
 }
 
@@ -227,7 +245,10 @@ void DmaDriver::wait(bool interrupts, Time timeout) {
   sc_core::sc_event& ev = host_.msi_event(msi_data_);
   Time t0 = HostCpu::now();
   sc_core::wait(to_sc(timeout), ev);
-  if (HostCpu::now() - t0 < timeout) HostCpu::sleep(host_.spec().interrupt_latency);
+  if (HostCpu::now() - t0 < timeout) {
+    if (fabric::trace_sink()) fabric::trace_instant(HostCpu::now(), dev_->name, "driver", "irq");
+    HostCpu::sleep(host_.spec().interrupt_latency);
+  }
 }
 
 }  // namespace pciesim::sim
