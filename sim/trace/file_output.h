@@ -56,6 +56,7 @@ class FileOutput : public TraceOutput {
   void put_always(const char* data, std::size_t n) {
     if (!error_.empty()) return;
     out_.write(data, static_cast<std::streamsize>(n));
+    bytes_ += n;  // counts toward the cap (what closes a capped file goes past it)
     check();
   }
   std::string close() {

@@ -98,6 +98,7 @@ class PerfettoOutput : public FileOutput {
     for (auto& [key, t] : tracks_)
       for (std::size_t k = 0; k < t.lanes.size(); ++k)
         if (t.lanes[k].busy_until == fabric::kTimeMax) write_end(lane_uuid(t, k), end);
+    finishing_ = true;
     for (const char* what : {capped() ? "trace truncated (size cap)" : nullptr,
                              interrupted ? "interrupted" : nullptr}) {
       if (!what) continue;
@@ -313,10 +314,12 @@ class PerfettoOutput : public FileOutput {
   }
 
   void descriptor(const ProtoWriter& td) {
+    // Past the cap nothing new is written, so no new track is needed
+    // (except the one of the closing instant).
+    if (capped() && !finishing_) return;
     ProtoWriter p;
     p.varint(f::kSequenceId, kSequence);
     p.message(f::kTrackDescriptor, td);
-    // Descriptors are small and needed by everything after them.
     frame(p, true);
   }
 
@@ -407,6 +410,7 @@ class PerfettoOutput : public FileOutput {
   std::vector<std::pair<std::uint64_t, std::string>> pending_names_, pending_ann_;
   std::uint64_t next_uuid_ = 1;
   bool first_ = true;
+  bool finishing_ = false;
 };
 
 }  // namespace
