@@ -55,9 +55,14 @@ def test_host_actions_show_on_host_and_function_tracks(tmp_path):
                     "RUNNING_P2P -> RUNNING"]
     # The workload's descriptors and interrupts, after the host's config cycles.
     assert len(on("ep0.pf", "descriptors")) == 4
-    irq = [i for i in t.instants if t.tracks[i.track].group == "ep0.pf"]
+    irq = [i for i in t.instants if t.tracks[i.track].group == "ep0.pf"
+           and t.tracks[i.track].name == "interrupts"]
     assert sent >= 4 and len(irq) == sent and all(i.name.startswith("MSI-X ") for i in irq)
     assert min(s.start for s in on("ep0.pf", "descriptors")) > flr.end
+    # The driver posted the four descriptors and reaped four completions.
+    drv = [i.name for i in t.instants if t.tracks[i.track].group == "ep0.pf"
+           and t.tracks[i.track].name == "driver"]
+    assert drv.count("post") == 4 and drv.count("reap") == 4
 
 
 def test_trace_arguments_are_checked():
