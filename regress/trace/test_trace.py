@@ -307,3 +307,10 @@ def test_a_component_filter_keeps_a_functions_own_tlps(cli):
 def test_a_full_disk_is_an_error_naming_the_file(cli, option, what):
     p = cli("run", QUICK, option, "/dev/full", "-q", check=2)
     assert f"writing the {what} '/dev/full' failed: No space left on device" in p.stderr
+
+
+@pytest.mark.parametrize("value,message", [("5ns", "is below 10ns"), ("2s", "1 s"),
+                                           ("fast", "expected a time")])
+def test_a_bad_sample_interval_is_named(cli, value, message):
+    p = cli("validate", QUICK, "--set", f"simulation.sample_interval={value}", check=2)
+    assert "sample_interval" in p.stderr and message in p.stderr, p.stderr
