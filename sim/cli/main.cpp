@@ -409,8 +409,9 @@ int sc_main(int argc, char** argv) {
   run->add_option("--trace-time-unit", time_unit,
                   "Perfetto timestamps: ns (real times) or ps (1 ps shows as 1 ns, to see "
                   "every TLP)");
-  run->add_option("--counter-interval", counter_interval,
-                  "Sampling interval of Perfetto counter tracks and VCD signals (default 1us; 0ns: none)");
+  run->add_option(
+      "--counter-interval", counter_interval,
+      "Sampling interval of Perfetto counter tracks and VCD signals (default 1us; 0ns: none)");
   run->add_flag("-q,--quiet", quiet, "Print only the verdict line (no progress line)");
   std::vector<std::string> aer_files;
   std::string aer_at = "0s";
