@@ -70,6 +70,10 @@ def config(gen, lanes, mps, mrrs, size, direction, total, split):
     job = min(total, 1 << 20)
     write = direction == "write"
     return {
+        # The link-bound host: the sweep checks the PCIe model against its
+        # closed form (pcie_bench_replay.py compares a calibrated platform
+        # with measurements).
+        "platform": "generic",
         "simulation": {"quantum": "1us", "max_time": "10s"},
         "host": {"mps": mps, "mrrs": mrrs, "ten_bit_tags": True},
         "root_complex": {"max_payload_supported": 512, "completion_split": split},

@@ -154,6 +154,9 @@ void DmaFunction::reset_engine(Time t, EngineReset how) {
   unsigned late = tags_ ? tags_->outstanding(t) : 0;
   clear_pipeline();
   finish_.clear();
+  gen_.running = false;
+  gen_.read_due = false;
+  gen_.starts.clear();
   fetch_index_ = 0;
   fetch_ready_ = 0;
   local_busy_ = 0;
@@ -374,6 +377,34 @@ std::uint32_t DmaFunction::reg_read(std::uint32_t off) const {
       return static_cast<std::uint32_t>(regs_.bytes_written);
     case kBytesWritten + 4:
       return static_cast<std::uint32_t>(regs_.bytes_written >> 32);
+    case kGenBaseLo:
+      return static_cast<std::uint32_t>(gen_.base);
+    case kGenBaseHi:
+      return static_cast<std::uint32_t>(gen_.base >> 32);
+    case kGenWindow:
+      return gen_.window;
+    case kGenSize:
+      return gen_.size;
+    case kGenCountLo:
+      return static_cast<std::uint32_t>(gen_.count);
+    case kGenCountHi:
+      return static_cast<std::uint32_t>(gen_.count >> 32);
+    case kGenSeed:
+      return gen_.seed;
+    case kGenHostOffset:
+      return gen_.host_offset;
+    case kGenDevOffset:
+      return gen_.dev_offset;
+    case kGenOutstanding:
+      return gen_.outstanding;
+    case kGenCtrl:
+      return gen_.ctrl;
+    case kGenStatus:
+      return gen_.status | (gen_.running ? kGenRunning : 0u);
+    case kGenDoneLo:
+      return static_cast<std::uint32_t>(gen_.done);
+    case kGenDoneHi:
+      return static_cast<std::uint32_t>(gen_.done >> 32);
     default:
       return 0;
   }
@@ -441,6 +472,46 @@ void DmaFunction::reg_write(std::uint32_t off, std::uint32_t v, Time t) {
       break;
     case kPrefetch:
       regs_.prefetch = std::clamp<std::uint32_t>(v, 1, 32);
+      break;
+    // The generator's arguments are taken while it is stopped.
+    case kGenBaseLo:
+      if (!gen_.running) gen_.base = (gen_.base & ~0xffffffffull) | v;
+      break;
+    case kGenBaseHi:
+      if (!gen_.running) gen_.base = (gen_.base & 0xffffffffull) | (std::uint64_t{v} << 32);
+      break;
+    case kGenWindow:
+      if (!gen_.running) gen_.window = v;
+      break;
+    case kGenSize:
+      if (!gen_.running) gen_.size = v;
+      break;
+    case kGenCountLo:
+      if (!gen_.running) gen_.count = (gen_.count & ~0xffffffffull) | v;
+      break;
+    case kGenCountHi:
+      if (!gen_.running) gen_.count = (gen_.count & 0xffffffffull) | (std::uint64_t{v} << 32);
+      break;
+    case kGenSeed:
+      if (!gen_.running) gen_.seed = v;
+      break;
+    case kGenHostOffset:
+      if (!gen_.running) gen_.host_offset = v;
+      break;
+    case kGenDevOffset:
+      if (!gen_.running) gen_.dev_offset = v;
+      break;
+    case kGenOutstanding:
+      if (!gen_.running) gen_.outstanding = v;
+      break;
+    case kGenCtrl:
+      if (v & kGenStop) {
+        gen_.count = gen_.issued;  // the transfers in flight finish
+        gen_.read_due = false;
+      }
+      if (!gen_.running) gen_.ctrl = v & (kGenRandom | kGenModeMask);
+      if ((v & kGenStart) && !gen_.running) gen_start(t);
+      wake(t);
       break;
     default:
       break;  // read-only or unimplemented: ignored
@@ -711,7 +782,7 @@ Time DmaFunction::step(Time t) {
   Time wait = kTimeMax;
   Action a = do_msix_resend(t);
   if (a.acted) return a.next;
-  if (!(regs_.ctrl & kCtrlEnable)) return kTimeMax;
+  if (!(regs_.ctrl & kCtrlEnable) && !gen_.running) return kTimeMax;
   if (fetch_error_.pending && descs_.empty() && chunks_.empty()) {
     // Everything fetched before the failed fetch has finished: the failed
     // descriptor is consumed with its error record and the engine halts.
@@ -766,6 +837,13 @@ DmaFunction::Action DmaFunction::do_finish(Time t) {
     return {true, r.wire_free};
   }
   const std::uint32_t index = f.index;
+  if (index == kGenIndex) {
+    const bool read_half = f.flags & kDescDstLocal;
+    const Time done = std::max(f.done, t);
+    finish_.pop_front();
+    gen_finished(done, read_half);
+    return {true, t};
+  }
   if (auto it = std::find(open_descs_.begin(), open_descs_.end(), index); it != open_descs_.end()) {
     open_descs_.erase(it);
     if (fabric::trace_sink()) trace_end(t, name_, "descriptors", "desc " + std::to_string(index));
@@ -826,7 +904,8 @@ void DmaFunction::retire_front(Time t) {
     stats_.last_op_end = std::max(stats_.last_op_end, end);
   }
   if (c.last_in_desc)
-    finish_.push_back({c.desc_index, c.cookie, c.flags, kErrNone, c.desc_bytes, false});
+    finish_.push_back({c.desc_index, c.cookie, c.flags, kErrNone, c.desc_bytes, false,
+                       std::max(c.last_write_done, t)});
   staging_used_ -= c.buf_span;
   if (c.flags & kDescDstLocal) --local_dst_chunks_;
   chunks_.pop_front();
@@ -918,7 +997,7 @@ DmaFunction::Action DmaFunction::do_write(Time t) {
 }
 
 bool DmaFunction::make_chunk(Time t, Time* wait) {
-  if (descs_.empty()) return false;
+  if (descs_.empty() && !(gen_.running && gen_next(t))) return false;
   FetchedDesc& fd = descs_.front();
   if (fd.ready > t) {
     *wait = fd.ready;
@@ -1004,6 +1083,98 @@ bool DmaFunction::make_chunk(Time t, Time* wait) {
   return true;
 }
 
+// ------------------------------------------------------------ generator
+
+void DmaFunction::gen_start(Time t) {
+  (void)t;
+  const std::uint32_t mode = (gen_.ctrl & kGenModeMask) >> kGenModeShift;
+  const std::uint64_t stride = (std::uint64_t{gen_.size} + gen_.host_offset + 63) / 64 * 64;
+  // Refused (status bit, nothing runs) unless every transfer fits.
+  const bool ok = gen_.size >= 1 && gen_.size <= kMaxChunk && gen_.host_offset < 64 && mode <= 3 &&
+                  gen_.window >= stride && gen_.count > 0 &&
+                  std::uint64_t{gen_.dev_offset} + gen_.size <= devmem_size_ &&
+                  gen_.size <= dev_.params().staging_bytes;
+  gen_.status = ok ? 0 : kGenBadArgs;
+  if (!ok) return;
+  gen_.running = true;
+  gen_.issued = gen_.done = 0;
+  stats_.gen_run_bytes = stats_.gen_run_first_bytes = 0;
+  stats_.gen_run_first_end = stats_.gen_run_last_end = 0;
+  gen_.read_due = false;
+  gen_.starts.clear();
+  gen_.rng = 0x9e3779b97f4a7c15ull ^ gen_.seed;
+}
+
+bool DmaFunction::gen_next(Time t) {
+  const std::uint32_t mode = (gen_.ctrl & kGenModeMask) >> kGenModeShift;
+  FetchedDesc fd{};
+  if (gen_.read_due) {
+    // Write-read: the read goes once the write has left (it is ordered
+    // behind it on the way, PCIe Base 2.4.1: a read does not pass a write).
+    if (!chunks_.empty()) return false;
+    fd.d.src = gen_.pair_addr;
+    fd.d.dst = gen_.dev_offset;
+    fd.d.flags = kDescDstLocal;
+    gen_.read_due = false;
+  } else {
+    if (gen_.issued >= gen_.count) return false;
+    if ((gen_.outstanding || mode == 2) &&
+        gen_.issued - gen_.done >= (mode == 2 ? 1u : gen_.outstanding))
+      return false;
+    const std::uint64_t stride = (std::uint64_t{gen_.size} + gen_.host_offset + 63) / 64 * 64;
+    const std::uint64_t slots = gen_.window / stride;
+    std::uint64_t slot = gen_.issued % slots;
+    if (gen_.ctrl & kGenRandom) {
+      // xorshift64*: reproducible from the seed.
+      gen_.rng ^= gen_.rng >> 12;
+      gen_.rng ^= gen_.rng << 25;
+      gen_.rng ^= gen_.rng >> 27;
+      slot = (gen_.rng * 0x2545f4914f6cdd1dull >> 11) % slots;
+    }
+    const std::uint64_t host = gen_.base + slot * stride + gen_.host_offset;
+    if (mode == 0 || (mode == 3 && gen_.issued % 2 == 0)) {
+      fd.d.src = host;
+      fd.d.dst = gen_.dev_offset;
+      fd.d.flags = kDescDstLocal;
+    } else {
+      fd.d.src = gen_.dev_offset;
+      fd.d.dst = host;
+      fd.d.flags = kDescSrcLocal;
+      if (mode == 2) {
+        gen_.pair_addr = host;
+        gen_.read_due = true;
+      }
+    }
+    ++gen_.issued;
+    gen_.starts.push_back(t);
+  }
+  fd.d.length = gen_.size;
+  fd.d.xfer_size = gen_.size;
+  fd.index = kGenIndex;
+  fd.ready = t;
+  descs_.push_back(fd);
+  return true;
+}
+
+void DmaFunction::gen_finished(Time t, bool read_half) {
+  // t: when the transfer's data was in place (device memory or host).
+  const std::uint32_t mode = (gen_.ctrl & kGenModeMask) >> kGenModeShift;
+  if (mode == 2 && !read_half) return;  // the pair ends with its read
+  ++gen_.done;
+  ++stats_.gen_transfers;
+  stats_.gen_run_bytes += std::uint64_t{gen_.size} * (mode == 2 ? 2 : 1);
+  if (!stats_.gen_run_first_end) {
+    stats_.gen_run_first_end = t;
+    stats_.gen_run_first_bytes = stats_.gen_run_bytes;
+  }
+  stats_.gen_run_last_end = std::max(stats_.gen_run_last_end, t);
+  if (!gen_.starts.empty()) {
+    stats_.gen_latency.add(to_ns(t - gen_.starts.front()));
+    gen_.starts.pop_front();
+  }
+  if (gen_.done >= gen_.count && !gen_.read_due) gen_.running = false;
+}
+
 DmaFunction::Action DmaFunction::do_read(Time t) {
   Chunk* c = nullptr;
   if (!chunks_.empty() && !chunks_.back().error && chunks_.back().read_issued < chunks_.back().len)
@@ -1049,7 +1220,8 @@ DmaFunction::Action DmaFunction::do_read(Time t) {
 }
 
 DmaFunction::Action DmaFunction::do_fetch(Time t) {
-  if (regs_.ring_size == 0 || fetch_error_.pending) return {false, kTimeMax};
+  if (!(regs_.ctrl & kCtrlEnable) || regs_.ring_size == 0 || fetch_error_.pending)
+    return {false, kTimeMax};
   if (fetch_ready_ > t) return {false, fetch_ready_};
   const std::uint32_t size = regs_.ring_size;
   const std::uint32_t pending = (regs_.tail - fetch_index_) & (size - 1);

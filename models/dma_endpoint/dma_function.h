@@ -83,6 +83,17 @@ struct DmaFunctionStats {
   std::uint64_t images_loaded = 0;
   fabric::Histogram op_latency;    // one DMA operation (xfer_size bytes), ns
   fabric::Histogram read_latency;  // one MRd round trip, ns
+  // The traffic generator (dma_regs.h GenReg): transfers completed and
+  // each one's latency, from its start to its data in place (a write-read
+  // pair: from the write's start to the read's data).
+  std::uint64_t gen_transfers = 0;
+  fabric::Histogram gen_latency;
+  // The last generator run's steady state: bytes of the transfers after its
+  // first, over the time from the first's completion to the last's.
+  std::uint64_t gen_run_bytes = 0;
+  std::uint64_t gen_run_first_bytes = 0;
+  fabric::Time gen_run_first_end = 0;
+  fabric::Time gen_run_last_end = 0;
 };
 
 enum class PowerState : std::uint8_t { kD0 = 0, kD3hot = 3 };
@@ -257,6 +268,7 @@ class DmaFunction : public fabric::ConfigListener {
     std::uint32_t status;
     std::uint32_t bytes;
     bool record_done;
+    fabric::Time done = 0;  // the descriptor's last write done (its data in place)
   };
 
   // One engine sub-step: either it acted (then run again at `next`) or it
@@ -274,6 +286,11 @@ class DmaFunction : public fabric::ConfigListener {
   fabric::Time local_access(fabric::Time t, std::uint32_t bytes);
   Action do_read(fabric::Time t);
   Action do_fetch(fabric::Time t);
+  // The traffic generator's next transfer as a descriptor (no fetch); false
+  // when none is due now.
+  bool gen_next(fabric::Time t);
+  void gen_start(fabric::Time t);
+  void gen_finished(fabric::Time done, bool read_half);
   // Creates the next chunk; false when it cannot now (*wait says until when).
   bool make_chunk(fabric::Time t, fabric::Time* wait);
   void retire_front(fabric::Time t);
@@ -347,6 +364,19 @@ class DmaFunction : public fabric::ConfigListener {
   std::uint32_t op_offset_ = 0;    // bytes into the current operation
   std::deque<Chunk> chunks_;
   std::deque<Finish> finish_;
+  // Traffic generator state (not part of a migration image: a function
+  // running it is a benchmark, not a guest's device).
+  static constexpr std::uint32_t kGenIndex = 0xffffffffu;  // descriptor index of its transfers
+  struct Generator {
+    std::uint64_t base = 0, count = 0, issued = 0, done = 0;
+    std::uint32_t window = 0, size = 0, seed = 0, host_offset = 0, dev_offset = 0;
+    std::uint32_t outstanding = 0, ctrl = 0, status = 0;
+    bool running = false;
+    std::uint64_t rng = 0;
+    std::uint64_t pair_addr = 0;      // write-read: the write half's address
+    bool read_due = false;            // write-read: the read half comes next
+    std::deque<fabric::Time> starts;  // per transfer in flight
+  } gen_;
   std::vector<std::uint8_t> staging_;
   std::uint32_t staging_head_ = 0;  // next allocation
   std::uint32_t staging_used_ = 0;

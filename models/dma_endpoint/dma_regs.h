@@ -45,6 +45,45 @@ enum Reg : std::uint32_t {
   kBytesWritten = 0x058,  // RO 64-bit: bytes DMA-written over PCIe
 };
 
+// ---- Traffic generator (every function; docs/dma-engine.md) ----
+// The engine's built-in DMA benchmark, as pcie-bench's firmware drives a
+// programmable NIC's DMA engines: COUNT transfers of SIZE bytes between a
+// host window and device memory, with no descriptors over PCIe. Transfer
+// i uses host address BASE + slot * stride + HOST_OFFSET, stride = SIZE +
+// HOST_OFFSET rounded up to 64 bytes, slot = i mod (WINDOW / stride)
+// (sequential) or drawn uniformly from SEED (random); the device side is
+// DEV_OFFSET. At most OUTSTANDING transfers are in flight (0 = as many as
+// the tags and staging buffer allow). Write-read (GEN_CTRL mode 2) writes
+// SIZE bytes then reads them back from the same address, one pair at a time.
+enum GenReg : std::uint32_t {
+  kGenBaseLo = 0x100,       // RW: host window (DMA address)
+  kGenBaseHi = 0x104,       // RW
+  kGenWindow = 0x108,       // RW: window bytes
+  kGenSize = 0x10c,         // RW: bytes per transfer (1..4096)
+  kGenCountLo = 0x110,      // RW: transfers
+  kGenCountHi = 0x114,      // RW
+  kGenSeed = 0x118,         // RW: random offsets' seed
+  kGenHostOffset = 0x11c,   // RW: offset within each host slot (0..63)
+  kGenDevOffset = 0x120,    // RW: device-memory offset
+  kGenOutstanding = 0x124,  // RW: transfers in flight at most (0 = engine limit)
+  kGenCtrl = 0x128,         // RW: GenCtrl bits; write kGenStart to begin
+  kGenStatus = 0x12c,       // RO: GenStatus bits
+  kGenDoneLo = 0x130,       // RO: transfers completed
+  kGenDoneHi = 0x134,       // RO
+};
+enum GenCtrl : std::uint32_t {
+  kGenStart = 1u << 0,   // self-clearing
+  kGenStop = 1u << 1,    // self-clearing: no new transfers
+  kGenRandom = 1u << 2,  // random slots (else sequential)
+  kGenModeShift = 4,     // bits 5:4: 0 read (host -> device), 1 write, 2 write-read,
+                         // 3 reads and writes alternating
+  kGenModeMask = 3u << 4,
+};
+enum GenStatus : std::uint32_t {
+  kGenRunning = 1u << 0,
+  kGenBadArgs = 1u << 1,  // the last start was refused (size, window or offsets out of range)
+};
+
 constexpr std::uint32_t kIdValue = 0x444d4131;  // "DMA1"
 constexpr std::uint32_t kVersionValue = 0x00010000;
 

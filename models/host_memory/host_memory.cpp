@@ -12,10 +12,24 @@ namespace pciesim::models {
 using fabric::Time;
 
 HostMemory::HostMemory(sc_core::sc_module_name name, const HostMemoryParams& params)
-    : sc_core::sc_module(name), socket("socket"), params_(params) {
+    : sc_core::sc_module(name),
+      socket("socket"),
+      params_(params),
+      cache_(params.llc_bytes, params.ddio_bytes) {
   socket.register_b_transport(this, &HostMemory::b_transport);
   socket.register_transport_dbg(this, &HostMemory::transport_dbg);
   if (params_.bandwidth_gbps > 0) fs_per_byte_ = 8.0 * 1e15 / (params_.bandwidth_gbps * 1e9);
+}
+
+Time HostMemory::access_latency(std::uint64_t addr, std::uint64_t len, bool write) {
+  if (!cache_.enabled() || len == 0) return last_latency_ = params_.latency;
+  if (write) {
+    // DDIO: the write lands in the LLC (updated in place or allocated in
+    // the I/O ways); DRAM sees it only when the line is evicted.
+    cache_.dma_write(addr, len);
+    return last_latency_ = params_.llc_latency;
+  }
+  return last_latency_ = cache_.dma_read(addr, len) ? params_.llc_latency : params_.latency;
 }
 
 bool HostMemory::contains(std::uint64_t addr, std::uint64_t len) const {
@@ -89,7 +103,7 @@ bool HostMemory::write_burst(std::uint64_t addr, const std::uint8_t* data,
     const Time start = std::max(arrival, busy_until_);
     busy_until_ = start + static_cast<Time>(t.length * fs_per_byte_);
     t.consumed = start;
-    t.done = std::max(start + params_.latency, busy_until_);
+    t.done = std::max(start + access_latency(addr + t.offset, t.length, true), busy_until_);
   }
   in_device_write_ = true;
   writer_ = requester;
@@ -132,6 +146,7 @@ void HostMemory::write(std::uint64_t addr, const std::uint8_t* src, std::size_t 
   check(addr, len);
   if (on_write)
     on_write(addr, len, in_device_write_, in_device_write_ ? writer_ : fabric::RoutingId());
+  if (!in_device_write_ && cache_.enabled()) cache_.cpu_write(addr, len);
   while (len > 0) {
     std::uint64_t page = addr >> kPageShift;
     std::size_t off = addr & (kPageSize - 1);
@@ -158,6 +173,7 @@ void HostMemory::b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& del
   const Time arrival = now + delay.value();
   const Time start = std::max(arrival, busy_until_);
   busy_until_ = start + static_cast<Time>(len * fs_per_byte_);
+  const Time latency = access_latency(addr, len, gp.is_write());
   if (gp.is_write()) {
     in_device_write_ = true;
     writer_ = ext ? ext->requester : fabric::RoutingId();
@@ -169,14 +185,14 @@ void HostMemory::b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& del
     read(addr, gp.get_data_ptr(), len);
     bytes_read_ += len;
   }
-  const Time done = std::max(start + params_.latency, busy_until_);
+  const Time done = std::max(start + latency, busy_until_);
   if (ext) {
     ext->consumed_at = start;
     ext->status = fabric::CplStatus::kSC;
     // The controller streams data out as it comes: the first completion's
     // worth is ready after the latency.
     ext->cpl_first =
-        std::min(done, start + params_.latency + static_cast<Time>(ext->cpl_chunk * fs_per_byte_));
+        std::min(done, start + latency + static_cast<Time>(ext->cpl_chunk * fs_per_byte_));
   }
   gp.set_response_status(tlm::TLM_OK_RESPONSE);
   delay = fabric::to_sc(done - now);

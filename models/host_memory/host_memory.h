@@ -15,6 +15,7 @@
 
 #include "fabric/common/sim_time.h"
 #include "fabric/tlp/tlp.h"
+#include "models/host_memory/io_cache.h"
 
 namespace pciesim::models {
 
@@ -36,6 +37,12 @@ struct HostMemoryParams {
   // DRAM ranges; the default is a 16 GiB machine with the usual x86 hole
   // below 4 GiB for MMIO: 2 GiB at 0 and 14 GiB at 4 GiB.
   std::vector<MemoryRange> ranges = {{0, 2ull << 30}, {4ull << 30, 14ull << 30}};
+  // The last-level cache as DMA sees it (io_cache.h); llc_bytes 0 = no
+  // cache model, every access takes `latency`. The platform presets set
+  // these (sim/config/platform.cpp, docs/timing.md).
+  std::uint64_t llc_bytes = 0;
+  std::uint64_t ddio_bytes = 0;  // the share device writes may allocate (DDIO ways)
+  fabric::Time llc_latency = 0;  // a DMA access whose lines are all cached
 };
 
 class HostMemory : public sc_core::sc_module {
@@ -79,6 +86,23 @@ class HostMemory : public sc_core::sc_module {
                      fabric::RoutingId requester)>
       on_write;
 
+  // The latency the last timed access took (the LLC's or DRAM's): the
+  // root complex streams a request's lines behind it.
+  fabric::Time last_latency() const { return last_latency_; }
+  // Host software flushed the caches (wbinvd), or the lines of one range
+  // (clflush): DMA then misses there until the CPU or a device writes the
+  // lines again.
+  void flush_cache() { cache_.flush(); }
+  void flush_cache(std::uint64_t addr, std::uint64_t len) { cache_.flush(addr, len); }
+  // The latency of a timed read too small to count against the bandwidth
+  // (page-table entries).
+  // The reader caches what it reads (the IOMMU's walks, io_cache.h).
+  fabric::Time small_read_latency(std::uint64_t addr, std::uint64_t len) {
+    if (!cache_.enabled() || len == 0) return params_.latency;
+    return cache_.agent_read(addr, len) ? params_.llc_latency : params_.latency;
+  }
+  const IoCache& cache() const { return cache_; }
+
   std::uint64_t bytes_read() const { return bytes_read_; }
   std::uint64_t bytes_written() const { return bytes_written_; }
   std::size_t resident_pages() const { return pages_.size(); }
@@ -100,6 +124,10 @@ class HostMemory : public sc_core::sc_module {
   mutable Page* cached_ = nullptr;
   fabric::Time busy_until_ = 0;
   double fs_per_byte_ = 0;
+  IoCache cache_;
+  fabric::Time last_latency_ = 0;
+  // The latency of a device access to [addr, addr + len), updating the cache.
+  fabric::Time access_latency(std::uint64_t addr, std::uint64_t len, bool write);
   std::uint64_t bytes_read_ = 0;
   std::uint64_t bytes_written_ = 0;
   bool in_device_write_ = false;

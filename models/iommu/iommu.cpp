@@ -347,7 +347,16 @@ TranslationResult Iommu::translate(const TranslationRequest& req) {
     ++stats_.iotlb_misses;
     ++stats_.walks;
     const Time t0 = t;
+    Time* walker = nullptr;
+    if (params_.walkers) {
+      // The walk waits for the walker that is free first.
+      if (walker_free_.size() != params_.walkers) walker_free_.assign(params_.walkers, 0);
+      walker = &*std::min_element(walker_free_.begin(), walker_free_.end());
+      t = std::max(t, *walker);
+      if (t > t0) stats_.walk_wait_time += t - t0;
+    }
     Walk w = walk(c, req.address, req.write, t, false, req.requester);
+    if (walker) *walker = w.t;
     stats_.walk_time += w.t - t0;
     t = w.t;
     if (!w.ok) {

@@ -49,6 +49,10 @@ struct IommuParams {
   // then costs ~4 x (90 + 10) ns, close to the ~330 ns per miss pcie-bench
   // reports.
   fabric::Time walk_step_latency = 10 * fabric::kNs;
+  // Page walks in flight at once (the walker's miss handling units); a
+  // miss waits for a free one. 0 = unlimited. With IOTLB misses on every
+  // request, DMA throughput is walkers / walk time (docs/iommu.md).
+  unsigned walkers = 0;
   // A register-based invalidation completes this long after the command,
   // and never before every translation already handed out has been used.
   // (Strict-mode unmap costs in Linux put an IOTLB invalidation at about a
@@ -80,8 +84,9 @@ struct IommuStats {
   std::uint64_t iotlb_misses = 0;
   std::uint64_t iotlb_evictions = 0;
   std::uint64_t walks = 0;
-  std::uint64_t walk_reads = 0;  // table-entry reads of host memory (all kinds)
-  fabric::Time walk_time = 0;    // sum over walks
+  std::uint64_t walk_reads = 0;     // table-entry reads of host memory (all kinds)
+  fabric::Time walk_time = 0;       // sum over walks (waiting for a walker included)
+  fabric::Time walk_wait_time = 0;  // of which waiting for a free walker
   std::uint64_t context_hits = 0;
   std::uint64_t context_misses = 0;
   std::uint64_t ad_updates = 0;  // page-table entries whose A/D bits were set
@@ -196,6 +201,7 @@ class Iommu : public UpstreamTranslator, public RegisterBlock {
   std::uint64_t iotlb_cmd_ = 0;
   fabric::Time ccmd_done_ = 0;
   fabric::Time iotlb_done_ = 0;
+  std::vector<fabric::Time> walker_free_;  // per walker: busy until
   bool fault_overflow_ = false;
   unsigned next_record_ = 0;
   std::vector<std::uint64_t> records_;  // 2 qwords per record

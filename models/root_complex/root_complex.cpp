@@ -40,6 +40,7 @@ RootComplex::RootComplex(sc_core::sc_module_name name, const RootComplexParams& 
   build_type0_header(host_bridge_, hb, {});
 
   stats_.ports.resize(params.root_ports);
+  path_busy_.assign(params.root_ports, 0);
   for (unsigned i = 0; i < params.root_ports; ++i) {
     std::string pname = "rp" + std::to_string(i);
     BridgeOptions o;
@@ -361,6 +362,14 @@ bool RootComplex::memory_access(std::uint64_t addr, std::uint8_t* data, std::uin
   gp.set_byte_enable_ptr(nullptr);
   gp.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
   if (debug) return mem_socket->transport_dbg(gp) == len;
+  if (!write && memory_) {
+    // Table reads (the IOMMU's walks) are a few bytes: they take the
+    // memory's latency (LLC or DRAM) but no share of its bandwidth, so
+    // they do not queue behind DMA data that is timestamped later.
+    if (mem_socket->transport_dbg(gp) != len) return false;
+    *done = t + memory_->small_read_latency(addr, len);
+    return true;
+  }
   const Time now = now_fs();
   sc_core::sc_time d = to_sc(t > now ? t - now : 0);
   mem_socket->b_transport(gp, d);
@@ -369,6 +378,20 @@ bool RootComplex::memory_access(std::uint64_t addr, std::uint8_t* data, std::uin
 }
 
 // ------------------------------------------------------------ from below
+
+RootComplex::HostPath RootComplex::host_path(unsigned port, std::uint64_t addr, std::uint32_t len,
+                                             bool write, Time t) {
+  const Time per_line = write ? params_.write_line_time : params_.read_line_time;
+  if (per_line == 0 || len == 0) return {t, 0, 0};
+  // Lines touched; a write counts whole granules (docs/timing.md).
+  const std::uint64_t unit = write ? std::max<std::uint32_t>(params_.write_granule, 64) : 64;
+  const std::uint64_t first = addr / unit, last = (addr + len - 1) / unit;
+  const unsigned lines = static_cast<unsigned>((last - first + 1) * (unit / 64));
+  Time& busy = path_busy_[port];
+  const Time start = std::max(t, busy);
+  busy = start + lines * per_line;
+  return {start, per_line, lines};
+}
 
 void RootComplex::receive_burst(Port& port, tlm::tlm_generic_payload& gp, TlpExtension& ext,
                                 sc_core::sc_time& delay) {
@@ -389,12 +412,34 @@ void RootComplex::receive_burst(Port& port, tlm::tlm_generic_payload& gp, TlpExt
       (!translator_ || !translator_->active() || ext.address_type == AddressType::kTranslated) &&
       !(addr + total > params_.msi_base && addr < params_.msi_base + params_.msi_size) &&
       is_dram(addr, total);
+  // The coherent-fabric path takes the TLPs one by one (host_path); the
+  // memory then sees each when the path starts moving it.
+  Time path_end[kMaxBurstTlps];
+  Time arrived[kMaxBurstTlps];
+  const bool timed_path = plain && (params_.write_line_time > 0) && is_dram(addr, total);
+  if (timed_path) {
+    for (std::size_t k = 0; k < ext.burst->size(); ++k) {
+      BurstTlp& t = (*ext.burst)[k];
+      arrived[k] = t.time;
+      const HostPath hp =
+          host_path(pi, addr + t.offset, t.length, true, t.time + params_.upstream_latency);
+      path_end[k] = hp.start + hp.lines * hp.line_time;
+      t.time = hp.start - params_.upstream_latency;
+    }
+  }
   if (plain && memory_->write_burst(addr, gp.get_data_ptr(), *ext.burst, params_.upstream_latency,
                                     ext.requester)) {
     stats_.ports[pi].upstream_requests += ext.burst->size();
     Time done = now;
-    for (const BurstTlp& t : *ext.burst)
+    for (std::size_t k = 0; k < ext.burst->size(); ++k) {
+      BurstTlp& t = (*ext.burst)[k];
+      if (timed_path) {
+        t.time = arrived[k];
+        t.consumed = std::max(t.consumed, path_end[k]);
+        t.done = std::max(t.done, path_end[k]);
+      }
       done = std::max(done, t.done);
+    }
     delay = to_sc(done - now);
     return;
   }
@@ -552,11 +597,35 @@ void RootComplex::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core
     }
     gp.set_address(addr);
     ext.cpl_chunk = completion_chunk(pi);
-    sc_core::sc_time d = to_sc(t - now);
+    const bool write = is_posted(ext.kind);
+    const HostPath hp = host_path(pi, addr, len, write, t);
+    sc_core::sc_time d = to_sc(hp.start - now);
     mem_socket->b_transport(gp, d);
     gp.set_address(original);
     ext.status = gp.is_response_ok() ? CplStatus::kSC : CplStatus::kUR;
     Time done = now + d.value();
+    if (hp.lines) {
+      const Time end = hp.start + hp.lines * hp.line_time;
+      if (write) {
+        // The write's buffer is free (its credits return) once the path
+        // has moved all its lines.
+        ext.consumed_at = std::max(ext.consumed_at, end);
+        done = std::max(done, end);
+      } else if (memory_) {
+        // The lines stream back one per line_time behind the first, each
+        // after the memory's latency: the first completion is ready when
+        // its lines are, the last with the last line.
+        const Time lat = memory_->last_latency();
+        done = std::max(done, hp.start + lat + (hp.lines - 1) * hp.line_time);
+        const unsigned first_lines = static_cast<unsigned>(
+            (std::min<std::uint64_t>(addr + len, (addr / ext.cpl_chunk + 1) * ext.cpl_chunk) - 1) /
+                64 -
+            addr / 64 + 1);
+        if (ext.cpl_first)
+          ext.cpl_first = std::min(
+              done, std::max(ext.cpl_first, hp.start + lat + (first_lines - 1) * hp.line_time));
+      }
+    }
     if (!is_posted(ext.kind)) {
       done += params_.downstream_latency;
       if (ext.cpl_first) ext.cpl_first += params_.downstream_latency;

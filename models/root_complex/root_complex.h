@@ -54,6 +54,18 @@ struct RootComplexParams {
   fabric::Time upstream_latency = 150 * fabric::kNs;
   fabric::Time downstream_latency = 100 * fabric::kNs;
 
+  // --- the root port's path into the coherent fabric (docs/timing.md,
+  // "Host data path"); 0 = unlimited. Each root port moves DMA data to and
+  // from the caches one 64-byte line at a time: a DMA read occupies it
+  // read_line_time per line it touches (its lines stream back at that
+  // interval, so a read's latency grows with its size and reads saturate at
+  // 64 B / read_line_time), a write write_line_time per line, counted in
+  // write_granule-byte units (a write covering part of a granule costs the
+  // whole granule: the merge of a partial unit). Reads and writes share it.
+  fabric::Time read_line_time = 0;
+  fabric::Time write_line_time = 0;
+  std::uint32_t write_granule = 64;
+
   // --- address map ---
   std::uint64_t ecam_base = 0xe0000000;  // 256 MiB: buses 0-255
   std::uint64_t msi_base = 0xfee00000;
@@ -191,6 +203,15 @@ class RootComplex : public sc_core::sc_module, public fabric::PortOwner {
   fabric::CplStatus check_cpu_completion(unsigned port, fabric::Tlp& tlp, fabric::Time t);
   void receive_burst(fabric::Port& port, tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext,
                      sc_core::sc_time& delay);
+  // The root port's coherent-fabric path for a DMA access to DRAM arriving
+  // at t: when it starts there and how many line slots it holds.
+  struct HostPath {
+    fabric::Time start;
+    fabric::Time line_time;
+    unsigned lines;
+  };
+  HostPath host_path(unsigned port, std::uint64_t addr, std::uint32_t len, bool write,
+                     fabric::Time t);
 
   RootComplexParams params_;
   std::vector<MemoryRange> dram_;
@@ -203,6 +224,7 @@ class RootComplex : public sc_core::sc_module, public fabric::PortOwner {
   RegisterBlock* regs_ = nullptr;
   std::uint64_t regs_base_ = 0;
   RootComplexStats stats_;
+  std::vector<fabric::Time> path_busy_;  // per root port
   bool in_register_block(std::uint64_t addr, std::uint32_t len) const {
     return regs_ && addr >= regs_base_ && addr - regs_base_ < regs_->register_block_size() &&
            len <= regs_->register_block_size() - (addr - regs_base_);

@@ -212,7 +212,7 @@ def test_aer_inject_before_boot_waits_for_enumeration(tmp_path):
     f.write_text("AER\nBUS 3 DEV 0 FN 0\nCOR_STATUS RCVR\n")
     sim = pciesim.load(QUICK)
     (h,) = sim.aer_inject(path=f)
-    sim.run("400us")
+    sim.run("1ms")
     assert h.fired == 1
     assert "ep0.pf (03:00.0) logs RxErr" in h.log[-1]["detail"]
     assert sim.stats()["root_complex"]["root_ports"]["rp0"]["err_cor_received"] == 1

@@ -31,7 +31,9 @@ struct Stream {
 std::string yaml(const Stream& s) {
   std::ostringstream y;
   const std::uint64_t job = std::min<std::uint64_t>(s.total, 1 << 20);
-  y << "simulation: {quantum: 1us, max_time: 2s}\n"
+  // The link-bound host: these tests check the PCIe model against its
+  // closed form, without the host-side effects of a calibrated platform.
+  y << "platform: generic\nsimulation: {quantum: 1us, max_time: 2s}\n"
     << "host: {mps: " << s.mps << ", mrrs: " << s.mrrs
     << ", ten_bit_tags: " << (s.ten_bit ? "true" : "false") << "}\n"
     << "root_complex: {max_payload_supported: 512}\n"
@@ -190,7 +192,7 @@ TEST(Timing, SmallReadLatencyIsAFewHundredNanosecondsAndGrowsWithSize) {
 // step each), a warm one adds the hit latency, nothing else changes.
 TEST(Timing, TheIommuAddsItsTranslationLatencyToADmaRead) {
   auto reads = [](bool iommu) {
-    std::string y = std::string("simulation: {quantum: 0ns}\n") +
+    std::string y = std::string("platform: generic\nsimulation: {quantum: 0ns}\n") +
                     (iommu ? "iommu: {enabled: true}\n" : "") +
                     "endpoints: [{name: ep0}]\nlinks: [{upstream: rc.rp0, downstream: ep0}]\n";
     Simulation sim(load_config_text(y, "iommu-latency"));
@@ -228,7 +230,7 @@ TEST(Timing, WriteBurstsTimeEveryTlpLikeSingleWrites) {
   for (bool through_switch : {true, false}) {
     auto run_once = [&](bool bursts) {
       std::ostringstream y;
-      y << "simulation: {quantum: 1us}\nhost: {mps: 256}\n";
+      y << "platform: generic\nsimulation: {quantum: 1us}\nhost: {mps: 256}\n";
       if (through_switch) y << "switches: [{name: sw0, downstream_ports: 1}]\n";
       y << "endpoints: [{name: ep0, device_memory: 4MiB, write_bursts: "
         << (bursts ? "true" : "false") << "}]\nlinks:\n";

@@ -186,12 +186,12 @@ def test_vcd_parses_with_link_busy_and_counters(traced):
 def test_filters_keep_only_what_was_asked(cli):
     cli("run", QUICK, "--trace", cli.tmp / "t.jsonl", "--trace-perfetto", cli.tmp / "t.pftrace",
         "--trace-kinds", "MRd,CplD", "--trace-components", "sw0.dsp1--*",
-        "--trace-from", "340us", "--trace-to", "360us", "-q", check=0)
+        "--trace-from", "420us", "--trace-to", "440us", "-q", check=0)
     recs = jsonl(cli.tmp / "t.jsonl")
     assert recs and {r["kind"] for r in recs} <= {"MRd", "CplD", "end"}
     hops = [r for r in recs if r["kind"] != "end"]
     assert {r["link"] for r in hops} == {"sw0.dsp1--ep1"}
-    assert all(340000 <= r["t_ns"] < 360000 for r in recs)
+    assert all(420000 <= r["t_ns"] < 440000 for r in recs)
     t = perfetto.load(cli.tmp / "t.pftrace")
     tl = [s for s in t.slices if "tlp" in s.category]
     assert tl and {t.tracks[s.track].group for s in tl} == {"sw0.dsp1--ep1"}

@@ -1,4 +1,5 @@
 #include "sim/config/config_loader.h"
+#include "sim/config/platform.h"
 
 #include <algorithm>
 #include <cmath>
@@ -157,7 +158,18 @@ void read_host(const Node& n, HostSpec* h, DocSink* docs) {
       .field("memory_bandwidth_gbps", &h->memory.bandwidth_gbps, 0, 1e6,
              "Sustained DRAM bandwidth for I/O in Gb/s; 0 = unlimited (8 x DDR4-3200 = 1638.4)")
       .time("interrupt_latency", &h->interrupt_latency,
-            "MSI arrival to the driver's interrupt handler running");
+            "MSI arrival to the driver's interrupt handler running")
+      .bytes("llc_size", &h->memory.llc_bytes,
+             "Last-level cache DMA sees (DDIO rules, docs/timing.md); 0 = no cache model", 0,
+             1ull << 40)
+      .bytes("ddio_size", &h->memory.ddio_bytes,
+             "Share of the LLC device writes may allocate (DDIO ways)", 0, 1ull << 40)
+      .time("llc_latency", &h->memory.llc_latency,
+            "A DMA access whose lines are all in the LLC (misses take memory_latency)");
+  if (h->memory.ddio_bytes > h->memory.llc_bytes)
+    (s.has("ddio_size") ? s.child("ddio_size") : s.child("llc_size"))
+        .fail("ddio_size (" + std::to_string(h->memory.ddio_bytes) + " bytes) exceeds llc_size (" +
+              std::to_string(h->memory.llc_bytes) + " bytes)");
   h->mps = read_mps(s, "mps", h->mps,
                     "Max Payload Size the host programs; auto = the largest every device below a "
                     "root port supports (Linux pcie_bus_safe)");
@@ -208,6 +220,8 @@ void read_iommu(const Node& n, IommuSpec* spec, DocSink* docs) {
       .time("iotlb_hit_latency", &p.iotlb_hit_latency, "Translation time on an IOTLB hit")
       .time("walk_step_latency", &p.walk_step_latency,
             "Walker time per page-table level, besides the memory read")
+      .field("walkers", &p.walkers, 0, 1024,
+             "Page walks in flight at once; a miss waits for a free walker (0 = unlimited)")
       .time("invalidation_latency", &p.invalidation_latency,
             "A context/IOTLB invalidation completes this long after its command (at the earliest)")
       .choice("fault_response", &fault, {{"ur", std::string("ur")}, {"ca", std::string("ca")}},
@@ -301,6 +315,18 @@ void read_root_complex(const Node& n, RootComplexSpec* r, DocSink* docs) {
       .time("upstream_latency", &p.upstream_latency,
             "Root port ingress to memory controller / peer routing")
       .time("downstream_latency", &p.downstream_latency, "Fabric to root port egress")
+      .time("read_line_time", &p.read_line_time,
+            "Root port path into the caches: time per 64-byte line a DMA read touches (reads "
+            "saturate at 64 B / this; a read's lines stream back at this interval); 0ns = "
+            "unlimited",
+            0, 1000 * kNs)
+      .time("write_line_time", &p.write_line_time,
+            "Root port path: time per 64-byte line a DMA write covers (shared with reads); 0ns = "
+            "unlimited",
+            0, 1000 * kNs)
+      .power_of_two("write_granule", &p.write_granule, 64, 4096,
+                    "Writes cost whole units of this many bytes on the root port path (a partial "
+                    "unit is merged)")
       .field("ecam_base", &p.ecam_base, "ECAM window base (256 MiB)")
       .field("msi_base", &p.msi_base, "MSI/MSI-X address window base (1 MiB)")
       .field("mmio32_base", &mmio32_base, "32-bit MMIO window base")
@@ -652,7 +678,32 @@ WorkloadSpec read_workload(const Node& n, DocSink* docs) {
       .nested("functions", "list | \"ep0.vf1..ep0.vf64\"",
               "Instead of `function`: several functions, each running the whole workload with "
               "its own buffers (stats are summed, with a per-function breakdown)")
-      .choice("type", &type, {{"copy", std::string("copy")}}, "Copy jobs through the DMA engine")
+      .choice("type", &type, {{"copy", std::string("copy")}, {"bench", std::string("bench")}},
+              "copy: copy jobs through the DMA engine's descriptor ring; bench: the device's "
+              "traffic generator moves data between a host window and device memory with no "
+              "descriptors (pcie-bench style; docs/timing.md \"Replaying pcie-bench\")")
+      .choice("direction", &w.direction,
+              {{"read", WorkloadSpec::kRead},
+               {"write", WorkloadSpec::kWrite},
+               {"write_read", WorkloadSpec::kWriteRead},
+               {"alternate", WorkloadSpec::kAlternate}},
+              "bench: DMA reads of host memory, writes, a write then a read of the same bytes "
+              "(one pair at a time), or reads and writes alternating")
+      .bytes("window", &w.window,
+             "bench: host window the transfers are spread over (slots of size + host_offset "
+             "rounded up to 64 bytes)",
+             64, 1ull << 36)
+      .choice("pattern", &w.random, {{"sequential", false}, {"random", true}},
+              "bench: slots one after another (wrapping) or drawn at random from simulation.seed")
+      .field("host_offset", &w.host_offset, 0, 63, "bench: offset of each transfer in its slot")
+      .field("device_offset", &w.device_offset, 0u, 0xffffffffu,
+             "bench: device-memory offset of the transfers")
+      .choice("cache", &w.cache,
+              {{"keep", WorkloadSpec::kKeep},
+               {"warm", WorkloadSpec::kWarm},
+               {"cold", WorkloadSpec::kCold}},
+              "bench: host cache state at the start: warm (the CPU wrote the window), cold "
+              "(caches flushed), keep")
       .bytes("size", &w.size, "Bytes per job (one descriptor)", 1, 0xffffffffull)
       .field("count", &w.count, 1, 0xffffffffull,
              "Jobs in total, per function (descriptor cookies are 32 bits)")
@@ -687,6 +738,22 @@ WorkloadSpec read_workload(const Node& n, DocSink* docs) {
   }
   s.finish();
   w.xfer_size = static_cast<std::uint32_t>(xfer);
+  w.type = type == "bench" ? WorkloadSpec::kBench : WorkloadSpec::kCopy;
+  if (n.defined() && w.type == WorkloadSpec::kBench) {
+    if (w.size > 4096) s.child("size").fail("a bench transfer is at most 4096 bytes");
+    const std::uint64_t stride = (w.size + w.host_offset + 63) / 64 * 64;
+    if (w.window < stride)
+      (s.has("window") ? s.child("window") : n)
+          .fail("the window (" + std::to_string(w.window) + " bytes) is smaller than one slot (" +
+                std::to_string(stride) + " bytes)");
+    if (w.window > 0xffffffffull) s.child("window").fail("a bench window is below 4 GiB");
+    if (s.has("src") || s.has("dst") || s.has("xfer_size"))
+      n.fail("a bench workload has direction and window, not src, dst or xfer_size");
+  } else if (n.defined()) {
+    for (const char* k :
+         {"direction", "window", "pattern", "host_offset", "device_offset", "cache"})
+      if (s.has(k)) s.child(k).fail(std::string(k) + " applies to type: bench only");
+  }
   if (n.defined()) {
     if (w.count == 0) s.child("count").fail("count must be at least 1");
     if (w.xfer_size > w.size) s.child("xfer_size").fail("xfer_size exceeds the job size");
@@ -1757,6 +1824,13 @@ void validate(SystemConfig& c, const Node& root) {
       bool vf = fn.find(".vf") != std::string::npos;
       devmem = std::min(devmem, vf ? ep->params.vf_device_memory : ep->params.device_memory);
     }
+    if (w.type == WorkloadSpec::kBench) {
+      if (w.device_offset + w.size > devmem)
+        (w.where.child("device_offset").defined() ? w.where.child("device_offset") : w.where)
+            .fail("device_offset + size = " + format_bytes(w.device_offset + w.size) +
+                  " does not fit the function's device memory (" + format_bytes(devmem) + ")");
+      continue;
+    }
     std::uint64_t need = w.size * w.queue_depth;
     for (const char* key : {"src", "dst"}) {
       const Placement& p = std::string(key) == "src" ? w.src : w.dst;
@@ -1798,7 +1872,8 @@ void validate(SystemConfig& c, const Node& root) {
       const std::string space = vm == vm_of.end() ? "host DRAM" : "VM " + vm->second;
       // size < 2^32 and queue_depth <= 4096: no overflow.
       std::uint64_t& d = demand[space];
-      d += std::uint64_t{sides} * w.queue_depth * w.size;
+      d +=
+          w.type == WorkloadSpec::kBench ? w.window : std::uint64_t{sides} * w.queue_depth * w.size;
       if (d > budget[space])
         w.where.child("size").fail(
             "the workloads' host buffers (queue_depth x size per host side and function) need " +
@@ -1891,6 +1966,18 @@ SystemConfig read_document(const Node& root, DocSink* docs) {
   SystemConfig c;
   c.source = root.file();
   Section top(root, "", docs);
+  std::string platform = kDefaultPlatform;
+  {
+    std::vector<std::pair<std::string, std::string>> names;
+    std::string doc =
+        "Platform preset: host, root complex and IOMMU timing defaults (docs/timing.md "
+        "\"Platforms\"); the sections below override any of them.";
+    for (const PlatformPreset& p : platform_presets()) {
+      names.emplace_back(p.name, p.name);
+      doc += std::string(" ") + p.name + ": " + p.summary + ".";
+    }
+    top.choice("platform", &platform, names, doc);
+  }
   top.nested("simulation", "mapping", "Run control")
       .nested("host", "mapping", "Host memory and the host software's PCI settings")
       .nested("root_complex", "mapping", "The root complex and its root ports")
@@ -1904,6 +1991,8 @@ SystemConfig read_document(const Node& root, DocSink* docs) {
       .nested("expect", "list", "Checks that decide the exit code of `pciesim run`")
       .nested("faults", "list", "The fault plan: faults armed at boot (docs/faults.md)");
   top.finish();
+  c.platform = platform;
+  find_platform(platform)->apply(c);
   read_simulation(root.child("simulation"), &c.simulation, docs);
   read_host(root.child("host"), &c.host, docs);
   read_root_complex(root.child("root_complex"), &c.root_complex, docs);

@@ -174,6 +174,18 @@ struct WorkloadSpec {
   bool manual = false;  // started by a scenario step
   bool interrupts = true;
   bool verify = true;
+  // type: bench -- the device's traffic generator (dma_regs.h GenReg, as
+  // pcie-bench drives a NIC's DMA engines): `count` transfers of `size`
+  // bytes within a host window, `queue_depth` in flight (0 = engine limit).
+  enum Type { kCopy, kBench } type = kCopy;
+  enum Direction { kRead, kWrite, kWriteRead, kAlternate } direction = kRead;
+  std::uint64_t window = 8192;
+  bool random = false;
+  std::uint32_t host_offset = 0;
+  std::uint32_t device_offset = 0;
+  // Host cache state before a bench starts: warm (the CPU wrote the
+  // window: it is in the LLC), cold (caches flushed) or as it is.
+  enum Cache { kKeep, kWarm, kCold } cache = kKeep;
   Node where;
 };
 
@@ -314,7 +326,8 @@ struct ScenarioStep {
 };
 
 struct SystemConfig {
-  std::string source;  // file name or "<dict>"
+  std::string source;    // file name or "<dict>"
+  std::string platform;  // the preset the defaults came from (platform.h)
   SimulationSpec simulation;
   HostSpec host;
   RootComplexSpec root_complex;

@@ -122,6 +122,74 @@ WorkloadStats Workload::stats() const {
   return s;
 }
 
+void Workload::run_bench(DmaDriver& drv, WorkloadCounters& c) {
+  // One host buffer holds the window; the device's generator does the rest
+  // (dma_regs.h GenReg). The host only sets the cache state, starts it and
+  // polls its counter.
+  const DmaSpace::Buffer b = drv.dma_space().alloc(spec_.window);
+  models::HostMemory& mem = host_.system().memory();
+  if (spec_.cache == WorkloadSpec::kWarm) {
+    // The CPU writes the window (it is in the LLC afterwards, as far as it fits).
+    mem.write(b.cpu, std::vector<std::uint8_t>(spec_.window, 0x5a).data(), spec_.window);
+  } else if (spec_.cache == WorkloadSpec::kCold) {
+    // clflush of the window, as pcie-bench does (page tables stay cached).
+    mem.flush_cache(b.cpu, spec_.window);
+  }
+  const std::uint32_t mode = spec_.direction == WorkloadSpec::kRead        ? 0u
+                             : spec_.direction == WorkloadSpec::kWrite     ? 1u
+                             : spec_.direction == WorkloadSpec::kWriteRead ? 2u
+                                                                           : 3u;
+  drv.write_reg(dma::kGenBaseLo, static_cast<std::uint32_t>(b.dma));
+  drv.write_reg(dma::kGenBaseHi, static_cast<std::uint32_t>(b.dma >> 32));
+  drv.write_reg(dma::kGenWindow, static_cast<std::uint32_t>(spec_.window));
+  drv.write_reg(dma::kGenSize, static_cast<std::uint32_t>(spec_.size));
+  drv.write_reg(dma::kGenCountLo, static_cast<std::uint32_t>(spec_.count));
+  drv.write_reg(dma::kGenCountHi, static_cast<std::uint32_t>(spec_.count >> 32));
+  drv.write_reg(dma::kGenSeed, static_cast<std::uint32_t>(host_.system().config().simulation.seed));
+  drv.write_reg(dma::kGenHostOffset, spec_.host_offset);
+  drv.write_reg(dma::kGenDevOffset, spec_.device_offset);
+  drv.write_reg(dma::kGenOutstanding, spec_.queue_depth);
+  drv.write_reg(dma::kGenCtrl, dma::kGenStart | (spec_.random ? dma::kGenRandom : 0u) |
+                                   (mode << dma::kGenModeShift));
+  c.jobs_submitted = spec_.count;
+  if (drv.read_reg(dma::kGenStatus) & dma::kGenBadArgs) {
+    c.failure = "the device refused the generator's arguments";
+    return;
+  }
+  // Poll the counter, rarely (each poll is an MMIO read on the link).
+  Time last_progress = HostCpu::now();
+  std::uint64_t done = 0;
+  for (;;) {
+    HostCpu::sleep(20 * kUs);
+    const std::uint64_t lo = drv.read_reg(dma::kGenDoneLo);
+    const std::uint64_t n = lo | (std::uint64_t{drv.read_reg(dma::kGenDoneHi)} << 32);
+    if (n != done) {
+      done = n;
+      last_progress = HostCpu::now();
+    }
+    c.jobs_completed = done;
+    c.bytes = done * spec_.size;
+    if (!(drv.read_reg(dma::kGenStatus) & dma::kGenRunning)) {
+      // It may have finished after the counter was read.
+      done = drv.read_reg(dma::kGenDoneLo) | (std::uint64_t{drv.read_reg(dma::kGenDoneHi)} << 32);
+      c.jobs_completed = done;
+      c.bytes = done * spec_.size;
+      break;
+    }
+    if (drv.removed() || HostCpu::now() - last_progress >= kStallTimeout) {
+      c.stalled = true;
+      c.failure = "the generator made no progress for " + format_time(kStallTimeout);
+      drv.write_reg(dma::kGenCtrl, dma::kGenStop);
+      break;
+    }
+  }
+  if (done < spec_.count && c.failure.empty()) {
+    c.errors = spec_.count - done;
+    c.failure = "the generator stopped after " + std::to_string(done) + " of " +
+                std::to_string(spec_.count) + " transfers";
+  }
+}
+
 void Workload::run_one(const std::string& function, WorkloadCounters& c) {
   // Keep the driver alive even if the function disappears under us.
   std::shared_ptr<DmaDriver> drv = host_.driver_ref(function);
@@ -132,6 +200,11 @@ void Workload::run_one(const std::string& function, WorkloadCounters& c) {
   while (drv->busy())
     HostCpu::sleep(1 * kUs);  // another workload owns the engine
   drv->set_busy(true);
+  if (spec_.type == WorkloadSpec::kBench) {
+    run_bench(*drv, c);
+    drv->set_busy(false);
+    return;
+  }
   // Buffers: host memory per slot (from the driver's DMA space: physical,
   // an IOMMU domain, or a VM's memory), or offsets into device memory.
   // `cpu` is what the host reads and writes, `dma` what the descriptor says.

@@ -63,6 +63,7 @@ class Workload {
  private:
   void run();
   void run_one(const std::string& function, WorkloadCounters& c);
+  void run_bench(DmaDriver& drv, WorkloadCounters& c);
   std::vector<std::uint8_t> pattern(const std::string& function, std::uint64_t job) const;
   void write_placement(const std::string& function, const Placement& p, std::uint64_t addr,
                        const std::vector<std::uint8_t>& b);

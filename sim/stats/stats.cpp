@@ -180,6 +180,15 @@ json dma_function(models::DmaFunction& f, Host& host) {
                            : 0.0;
   dma["op_latency_ns"] = histogram(s.op_latency);
   dma["read_latency_ns"] = histogram(s.read_latency);
+  if (s.gen_transfers) {
+    dma["generator_transfers"] = s.gen_transfers;
+    dma["generator_latency_ns"] = histogram(s.gen_latency);
+    dma["generator_steady_gbps"] =
+        s.gen_run_last_end > s.gen_run_first_end
+            ? static_cast<double>(s.gen_run_bytes - s.gen_run_first_bytes) * 8.0 /
+                  (to_sec(s.gen_run_last_end - s.gen_run_first_end) * 1e9)
+            : 0.0;
+  }
   j["dma"] = dma;
   json irq;
   irq["sent"] = s.msix_sent;
