@@ -11,6 +11,7 @@
 #   ./build.sh bench migration   build, run the VF migration downtime benchmark
 #   ./build.sh bench vm-migration   build, run the whole-VM migration sweep
 #   ./build.sh bench trace   build, measure what each trace output costs
+#   ./build.sh bench replay  build, replay the pcie-bench measurements (bench/replay/)
 set -euo pipefail
 cd "$(dirname "$0")"
 what="${1:-demo}"
@@ -55,6 +56,10 @@ case "$what" in
     if [ "${1:-}" = vm-migration ]; then
       shift
       exec /usr/bin/python3 bench/vm_migration.py "$@"
+    fi
+    if [ "${1:-}" = replay ]; then
+      shift
+      exec /usr/bin/python3 bench/replay_all.py "$@"
     fi
     if [ "${1:-}" = trace ]; then
       shift

@@ -97,6 +97,14 @@ struct DmaDeviceParams {
   // 128 GB/s, e.g. four DDR5-4800 channels, above a Gen5 x16 link (~63 GB/s)
   // so that the link, not the device memory, limits DMA by default.
   double local_memory_gbps = 1024.0;
+  // The engine's own accesses to device memory (storing what a DMA read
+  // brought, loading what a write sends) complete this long after their
+  // bandwidth slot; 0 by default (docs/dma-engine.md).
+  fabric::Time local_memory_latency = 0;
+  // Split DMA writes at MPS-aligned and reads at MRRS-aligned addresses
+  // (as many DMA engines do) instead of every MPS / MRRS bytes from the
+  // start of the transfer.
+  bool aligned_requests = false;
   // The memory writes that are ready together -- a chunk's, and those of
   // the following chunks of the same descriptor that continue the same
   // 4 KiB page -- go to the transmit queue together and travel as one burst

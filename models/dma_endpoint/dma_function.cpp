@@ -860,7 +860,7 @@ DmaFunction::Action DmaFunction::do_finish(Time t) {
 
 Time DmaFunction::local_access(Time t, std::uint32_t bytes) {
   local_busy_ = std::max(t, local_busy_) + dev_.local_copy_time(bytes);
-  return local_busy_;
+  return local_busy_ + dev_.params().local_memory_latency;
 }
 
 void DmaFunction::prefetch_local(Time t) {
@@ -960,6 +960,8 @@ DmaFunction::Action DmaFunction::do_write(Time t) {
     while (done < k.len) {
       const std::uint64_t a = k.dst + done;
       std::uint32_t piece = std::min(mps, k.len - done);
+      if (dev_.params().aligned_requests)
+        piece = std::min<std::uint32_t>(piece, mps - static_cast<std::uint32_t>(a % mps));
       piece = std::min<std::uint32_t>(piece, 4096 - static_cast<std::uint32_t>(a & 4095));
       pieces_.push_back(piece);
       done += piece;
@@ -1197,7 +1199,9 @@ DmaFunction::Action DmaFunction::do_read(Time t) {
   if (!can_issue()) return {true, t};
   TagPool::Grant g = tp.acquire(t);
   const std::uint64_t src = c->src + c->read_issued;
-  const std::uint32_t piece = std::min(dev_.mrrs(), c->len - c->read_issued);
+  std::uint32_t piece = std::min(dev_.mrrs(), c->len - c->read_issued);
+  if (dev_.params().aligned_requests)
+    piece = std::min<std::uint32_t>(piece, dev_.mrrs() - static_cast<std::uint32_t>(src % dev_.mrrs()));
   if (c->read_issued == 0 && c->started_op) op_began(t);
   const std::uint64_t epoch = epoch_;
   IssueResult r = dev_.issue(*this, TlpKind::MRd, src,

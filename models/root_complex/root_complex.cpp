@@ -40,7 +40,7 @@ RootComplex::RootComplex(sc_core::sc_module_name name, const RootComplexParams& 
   build_type0_header(host_bridge_, hb, {});
 
   stats_.ports.resize(params.root_ports);
-  path_busy_.assign(params.root_ports, 0);
+  path_busy_.assign(2 * params.root_ports, 0);
   for (unsigned i = 0; i < params.root_ports; ++i) {
     std::string pname = "rp" + std::to_string(i);
     BridgeOptions o;
@@ -107,8 +107,10 @@ int RootComplex::root_port_for_address(std::uint64_t addr, std::uint32_t len) co
   return -1;
 }
 
-std::uint16_t RootComplex::completion_chunk(unsigned port) const {
-  if (params_.completion_split == CompletionSplit::kMps)
+std::uint16_t RootComplex::completion_chunk(unsigned port, std::uint32_t len) const {
+  // MPS-sized completions combine a request's cache lines; requests up to
+  // completion_combine_above bytes are completed line by line (RCB pieces).
+  if (params_.completion_split == CompletionSplit::kMps && len > params_.completion_combine_above)
     return static_cast<std::uint16_t>(max_payload_size(root_ports_[port]->config()));
   return params_.rcb_128 ? 128 : 64;
 }
@@ -387,7 +389,7 @@ RootComplex::HostPath RootComplex::host_path(unsigned port, std::uint64_t addr, 
   const std::uint64_t unit = write ? std::max<std::uint32_t>(params_.write_granule, 64) : 64;
   const std::uint64_t first = addr / unit, last = (addr + len - 1) / unit;
   const unsigned lines = static_cast<unsigned>((last - first + 1) * (unit / 64));
-  Time& busy = path_busy_[port];
+  Time& busy = path_busy_[2 * port + (write ? 1 : 0)];
   const Time start = std::max(t, busy);
   busy = start + lines * per_line;
   return {start, per_line, lines};
@@ -596,7 +598,7 @@ void RootComplex::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core
       }
     }
     gp.set_address(addr);
-    ext.cpl_chunk = completion_chunk(pi);
+    ext.cpl_chunk = completion_chunk(pi, len);
     const bool write = is_posted(ext.kind);
     const HostPath hp = host_path(pi, addr, len, write, t);
     sc_core::sc_time d = to_sc(hp.start - now);

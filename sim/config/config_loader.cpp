@@ -296,6 +296,7 @@ void read_root_complex(const Node& n, RootComplexSpec* r, DocSink* docs) {
   unsigned ports = p.root_ports;
   std::uint64_t mmio32_base = p.mmio32.base, mmio32_size = p.mmio32.size;
   std::uint64_t mmio64_base = p.mmio64.base, mmio64_size = p.mmio64.size;
+  std::uint64_t cca = p.completion_combine_above;
   s.name("name", &r->name, "Instance name (prefix of root ports: rc.rp0, rc.rp1, ...)")
       .field("root_ports", &ports, 1, 31, "Root ports (00:01.0 .. 00:1f.0)")
       .field("vendor_id", &p.vendor_id, "Vendor ID of the host bridge and root ports")
@@ -321,8 +322,8 @@ void read_root_complex(const Node& n, RootComplexSpec* r, DocSink* docs) {
             "unlimited",
             0, 1000 * kNs)
       .time("write_line_time", &p.write_line_time,
-            "Root port path: time per 64-byte line a DMA write covers (shared with reads); 0ns = "
-            "unlimited",
+            "Root port path: time per 64-byte line a DMA write covers (writes have their own path); "
+            "0ns = unlimited",
             0, 1000 * kNs)
       .power_of_two("write_granule", &p.write_granule, 64, 4096,
                     "Writes cost whole units of this many bytes on the root port path (a partial "
@@ -337,6 +338,10 @@ void read_root_complex(const Node& n, RootComplexSpec* r, DocSink* docs) {
               {{"rcb", models::CompletionSplit::kRcb}, {"mps", models::CompletionSplit::kMps}},
               "Read completions returned in RCB-sized or MPS-sized pieces")
       .field("rcb_128", &p.rcb_128, "Read Completion Boundary 128 bytes (else 64)")
+      .bytes("completion_combine_above", &cca,
+             "With completion_split mps: read requests of at most this many bytes still complete "
+             "in RCB pieces (0 = every request gets MPS-sized completions)",
+             0, 4096)
       .time("completion_timeout", &p.completion_timeout, "Completion timeout for CPU requests")
       .time("rrs_initial_backoff", &p.rrs_initial_backoff,
             "First re-issue delay for config requests completed with RRS (no SW visibility)")
@@ -347,6 +352,7 @@ void read_root_complex(const Node& n, RootComplexSpec* r, DocSink* docs) {
               "Peer-to-peer requests between root ports (or redirected up): reflect or block (UR)");
   s.finish();
   p.root_ports = ports;
+  p.completion_combine_above = static_cast<std::uint32_t>(cca);
   p.mmio32 = {mmio32_base, mmio32_size};
   p.mmio64 = {mmio64_base, mmio64_size};
   if (mmio32_base + mmio32_size > 0x100000000ull)
@@ -416,6 +422,12 @@ EndpointSpec read_endpoint(const Node& n, DocSink* docs) {
              "Engine read-ahead buffer per function (reads in flight beyond writes)", 4096,
              16 << 20)
       .field("local_memory_gbps", &p.local_memory_gbps, 1, 1e6, "On-device memory bandwidth, Gb/s")
+      .time("local_memory_latency", &p.local_memory_latency,
+            "The engine's own device-memory accesses (storing read data, loading write data) "
+            "complete this long after their bandwidth slot")
+      .field("aligned_requests", &p.aligned_requests,
+             "Split DMA writes at MPS-aligned and reads at MRRS-aligned addresses (else every "
+             "MPS / MRRS bytes from the transfer's start)")
       .field("write_bursts", &p.write_bursts,
              "Queue the memory writes that are ready together (within one 4 KiB page, one "
              "descriptor, up to 64 TLPs) and simulate them as one burst, each TLP still timed "
