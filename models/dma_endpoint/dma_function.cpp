@@ -1101,6 +1101,7 @@ void DmaFunction::gen_start(Time t) {
   gen_.running = true;
   gen_.issued = gen_.done = 0;
   stats_.gen_run_bytes = stats_.gen_run_first_bytes = 0;
+  stats_.gen_latency = fabric::Histogram();  // per run
   stats_.gen_run_first_end = stats_.gen_run_last_end = 0;
   gen_.read_due = false;
   gen_.starts.clear();

@@ -83,9 +83,9 @@ struct DmaFunctionStats {
   std::uint64_t images_loaded = 0;
   fabric::Histogram op_latency;    // one DMA operation (xfer_size bytes), ns
   fabric::Histogram read_latency;  // one MRd round trip, ns
-  // The traffic generator (dma_regs.h GenReg): transfers completed and
-  // each one's latency, from its start to its data in place (a write-read
-  // pair: from the write's start to the read's data).
+  // The traffic generator (dma_regs.h GenReg): transfers completed, and
+  // for its last run each transfer's latency, from its start to its data in
+  // place (a write-read pair: from the write's start to the read's data).
   std::uint64_t gen_transfers = 0;
   fabric::Histogram gen_latency;
   // The last generator run's steady state: bytes of the transfers after its

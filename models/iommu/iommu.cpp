@@ -152,7 +152,24 @@ Iommu::Walk Iommu::walk(const Context& c, std::uint64_t iova, bool write, Time t
   std::uint64_t ad_addrs[5];
   std::uint64_t ad_vals[5];
   unsigned ad_n = 0;
-  for (unsigned level = c.levels; level >= 1; --level) {
+  unsigned top = c.levels;
+  const std::uint64_t space = c.root;
+  const bool psc = params_.psc_entries && !debug && !(params_.access_dirty && c.ad);
+  if (psc) {
+    // Start below the deepest cached non-leaf entry (level 2 first).
+    for (unsigned level = 2; level <= c.levels; ++level) {
+      auto it = psc_.find({level, c.did, space, iova >> (12 + 9 * (level - 1))});
+      if (it == psc_.end()) continue;
+      it->second.stamp = ++psc_stamp_;
+      table = it->second.table;
+      can_read = it->second.read;
+      can_write = it->second.write;
+      top = level - 1;
+      ++stats_.psc_hits;
+      break;
+    }
+  }
+  for (unsigned level = top; level >= 1; --level) {
     const unsigned shift = 12 + 9 * (level - 1);
     const std::uint64_t index = (iova >> shift) & 0x1ff;
     std::uint64_t pte = 0;
@@ -206,6 +223,7 @@ Iommu::Walk Iommu::walk(const Context& c, std::uint64_t iova, bool write, Time t
       break;
     }
     table = pte & kPteAddrMask;
+    if (psc) psc_insert(level, c.did, space, iova, {table, can_read, can_write, 0});
   }
   // A/D updates are atomic writes back to the entries, after the walk.
   if (!debug)
@@ -215,6 +233,22 @@ Iommu::Walk Iommu::walk(const Context& c, std::uint64_t iova, bool write, Time t
       ++stats_.ad_updates;
     }
   return w;
+}
+
+void Iommu::psc_insert(unsigned level, std::uint16_t did, std::uint64_t space, std::uint64_t iova,
+                       const PscEntry& e) {
+  const unsigned shift = 12 + 9 * (level - 1);
+  unsigned n = 0;
+  auto victim = psc_.end();
+  for (auto it = psc_.begin(); it != psc_.end(); ++it) {
+    if (std::get<0>(it->first) != level) continue;
+    ++n;
+    if (victim == psc_.end() || it->second.stamp < victim->second.stamp) victim = it;
+  }
+  if (n >= params_.psc_entries && victim != psc_.end()) psc_.erase(victim);
+  PscEntry v = e;
+  v.stamp = ++psc_stamp_;
+  psc_[{level, did, space, iova >> shift}] = v;
 }
 
 // ------------------------------------------------------------ IOTLB
@@ -455,6 +489,7 @@ Time Iommu::completion_time(Time t) const {
 }
 
 void Iommu::invalidate_context(std::uint64_t cmd, Time t) {
+  psc_.clear();
   const unsigned g = static_cast<unsigned>((cmd >> kCcmdCirgShift) & 3);
   const std::uint16_t did = static_cast<std::uint16_t>(cmd & kCcmdDidMask);
   const std::uint16_t sid = static_cast<std::uint16_t>(cmd >> kCcmdSidShift);
@@ -476,6 +511,7 @@ void Iommu::invalidate_context(std::uint64_t cmd, Time t) {
 }
 
 void Iommu::invalidate_iotlb(std::uint64_t cmd, Time t) {
+  psc_.clear();  // paging-structure caches go with every IOTLB invalidation
   const unsigned g = static_cast<unsigned>((cmd >> kIotlbIirgShift) & 3);
   const unsigned gran = g == 0 ? kGlobal : g;
   const std::uint16_t did = static_cast<std::uint16_t>(cmd >> kIotlbDidShift);

@@ -12,6 +12,8 @@
 #include <functional>
 #include <string>
 #include <unordered_map>
+#include <map>
+#include <tuple>
 #include <vector>
 
 #include "fabric/common/sim_time.h"
@@ -53,6 +55,12 @@ struct IommuParams {
   // miss waits for a free one. 0 = unlimited. With IOTLB misses on every
   // request, DMA throughput is walkers / walk time (docs/iommu.md).
   unsigned walkers = 0;
+  // Paging-structure caches (VT-d 3.0 section 6.2: non-leaf entries of
+  // the second-level tables): this many entries per non-leaf level, LRU; a
+  // walk starts below the deepest cached entry, so with them a miss
+  // usually reads only the leaf. 0 = none: every miss walks all levels.
+  // Cleared by every IOTLB and context invalidation.
+  unsigned psc_entries = 0;
   // A register-based invalidation completes this long after the command,
   // and never before every translation already handed out has been used.
   // (Strict-mode unmap costs in Linux put an IOTLB invalidation at about a
@@ -87,6 +95,7 @@ struct IommuStats {
   std::uint64_t walk_reads = 0;     // table-entry reads of host memory (all kinds)
   fabric::Time walk_time = 0;       // sum over walks (waiting for a walker included)
   fabric::Time walk_wait_time = 0;  // of which waiting for a free walker
+  std::uint64_t psc_hits = 0;       // walks that started below a cached non-leaf entry
   std::uint64_t context_hits = 0;
   std::uint64_t context_misses = 0;
   std::uint64_t ad_updates = 0;  // page-table entries whose A/D bits were set
@@ -202,6 +211,16 @@ class Iommu : public UpstreamTranslator, public RegisterBlock {
   fabric::Time ccmd_done_ = 0;
   fabric::Time iotlb_done_ = 0;
   std::vector<fabric::Time> walker_free_;  // per walker: busy until
+  struct PscEntry {
+    std::uint64_t table;  // the next level's table
+    bool read, write;     // permissions ANDed down to here
+    std::uint64_t stamp;
+  };
+  // Key: (level, domain, table root, iova >> shift of the level's entry).
+  std::map<std::tuple<unsigned, std::uint16_t, std::uint64_t, std::uint64_t>, PscEntry> psc_;
+  std::uint64_t psc_stamp_ = 0;
+  void psc_insert(unsigned level, std::uint16_t did, std::uint64_t root, std::uint64_t iova,
+                  const PscEntry& e);
   bool fault_overflow_ = false;
   unsigned next_record_ = 0;
   std::vector<std::uint64_t> records_;  // 2 qwords per record

@@ -222,6 +222,9 @@ void read_iommu(const Node& n, IommuSpec* spec, DocSink* docs) {
             "Walker time per page-table level, besides the memory read")
       .field("walkers", &p.walkers, 0, 1024,
              "Page walks in flight at once; a miss waits for a free walker (0 = unlimited)")
+      .field("psc_entries", &p.psc_entries, 0, 4096,
+             "Paging-structure cache entries per non-leaf level: a walk starts below the deepest "
+             "cached entry (0 = none, every miss walks all levels)")
       .time("invalidation_latency", &p.invalidation_latency,
             "A context/IOTLB invalidation completes this long after its command (at the earliest)")
       .choice("fault_response", &fault, {{"ur", std::string("ur")}, {"ca", std::string("ca")}},

@@ -603,6 +603,8 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
     j["walks"] = s.walks;
     j["walk_reads"] = s.walk_reads;
     j["mean_walk_ns"] = s.walks ? to_ns(s.walk_time) / static_cast<double>(s.walks) : 0.0;
+    j["walk_wait_ns"] = to_ns(s.walk_wait_time);
+    j["psc_hits"] = s.psc_hits;
     j["context_hits"] = s.context_hits;
     j["context_misses"] = s.context_misses;
     j["ad_updates"] = s.ad_updates;
