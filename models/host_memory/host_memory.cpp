@@ -100,10 +100,10 @@ bool HostMemory::write_burst(std::uint64_t addr, const std::uint8_t* data,
   if (!contains(addr, total)) return false;
   for (fabric::BurstTlp& t : b) {
     const Time arrival = t.time + delay;
-    const Time start = std::max(arrival, busy_until_);
-    busy_until_ = start + static_cast<Time>(t.length * fs_per_byte_);
+    const Time slot = static_cast<Time>(t.length * fs_per_byte_);
+    const Time start = book_.reserve(arrival, slot, fabric::now_fs());
     t.consumed = start;
-    t.done = std::max(start + access_latency(addr + t.offset, t.length, true), busy_until_);
+    t.done = std::max(start + access_latency(addr + t.offset, t.length, true), start + slot);
   }
   in_device_write_ = true;
   writer_ = requester;
@@ -171,8 +171,9 @@ void HostMemory::b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& del
   // the data is usable `latency` after the access starts.
   const Time now = fabric::now_fs();
   const Time arrival = now + delay.value();
-  const Time start = std::max(arrival, busy_until_);
-  busy_until_ = start + static_cast<Time>(len * fs_per_byte_);
+  // The controller's bandwidth, booked by time (interval_book.h).
+  const Time slot = static_cast<Time>(len * fs_per_byte_);
+  const Time start = book_.reserve(arrival, slot, now);
   const Time latency = access_latency(addr, len, gp.is_write());
   if (gp.is_write()) {
     in_device_write_ = true;
@@ -185,7 +186,7 @@ void HostMemory::b_transport(tlm::tlm_generic_payload& gp, sc_core::sc_time& del
     read(addr, gp.get_data_ptr(), len);
     bytes_read_ += len;
   }
-  const Time done = std::max(start + latency, busy_until_);
+  const Time done = std::max(start + latency, start + slot);
   if (ext) {
     ext->consumed_at = start;
     ext->status = fabric::CplStatus::kSC;

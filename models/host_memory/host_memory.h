@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fabric/common/interval_book.h"
 #include "fabric/common/sim_time.h"
 #include "fabric/tlp/tlp.h"
 #include "models/host_memory/io_cache.h"
@@ -122,7 +123,7 @@ class HostMemory : public sc_core::sc_module {
   std::unordered_map<std::uint64_t, std::unique_ptr<Page>> pages_;  // lookup only
   mutable std::uint64_t cached_page_ = ~std::uint64_t{0};
   mutable Page* cached_ = nullptr;
-  fabric::Time busy_until_ = 0;
+  fabric::IntervalBook book_;
   double fs_per_byte_ = 0;
   IoCache cache_;
   fabric::Time last_latency_ = 0;

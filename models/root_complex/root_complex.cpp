@@ -40,7 +40,7 @@ RootComplex::RootComplex(sc_core::sc_module_name name, const RootComplexParams& 
   build_type0_header(host_bridge_, hb, {});
 
   stats_.ports.resize(params.root_ports);
-  path_busy_.assign(2 * params.root_ports, 0);
+  path_.resize(2 * params.root_ports);
   for (unsigned i = 0; i < params.root_ports; ++i) {
     std::string pname = "rp" + std::to_string(i);
     BridgeOptions o;
@@ -389,9 +389,9 @@ RootComplex::HostPath RootComplex::host_path(unsigned port, std::uint64_t addr, 
   const std::uint64_t unit = write ? std::max<std::uint32_t>(params_.write_granule, 64) : 64;
   const std::uint64_t first = addr / unit, last = (addr + len - 1) / unit;
   const unsigned lines = static_cast<unsigned>((last - first + 1) * (unit / 64));
-  Time& busy = path_busy_[2 * port + (write ? 1 : 0)];
-  const Time start = std::max(t, busy);
-  busy = start + lines * per_line;
+  // Booked by time, not call order (fabric/common/interval_book.h).
+  const Time start =
+      path_[2 * port + (write ? 1 : 0)].reserve(t, lines * per_line, now_fs());
   return {start, per_line, lines};
 }
 

@@ -15,6 +15,7 @@
 #include <tlm>
 #include <vector>
 
+#include "fabric/common/interval_book.h"
 #include "fabric/common/sim_time.h"
 #include "fabric/port/port.h"
 #include "models/common/bridge_function.h"
@@ -229,7 +230,7 @@ class RootComplex : public sc_core::sc_module, public fabric::PortOwner {
   RegisterBlock* regs_ = nullptr;
   std::uint64_t regs_base_ = 0;
   RootComplexStats stats_;
-  std::vector<fabric::Time> path_busy_;  // per root port: reads, writes
+  std::vector<fabric::IntervalBook> path_;  // per root port: reads, writes
   bool in_register_block(std::uint64_t addr, std::uint32_t len) const {
     return regs_ && addr >= regs_base_ && addr - regs_base_ < regs_->register_block_size() &&
            len <= regs_->register_block_size() - (addr - regs_base_);
