@@ -51,6 +51,44 @@ def classify(name, row, iommu_nosp):
     return 0 if size >= 256 and size % 64 == 0 and ho % 64 == 0 else 1
 
 
+def error_figure(errs, path):
+    """Error against transfer size (bandwidth: aligned / unaligned; read
+    latency) and against the window (IOTLB sweep), with the bounds."""
+    import re
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def pts(i, key):
+        xs, ys = [], []
+        for _, e, label in errs[i]:
+            m = re.search(rf"{key} (\d+(?:\.\d+)?)", label)
+            if m:
+                xs.append(float(m.group(1)))
+                ys.append(e)
+        return xs, ys
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, (i, key, title, xl) in zip(axes, [
+            ((0, 1), "sz", "bandwidth error per size", "transfer size (bytes)"),
+            ((2,), "sz", "idle read latency error per size", "transfer size (bytes)"),
+            ((3,), "win", "IOTLB window sweep error", "window (bytes)")]):
+        for c in i:
+            x, y = pts(c, key)
+            ax.scatter(x, y, s=8, alpha=0.6, label=CLASSES[c][0])
+            b = CLASSES[c][1]
+            ax.axhline(b, color="grey", lw=0.6, ls="--")
+            ax.axhline(-b, color="grey", lw=0.6, ls="--")
+        ax.set_xscale("log", base=2)
+        ax.set_title(title)
+        ax.set_xlabel(xl)
+        ax.set_ylabel("pciesim vs measured (%)")
+        ax.set_ylim(-60, 60)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dirs", nargs="*", help="pcie-bench run directories (default: every one under %s)" % DEFAULT)
@@ -104,9 +142,13 @@ def main(argv=None):
         lines.append(f"| {name} | {len(e)} | {e[len(e) // 2][0]:.1f} % | {worst[1]:+.1f} % ({worst[2]}) | "
                      f"{inside}/{len(e)} | {'+-%g %%' % bound if bound else '-'} |")
     text = "\n".join(lines)
+    error_figure(errs, out / "errors.png")
     print("\n" + text)
     if noted:
         print(f"\n{len(noted)} rows not compared (device-side offsets, failures); first: {noted[0]}")
+    text = text.replace(DEFAULT.name + "/", "")
+    for d in dirs:
+        text = text.replace(d.name + "/", ("IOMMU-nosp " if "nosp" in d.name else "") + "")
     (out / "summary.md").write_text(text + "\n")
     return 0
 

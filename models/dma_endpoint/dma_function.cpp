@@ -1202,7 +1202,8 @@ DmaFunction::Action DmaFunction::do_read(Time t) {
   const std::uint64_t src = c->src + c->read_issued;
   std::uint32_t piece = std::min(dev_.mrrs(), c->len - c->read_issued);
   if (dev_.params().aligned_requests)
-    piece = std::min<std::uint32_t>(piece, dev_.mrrs() - static_cast<std::uint32_t>(src % dev_.mrrs()));
+    piece =
+        std::min<std::uint32_t>(piece, dev_.mrrs() - static_cast<std::uint32_t>(src % dev_.mrrs()));
   if (c->read_issued == 0 && c->started_op) op_began(t);
   const std::uint64_t epoch = epoch_;
   IssueResult r = dev_.issue(*this, TlpKind::MRd, src,

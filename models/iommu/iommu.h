@@ -10,10 +10,10 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <string>
-#include <unordered_map>
 #include <map>
+#include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "fabric/common/sim_time.h"

@@ -390,8 +390,7 @@ RootComplex::HostPath RootComplex::host_path(unsigned port, std::uint64_t addr, 
   const std::uint64_t first = addr / unit, last = (addr + len - 1) / unit;
   const unsigned lines = static_cast<unsigned>((last - first + 1) * (unit / 64));
   // Booked by time, not call order (fabric/common/interval_book.h).
-  const Time start =
-      path_[2 * port + (write ? 1 : 0)].reserve(t, lines * per_line, now_fs());
+  const Time start = path_[2 * port + (write ? 1 : 0)].reserve(t, lines * per_line, now_fs());
   return {start, per_line, lines};
 }
 

@@ -324,10 +324,11 @@ void read_root_complex(const Node& n, RootComplexSpec* r, DocSink* docs) {
             "saturate at 64 B / this; a read's lines stream back at this interval); 0ns = "
             "unlimited",
             0, 1000 * kNs)
-      .time("write_line_time", &p.write_line_time,
-            "Root port path: time per 64-byte line a DMA write covers (writes have their own path); "
-            "0ns = unlimited",
-            0, 1000 * kNs)
+      .time(
+          "write_line_time", &p.write_line_time,
+          "Root port path: time per 64-byte line a DMA write covers (writes have their own path); "
+          "0ns = unlimited",
+          0, 1000 * kNs)
       .power_of_two("write_granule", &p.write_granule, 64, 4096,
                     "Writes cost whole units of this many bytes on the root port path (a partial "
                     "unit is merged)")
