@@ -77,6 +77,23 @@ void print_summary(Simulation& sim, const RunResult& r, double wall) {
   if (!st["workloads"].empty()) std::printf("  workloads:\n");
   for (auto it = st["workloads"].begin(); it != st["workloads"].end(); ++it) {
     const auto& w = it.value();
+    if (w["type"] == "bench") {
+      // The device's traffic generator: its own steady rate and latency.
+      const std::string fn = w["functions"][0].get<std::string>();
+      const auto& dma = st["functions"][fn]["dma"];
+      const bool ran = dma.contains("generator_steady_gbps");
+      std::printf(
+          "    %-12s %s: bench, %llu transfers, %s, %.2f Gb/s steady, latency p50 %.0f ns%s\n",
+          it.key().c_str(), fn.c_str(),
+          static_cast<unsigned long long>(w["jobs"].get<std::uint64_t>()),
+          si(static_cast<double>(w["bytes"].get<std::uint64_t>()), "B").c_str(),
+          ran ? dma["generator_steady_gbps"].get<double>() : 0.0,
+          ran ? dma["generator_latency_ns"]["p50"].get<double>() : 0.0,
+          w["failure"].get<std::string>().empty()
+              ? ""
+              : ("  [" + w["failure"].get<std::string>() + "]").c_str());
+      continue;
+    }
     std::printf(
         "    %-12s %s: %llu jobs, %s, %.2f Gb/s, latency mean %.0f ns p99 %.0f ns, "
         "verified %s, %llu mismatches%s\n",

@@ -736,6 +736,7 @@ json build_stats(System& system, Host& host, const ScenarioRunner* scenario,
     const WorkloadStats& s = w->stats();
     json j;
     j["functions"] = w->spec().functions;
+    j["type"] = w->spec().type == WorkloadSpec::kBench ? "bench" : "copy";
     j["started"] = s.started;
     j["finished"] = s.finished;
     j["jobs"] = s.jobs_completed;
