@@ -144,3 +144,29 @@ def test_bad_arguments_raise_usage_errors_not_type_errors():
             sim.dma("ep9.pf", 0, 0, 8)
         with pytest.raises(pciesim.UsageError, match="not bound to a DMA driver"):
             sim.dma("sw0.dsp0", 0, 0, 8)  # a bridge: no DMA driver
+
+
+def test_paging_structure_caches_shorten_walks_and_go_with_invalidations():
+    with pciesim.from_dict(vm_config(psc_entries=4, iotlb_entries=1)) as sim:
+        sim.boot()
+        x, y = sim.vm_address("vmB", 0x500000), sim.vm_address("vmB", 0x501000)
+        sim.write_memory(x, b"X" * 8)
+        sim.write_memory(y, b"Y" * 8)
+        out = sim.vm_address("vmA", 0x310000)
+        for iova in (0x2000_0000, 0x2000_1000):
+            assert sim.iommu_map("vmA", iova, x if iova == 0x2000_0000 else y, 4096) == 0
+        before = sim.stat("iommu.walk_reads")
+        # One IOTLB entry: every DMA below misses; after the first walk the
+        # upper levels come from the paging-structure caches.
+        for iova in (0x2000_0000, 0x2000_1000, 0x2000_0000, 0x2000_1000):
+            assert sim.dma("ep0.vf1", iova, 0x310000, 8) == 0
+        assert sim.stat("iommu.psc_hits") >= 3
+        # vmA's destination and source walks; far fewer reads than 4 per walk.
+        assert sim.stat("iommu.walk_reads") - before < 4 * sim.stat("iommu.walks")
+        assert sim.read_memory(out, 8) == b"Y" * 8
+        # Unmapped and flushed: the cached table pointers go too; the next
+        # walk reads the tables again and faults.
+        assert sim.iommu_unmap("vmA", 0x2000_0000, 4096) == 0
+        faults = sim.stat("iommu.faults")
+        assert sim.dma("ep0.vf1", 0x2000_0000, 0x310000, 8) != 0
+        assert sim.stat("iommu.faults") == faults + 1
