@@ -6,11 +6,17 @@
 // the first free gap at or after its time, as the hardware would serve it.
 // Intervals that end before the kernel's time are dropped (no request can
 // arrive before it), so the book stays small.
+//
+// Storage: the busy intervals, disjoint and sorted, in a vector with a
+// consumed head. Nearly every booking lands at or after the last interval
+// (requests mostly arrive in time order), which is an append or an in-place
+// extension: no allocation, no tree walk. Out-of-order bookings binary-search
+// the gap and insert in the middle; they are rare and the book is short.
 #pragma once
 
 #include <algorithm>
-#include <iterator>
-#include <map>
+#include <cstddef>
+#include <vector>
 
 #include "fabric/common/sim_time.h"
 
@@ -22,43 +28,61 @@ class IntervalBook {
   // the start. `floor`: no later request starts before it (the kernel's
   // time), so what ends before it is forgotten.
   Time reserve(Time t, Time duration, Time floor) {
-    while (!busy_.empty() && busy_.begin()->second <= floor)
-      busy_.erase(busy_.begin());
+    prune(floor);
     if (duration == 0) return t;
-    Time start = t;
-    // The interval that could contain `start`, then walk the gaps.
-    auto it = busy_.upper_bound(start);
-    if (it != busy_.begin()) {
-      auto prev = std::prev(it);
-      if (prev->second > start) start = prev->second;
+    if (head_ == busy_.size() || t >= busy_.back().end) {
+      if (head_ < busy_.size() && busy_.back().end == t)
+        busy_.back().end = t + duration;
+      else
+        busy_.push_back({t, t + duration});
+      return t;
     }
-    while (it != busy_.end() && it->first < start + duration) {
-      start = std::max(start, it->second);
+    // The first interval that ends after t; everything before it is over.
+    auto first = busy_.begin() + static_cast<std::ptrdiff_t>(head_);
+    auto it = std::upper_bound(first, busy_.end(), t,
+                               [](Time v, const Interval& iv) { return v < iv.end; });
+    Time start = t;
+    // Walk the gaps: skip every interval that overlaps [start, start + d).
+    while (it != busy_.end() && it->start < start + duration) {
+      start = std::max(start, it->end);
       ++it;
     }
-    // Insert [start, start + duration), merging with touching neighbours.
-    const Time booked = start;
-    Time lo = start, hi = start + duration;
-    auto next = busy_.lower_bound(lo);
-    if (next != busy_.begin()) {
-      auto prev = std::prev(next);
-      if (prev->second == lo) {
-        lo = prev->first;
-        busy_.erase(prev);
-      }
+    // Insert [start, start + duration) before `it`, merging with touching
+    // neighbours (every interval before `it` ends at or before start).
+    const Time hi = start + duration;
+    const bool join_prev = it != first && std::prev(it)->end == start;
+    const bool join_next = it != busy_.end() && it->start == hi;
+    if (join_prev && join_next) {
+      std::prev(it)->end = it->end;
+      busy_.erase(it);
+    } else if (join_prev) {
+      std::prev(it)->end = hi;
+    } else if (join_next) {
+      it->start = start;
+    } else {
+      busy_.insert(it, {start, hi});
     }
-    next = busy_.find(hi);
-    if (next != busy_.end()) {
-      hi = next->second;
-      busy_.erase(next);
-    }
-    busy_[lo] = hi;
-    return booked;
+    return start;
   }
-  std::size_t size() const { return busy_.size(); }
+  std::size_t size() const { return busy_.size() - head_; }
 
  private:
-  std::map<Time, Time> busy_;  // start -> end, disjoint
+  struct Interval {
+    Time start, end;
+  };
+  void prune(Time floor) {
+    while (head_ < busy_.size() && busy_[head_].end <= floor) ++head_;
+    if (head_ == busy_.size()) {
+      busy_.clear();
+      head_ = 0;
+    } else if (head_ >= 64 && head_ * 2 >= busy_.size()) {
+      busy_.erase(busy_.begin(), busy_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+
+  std::vector<Interval> busy_;  // [head_, end): disjoint, sorted by start
+  std::size_t head_ = 0;
 };
 
 }  // namespace pciesim::fabric
