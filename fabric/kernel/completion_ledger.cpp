@@ -31,21 +31,44 @@ void set_completion_ledger(CompletionLedger* ledger) {
 
 std::uint64_t CompletionLedger::open(RoutingId requester, TlpKind kind, std::uint64_t address) {
   const std::uint64_t id = next_id_++;
-  open_.emplace(id, Entry{requester, kind, address});
+  if (window_.empty()) base_ = id;
+  window_.push_back({Entry{requester, kind, address}, true});
+  ++open_count_;
+  while (window_.size() > kWindow) {
+    if (window_.front().open) parked_.emplace(base_, window_.front().e);
+    window_.pop_front();
+    ++base_;
+  }
   ++stats_.requests;
   return id;
 }
 
 void CompletionLedger::close(std::uint64_t id, CplStatus status, Time at, std::uint64_t tlp,
                              std::uint16_t tag, Time issued) {
-  auto it = open_.find(id);
-  if (it == open_.end()) {
+  Entry e;
+  bool found = false;
+  if (id >= base_ && id - base_ < window_.size()) {
+    Slot& s = window_[id - base_];
+    if (s.open) {
+      e = s.e;
+      s.open = false;
+      found = true;
+      while (!window_.empty() && !window_.front().open) {
+        window_.pop_front();
+        ++base_;
+      }
+    }
+  } else if (auto it = parked_.find(id); it != parked_.end()) {
+    e = it->second;
+    parked_.erase(it);
+    found = true;
+  }
+  if (!found) {
     violation("request #" + std::to_string(id) + " ended twice (or was never issued): " +
               to_string(status) + " at " + format_time(at));
     return;
   }
-  const Entry e = it->second;
-  open_.erase(it);
+  --open_count_;
   if (is_completion(status))
     ++stats_.completions;
   else if (status == CplStatus::kTimeout)

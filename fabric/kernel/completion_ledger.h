@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -39,7 +40,7 @@ class CompletionLedger {
   // tag, when it was issued).
   void close(std::uint64_t id, CplStatus status, Time at, std::uint64_t tlp = 0,
              std::uint16_t tag = 0, Time issued = 0);
-  std::size_t outstanding() const { return open_.size(); }
+  std::size_t outstanding() const { return open_count_; }
   const CompletionLedgerStats& stats() const { return stats_; }
 
  private:
@@ -48,8 +49,22 @@ class CompletionLedger {
     TlpKind kind;
     std::uint64_t address;
   };
+  struct Slot {
+    Entry e;
+    bool open;
+  };
+  // Ids are issued in order and nearly every request ends soon after it
+  // began (most in the same call): the recent ids live in a window indexed
+  // by id, closed ones leave from its front. An entry that stays open while
+  // kWindow newer ones were issued moves to `parked_`, so the window stays
+  // bounded whatever a requester does. Open and close are O(1) without
+  // allocation in the common case.
+  static constexpr std::size_t kWindow = 4096;
   void violation(std::string what);
-  std::unordered_map<std::uint64_t, Entry> open_;
+  std::deque<Slot> window_;
+  std::uint64_t base_ = 1;  // the id of window_.front()
+  std::unordered_map<std::uint64_t, Entry> parked_;
+  std::size_t open_count_ = 0;
   std::uint64_t next_id_ = 1;
   CompletionLedgerStats stats_;
 };

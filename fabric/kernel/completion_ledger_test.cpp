@@ -47,5 +47,33 @@ TEST(CompletionLedger, EachRequestEndsOnceWithACompletionOrATimeout) {
   EXPECT_EQ(sink.ends[2].at, 30u);
 }
 
+TEST(CompletionLedger, LongOutstandingRequestsAndOutOfOrderEndings) {
+  // One request stays open while many newer ones come and go (a lost TLP
+  // waiting for its timeout); endings in any order are each counted once.
+  CompletionLedger l;
+  const std::uint64_t old = l.open(RoutingId(1, 0, 0), TlpKind::MRd, 0x1000);
+  std::vector<std::uint64_t> ids;
+  for (int i = 0; i < 10000; ++i) {
+    ids.push_back(l.open(RoutingId(1, 0, 0), TlpKind::MRd, 0x2000 + 64u * i));
+    if (i % 3 == 0) {
+      l.close(ids.back(), CplStatus::kSC, 10);
+      ids.pop_back();
+    }
+  }
+  EXPECT_EQ(l.outstanding(), 1u + ids.size());
+  for (auto it = ids.rbegin(); it != ids.rend(); ++it)
+    l.close(*it, CplStatus::kSC, 20);
+  l.close(ids.front(), CplStatus::kSC, 30);  // a second ending
+  EXPECT_EQ(l.outstanding(), 1u);
+  l.close(old, CplStatus::kTimeout, 50);
+  l.close(old, CplStatus::kTimeout, 60);  // and again
+  l.close(123456789, CplStatus::kSC, 70);  // never issued
+  EXPECT_EQ(l.outstanding(), 0u);
+  EXPECT_EQ(l.stats().requests, 10001u);
+  EXPECT_EQ(l.stats().completions, 10000u);
+  EXPECT_EQ(l.stats().timeouts, 1u);
+  EXPECT_EQ(l.stats().violations, 3u);
+}
+
 }  // namespace
 }  // namespace pciesim::fabric

@@ -1,6 +1,7 @@
 #include "fabric/link/flow_control.h"
 
 #include <algorithm>
+#include <string>
 
 #include "fabric/common/error.h"
 
@@ -99,34 +100,52 @@ TagPool::TagPool(unsigned count) {
 
 void TagPool::resize(unsigned count) {
   release_.assign(count, 0);
-  free_ = {};
+  ring_.assign(count, Slot{0, 0});
   for (unsigned i = 0; i < count; ++i)
-    free_.push({0, static_cast<std::uint16_t>(i)});
+    ring_[i] = {0, static_cast<std::uint16_t>(i)};
+  ring_head_ = 0;
+  ring_count_ = count;
+  late_.clear();
+  held_ = 0;
+  max_release_ = 0;
 }
 
 TagPool::Grant TagPool::acquire(Time ready) {
-  if (free_.empty()) throw ModelError("tags", "tag pool has no tags");
-  Slot s = free_.top();
-  free_.pop();
+  Slot s;
+  if (ring_count_ && (late_.empty() || ring_[ring_head_] < late_.front())) {
+    s = ring_[ring_head_];
+    ring_head_ = ring_head_ + 1 == ring_.size() ? 0 : ring_head_ + 1;
+    --ring_count_;
+  } else if (!late_.empty()) {
+    std::pop_heap(late_.begin(), late_.end(), later);
+    s = late_.back();
+    late_.pop_back();
+  } else {
+    throw ModelError("tags", "tag pool has no tags");
+  }
   release_[s.second] = kTimeMax;  // held until release_at()
+  ++held_;
   return {s.second, std::max(ready, s.first)};
 }
 
 void TagPool::release_at(std::uint16_t tag, Time when) {
+  if (tag >= release_.size()) throw ModelError("tags", "tag " + std::to_string(tag) + " out of range");
+  if (release_[tag] == kTimeMax) --held_;  // (a tag given back after a reset was not held)
   release_[tag] = when;
-  free_.push({when, tag});
+  max_release_ = std::max(max_release_, when);
+  const Slot s{when, tag};
+  if (ring_count_ == 0 || !(s < ring_[(ring_head_ + ring_count_ - 1) % ring_.size()])) {
+    ring_[(ring_head_ + ring_count_) % ring_.size()] = s;
+    ++ring_count_;
+  } else {
+    late_.push_back(s);
+    std::push_heap(late_.begin(), late_.end(), later);
+  }
 }
 
 unsigned TagPool::outstanding(Time t) const {
   return static_cast<unsigned>(
       std::count_if(release_.begin(), release_.end(), [t](Time r) { return r > t; }));
-}
-
-Time TagPool::all_released() const {
-  Time m = 0;
-  for (Time r : release_)
-    m = std::max(m, r);
-  return m;
 }
 
 void TagPool::reset() {

@@ -117,6 +117,15 @@ class CreditPool {
 
 // Tags of one requester: each outstanding non-posted request holds one
 // until its completion arrives.
+//
+// The free tags are ordered by (release time, tag number): a request takes
+// the one free earliest, the lowest number among equals (deterministic).
+// Completions mostly release tags in time order, so the free list is a ring
+// sorted by construction (a release at or after the ring's last entry is an
+// append); a release that arrives out of order (a completion delayed by an
+// IOTLB walk, say) goes to a small heap, and acquire takes the smaller head
+// of the two. Acquire and in-order release are O(1), an out-of-order release
+// O(log n); the order is exactly the single heap's.
 class TagPool {
  public:
   explicit TagPool(unsigned count = 256);
@@ -131,17 +140,27 @@ class TagPool {
   Grant acquire(Time ready);
   void release_at(std::uint16_t tag, Time when);
   // When the next tag becomes free (kTimeMax if all are held).
-  Time next_free() const { return free_.empty() ? kTimeMax : free_.top().first; }
+  Time next_free() const {
+    if (ring_count_ == 0) return late_.empty() ? kTimeMax : late_.front().first;
+    const Time r = ring_[ring_head_].first;
+    return late_.empty() ? r : std::min(r, late_.front().first);
+  }
   // Tags still held at time t.
   unsigned outstanding(Time t) const;
   // Latest release time among all tags (when everything has completed).
-  Time all_released() const;
+  Time all_released() const { return held_ ? kTimeMax : max_release_; }
   void reset();
 
  private:
   using Slot = std::pair<Time, std::uint16_t>;  // (release time, tag)
+  static bool later(const Slot& a, const Slot& b) { return a > b; }
   std::vector<Time> release_;
-  std::priority_queue<Slot, std::vector<Slot>, std::greater<Slot>> free_;
+  std::vector<Slot> ring_;  // capacity count(): in-order releases, sorted
+  std::size_t ring_head_ = 0;
+  std::size_t ring_count_ = 0;
+  std::vector<Slot> late_;  // min-heap (by later()) of out-of-order releases
+  unsigned held_ = 0;
+  Time max_release_ = 0;
 };
 
 }  // namespace pciesim::fabric
