@@ -3,6 +3,7 @@
 #include <linux/pci_regs.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "fabric/common/error.h"
@@ -24,6 +25,11 @@ ConfigSpace::ConfigSpace(std::uint16_t size)
   if (size != kConfigSpaceSize && size != kLegacyConfigSize)
     throw ModelError("config_space",
                      "config space size must be 256 or 4096, got " + std::to_string(size));
+}
+
+std::uint64_t ConfigSpace::next_generation() {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
 ConfigSpace ConfigSpace::sharing_layout_of(const ConfigSpace& other) {
@@ -73,6 +79,7 @@ void ConfigSpace::write(std::uint16_t offset, unsigned size, std::uint32_t value
     d = static_cast<std::uint8_t>(d & ~(b & cm));
     data_[o] = d;
   }
+  touch();
   if (!listener_) return;
   ConfigWrite w{offset, size, old_value, read_raw(offset, size), value};
   // Callbacks may change masks (copy-on-write): iterate over a snapshot.
@@ -85,10 +92,12 @@ void ConfigSpace::write(std::uint16_t offset, unsigned size, std::uint32_t value
 void ConfigSpace::set16(std::uint16_t off, std::uint16_t v) {
   data_[off] = static_cast<std::uint8_t>(v);
   data_[off + 1] = static_cast<std::uint8_t>(v >> 8);
+  touch();
 }
 void ConfigSpace::set32(std::uint16_t off, std::uint32_t v) {
   for (unsigned i = 0; i < 4; ++i)
     data_[off + i] = static_cast<std::uint8_t>(v >> (8 * i));
+  touch();
 }
 void ConfigSpace::set_bits16(std::uint16_t off, std::uint16_t bits, bool on) {
   std::uint16_t v = get16(off);
@@ -110,6 +119,7 @@ void ConfigSpace::define(std::uint16_t off, unsigned size, std::uint32_t value,
     l.w1c_mask[o] = byte(w1c_mask);
     l.sticky_mask[o] = byte(sticky_mask);
   }
+  touch();
 }
 
 void ConfigSpace::set_write_mask(std::uint16_t off, unsigned size, std::uint32_t mask) {
@@ -166,6 +176,7 @@ void ConfigSpace::reset(ResetKind kind) {
     if (kind == ResetKind::kFlr) keep = static_cast<std::uint8_t>(keep | l.flr_keep_mask[o]);
     data_[o] = static_cast<std::uint8_t>((data_[o] & keep) | (l.reset_image[o] & ~keep));
   }
+  touch();
 }
 
 std::vector<std::uint16_t> ConfigSpace::capability_offsets() const {

@@ -127,11 +127,20 @@ class ConfigSpace {
     std::memcpy(&v, data_.data() + off, 4);
     return v;
   }
-  void set8(std::uint16_t off, std::uint8_t v) { data_[off] = v; }
+  void set8(std::uint16_t off, std::uint8_t v) {
+    data_[off] = v;
+    touch();
+  }
   void set16(std::uint16_t off, std::uint16_t v);
   void set32(std::uint16_t off, std::uint32_t v);
   void set_bits16(std::uint16_t off, std::uint16_t bits, bool on);
   const std::uint8_t* bytes() const { return data_.data(); }
+  // Changes whenever a register value changes (software or hardware view,
+  // reset, definition). Values are unique across all spaces of the process
+  // and a copy carries its source's, so state derived from the registers
+  // (decode windows, ACS controls) can be cached and trusted while the
+  // generation is the one it was computed at.
+  std::uint64_t generation() const { return gen_; }
 
   // --- register definition (builders) ---
   // Defines `size` bytes at `off`: value (also the reset image) and masks.
@@ -163,7 +172,11 @@ class ConfigSpace {
   void fill_cap_cache() const;
   std::uint32_t read_raw(std::uint16_t off, unsigned size) const;
 
+  static std::uint64_t next_generation();
+  void touch() { gen_ = next_generation(); }
+
   std::uint16_t size_;
+  std::uint64_t gen_ = next_generation();
   std::array<std::uint8_t, kConfigSpaceSize> data_{};
   std::shared_ptr<ConfigLayout> layout_;
   ConfigListener* listener_ = nullptr;

@@ -376,33 +376,49 @@ void DmaDevice::engine_thread() {
   });
 }
 
-DmaDevice::Decoded DmaDevice::decode_memory(std::uint64_t addr, std::uint32_t len) {
-  DmaFunction& pf = *functions_[0];
-  const ConfigSpace& cs = pf.config();
-  if (cs.get16(PCI_COMMAND) & PCI_COMMAND_MEMORY) {
-    const std::uint64_t sizes[3] = {dma::kBar0Size, 0, params_.device_memory};
+const DmaDevice::DecodeState& DmaDevice::decode_state() {
+  const ConfigSpace& cs = functions_[0]->config();
+  if (decode_.generation == cs.generation() && decode_.vfs == enabled_vfs_) return decode_;
+  DecodeState d;
+  d.generation = cs.generation();
+  d.vfs = static_cast<std::uint16_t>(enabled_vfs_);
+  d.mse = cs.get16(PCI_COMMAND) & PCI_COMMAND_MEMORY;
+  for (unsigned bar : {0u, 2u})
+    d.base[bar] = bar_address(cs, static_cast<std::uint16_t>(PCI_BASE_ADDRESS_0 + 4 * bar));
+  if (sriov_ && enabled_vfs_) {
+    const std::uint16_t ctl = cs.get16(sriov_ + PCI_SRIOV_CTRL);
+    d.vf_mse = (ctl & PCI_SRIOV_CTRL_VFE) && (ctl & PCI_SRIOV_CTRL_MSE);
     for (unsigned bar : {0u, 2u}) {
-      std::uint64_t base =
-          bar_address(cs, static_cast<std::uint16_t>(PCI_BASE_ADDRESS_0 + 4 * bar));
-      if (addr >= base && addr - base < sizes[bar] && len <= sizes[bar] - (addr - base))
-        return {&pf, static_cast<int>(bar), addr - base};
+      d.vf_base[bar] =
+          bar_address(cs, static_cast<std::uint16_t>(sriov_ + PCI_SRIOV_BAR + 4 * bar));
+      d.vf_stride[bar] = vf_bar_stride(bar);
     }
   }
-  if (sriov_ && enabled_vfs_) {
-    std::uint16_t ctl = cs.get16(sriov_ + PCI_SRIOV_CTRL);
-    if ((ctl & PCI_SRIOV_CTRL_VFE) && (ctl & PCI_SRIOV_CTRL_MSE)) {
-      for (unsigned bar : {0u, 2u}) {
-        std::uint64_t base =
-            bar_address(cs, static_cast<std::uint16_t>(sriov_ + PCI_SRIOV_BAR + 4 * bar));
-        std::uint64_t stride = vf_bar_stride(bar);
-        std::uint64_t size = bar == 0 ? dma::kBar0Size : params_.vf_device_memory;
-        if (addr < base) continue;
-        std::uint64_t n = (addr - base) / stride;
-        std::uint64_t off = addr - base - n * stride;
-        if (n >= params_.total_vfs) continue;
-        if (n >= enabled_vfs_ || off + len > size) return {};  // no such VF: UR
-        return {functions_[n + 1].get(), static_cast<int>(bar), off};
-      }
+  decode_ = d;
+  return decode_;
+}
+
+DmaDevice::Decoded DmaDevice::decode_memory(std::uint64_t addr, std::uint32_t len) {
+  const DecodeState& d = decode_state();
+  if (d.mse) {
+    const std::uint64_t sizes[3] = {dma::kBar0Size, 0, params_.device_memory};
+    for (unsigned bar : {0u, 2u}) {
+      const std::uint64_t base = d.base[bar];
+      if (addr >= base && addr - base < sizes[bar] && len <= sizes[bar] - (addr - base))
+        return {functions_[0].get(), static_cast<int>(bar), addr - base};
+    }
+  }
+  if (d.vf_mse) {
+    for (unsigned bar : {0u, 2u}) {
+      const std::uint64_t base = d.vf_base[bar];
+      const std::uint64_t stride = d.vf_stride[bar];
+      const std::uint64_t size = bar == 0 ? dma::kBar0Size : params_.vf_device_memory;
+      if (addr < base) continue;
+      const std::uint64_t n = (addr - base) / stride;
+      const std::uint64_t off = addr - base - n * stride;
+      if (n >= params_.total_vfs) continue;
+      if (n >= enabled_vfs_ || off + len > size) return {};  // no such VF: UR
+      return {functions_[n + 1].get(), static_cast<int>(bar), off};
     }
   }
   return {};

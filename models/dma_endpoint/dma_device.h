@@ -209,6 +209,20 @@ class DmaDevice : public sc_core::sc_module, public fabric::PortOwner {
     std::uint64_t offset = 0;
   };
   Decoded decode_memory(std::uint64_t addr, std::uint32_t len);
+  // What decode_memory needs from the PF's registers, recomputed when the
+  // PF's config space generation or the number of enabled VFs changes
+  // (instead of walking BARs and SR-IOV registers for every TLP).
+  struct DecodeState {
+    std::uint64_t generation = 0;  // 0: never computed
+    std::uint16_t vfs = 0;
+    bool mse = false;              // PF Memory Space Enable
+    bool vf_mse = false;           // VF Enable and VF MSE, with VFs enabled
+    std::uint64_t base[3] = {};    // PF BAR0 / BAR2 addresses
+    std::uint64_t vf_base[3] = {};  // VF BAR0 / BAR2 of VF 0
+    std::uint64_t vf_stride[3] = {};
+  };
+  const DecodeState& decode_state();
+  DecodeState decode_;
   // A completer fault armed on `f` for this request (fabric/fault): true
   // when the request was answered by the fault.
   bool completer_fault(DmaFunction& f, tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext,

@@ -216,8 +216,43 @@ PcieSwitch::Route PcieSwitch::route_from_above(tlm::tlm_generic_payload& gp, Tlp
   return {Route::kUnsupported};
 }
 
+bool PcieSwitch::memo_current(const RouteMemo& m) const {
+  if (m.generations.size() != dsps_.size() + 1) return false;
+  if (m.generations[0] != usp_->config().generation()) return false;
+  for (std::size_t i = 0; i < dsps_.size(); ++i)
+    if (m.generations[i + 1] != dsps_[i]->config().generation()) return false;
+  return true;
+}
+
 PcieSwitch::Route PcieSwitch::route_from_below(unsigned from, tlm::tlm_generic_payload& gp,
                                                TlpExtension& ext) {
+  const std::uint64_t addr = gp.get_address();
+  const std::uint32_t len = gp.get_data_length();
+  const bool memoable =
+      is_memory(ext.kind) && len > 0 && (addr & 0xfff) + len <= 0x1000 && from < dsps_.size();
+  if (!memoable) return decide_from_below(from, gp, ext);
+  if (below_memo_.size() != dsps_.size()) below_memo_.resize(dsps_.size());
+  RouteMemo& m = below_memo_[from];
+  if (m.page == addr >> 12 && m.bus == ext.requester.bus() && m.type == ext.address_type &&
+      memo_current(m))
+    return m.route;
+  const Route r = decide_from_below(from, gp, ext);
+  // Only routes without side effects (the refusals count and report).
+  if (r.kind == Route::kUpstream || r.kind == Route::kDownstream) {
+    m.page = addr >> 12;
+    m.bus = static_cast<std::uint8_t>(ext.requester.bus());
+    m.type = ext.address_type;
+    m.generations.resize(dsps_.size() + 1);
+    m.generations[0] = usp_->config().generation();
+    for (std::size_t i = 0; i < dsps_.size(); ++i)
+      m.generations[i + 1] = dsps_[i]->config().generation();
+    m.route = r;
+  }
+  return r;
+}
+
+PcieSwitch::Route PcieSwitch::decide_from_below(unsigned from, tlm::tlm_generic_payload& gp,
+                                                TlpExtension& ext) {
   if (!is_memory(ext.kind) && ext.kind != TlpKind::Msg) return {Route::kUnsupported};
   const ConfigSpace& src = dsps_[from]->config();
   // A downstream port with BME clear turns requests from below into UR.

@@ -91,6 +91,20 @@ class PcieSwitch : public sc_core::sc_module, public fabric::PortOwner {
   };
   Route route_from_above(tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext);
   Route route_from_below(unsigned dsp, tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext);
+  Route decide_from_below(unsigned dsp, tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext);
+  // The last memory request's route per downstream port. A route depends on
+  // the 4 KiB page (bridge windows have 1 MiB granularity), the requester's
+  // bus, the address type and the ports' registers: it is reused while all
+  // of those are the same (config generations of every port compared).
+  struct RouteMemo {
+    std::uint64_t page = ~std::uint64_t{0};
+    std::uint8_t bus = 0;
+    fabric::AddressType type = fabric::AddressType::kUntranslated;
+    std::vector<std::uint64_t> generations;  // usp, then every dsp
+    Route route{Route::kUnsupported};
+  };
+  bool memo_current(const RouteMemo& m) const;
+  std::vector<RouteMemo> below_memo_;
   Route route_config_below(fabric::RoutingId target, fabric::TlpKind kind);
   void local_config(fabric::ConfigSpace& cs, tlm::tlm_generic_payload& gp,
                     fabric::TlpExtension& ext);
