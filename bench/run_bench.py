@@ -33,7 +33,7 @@ import _pciesim  # noqa: E402
 
 COLUMNS = ["gen", "lanes", "mps", "mrrs", "direction", "size_bytes", "effective_gbps",
            "analytic_gbps", "error_pct", "mean_latency_ns", "p99_latency_ns", "idle_latency_ns", "sim_time_us",
-           "wall_s", "sim_per_wall", "tlps", "tlps_per_wall_s", "bare_tlm_tx_per_s", "speed_ratio"]
+           "wall_s", "sim_per_wall", "wall_ms_per_sim_ms", "tlps", "tlps_per_wall_s", "bare_tlm_tx_per_s", "speed_ratio"]
 
 
 def csv_ints(text):
@@ -124,6 +124,8 @@ def run_point(gen, lanes, mps, mrrs, size, direction, args, bare):
                                               args.completion_split), 1),
         "sim_time_us": round(sim_us, 3), "wall_s": round(wall, 4),
         "sim_per_wall": round(sim_us * 1e-6 / wall, 6) if wall else 0,
+        # The slowdown: wall-clock milliseconds per simulated millisecond.
+        "wall_ms_per_sim_ms": round(wall / (sim_us * 1e-6), 2) if sim_us else 0,
         "tlps": tlps, "tlps_per_wall_s": round(tlps / wall) if wall else 0,
         "bare_tlm_tx_per_s": round(bare), "speed_ratio": round(tlps / wall / bare, 4) if wall else 0,
     }
@@ -197,6 +199,20 @@ def main(argv=None):
     print(f"\nspeed vs bare TLM: writes {speed(lambda r: r['direction'] == 'write')} "
           f"(>= 4 KiB: {speed(lambda r: r['direction'] == 'write' and r['size_bytes'] >= 4096)}); "
           f"reads {speed(lambda r: r['direction'] == 'read')}")
+    # Ratio to the bare TLM loop per direction and size (median over the
+    # links and MPS values of the sweep), and the slowdown of the widest link.
+    print("speed per direction and size (TLPs/s over the bare loop's transactions/s; "
+          "wall ms per simulated ms on the widest link):")
+    widest = max((r["gen"], r["lanes"]) for r in rows)
+    for d in dirs:
+        for size in csv_ints(args.sizes):
+            pts = [r for r in rows if r["direction"] == d and r["size_bytes"] == size]
+            if not pts:
+                continue
+            ratios = sorted(r["speed_ratio"] for r in pts)
+            slow = sorted(r["wall_ms_per_sim_ms"] for r in pts if (r["gen"], r["lanes"]) == widest)
+            print(f"  {d:5} {size:6} B: {ratios[len(ratios) // 2]:.3f} of bare TLM"
+                  + (f", Gen{widest[0]} x{widest[1]} {slow[len(slow) // 2]:.1f} ms/ms" if slow else ""))
     print(f"{len(rows)} points -> {args.out}; worst bandwidth error {worst['error_pct']:+.2f}% "
           f"(Gen{worst['gen']} x{worst['lanes']} {worst['direction']} {worst['size_bytes']} B)")
     if args.plot:

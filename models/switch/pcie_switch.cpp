@@ -216,6 +216,16 @@ PcieSwitch::Route PcieSwitch::route_from_above(tlm::tlm_generic_payload& gp, Tlp
   return {Route::kUnsupported};
 }
 
+PcieSwitch::Route PcieSwitch::with_peer_window(Route r, std::uint64_t addr, std::uint32_t len) const {
+  if (r.kind == Route::kUpstream)
+    for (const auto& d : dsps_)
+      if (windows_contain(d->config(), addr, len)) {
+        r.peer_window = true;
+        break;
+      }
+  return r;
+}
+
 bool PcieSwitch::memo_current(const RouteMemo& m) const {
   if (m.generations.size() != dsps_.size() + 1) return false;
   if (m.generations[0] != usp_->config().generation()) return false;
@@ -228,18 +238,19 @@ PcieSwitch::Route PcieSwitch::route_from_below(unsigned from, tlm::tlm_generic_p
                                                TlpExtension& ext) {
   const std::uint64_t addr = gp.get_address();
   const std::uint32_t len = gp.get_data_length();
-  const bool memoable =
-      is_memory(ext.kind) && len > 0 && (addr & 0xfff) + len <= 0x1000 && from < dsps_.size();
-  if (!memoable) return decide_from_below(from, gp, ext);
+  const std::uint64_t granule = std::uint64_t{1} << kWindowShift;
+  const bool memoable = is_memory(ext.kind) && len > 0 && (addr & (granule - 1)) + len <= granule &&
+                        from < dsps_.size();
+  if (!memoable) return with_peer_window(decide_from_below(from, gp, ext), addr, len);
   if (below_memo_.size() != dsps_.size()) below_memo_.resize(dsps_.size());
   RouteMemo& m = below_memo_[from];
-  if (m.page == addr >> 12 && m.bus == ext.requester.bus() && m.type == ext.address_type &&
+  if (m.page == addr >> kWindowShift && m.bus == ext.requester.bus() && m.type == ext.address_type &&
       memo_current(m))
     return m.route;
-  const Route r = decide_from_below(from, gp, ext);
+  const Route r = with_peer_window(decide_from_below(from, gp, ext), addr, len);
   // Only routes without side effects (the refusals count and report).
   if (r.kind == Route::kUpstream || r.kind == Route::kDownstream) {
-    m.page = addr >> 12;
+    m.page = addr >> kWindowShift;
     m.bus = static_cast<std::uint8_t>(ext.requester.bus());
     m.type = ext.address_type;
     m.generations.resize(dsps_.size() + 1);
@@ -394,12 +405,7 @@ void PcieSwitch::port_receive(Port& port, tlm::tlm_generic_payload& gp, sc_core:
       if (!from_above && ext.p2p == P2pPath::kNone) {
         // Redirected peer-to-peer is only known as such if a port's window
         // matched (its own, with Upstream Forwarding); count it.
-        const std::uint64_t addr = gp.get_address();
-        for (unsigned i = 0; i < dsps_.size(); ++i)
-          if (windows_contain(dsps_[i]->config(), addr, gp.get_data_length())) {
-            st.p2p_redirected += n;
-            break;
-          }
+        if (r.peer_window) st.p2p_redirected += n;
       }
       sc_core::sc_time d = to_sc(arrival + lat - now);
       usp_port_->transmit(gp, d);

@@ -88,16 +88,24 @@ class PcieSwitch : public sc_core::sc_module, public fabric::PortOwner {
     fabric::ConfigSpace* local = nullptr;
     fabric::TlpKind kind_out = fabric::TlpKind::MRd;  // for config conversion
     fabric::P2pPath p2p = fabric::P2pPath::kNone;
+    // Upstream from below although a downstream port's window holds the
+    // address (redirected peer-to-peer, counted as such).
+    bool peer_window = false;
   };
+  Route with_peer_window(Route r, std::uint64_t addr, std::uint32_t len) const;
   Route route_from_above(tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext);
   Route route_from_below(unsigned dsp, tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext);
   Route decide_from_below(unsigned dsp, tlm::tlm_generic_payload& gp, fabric::TlpExtension& ext);
+  // Bridge memory windows (base/limit registers, prefetchable or not) have
+  // 1 MiB granularity (PCI-to-PCI Bridge Architecture 1.2, 3.2.5.8-9): a
+  // range inside one 1 MiB granule is inside or outside every window whole.
+  static constexpr unsigned kWindowShift = 20;
   // The last memory request's route per downstream port. A route depends on
-  // the 4 KiB page (bridge windows have 1 MiB granularity), the requester's
-  // bus, the address type and the ports' registers: it is reused while all
-  // of those are the same (config generations of every port compared).
+  // the 1 MiB granule, the requester's bus, the address type and the ports'
+  // registers: it is reused while all of those are the same (config
+  // generations of every port compared).
   struct RouteMemo {
-    std::uint64_t page = ~std::uint64_t{0};
+    std::uint64_t page = ~std::uint64_t{0};  // addr >> kWindowShift
     std::uint8_t bus = 0;
     fabric::AddressType type = fabric::AddressType::kUntranslated;
     std::vector<std::uint64_t> generations;  // usp, then every dsp
