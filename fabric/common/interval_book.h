@@ -71,7 +71,8 @@ class IntervalBook {
     Time start, end;
   };
   void prune(Time floor) {
-    while (head_ < busy_.size() && busy_[head_].end <= floor) ++head_;
+    while (head_ < busy_.size() && busy_[head_].end <= floor)
+      ++head_;
     if (head_ == busy_.size()) {
       busy_.clear();
       head_ = 0;

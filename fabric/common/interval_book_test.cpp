@@ -41,8 +41,8 @@ TEST(IntervalBook, InOrderRequestsQueueBackToBack) {
   EXPECT_EQ(b.reserve(100, 10, 0), 100u);
   EXPECT_EQ(b.reserve(100, 10, 0), 110u);  // busy until 110
   EXPECT_EQ(b.reserve(105, 10, 0), 120u);
-  EXPECT_EQ(b.size(), 1u);                 // merged: [100, 130)
-  EXPECT_EQ(b.reserve(200, 5, 0), 200u);   // idle gap: served on arrival
+  EXPECT_EQ(b.size(), 1u);                // merged: [100, 130)
+  EXPECT_EQ(b.reserve(200, 5, 0), 200u);  // idle gap: served on arrival
   EXPECT_EQ(b.size(), 2u);
 }
 
@@ -57,7 +57,8 @@ TEST(IntervalBook, LateCallFillsEarlierGap) {
 
 TEST(IntervalBook, FloorForgetsThePast) {
   IntervalBook b;
-  for (Time t = 0; t < 1000; t += 20) b.reserve(t, 10, 0);
+  for (Time t = 0; t < 1000; t += 20)
+    b.reserve(t, 10, 0);
   EXPECT_EQ(b.size(), 50u);
   b.reserve(2000, 10, 995);  // every interval before 995 is over
   EXPECT_EQ(b.size(), 1u);

@@ -16,6 +16,47 @@ TEST(ConfigSpace, WriteMaskKeepsReadOnlyBits) {
   EXPECT_EQ(cs.read(0x40, 4), 0x12340078u);
 }
 
+TEST(ConfigSpace, GenerationChangesWithEveryRegisterChange) {
+  // Decode caches trust a generation: every way a value can change must
+  // give a new one, and looking must not.
+  ConfigSpace cs;
+  cs.define(0x40, 4, 0, 0xffffffff);
+  std::uint64_t g = cs.generation();
+  auto changed = [&] {
+    const bool c = cs.generation() != g;
+    g = cs.generation();
+    return c;
+  };
+  cs.write(0x40, 4, 0x11);
+  EXPECT_TRUE(changed());
+  cs.set8(0x41, 1);
+  EXPECT_TRUE(changed());
+  cs.set16(0x42, 2);
+  EXPECT_TRUE(changed());
+  cs.set32(0x40, 3);
+  EXPECT_TRUE(changed());
+  cs.set_bits16(0x40, 0x8, true);
+  EXPECT_TRUE(changed());
+  cs.reset(ResetKind::kConventional);
+  EXPECT_TRUE(changed());
+  cs.define(0x44, 2, 7);
+  EXPECT_TRUE(changed());
+  (void)cs.read(0x40, 4);
+  (void)cs.get32(0x40);
+  (void)cs.find_capability(PCI_CAP_ID_EXP);
+  EXPECT_FALSE(changed());
+  // A copy carries the generation of its contents; changing either one
+  // moves that one only.
+  ConfigSpace copy = cs;
+  EXPECT_EQ(copy.generation(), cs.generation());
+  copy.write(0x40, 4, 0x22);
+  EXPECT_NE(copy.generation(), cs.generation());
+  EXPECT_FALSE(changed());
+  cs = copy;
+  EXPECT_EQ(cs.read(0x40, 4), 0x22u);
+  EXPECT_TRUE(changed());
+}
+
 TEST(ConfigSpace, WriteOneToClear) {
   ConfigSpace cs;
   cs.define(0x44, 2, 0, 0, 0xff00);

@@ -66,7 +66,7 @@ TEST(CompletionLedger, LongOutstandingRequestsAndOutOfOrderEndings) {
   l.close(ids.front(), CplStatus::kSC, 30);  // a second ending
   EXPECT_EQ(l.outstanding(), 1u);
   l.close(old, CplStatus::kTimeout, 50);
-  l.close(old, CplStatus::kTimeout, 60);  // and again
+  l.close(old, CplStatus::kTimeout, 60);   // and again
   l.close(123456789, CplStatus::kSC, 70);  // never issued
   EXPECT_EQ(l.outstanding(), 0u);
   EXPECT_EQ(l.stats().requests, 10001u);

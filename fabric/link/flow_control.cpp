@@ -129,7 +129,8 @@ TagPool::Grant TagPool::acquire(Time ready) {
 }
 
 void TagPool::release_at(std::uint16_t tag, Time when) {
-  if (tag >= release_.size()) throw ModelError("tags", "tag " + std::to_string(tag) + " out of range");
+  if (tag >= release_.size())
+    throw ModelError("tags", "tag " + std::to_string(tag) + " out of range");
   if (release_[tag] == kTimeMax) --held_;  // (a tag given back after a reset was not held)
   release_[tag] = when;
   max_release_ = std::max(max_release_, when);

@@ -215,9 +215,9 @@ class DmaDevice : public sc_core::sc_module, public fabric::PortOwner {
   struct DecodeState {
     std::uint64_t generation = 0;  // 0: never computed
     std::uint16_t vfs = 0;
-    bool mse = false;              // PF Memory Space Enable
-    bool vf_mse = false;           // VF Enable and VF MSE, with VFs enabled
-    std::uint64_t base[3] = {};    // PF BAR0 / BAR2 addresses
+    bool mse = false;               // PF Memory Space Enable
+    bool vf_mse = false;            // VF Enable and VF MSE, with VFs enabled
+    std::uint64_t base[3] = {};     // PF BAR0 / BAR2 addresses
     std::uint64_t vf_base[3] = {};  // VF BAR0 / BAR2 of VF 0
     std::uint64_t vf_stride[3] = {};
   };

@@ -216,7 +216,8 @@ PcieSwitch::Route PcieSwitch::route_from_above(tlm::tlm_generic_payload& gp, Tlp
   return {Route::kUnsupported};
 }
 
-PcieSwitch::Route PcieSwitch::with_peer_window(Route r, std::uint64_t addr, std::uint32_t len) const {
+PcieSwitch::Route PcieSwitch::with_peer_window(Route r, std::uint64_t addr,
+                                               std::uint32_t len) const {
   if (r.kind == Route::kUpstream)
     for (const auto& d : dsps_)
       if (windows_contain(d->config(), addr, len)) {
@@ -244,8 +245,8 @@ PcieSwitch::Route PcieSwitch::route_from_below(unsigned from, tlm::tlm_generic_p
   if (!memoable) return with_peer_window(decide_from_below(from, gp, ext), addr, len);
   if (below_memo_.size() != dsps_.size()) below_memo_.resize(dsps_.size());
   RouteMemo& m = below_memo_[from];
-  if (m.page == addr >> kWindowShift && m.bus == ext.requester.bus() && m.type == ext.address_type &&
-      memo_current(m))
+  if (m.page == addr >> kWindowShift && m.bus == ext.requester.bus() &&
+      m.type == ext.address_type && memo_current(m))
     return m.route;
   const Route r = with_peer_window(decide_from_below(from, gp, ext), addr, len);
   // Only routes without side effects (the refusals count and report).
