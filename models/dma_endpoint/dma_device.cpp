@@ -341,11 +341,15 @@ Time DmaDevice::completion_timeout() const {
 }
 
 void DmaDevice::schedule(DmaFunction& f, Time t) {
+  if (enqueue(f, t)) work_.notify(sc_core::SC_ZERO_TIME);
+}
+
+bool DmaDevice::enqueue(DmaFunction& f, Time t) {
   unsigned i = f.is_vf() ? f.vf_number() : 0;
-  if (queued_at_[i] <= t) return;
+  if (queued_at_[i] <= t) return false;
   queued_at_[i] = t;
   queue_.push({t, seq_++, i});
-  work_.notify(sc_core::SC_ZERO_TIME);
+  return true;
 }
 
 void DmaDevice::engine_thread() {
@@ -371,7 +375,8 @@ void DmaDevice::engine_thread() {
       DmaFunction& f = *functions_[s.fn];
       ++f.stats().engine_steps;
       Time next = f.step(std::max(s.t, now));
-      if (next != kTimeMax) schedule(f, next);
+      // The engine thread looks at its queue before it waits: no wake-up.
+      if (next != kTimeMax) enqueue(f, next);
     }
   });
 }

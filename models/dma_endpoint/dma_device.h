@@ -169,6 +169,7 @@ class DmaDevice : public sc_core::sc_module, public fabric::PortOwner {
                            std::vector<PieceTiming>* timing = nullptr);
   IssueResult issue(DmaFunction& f, fabric::TlpKind kind, std::uint64_t addr, std::uint8_t* data,
                     std::uint32_t len, std::uint16_t tag, fabric::Time t);
+  // Queues a step of `f` at t and wakes the engine thread.
   void schedule(DmaFunction& f, fabric::Time t);
   std::uint32_t mps() const;
   std::uint32_t mrrs() const;
@@ -254,6 +255,9 @@ class DmaDevice : public sc_core::sc_module, public fabric::PortOwner {
     bool operator>(const Slot& o) const { return t != o.t ? t > o.t : seq > o.seq; }
   };
   std::priority_queue<Slot, std::vector<Slot>, std::greater<Slot>> queue_;
+  // Queues without waking (the engine thread itself); false if f was
+  // already queued at or before t.
+  bool enqueue(DmaFunction& f, fabric::Time t);
   std::vector<fabric::Time> queued_at_;  // per function; kTimeMax = not queued
   std::uint64_t seq_ = 0;
   sc_core::sc_event work_;
